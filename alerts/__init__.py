@@ -1,0 +1,1 @@
+"""Alert lifecycle, routing, escalation and signed webhook delivery (see the alerts issue)."""

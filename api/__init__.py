@@ -1,0 +1,1 @@
+"""The FastAPI layer (see the API issue)."""

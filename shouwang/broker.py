@@ -1,0 +1,328 @@
+"""The embedded Apache Kafka broker: one KRaft node (broker + controller) from Maven jars.
+
+``LocalBroker`` formats the storage on first start, launches ``kafka.Kafka`` in its own
+process group, waits until the broker answers a metadata request, and stops it with SIGTERM
+(SIGKILL only if it will not go). Jars come from ``broker/pom.xml`` via Maven.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shouwang.settings import REPO_ROOT
+
+POM = REPO_ROOT / "broker" / "pom.xml"
+_KAFKA_JAR = re.compile(r"^kafka_2\.13-(?P<version>\d+\.\d+\.\d+)\.jar$")
+
+
+class BrokerError(RuntimeError):
+    """The local broker could not be prepared, started or stopped."""
+
+
+def resolve_jars(lib_dir: Path, *, pom: Path = POM) -> None:
+    """Copy the broker's runtime jars into ``lib_dir`` with Maven unless already there."""
+    if kafka_version(lib_dir) is not None:
+        return
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerError("Maven (mvn) is not installed; `make up` installs it, or run "
+                          "`apt-get install maven`")
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+         f"-DoutputDirectory={lib_dir}", "-DincludeScope=runtime"],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0 or kafka_version(lib_dir) is None:
+        tail = (result.stdout + result.stderr).strip().splitlines()[-5:]
+        raise BrokerError("Maven could not resolve the broker jars: " + " | ".join(tail))
+
+
+def kafka_version(lib_dir: Path) -> str | None:
+    """The Apache Kafka version of the jars in ``lib_dir``, or None if they are missing."""
+    if not lib_dir.is_dir():
+        return None
+    for jar in lib_dir.iterdir():
+        match = _KAFKA_JAR.match(jar.name)
+        if match:
+            return match.group("version")
+    return None
+
+
+def new_cluster_id() -> str:
+    """16 random bytes, base64url without padding: the form ``kafka-storage`` expects."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
+def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LocalBroker:
+    """One single-node KRaft broker whose state lives in ``home``."""
+
+    home: Path
+    lib_dir: Path
+    port: int
+    controller_port: int
+    heap: str = "768m"
+    host: str = "127.0.0.1"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "broker.pid"
+
+    @property
+    def properties_file(self) -> Path:
+        return self.home / "server.properties"
+
+    @property
+    def server_log(self) -> Path:
+        return self.log_dir / "server.log"
+
+    def _classpath(self) -> str:
+        return str(self.lib_dir / "*")
+
+    def _java(self) -> str:
+        java = shutil.which("java")
+        if java is None:
+            raise BrokerError("Java 17+ is required for the local Kafka broker (`apt-get install "
+                              "openjdk-17-jre-headless`)")
+        return java
+
+    def write_config(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.data_dir),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "4",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+            "log.retention.check.interval.ms": "60000",
+        }
+        text = "".join(f"{key}={value}\n" for key, value in props.items())
+        self.properties_file.write_text(text)
+        (self.home / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
+
+    def is_formatted(self) -> bool:
+        return (self.data_dir / "meta.properties").exists()
+
+    def format(self) -> None:
+        result = subprocess.run(
+            [self._java(), "-cp", self._classpath(), *self._log_flags(), "kafka.tools.StorageTool",
+             "format", "-t", new_cluster_id(), "-c", str(self.properties_file)],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise BrokerError(f"formatting {self.data_dir} failed: {result.stderr.strip() or result.stdout.strip()}")
+
+    def _log_flags(self) -> list[str]:
+        return [f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+                f"-Dkafka.logs.dir={self.log_dir}"]
+
+    def pid(self) -> int | None:
+        """The broker's pid if its process is alive."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid if _is_kafka_process(pid) else None
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, *, timeout: float = 90.0) -> float:
+        """Start the broker (formatting first if needed); return seconds until it answered."""
+        if self.is_running():
+            self.wait_ready(timeout=timeout)
+            return 0.0
+        if kafka_version(self.lib_dir) is None:
+            raise BrokerError(f"no Kafka jars in {self.lib_dir}; run `make broker-jars`")
+        for port in (self.port, self.controller_port):
+            if port_answers(self.host, port):
+                raise BrokerError(f"port {port} is already in use; set SHOUWANG_BROKER_PORT / "
+                                  "SHOUWANG_BROKER_CONTROLLER_PORT or stop what listens there")
+        began = time.monotonic()
+        self.write_config()
+        if not self.is_formatted():
+            self.format()
+        console = (self.log_dir / "console.log").open("ab")
+        process = subprocess.Popen(
+            [self._java(), f"-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC",
+             "-Djava.awt.headless=true", *self._log_flags(), "-cp", self._classpath(),
+             "kafka.Kafka", str(self.properties_file)],
+            stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it cleanly
+        )
+        console.close()
+        self.pid_file.write_text(f"{process.pid}\n")
+        try:
+            self.wait_ready(timeout=timeout, process=process)
+        except BrokerError:
+            self.stop()
+            raise
+        return time.monotonic() - began
+
+    def wait_ready(self, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+        """Block until the broker answers a metadata request with itself as a live broker."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise BrokerError(f"the broker exited with code {process.returncode}; "
+                                  f"last lines of {self.server_log}: {self._log_tail()}")
+            if port_answers(self.host, self.port) and _metadata_answers(self.bootstrap):
+                return
+            time.sleep(0.25)
+        raise BrokerError(f"the broker did not answer on {self.bootstrap} within {timeout:.0f} s; "
+                          f"see {self.server_log}")
+
+    def stop(self, *, timeout: float = 30.0) -> bool:
+        """Stop the broker; True if one was running."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def _log_tail(self, lines: int = 5) -> str:
+        for path in (self.server_log, self.log_dir / "console.log"):
+            if path.exists():
+                tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
+                return " | ".join(tail)
+        return "(no log)"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited_pid, _ = os.waitpid(pid, os.WNOHANG)
+        if waited_pid == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _is_kafka_process(pid: int) -> bool:
+    """Guard against a stale pid file naming an unrelated process."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the pid file
+    return b"kafka.Kafka" in cmdline
+
+
+def _metadata_answers(bootstrap: str) -> bool:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000,
+                                 client_id="shouwang-readiness")
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        cluster = admin.describe_cluster()
+        return bool(cluster.get("brokers"))
+    except (KafkaError, OSError, ValueError):
+        return False
+    finally:
+        admin.close()
+
+
+_LOG4J2_PROPERTIES = """\
+status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = ${sys:kafka.logs.dir}/server.log
+appender.file.filePattern = ${sys:kafka.logs.dir}/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.apache.name = org.apache.kafka
+logger.apache.level = WARN
+"""

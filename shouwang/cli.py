@@ -1,0 +1,168 @@
+"""The ``shouwang`` command line. Errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from shouwang.broker import BrokerError, LocalBroker, kafka_version, resolve_jars
+from shouwang.settings import Settings, get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Shouwang (守望): water-meter risk early warning for elders living alone.")
+broker_app = typer.Typer(no_args_is_help=True, help="The embedded local Apache Kafka broker.")
+app.add_typer(broker_app, name="broker")
+
+log = logging.getLogger("shouwang")
+
+
+def local_broker(settings: Settings) -> LocalBroker:
+    return LocalBroker(home=settings.broker_dir, lib_dir=settings.broker_lib_dir,
+                       port=settings.broker_port, controller_port=settings.broker_controller_port,
+                       heap=settings.broker_heap)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"shouwang: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+@broker_app.command("start")
+def broker_start() -> None:
+    """Start the local broker in the background (formats its storage the first time)."""
+    settings = get_settings()
+    broker = local_broker(settings)
+    resolve_jars(settings.broker_lib_dir)
+    seconds = broker.start()
+    typer.echo(f"Apache Kafka {kafka_version(settings.broker_lib_dir)} answering on "
+               f"{broker.bootstrap} (ready in {seconds:.1f} s); data in {broker.data_dir}")
+
+
+@broker_app.command("stop")
+def broker_stop() -> None:
+    """Stop the local broker (SIGTERM, then SIGKILL after 30 s)."""
+    broker = local_broker(get_settings())
+    typer.echo("stopped" if broker.stop() else "not running")
+
+
+@broker_app.command("status")
+def broker_status() -> None:
+    """Say whether the local broker runs and answers; exit 1 if not."""
+    settings = get_settings()
+    broker = local_broker(settings)
+    pid = broker.pid()
+    if pid is None:
+        raise _fail(f"local broker not running (would listen on {broker.bootstrap})")
+    typer.echo(f"Apache Kafka {kafka_version(settings.broker_lib_dir)} running, pid {pid}, "
+               f"on {broker.bootstrap}")
+
+
+@app.command()
+def topics() -> None:
+    """Create or update the topics (idempotent)."""
+    from streams.topics import provision_topics
+
+    report = provision_topics(get_settings())
+    for label, names in (("created", report.created), ("grown", report.grown),
+                         ("reconfigured", report.reconfigured), ("unchanged", report.unchanged)):
+        if names:
+            typer.echo(f"{label}: {', '.join(names)}")
+
+
+@app.command()
+def worker() -> None:
+    """Run the detector worker (a Faust app) in the foreground."""
+    import faust
+
+    from shouwang.logs import logging_config
+    from streams.app import create_app
+
+    settings = get_settings()
+    faust_app = create_app(settings)
+    faust.Worker(faust_app, loglevel=settings.log_level, logging_config=logging_config(settings),
+                 redirect_stdouts=False, quiet=True).execute_from_commandline()
+
+
+@app.command()
+def up() -> None:
+    """Run everything in the foreground: broker (if embedded), topics, worker. Ctrl-C stops all."""
+    from shouwang.supervisor import Supervisor, shouwang_command
+    from streams.topics import provision_topics
+
+    settings = get_settings()
+    broker = local_broker(settings) if settings.uses_embedded_broker else None
+    started_broker = False
+    supervisor = Supervisor()
+    try:
+        if broker is not None:
+            resolve_jars(settings.broker_lib_dir)
+            if not broker.is_running():
+                seconds = broker.start()
+                started_broker = True
+                log.info("Apache Kafka %s ready on %s in %.1f s",
+                         kafka_version(settings.broker_lib_dir), broker.bootstrap, seconds)
+        report = provision_topics(settings)
+        log.info("topics ready (created: %s)", ", ".join(report.created) or "none")
+        supervisor.spawn("worker", shouwang_command("worker"))
+        log.info("Shouwang is up; Kafka at %s. Press Ctrl-C to stop.", settings.bootstrap_servers)
+        code = supervisor.wait()
+    finally:
+        supervisor.stop_all()
+        if broker is not None and started_broker:
+            broker.stop()
+            log.info("stopped the local broker")
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Print the effective settings (secrets masked)."""
+    settings = get_settings()
+    for name, value in settings.model_dump().items():
+        shown = "********" if "token" in name and value is not None else value
+        typer.echo(f"SHOUWANG_{name.upper()}={'' if shown is None else shown}")
+
+
+def _register_kafka_commands() -> None:
+    from shouwang import cli_kafka
+
+    app.command("send-reading")(cli_kafka.send_reading)
+    app.command("send-raw")(cli_kafka.send_raw)
+    app.command("tail")(cli_kafka.tail)
+
+
+_register_kafka_commands()
+
+
+def main(argv: Annotated[list[str] | None, typer.Argument()] = None) -> None:
+    """Entry point of the ``shouwang`` console script."""
+    from shouwang.logs import configure_logging
+
+    try:
+        configure_logging(get_settings())
+        app(args=argv, standalone_mode=False)
+    except ValidationError as exc:
+        errors = "; ".join(f"SHOUWANG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                           for e in exc.errors())
+        typer.echo(f"shouwang: bad setting: {errors}", err=True)
+        sys.exit(2)
+    except BrokerError as exc:
+        typer.echo(f"shouwang: {exc}", err=True)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, not a traceback
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        typer.echo(f"shouwang: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)

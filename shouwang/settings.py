@@ -1,0 +1,114 @@
+"""The one home for settings: environment variables with the ``SHOUWANG_`` prefix.
+
+Every process reads its configuration from here; nothing else reads ``os.environ`` for
+Shouwang's own settings. Defaults run the whole service on one machine (embedded broker,
+SQLite under ``var/``). The README's settings table is generated from these fields.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+
+
+class Settings(BaseSettings):
+    """Runtime settings. Field docs are the documentation (see ``shouwang settings``)."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOUWANG_", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers, `host:port[,host:port…]`. Unset: the embedded "
+        "local broker on 127.0.0.1:`broker_port`, started by `shouwang up`.",
+    )
+    broker_port: int = Field(default=19092, ge=1024, le=65535,
+                             description="Client port of the embedded local broker.")
+    broker_controller_port: int = Field(default=19093, ge=1024, le=65535,
+                                        description="KRaft controller port of the embedded broker.")
+    broker_heap: str = Field(default="768m", pattern=r"^\d+[mg]$",
+                             description="Java heap (-Xmx) of the embedded broker.")
+    var_dir: Path = Field(default=REPO_ROOT / "var",
+                          description="Where the embedded broker, databases and logs keep their data.")
+    broker_lib_dir: Path = Field(default=REPO_ROOT / "broker" / "lib",
+                                 description="Folder of the embedded broker's jars (resolved by Maven).")
+
+    topic_prefix: str = Field(default="shouwang.", pattern=r"^[A-Za-z0-9._-]{0,100}$",
+                              description="Prefix of every topic name (lets several stacks share a cluster).")
+    readings_partitions: int = Field(default=8, ge=1, le=10_000,
+                                     description="Partitions of the readings topic (keyed by meter id).")
+    incidents_partitions: int = Field(default=2, ge=1, le=10_000,
+                                      description="Partitions of the incidents topic.")
+    alerts_partitions: int = Field(default=4, ge=1, le=10_000,
+                                   description="Partitions of the alerts topic (keyed by meter id).")
+    deadletter_partitions: int = Field(default=1, ge=1, le=10_000,
+                                       description="Partitions of the dead-letter topic.")
+    replication_factor: int = Field(default=1, ge=1, le=16,
+                                    description="Replication factor of the topics Shouwang creates.")
+    readings_retention_hours: int = Field(default=7 * 24, ge=1,
+                                          description="Retention of the readings topic.")
+    incidents_retention_hours: int = Field(default=90 * 24, ge=1,
+                                           description="Retention of the incidents topic.")
+    alerts_retention_hours: int = Field(default=90 * 24, ge=1,
+                                        description="Retention of the alerts topic.")
+    deadletter_retention_hours: int = Field(default=30 * 24, ge=1,
+                                            description="Retention of the dead-letter topic.")
+
+    worker_id: str = Field(default="shouwang-worker", pattern=r"^[A-Za-z0-9._-]{1,100}$",
+                           description="Faust app id: the consumer group of the detector workers.")
+    worker_web_port: int = Field(default=6066, ge=1024, le=65535,
+                                 description="HTTP port of the worker (health and Prometheus metrics).")
+    worker_store: str = Field(default="memory://", pattern=r"^(memory|rocksdb)://.*$",
+                              description="Faust table store: `memory://` or `rocksdb://` (needs rocksdict).")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of every process.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`json` writes one JSON object per log line.")
+    admin_token: SecretStr | None = Field(
+        default=None, description="First operator API key (never logged).")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        servers = [part.strip() for part in value.split(",")]
+        bad = [s for s in servers if not _HOST_PORT.match(s)]
+        if bad:
+            raise ValueError(f"expected host:port[,host:port…], got {', '.join(bad)!r}")
+        return ",".join(servers)
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The servers clients connect to: the configured cluster or the embedded broker."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def faust_broker_url(self) -> str:
+        return ";".join(f"kafka://{server}" for server in self.bootstrap_servers.split(","))
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.var_dir / "kafka"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Kafka side of Shouwang: topics, the Faust app and its thin agents, dead letters."""

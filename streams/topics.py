@@ -1,0 +1,133 @@
+"""Topic provisioning with kafka-python's admin client: create what is missing, raise
+partition counts and retention to what the settings say; running it twice changes nothing."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewPartitions, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from shouwang.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int
+    purpose: str
+
+    @property
+    def configs(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The names of Shouwang's topics under the configured prefix."""
+
+    readings: str
+    incidents: str
+    alerts: str
+    deadletter: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topics:
+        return cls(readings=settings.topic("readings"), incidents=settings.topic("incidents"),
+                   alerts=settings.topic("alerts"), deadletter=settings.topic("deadletter"))
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    names = Topics.from_settings(settings)
+    return [
+        TopicSpec(names.readings, settings.readings_partitions,
+                  settings.readings_retention_hours * _HOUR_MS,
+                  "meter readings and batch uploads, keyed by meter id"),
+        TopicSpec(names.incidents, settings.incidents_partitions,
+                  settings.incidents_retention_hours * _HOUR_MS,
+                  "snap-and-report incident reports, keyed by grid cell"),
+        TopicSpec(names.alerts, settings.alerts_partitions,
+                  settings.alerts_retention_hours * _HOUR_MS,
+                  "alert events (raised/resolved), keyed by meter id or grid cell"),
+        TopicSpec(names.deadletter, settings.deadletter_partitions,
+                  settings.deadletter_retention_hours * _HOUR_MS,
+                  "rejected messages: original bytes, reason in headers"),
+    ]
+
+
+@dataclass(frozen=True)
+class ProvisionReport:
+    created: list[str]
+    grown: list[str]
+    reconfigured: list[str]
+    unchanged: list[str]
+
+
+def provision_topics(settings: Settings, *, timeout_ms: int = 30_000) -> ProvisionReport:
+    """Make the cluster's topics match the settings. Partitions only grow (shrinking would
+    move meters between partitions and lose their order)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                             client_id="shouwang-provision", request_timeout_ms=timeout_ms)
+    try:
+        return _provision(admin, topic_specs(settings), settings.replication_factor, timeout_ms)
+    finally:
+        admin.close()
+
+
+def _provision(admin: KafkaAdminClient, specs: list[TopicSpec], replication: int,
+               timeout_ms: int) -> ProvisionReport:
+    existing = set(admin.list_topics())
+    created: list[str] = []
+    for spec in specs:
+        if spec.name in existing:
+            continue
+        try:
+            admin.create_topics([NewTopic(spec.name, spec.partitions, replication,
+                                          topic_configs=spec.configs)], timeout_ms=timeout_ms)
+            created.append(spec.name)
+        except TopicAlreadyExistsError:
+            pass  # another process created it between list and create: fine
+    partitions = _partition_counts(admin, [s.name for s in specs])
+    grown = []
+    for spec in specs:
+        if partitions.get(spec.name, spec.partitions) < spec.partitions:
+            admin.create_partitions({spec.name: NewPartitions(spec.partitions)}, timeout_ms=timeout_ms)
+            log.warning("topic %s grown from %d to %d partitions: existing meters may move "
+                        "partition", spec.name, partitions[spec.name], spec.partitions)
+            grown.append(spec.name)
+    reconfigured = []
+    current = _retention(admin, [s.name for s in specs if s.name not in created])
+    for spec in specs:
+        if spec.name in current and current[spec.name] != spec.retention_ms:
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name,
+                                                configs={"retention.ms": str(spec.retention_ms)})])
+            reconfigured.append(spec.name)
+    changed = set(created) | set(grown) | set(reconfigured)
+    return ProvisionReport(created, grown, reconfigured,
+                           [s.name for s in specs if s.name not in changed])
+
+
+def _partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
+    return {item["name"]: len(item["partitions"]) for item in admin.describe_topics(names)}
+
+
+def _retention(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs={"retention.ms": None})
+                 for name in names]
+    result = admin.describe_configs(resources, config_filter="all")
+    found: dict[str, int] = {}
+    for by_name in result.values():
+        for name, configs in by_name.items():
+            entry = configs.get("retention.ms")
+            if entry is not None:
+                value = entry.get("value") if isinstance(entry, dict) else entry
+                found[name] = int(value)
+    return found

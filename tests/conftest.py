@@ -1,0 +1,51 @@
+"""Session fixtures: a throwaway Apache Kafka broker on free ports, started once for the
+whole test session and stopped at the end (tests that need it are marked ``kafka``)."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shouwang.broker import LocalBroker, free_port, kafka_version, resolve_jars
+from shouwang.settings import REPO_ROOT, Settings
+
+LIB_DIR = REPO_ROOT / "broker" / "lib"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"Apache Kafka broker for integration tests: {kafka_version(LIB_DIR) or 'jars not resolved yet'}"
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    resolve_jars(LIB_DIR)
+    broker = LocalBroker(home=tmp_path_factory.mktemp("kafka"), lib_dir=LIB_DIR,
+                         port=free_port(), controller_port=free_port(), heap="512m")
+    began = time.monotonic()
+    broker.start()
+    print(f"\nApache Kafka {kafka_version(LIB_DIR)} ready on {broker.bootstrap} "
+          f"in {time.monotonic() - began:.1f} s")
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def kafka_settings(kafka_broker: LocalBroker, tmp_path: Path) -> Settings:
+    """Settings pointing at the session broker, with topics and a consumer group of this test's own."""
+    suffix = uuid.uuid4().hex[:8]
+    return Settings(kafka_bootstrap=kafka_broker.bootstrap, topic_prefix=f"t{suffix}.",
+                    worker_id=f"worker-{suffix}", var_dir=tmp_path / "var",
+                    worker_web_port=free_port(), readings_partitions=4, alerts_partitions=2)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a ``shouwang`` subprocess use these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOUWANG_")}
+    for name, value in settings.model_dump(exclude_none=True).items():
+        env[f"SHOUWANG_{name.upper()}"] = str(value)
+    return env

@@ -1,0 +1,82 @@
+"""Small real-Kafka helpers for integration tests (kafka-python, no consumer group)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+
+def produce(bootstrap: str, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for key, value in records:
+        producer.send(topic, key=key, value=value)
+    producer.flush(timeout=30)
+    producer.close()
+
+
+def consume(bootstrap: str, topic: str, *, until: Callable[[list[ConsumerRecord]], bool],
+            timeout: float = 60.0) -> list[ConsumerRecord]:
+    """Read a topic from the beginning until ``until(records)`` holds or time runs out."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    deadline = time.monotonic() + timeout
+    partitions: list[TopicPartition] = []
+    while not partitions and time.monotonic() < deadline:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:
+            time.sleep(0.2)
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    records: list[ConsumerRecord] = []
+    try:
+        while time.monotonic() < deadline and not until(records):
+            for batch in consumer.poll(timeout_ms=250).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
+def values(records: list[ConsumerRecord]) -> list[Any]:
+    return [json.loads(r.value) for r in records]
+
+
+def wait_http(url: str, timeout: float = 60.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bytes(response.read())
+        except OSError as exc:
+            last = exc
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer: {last}")
+
+
+def start_shouwang(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Run ``python -m shouwang ARGS`` in its own process group, output to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "shouwang", *args], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise

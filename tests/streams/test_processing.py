@@ -1,0 +1,78 @@
+"""The readings agent's pure core, without Kafka."""
+
+from __future__ import annotations
+
+import json
+
+from detectors import DetectorBank, Finding, Observation
+from shouwang.events import decode_alert, encode
+from streams.processing import ReadingProcessor, SourceRecord
+
+
+def _record(value: bytes | None, key: bytes | None = b"m1", offset: int = 0) -> SourceRecord:
+    return SourceRecord(topic="t.readings", partition=3, offset=offset, key=key, value=value)
+
+
+def _reading(**extra: object) -> bytes:
+    return json.dumps({"meter_id": "m1", "ts": "2026-03-01T08:00:00+08:00", "register_l": 5,
+                       **extra}).encode()
+
+
+def test_flagged_reading_becomes_an_alert_event() -> None:
+    outcome = ReadingProcessor().process(_record(_reading(flags=["burst"])))
+    assert outcome.dead_letter is None
+    assert len(outcome.readings) == 1
+    [alert] = outcome.alerts
+    assert (alert.kind.value, alert.severity.value, alert.event) == ("spike", "high", "raised")
+    assert decode_alert(encode(alert)) == alert  # what goes on the topic decodes back
+
+
+def test_same_reading_twice_gives_the_same_alert_id() -> None:
+    processor = ReadingProcessor()
+    first = processor.process(_record(_reading(flags=["leak"]), offset=1)).alerts
+    again = processor.process(_record(_reading(flags=["leak"]), offset=2)).alerts
+    assert [a.alert_id for a in first] == [a.alert_id for a in again]
+
+
+def test_batch_is_split_and_every_reading_runs_the_bank() -> None:
+    batch = json.dumps({"meter_id": "m1", "readings": [
+        {"ts": 1767225600 + 3600 * i, "register_l": 10 + i} for i in range(24)]}).encode()
+    outcome = ReadingProcessor().process(_record(batch))
+    assert len(outcome.readings) == 24 and outcome.dead_letter is None
+
+
+def test_invalid_record_becomes_a_dead_letter_with_its_bytes_and_place() -> None:
+    raw = _reading(register_l=-1)
+    outcome = ReadingProcessor().process(_record(raw, offset=42))
+    assert outcome.alerts == [] and outcome.readings == []
+    letter = outcome.dead_letter
+    assert letter is not None
+    assert letter.value == raw and letter.key == b"m1"
+    assert letter.error_class == "invalid"
+    headers = dict(letter.headers())
+    assert headers["shouwang.source.offset"] == b"42"
+    assert b"register_l" in headers["shouwang.reason"]
+
+
+def test_null_value_is_a_dead_letter() -> None:
+    letter = ReadingProcessor().process(_record(None)).dead_letter
+    assert letter is not None and letter.reason == "empty message (null value)"
+
+
+def test_mis_keyed_record_is_noticed() -> None:
+    assert ReadingProcessor().process(_record(_reading(), key=b"other")).rekeyed
+    assert not ReadingProcessor().process(_record(_reading(), key=b"m1")).rekeyed
+
+
+class _Exploding:
+    name = "exploding"
+
+    def update(self, observation: Observation) -> list[Finding]:
+        raise ZeroDivisionError("detector bug")
+
+
+def test_a_detector_crash_is_a_dead_letter_not_a_dead_worker() -> None:
+    processor = ReadingProcessor(bank_factory=lambda _meter: DetectorBank([_Exploding()]))
+    letter = processor.process(_record(_reading())).dead_letter
+    assert letter is not None
+    assert (letter.error_class, letter.reason) == ("internal", "internal error: ZeroDivisionError")
