@@ -4,8 +4,8 @@ A detector turns one meter's readings (in event time) into findings. ``streams``
 from Kafka, the replay command from CSV; both call exactly the same code.
 """
 
-from detectors.base import Finding, Observation
 from detectors.bank import DetectorBank
+from detectors.base import Finding, Observation
 from detectors.meter_flags import MeterFlagsDetector
 
 __all__ = ["DetectorBank", "Finding", "MeterFlagsDetector", "Observation"]

@@ -8,6 +8,7 @@ process group, waits until the broker answers a metadata request, and stops it w
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import secrets
@@ -162,7 +163,8 @@ class LocalBroker:
             capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
-            raise BrokerError(f"formatting {self.data_dir} failed: {result.stderr.strip() or result.stdout.strip()}")
+            detail = result.stderr.strip() or result.stdout.strip()
+            raise BrokerError(f"formatting {self.data_dir} failed: {detail}")
 
     def _log_flags(self) -> list[str]:
         return [f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
@@ -202,7 +204,7 @@ class LocalBroker:
             self.format()
         console = (self.log_dir / "console.log").open("ab")
         process = subprocess.Popen(
-            [self._java(), f"-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC",
+            [self._java(), "-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC",
              "-Djava.awt.headless=true", *self._log_flags(), "-cp", self._classpath(),
              "kafka.Kafka", str(self.properties_file)],
             stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -273,10 +275,8 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def _is_kafka_process(pid: int) -> bool:

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
 
     worker_id: str = Field(default="shouwang-worker", pattern=r"^[A-Za-z0-9._-]{1,100}$",
                            description="Faust app id: the consumer group of the detector workers.")
+    worker_web_host: str = Field(default="127.0.0.1",
+                                 description="Interface of the worker's HTTP port (0.0.0.0 in containers).")
     worker_web_port: int = Field(default=6066, ge=1024, le=65535,
                                  description="HTTP port of the worker (health and Prometheus metrics).")
     worker_store: str = Field(default="memory://", pattern=r"^(memory|rocksdb)://.*$",

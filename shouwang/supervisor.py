@@ -6,6 +6,7 @@ in order) and get SIGTERM from the kernel if this process dies without cleaning 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -22,10 +23,9 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
+    # Not Linux (no libc.so.6): children are still stopped on a normal exit.
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass  # not Linux: children are still stopped on a normal exit
 
 
 @dataclass

@@ -28,7 +28,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.readings_partitions,
         topic_replication_factor=settings.replication_factor,
         topic_disable_leader=True,     # no leader-only work: no extra __assignor topic needed
-        web_host="127.0.0.1",
+        web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
         producer_acks=-1,
         broker_request_timeout=90,
@@ -68,6 +68,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.page("/metrics")
     async def prometheus_metrics(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
         # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4")
+        content_type = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
+        return web.bytes(generate_latest(), content_type=content_type)
 
     return app

@@ -93,10 +93,11 @@ def _provision(admin: KafkaAdminClient, specs: list[TopicSpec], replication: int
             created.append(spec.name)
         except TopicAlreadyExistsError:
             pass  # another process created it between list and create: fine
-    partitions = _partition_counts(admin, [s.name for s in specs])
+    # Only topics that existed before: a just-created topic's metadata may still be settling.
+    partitions = _partition_counts(admin, [s.name for s in specs if s.name not in created])
     grown = []
     for spec in specs:
-        if partitions.get(spec.name, spec.partitions) < spec.partitions:
+        if 0 < partitions.get(spec.name, spec.partitions) < spec.partitions:
             admin.create_partitions({spec.name: NewPartitions(spec.partitions)}, timeout_ms=timeout_ms)
             log.warning("topic %s grown from %d to %d partitions: existing meters may move "
                         "partition", spec.name, partitions[spec.name], spec.partitions)

@@ -47,7 +47,7 @@ def test_epoch_seconds_are_utc() -> None:
     (_raw(meter_id="m1", ts="yesterday", register_l=1), "is not an ISO 8601 timestamp"),
     (_raw(meter_id="m1", ts=True, register_l=1), "not a boolean"),
     (_raw(meter_id="m1", ts="1990-01-01T00:00:00Z", register_l=1), "outside 2000–2099"),
-    (_raw(meter_id="m1", ts=1767225600, register_l=-3), "register_l: Input should be greater than or equal to 0"),
+    (_raw(meter_id="m1", ts=1767225600, register_l=-3), "register_l: Input should be greater than or equal"),
     (_raw(meter_id="m1", ts=1767225600, register_l=2e9), "register_l: Input should be less than or equal to"),
     (_raw(meter_id="m 1", ts=1767225600, register_l=1), "meter_id: must be 1–64 letters"),
     (_raw(meter_id="m1", ts=1767225600), "register_l: Field required"),
