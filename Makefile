@@ -20,6 +20,7 @@ lint: install
 
 tools:
 	@scripts/ensure-tools.sh
+	@scripts/ensure-postgres.sh
 
 install: tools $(STAMP)
 

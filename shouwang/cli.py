@@ -88,8 +88,27 @@ def worker() -> None:
 
 
 @app.command()
+def router() -> None:
+    """Run the alert router in the foreground: routing, escalation and webhook delivery."""
+    from alerts.router import run_router
+
+    run_router(get_settings())
+
+
+@app.command("db-upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the alert store's schema to the newest version (idempotent)."""
+    from alerts.db import upgrade
+
+    settings = get_settings()
+    upgrade(settings.store_url)
+    typer.echo("alert store schema is current")
+
+
+@app.command()
 def up() -> None:
-    """Run everything in the foreground: broker (if embedded), topics, worker. Ctrl-C stops all."""
+    """Run everything in the foreground: broker (if embedded), topics, worker, router.
+    Ctrl-C stops all."""
     from shouwang.supervisor import Supervisor, shouwang_command
     from streams.topics import provision_topics
 
@@ -107,7 +126,11 @@ def up() -> None:
                          kafka_version(settings.broker_lib_dir), broker.bootstrap, seconds)
         report = provision_topics(settings)
         log.info("topics ready (created: %s)", ", ".join(report.created) or "none")
+        from alerts.db import upgrade
+
+        upgrade(settings.store_url)  # once here, so the processes below never race to migrate
         supervisor.spawn("worker", shouwang_command("worker"))
+        supervisor.spawn("router", shouwang_command("router"))
         log.info("Shouwang is up; Kafka at %s. Press Ctrl-C to stop.", settings.bootstrap_servers)
         code = supervisor.wait()
     finally:

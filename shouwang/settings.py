@@ -71,6 +71,39 @@ class Settings(BaseSettings):
     worker_store: str = Field(default="memory://", pattern=r"^(memory|rocksdb)://.*$",
                               description="Faust table store: `memory://` or `rocksdb://` (needs rocksdict).")
 
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the alert store. Unset: SQLite at "
+        "`var/shouwang.db`. PostgreSQL: `postgresql+psycopg://user:pass@host/db`.")
+    router_id: str = Field(default="shouwang-router", pattern=r"^[A-Za-z0-9._-]{1,100}$",
+                           description="Consumer group of the alert routers.")
+    router_metrics_port: int = Field(default=6067, ge=1024, le=65535,
+                                     description="Port of the router's Prometheus `/metrics`.")
+    router_metrics_host: str = Field(default="127.0.0.1",
+                                     description="Interface of the router's metrics port.")
+    public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://\S+$",
+                            description="Base URL of the API as recipients reach it (acknowledge links).")
+    escalation: str | None = Field(
+        default=None, description="Escalation chains per severity as JSON, e.g. "
+        '`{"critical": [["family+grid_worker", "15m"], ["supervisor", "30m"], ["operator"]]}`. '
+        "Unset: the defaults in `alerts/policy.py`.")
+    repeat_interval: str = Field(default="4h", pattern=r"^\d+[smhd]$",
+                                 description="Reminder interval while an alert stays unacknowledged.")
+    webhook_retry_schedule: str = Field(
+        default="5s,5m,30m,2h,5h,10h,14h,20h,24h",
+        description="Delays between webhook attempts (Standard Webhooks' schedule); then dead letter.")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120,
+                                     description="Timeout of one webhook attempt.")
+    webhook_endpoint_concurrency: int = Field(default=2, ge=1, le=100,
+                                              description="Parallel deliveries to one endpoint at most.")
+    webhook_lease_s: float = Field(default=30.0, gt=0, le=3600,
+                                   description="How long a router holds a delivery it is sending; "
+                                   "after a crash another (or the restarted) router resends it then.")
+    webhook_allow_hosts: str = Field(
+        default="", description="Comma-separated hosts or CIDR networks webhooks may reach even "
+        "though they are private/loopback (the SSRF guard refuses those otherwise).")
+    webhook_require_https: bool = Field(
+        default=True, description="Refuse plain-http webhook URLs (allowlisted hosts excepted).")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of every process.")
     log_format: Literal["text", "json"] = Field(
@@ -101,6 +134,14 @@ class Settings(BaseSettings):
     @property
     def faust_broker_url(self) -> str:
         return ";".join(f"kafka://{server}" for server in self.bootstrap_servers.split(","))
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'shouwang.db'}"
+
+    @property
+    def webhook_allowlist(self) -> list[str]:
+        return [item.strip() for item in self.webhook_allow_hosts.split(",") if item.strip()]
 
     @property
     def broker_dir(self) -> Path:

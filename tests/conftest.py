@@ -13,6 +13,7 @@ import pytest
 
 from shouwang.broker import LocalBroker, free_port, kafka_version, resolve_jars
 from shouwang.settings import REPO_ROOT, Settings
+from tests.pg_fixtures import postgres_db_url, postgres_url  # noqa: F401  (fixtures)
 
 LIB_DIR = REPO_ROOT / "broker" / "lib"
 

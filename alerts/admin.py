@@ -1,0 +1,130 @@
+"""Enrolment and configuration of the store: households with consent, meters, recipients and
+their webhook endpoints, subscriptions, away mode and silences. The API calls these; so do
+tests. Each checks its input and raises ``AdminError`` with a one-line reason."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts.delivery import UnsafeURLError, check_url, new_secret
+from alerts.models import Household, Meter, Recipient, Silence, Subscription, WebhookEndpoint
+from alerts.policy import ALL_KINDS, ROLES, SEVERITIES
+
+
+class AdminError(ValueError):
+    """Invalid enrolment or configuration; the message says what is wrong."""
+
+
+def create_household(session: Session, *, name: str, timezone: str, grid_cell: str,
+                     consent_given_by: str, consent_given_at: datetime, consent_scope: str,
+                     address: str | None = None, community: str | None = None) -> Household:
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise AdminError(f"unknown timezone {timezone!r}; use an IANA name such as Asia/Shanghai") from exc
+    household = Household(name=name, timezone=timezone, grid_cell=grid_cell, community=community,
+                          address=address, consent_given_by=consent_given_by,
+                          consent_given_at=consent_given_at, consent_scope=consent_scope)
+    session.add(household)
+    session.flush()
+    return household
+
+
+def add_meter(session: Session, household: Household, *, meter_id: str,
+              reporting_interval_s: int = 3600) -> Meter:
+    existing = session.get(Meter, meter_id)
+    if existing is not None:
+        raise AdminError(f"meter {meter_id} is already enrolled (household {existing.household_id})")
+    meter = Meter(meter_id=meter_id, household_id=household.id, reporting_interval_s=reporting_interval_s)
+    session.add(meter)
+    session.flush()
+    return meter
+
+
+def create_recipient(session: Session, *, name: str, role: str, webhook_url: str | None,
+                     allow: Sequence[str] = (), require_https: bool = True) -> tuple[Recipient, str | None]:
+    """A recipient and (optionally) its webhook endpoint; returns the signing secret once."""
+    if role not in ROLES:
+        raise AdminError(f"role must be one of {', '.join(ROLES)}")
+    recipient = Recipient(name=name, role=role)
+    session.add(recipient)
+    session.flush()
+    secret = None
+    if webhook_url is not None:
+        secret = add_endpoint(session, recipient, url=webhook_url, allow=allow,
+                              require_https=require_https).secret
+    return recipient, secret
+
+
+def add_endpoint(session: Session, recipient: Recipient, *, url: str, allow: Sequence[str] = (),
+                 require_https: bool = True) -> WebhookEndpoint:
+    try:
+        check_url(url, allow=allow, require_https=require_https)
+    except UnsafeURLError as exc:
+        raise AdminError(str(exc)) from exc
+    endpoint = WebhookEndpoint(recipient_id=recipient.id, url=url, secret=new_secret(), status="active")
+    session.add(endpoint)
+    session.flush()
+    return endpoint
+
+
+def subscribe(session: Session, recipient: Recipient, *, household_id: str | None = None,
+              grid_cell: str | None = None, community: str | None = None,
+              kinds: Sequence[str] | None = None, min_severity: str = "info") -> Subscription:
+    scopes = [s for s in (household_id, grid_cell, community) if s is not None]
+    if len(scopes) > 1:
+        raise AdminError("subscribe to one of household_id, grid_cell or community, not several")
+    if recipient.role == "family" and household_id is None:
+        raise AdminError("a family member subscribes to one household (household_id)")
+    if not scopes and recipient.role not in {"supervisor", "operator"}:
+        raise AdminError("only supervisors and operators may subscribe to everything")
+    if household_id is not None and session.get(Household, household_id) is None:
+        raise AdminError(f"no household {household_id}")
+    if kinds is not None:
+        unknown = set(kinds) - ALL_KINDS
+        if unknown or not kinds:
+            raise AdminError(f"unknown kinds {sorted(unknown)}; kinds are {', '.join(sorted(ALL_KINDS))}")
+    if min_severity not in SEVERITIES:
+        raise AdminError(f"min_severity must be one of {', '.join(SEVERITIES)}")
+    subscription = Subscription(recipient_id=recipient.id, household_id=household_id, grid_cell=grid_cell,
+                                community=community, kinds=list(kinds) if kinds is not None else None,
+                                min_severity=min_severity)
+    session.add(subscription)
+    session.flush()
+    return subscription
+
+
+def set_away(household: Household, *, until: datetime | None, note: str | None, now: datetime) -> None:
+    """Away mode until a time (travel, hospital); ``until=None`` ends it."""
+    if until is not None and until <= now:
+        raise AdminError("away mode must end in the future")
+    household.away_until, household.away_note = until, note
+
+
+def withdraw_consent(household: Household, *, by: str, now: datetime) -> None:
+    """From now on nothing about this household is notified to anyone."""
+    if household.consent_withdrawn_at is None:
+        household.consent_withdrawn_at, household.consent_withdrawn_by = now, by
+
+
+def add_silence(session: Session, *, created_by: str, reason: str, starts_at: datetime, ends_at: datetime,
+                household_id: str | None = None, meter_id: str | None = None,
+                grid_cell: str | None = None, kind: str | None = None) -> Silence:
+    if ends_at <= starts_at:
+        raise AdminError("a silence must end after it starts")
+    if not any((household_id, meter_id, grid_cell, kind)):
+        raise AdminError("a silence needs at least one matcher (household, meter, grid cell or kind)")
+    silence = Silence(household_id=household_id, meter_id=meter_id, grid_cell=grid_cell, kind=kind,
+                      starts_at=starts_at, ends_at=ends_at, created_by=created_by, reason=reason)
+    session.add(silence)
+    session.flush()
+    return silence
+
+
+def household_of_meter(session: Session, meter_id: str) -> Household | None:
+    return session.scalar(select(Household).join(Meter).where(Meter.meter_id == meter_id))

@@ -1,0 +1,191 @@
+"""One webhook HTTP attempt, classified into what the outbox should do next.
+
+``send_once`` never raises for anything the network or the receiver does: every failure becomes an
+``AttemptResult`` so the dispatcher can persist it and schedule the next attempt. It only raises
+ValueError for *our* bad inputs (malformed secret or message id, naive ``now``, non-UTF-8 body), which
+retrying cannot fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+import httpx
+
+from alerts.delivery.signing import SECRET_PREFIX, sign_headers
+
+Outcome = Literal["delivered", "retry", "disable", "reject"]
+
+USER_AGENT = "Shouwang-Webhooks/1"
+MAX_RETRY_AFTER_S = 86400.0
+_RETRY_STATUSES = frozenset({408, 425, 429})
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+_SNIPPET_BYTES = 200
+_SNIPPET_WAIT_S = 1.0
+_ERROR_CHARS = 300
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """``delivered``: done. ``retry``: transient, try again per the schedule (or ``retry_after_s`` if set).
+    ``disable``: the receiver said 410 Gone, stop sending to the endpoint. ``reject``: the receiver (or the
+    URL) refuses this request and retrying the same bytes will not help; dead-letter it."""
+
+    outcome: Outcome
+    status_code: int | None
+    error: str | None
+    duration_s: float
+    retry_after_s: float | None = None
+
+
+def classify_status(status: int) -> Outcome:
+    if 200 <= status < 300:
+        return "delivered"
+    if status == 410:
+        return "disable"
+    if status in _RETRY_STATUSES or 500 <= status < 600:
+        return "retry"
+    # 3xx: a redirect could point anywhere, including past the SSRF guard, so it is never followed.
+    return "reject"
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """``Retry-After`` (delta-seconds or HTTP-date) as seconds from ``now``, clamped to [0, 24 h]."""
+    if value is None:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"[0-9]+", value):
+        return float(min(int(value), int(MAX_RETRY_AFTER_S)))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER_S)
+
+
+async def send_once(client: httpx.AsyncClient, *, url: str, secret: str, message_id: str, body: bytes,
+                    now: datetime, timeout_s: float = 10.0) -> AttemptResult:
+    """POST ``body`` to ``url`` once, signed for time ``now``, within ``timeout_s`` overall.
+
+    Does not check the URL against the SSRF guard; call ``check_url`` first.
+    """
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        **sign_headers(secret=secret, message_id=message_id, timestamp=now, body=body),
+    }
+    started = time.perf_counter()
+
+    def failed(outcome: Outcome, error: str) -> AttemptResult:
+        return AttemptResult(outcome, None, _one_line(error, secret), time.perf_counter() - started)
+
+    try:
+        # httpx's timeout bounds each phase (connect, each read...); the outer one bounds the whole attempt,
+        # so a receiver trickling bytes cannot hold a worker forever.
+        async with asyncio.timeout(timeout_s):
+            request = client.build_request("POST", url, content=body, headers=headers, timeout=timeout_s)
+            response = await client.send(request, stream=True, follow_redirects=False)
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        return failed("retry", f"timeout: no response within {timeout_s:g} s ({type(exc).__name__})")
+    except httpx.ConnectError as exc:
+        return failed("retry", f"connection error: {exc or type(exc).__name__}")
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        return failed("reject", f"invalid webhook URL: {exc}")
+    except httpx.TransportError as exc:
+        return failed("retry", f"transport error: {type(exc).__name__}: {exc}")
+    except OSError as exc:
+        return failed("retry", f"network error: {type(exc).__name__}: {exc}")
+
+    try:
+        status = response.status_code
+        outcome = classify_status(status)
+        error = None if outcome == "delivered" else await _describe(response)
+    finally:
+        await response.aclose()
+    retry_after = None
+    if status in _RETRY_AFTER_STATUSES:
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
+    return AttemptResult(outcome, status, None if error is None else _one_line(error, secret),
+                         time.perf_counter() - started, retry_after)
+
+
+async def _describe(response: httpx.Response) -> str:
+    status = response.status_code
+    if 300 <= status < 400:
+        location = response.headers.get("location", "")
+        return f"HTTP {status}: redirects are not followed" + (f" (Location: {location})" if location else "")
+    buffer = bytearray()
+    # The start of the receiver's error body helps the operator; the rest could be huge or never end.
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(_SNIPPET_WAIT_S), contextlib.aclosing(response.aiter_bytes()) as chunks:
+            async for chunk in chunks:
+                buffer += chunk
+                if len(buffer) >= _SNIPPET_BYTES:
+                    break
+    snippet = bytes(buffer[:_SNIPPET_BYTES]).decode("utf-8", "replace").strip()
+    phrase = response.reason_phrase or ""
+    return f"HTTP {status} {phrase}".rstrip() + (f": {snippet}" if snippet else "")
+
+
+def _one_line(text: str, secret: str) -> str:
+    text = " ".join(text.split())
+    for sensitive in (secret, secret.removeprefix(SECRET_PREFIX)):
+        if sensitive:
+            text = text.replace(sensitive, "[redacted]")
+    return text[:_ERROR_CHARS]
+
+
+class EndpointLimiter:
+    """At most ``limit`` concurrent attempts per endpoint, so one slow receiver ties up only its own
+    slots, never the dispatcher's whole concurrency. Semaphores are created on first use and dropped when
+    no task holds or awaits them, so the map stays as small as the set of busy endpoints. Use from one
+    event loop."""
+
+    def __init__(self, limit: int = 2) -> None:
+        if limit < 1:
+            raise ValueError(f"per-endpoint limit must be at least 1, got {limit}")
+        self.limit = limit
+        self._slots: dict[Hashable, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    def busy(self, endpoint: Hashable) -> int:
+        """Tasks holding or waiting for a slot of ``endpoint``."""
+        entry = self._slots.get(endpoint)
+        return entry[1][0] if entry else 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self, endpoint: Hashable) -> AsyncIterator[None]:
+        entry = self._slots.get(endpoint)
+        if entry is None:
+            entry = self._slots[endpoint] = (asyncio.Semaphore(self.limit), [0])
+        semaphore, users = entry
+        users[0] += 1
+        try:
+            async with semaphore:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0 and self._slots.get(endpoint) is entry:
+                del self._slots[endpoint]
+
+
+def make_client(*, max_connections: int = 50, timeout_s: float = 10.0) -> httpx.AsyncClient:
+    """The shared client of the dispatcher. ``trust_env=False``: an HTTP(S)_PROXY in the service's
+    environment must not silently route (or MITM) webhook traffic; redirects are never followed."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s),
+        limits=httpx.Limits(max_connections=max_connections,
+                            max_keepalive_connections=min(20, max_connections), keepalive_expiry=30.0),
+        follow_redirects=False,
+        trust_env=False,
+        headers={"user-agent": USER_AGENT},
+    )

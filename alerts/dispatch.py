@@ -1,0 +1,179 @@
+"""The outbox dispatcher: sends recorded deliveries, retries with backoff, dead-letters.
+
+A delivery is leased (``claimed_until``) before it is sent, with a conditional UPDATE that
+works the same on SQLite and PostgreSQL, so several routers never send one row at once. If a
+router dies mid-send the lease lapses and the row is sent again — with the same ``webhook-id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from alerts import metrics
+from alerts.db import Store
+from alerts.delivery import AttemptResult, EndpointLimiter, UnsafeURLError, check_url, next_delay, send_once
+from alerts.models import Delivery, DeliveryAttempt, WebhookEndpoint, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A leased delivery with what is needed to send it (read in one transaction)."""
+
+    id: str
+    endpoint_id: str
+    url: str
+    secret: str
+    payload: bytes
+    attempts: int
+    created_at: datetime
+
+
+@dataclass
+class DispatchConfig:
+    schedule: Sequence[float]
+    lease: timedelta
+    timeout_s: float
+    allow: Sequence[str]
+    require_https: bool
+    batch_size: int = 50
+
+
+class Dispatcher:
+    def __init__(self, store: Store, config: DispatchConfig, *, client: httpx.AsyncClient,
+                 limiter: EndpointLimiter, clock: Callable[[], datetime] = utcnow,
+                 rng: random.Random | None = None) -> None:
+        self.store, self.config, self.client, self.limiter = store, config, client, limiter
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    def claim_due(self) -> list[Claimed]:
+        now = self.clock()
+        lease_until = now + self.config.lease
+        claimed: list[Claimed] = []
+        with self.store.transaction() as session:
+            candidates = session.execute(
+                select(Delivery.id).where(
+                    Delivery.status == "pending", Delivery.next_attempt_at <= now,
+                    or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
+                .order_by(Delivery.next_attempt_at).limit(self.config.batch_size)).scalars().all()
+        for delivery_id in candidates:
+            with self.store.transaction() as session:
+                taken = session.execute(
+                    update(Delivery).where(
+                        Delivery.id == delivery_id, Delivery.status == "pending",
+                        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
+                    .values(claimed_until=lease_until)).rowcount
+                if taken != 1:
+                    continue  # another dispatcher got it first
+                row = session.execute(
+                    select(Delivery, WebhookEndpoint).join(
+                        WebhookEndpoint, Delivery.endpoint_id == WebhookEndpoint.id)
+                    .where(Delivery.id == delivery_id)).one()
+                delivery, endpoint = row
+                claimed.append(Claimed(delivery.id, endpoint.id, endpoint.url, endpoint.secret,
+                                       delivery.payload.encode(), delivery.attempts, delivery.created_at))
+        return claimed
+
+    async def run_once(self) -> int:
+        """Claim what is due and send it all; return how many were attempted."""
+        claimed = await asyncio.to_thread(self.claim_due)
+        if claimed:
+            await asyncio.gather(*(self._deliver(item) for item in claimed))
+        return len(claimed)
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event, *, poll_s: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                sent = await self.run_once()
+            except Exception:  # the database may be briefly unavailable: try again shortly
+                log.exception("dispatcher pass failed")
+                sent = 0
+            if sent:
+                continue
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_first(stop, wake), timeout=poll_s)
+
+    async def _deliver(self, item: Claimed) -> None:
+        async with self.limiter.slot(item.endpoint_id):
+            try:
+                await asyncio.to_thread(check_url, item.url, allow=self.config.allow,
+                                        require_https=self.config.require_https)
+            except UnsafeURLError as exc:
+                result = AttemptResult(outcome="reject", status_code=None, error=str(exc),
+                                       duration_s=0.0, retry_after_s=None)
+            else:
+                result = await send_once(self.client, url=item.url, secret=item.secret,
+                                         message_id=item.id, body=item.payload, now=self.clock(),
+                                         timeout_s=self.config.timeout_s)
+        await asyncio.to_thread(self.record, item, result)
+
+    def record(self, item: Claimed, result: AttemptResult) -> None:
+        now = self.clock()
+        metrics.DELIVERIES.labels(result.outcome).inc()
+        with self.store.transaction() as session:
+            delivery = session.get(Delivery, item.id)
+            if delivery is None or delivery.status != "pending":
+                return
+            delivery.attempts += 1
+            delivery.claimed_until = None
+            delivery.last_status_code, delivery.last_error = result.status_code, result.error
+            session.add(DeliveryAttempt(delivery_id=delivery.id, at=now, outcome=result.outcome,
+                                        status_code=result.status_code, error=result.error,
+                                        duration_ms=round(result.duration_s * 1000)))
+            if result.outcome == "delivered":
+                delivery.status, delivery.delivered_at = "delivered", now
+                metrics.DELIVERY_LATENCY.observe(max(0.0, (now - item.created_at).total_seconds()))
+            elif result.outcome == "retry":
+                delay = next_delay(delivery.attempts, self.config.schedule, rng=self.rng)
+                if delay is None:
+                    delivery.status = "dead"
+                    metrics.DELIVERIES_DEAD.labels("retries_exhausted").inc()
+                    log.warning("delivery %s dead after %d attempts: %s", delivery.id, delivery.attempts,
+                                result.error or result.status_code)
+                else:
+                    delay = max(delay, result.retry_after_s or 0.0)
+                    delivery.next_attempt_at = now + timedelta(seconds=delay)
+                    metrics.DELIVERY_RETRIES.inc()
+            elif result.outcome == "disable":
+                self._disable_endpoint(session, item.endpoint_id, now)
+            else:
+                delivery.status = "dead"
+                metrics.DELIVERIES_DEAD.labels("rejected").inc()
+                log.warning("delivery %s rejected: %s", delivery.id, result.error or result.status_code)
+
+    @staticmethod
+    def _disable_endpoint(session: Session, endpoint_id: str, now: datetime) -> None:
+        endpoint = session.get(WebhookEndpoint, endpoint_id)
+        if endpoint is not None:
+            endpoint.status = "disabled"
+            when = now.isoformat(timespec="seconds")
+            endpoint.disabled_reason = f"the receiver answered 410 Gone at {when}"
+        gone = session.execute(
+            update(Delivery).where(Delivery.endpoint_id == endpoint_id, Delivery.status == "pending")
+            .values(status="dead", last_error="endpoint disabled: the receiver answered 410 Gone",
+                    claimed_until=None)).rowcount
+        metrics.DELIVERIES_DEAD.labels("endpoint_gone").inc(gone)
+        log.warning("endpoint %s disabled after 410 Gone; %d pending deliveries dead-lettered",
+                    endpoint_id, gone)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

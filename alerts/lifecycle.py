@@ -1,0 +1,110 @@
+"""What people and timers do to an alert after it is raised: acknowledge, resolve with an
+outcome, escalate when nobody acknowledges, remind while it stays open.
+
+Functions take the session and the time; they are called by the API (people) and by the
+router's timer (escalation, reminders) inside a transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts import metrics
+from alerts.models import Alert, AlertTransition, Household
+from alerts.notify import previously_notified, record_notifications, subscribed_recipients
+from alerts.pipeline import RouterConfig
+
+OUTCOMES = ("false_alarm", "resident_fine", "help_given", "emergency")
+
+
+class LifecycleError(ValueError):
+    """The requested change does not fit the alert's state; the message says why."""
+
+
+def acknowledge(session: Session, alert: Alert, *, by: str, now: datetime) -> Alert:
+    """Someone has it in hand: escalation and reminders stop."""
+    if alert.status == "resolved":
+        raise LifecycleError(f"alert {alert.id} is already resolved")
+    if alert.status == "acknowledged":
+        return alert  # idempotent: a second tap on the button changes nothing
+    alert.status, alert.acknowledged_at, alert.acknowledged_by = "acknowledged", now, by
+    alert.next_escalation_at = alert.next_reminder_at = None
+    alert.updated_at = now
+    session.add(AlertTransition(alert_id=alert.id, event="acknowledged", at=now, actor=by, recorded_at=now))
+    metrics.TIME_TO_ACK.labels(alert.kind).observe(max(0.0, (now - alert.created_at).total_seconds()))
+    return alert
+
+
+def resolve(session: Session, alert: Alert, *, by: str, outcome: str, note: str | None, now: datetime,
+            config: RouterConfig) -> Alert:
+    """Closed by a person with an outcome; everyone told so far hears how it ended."""
+    if outcome not in OUTCOMES:
+        raise LifecycleError(f"outcome must be one of {', '.join(OUTCOMES)}")
+    if alert.status == "resolved":
+        raise LifecycleError(f"alert {alert.id} is already resolved")
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at, alert.acknowledged_by = now, by
+    alert.status, alert.resolved_at, alert.resolved_by = "resolved", now, by
+    alert.outcome, alert.resolution_note = outcome, note
+    alert.next_escalation_at = alert.next_reminder_at = None
+    alert.updated_at = now
+    session.add(AlertTransition(alert_id=alert.id, event="resolved_by_person", at=now, actor=by,
+                                recorded_at=now))
+    household = session.get(Household, alert.household_id) if alert.household_id else None
+    if alert.silenced_by is None:
+        record_notifications(session, alert=alert, household=household,
+                             recipients=previously_notified(session, alert), event_type="alert.resolved",
+                             tier=alert.escalation_tier, now=now, public_url=config.public_url)
+    return alert
+
+
+def escalate_due(session: Session, *, now: datetime, config: RouterConfig) -> list[Alert]:
+    """Alerts nobody acknowledged in time move to the next tier of their chain. A tier with
+    nobody subscribed is passed over at once, so the chain never stalls on an empty step."""
+    due = list(session.scalars(select(Alert).where(
+        Alert.status == "raised", Alert.silenced_by.is_(None), Alert.next_escalation_at.is_not(None),
+        Alert.next_escalation_at <= now).order_by(Alert.next_escalation_at).limit(200)))
+    for alert in due:
+        household = session.get(Household, alert.household_id) if alert.household_id else None
+        tier = alert.escalation_tier
+        while True:
+            tier += 1
+            roles = config.policy.roles_for(alert.severity, alert.kind, tier)
+            if not roles and tier >= len(config.policy.chain(alert.severity)):
+                alert.next_escalation_at = None
+                break
+            recipients = subscribed_recipients(session, alert=alert, household=household, roles=roles)
+            if not recipients:
+                continue
+            alert.escalation_tier = tier
+            record_notifications(session, alert=alert, household=household, recipients=recipients,
+                                 event_type="alert.escalated", tier=tier, now=now,
+                                 public_url=config.public_url)
+            session.add(AlertTransition(alert_id=alert.id, event=f"escalated:{tier}", at=now,
+                                        actor="router", recorded_at=now))
+            metrics.ESCALATIONS.labels(alert.severity, str(tier)).inc()
+            wait = config.policy.wait_after(alert.severity, tier)
+            alert.next_escalation_at = now + wait if wait is not None else None
+            break
+        alert.updated_at = now
+    return due
+
+
+def remind_due(session: Session, *, now: datetime, config: RouterConfig) -> list[Alert]:
+    """While an alert stays unacknowledged, everyone told so far is reminded at the repeat interval."""
+    due = list(session.scalars(select(Alert).where(
+        Alert.status == "raised", Alert.silenced_by.is_(None), Alert.next_reminder_at.is_not(None),
+        Alert.next_reminder_at <= now).order_by(Alert.next_reminder_at).limit(200)))
+    for alert in due:
+        household = session.get(Household, alert.household_id) if alert.household_id else None
+        record_notifications(session, alert=alert, household=household,
+                             recipients=previously_notified(session, alert), event_type="alert.reminder",
+                             tier=alert.escalation_tier, now=now, public_url=config.public_url)
+        session.add(AlertTransition(alert_id=alert.id, event=f"reminder:{int(now.timestamp())}", at=now,
+                                    actor="router", recorded_at=now))
+        alert.next_reminder_at = now + config.repeat_interval
+        alert.updated_at = now
+    return due

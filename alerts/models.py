@@ -1,0 +1,245 @@
+"""The alert store's tables (SQLAlchemy 2). Migrations in ``alerts/migrations`` must match.
+
+Times are stored in UTC and always come back timezone-aware, on SQLite as on PostgreSQL.
+Ids are short prefixed strings (``hh_…``, ``rcp_…``) so a log line says what it refers to.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as naive UTC (SQLite has no time zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware one")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}  # noqa: RUF012
+
+
+class Household(Base):
+    """One enrolled home; the elder's consent is part of it (no consent, no notifications)."""
+
+    __tablename__ = "households"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("hh"))
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    grid_cell: Mapped[str] = mapped_column(String(32), index=True)
+    community: Mapped[str | None] = mapped_column(String(64), index=True)
+    address: Mapped[str | None] = mapped_column(String(500))
+    consent_given_by: Mapped[str] = mapped_column(String(200))
+    consent_given_at: Mapped[datetime]
+    consent_scope: Mapped[str] = mapped_column(String(500))
+    consent_withdrawn_at: Mapped[datetime | None]
+    consent_withdrawn_by: Mapped[str | None] = mapped_column(String(200))
+    away_until: Mapped[datetime | None]
+    away_note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    meters: Mapped[list[Meter]] = relationship(back_populates="household")
+
+    @property
+    def consent_active(self) -> bool:
+        return self.consent_withdrawn_at is None
+
+    def is_away(self, now: datetime) -> bool:
+        return self.away_until is not None and self.away_until > now
+
+
+class Meter(Base):
+    __tablename__ = "meters"
+
+    meter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    household_id: Mapped[str] = mapped_column(ForeignKey("households.id"), index=True)
+    reporting_interval_s: Mapped[int] = mapped_column(Integer, default=3600)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    household: Mapped[Household] = relationship(back_populates="meters")
+
+
+class Recipient(Base):
+    """A person who receives notifications: family member, grid worker, supervisor, operator."""
+
+    __tablename__ = "recipients"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("rcp"))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    endpoints: Mapped[list[WebhookEndpoint]] = relationship(back_populates="recipient")
+
+
+class WebhookEndpoint(Base):
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("ep"))
+    recipient_id: Mapped[str] = mapped_column(ForeignKey("recipients.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    # The signing secret must be readable to sign; it is never logged or returned after creation.
+    secret: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    recipient: Mapped[Recipient] = relationship(back_populates="endpoints")
+
+
+class Subscription(Base):
+    """Who hears about what: one household, one grid cell, one community, or (staff) all."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("sub"))
+    recipient_id: Mapped[str] = mapped_column(ForeignKey("recipients.id"), index=True)
+    household_id: Mapped[str | None] = mapped_column(ForeignKey("households.id"), index=True)
+    grid_cell: Mapped[str | None] = mapped_column(String(32), index=True)
+    community: Mapped[str | None] = mapped_column(String(64), index=True)
+    kinds: Mapped[list[str] | None] = mapped_column(JSON)  # None: every kind the role may get
+    min_severity: Mapped[str] = mapped_column(String(16), default="info")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    recipient: Mapped[Recipient] = relationship()
+
+
+class Silence(Base):
+    """Mute matching alerts for a time: maintenance windows and ad-hoc silences.
+    Matchers left empty match anything; a silenced alert is recorded, not notified."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("sil"))
+    household_id: Mapped[str | None] = mapped_column(String(32))
+    meter_id: Mapped[str | None] = mapped_column(String(64))
+    grid_cell: Mapped[str | None] = mapped_column(String(32))
+    kind: Mapped[str | None] = mapped_column(String(32))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(500))  # e.g. "maintenance: meter swap"
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Alert(Base):
+    """One episode (the alert id is stable per meter, kind and start) and its lifecycle."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # raised | acknowledged | resolved
+    meter_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    household_id: Mapped[str | None] = mapped_column(ForeignKey("households.id"), index=True)
+    grid_cell: Mapped[str | None] = mapped_column(String(32), index=True)
+    since: Mapped[datetime]
+    raised_at: Mapped[datetime] = mapped_column(index=True)  # event time of the raise
+    explanation_zh: Mapped[str] = mapped_column(Text)
+    explanation_en: Mapped[str] = mapped_column(Text)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    silenced_by: Mapped[str | None] = mapped_column(String(64))  # consent | away | sil_… ; None = notified
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(200))  # "detector" on auto-resolve
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    resolution_note: Mapped[str | None] = mapped_column(String(1000))
+    escalation_tier: Mapped[int] = mapped_column(Integer, default=0)
+    next_escalation_at: Mapped[datetime | None] = mapped_column(index=True)
+    next_reminder_at: Mapped[datetime | None] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AlertTransition(Base):
+    """Every event the router accepted; (alert, event) is unique, which makes dedup exact."""
+
+    __tablename__ = "alert_transitions"
+    __table_args__ = (UniqueConstraint("alert_id", "event", name="uq_alert_transition"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
+    event: Mapped[str] = mapped_column(String(32))  # raised | resolved | acknowledged | escalated:N …
+    at: Mapped[datetime]
+    actor: Mapped[str | None] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Delivery(Base):
+    """The outbox: one notification to one webhook endpoint. Written in the same transaction
+    as the alert change that caused it, sent afterwards; its id is the ``webhook-id``, so a
+    resend after a crash carries the same id and receivers can drop the duplicate."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # msg_…
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
+    recipient_id: Mapped[str] = mapped_column(ForeignKey("recipients.id"), index=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
+    event_type: Mapped[str] = mapped_column(String(40))  # alert.raised | alert.resolved | …
+    tier: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[str] = mapped_column(Text)  # exact JSON body, fixed when recorded
+    # pending → delivered | dead | cancelled ; claimed_until leases a row to one dispatcher
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeliveryAttempt(Base):
+    """History of every HTTP attempt, for the alert's notification history."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+

@@ -1,0 +1,89 @@
+"""Recipients of an alert and the outbox rows that notify them.
+
+Shared by the router's stages (first notification, all-clear) and by the timers (escalation,
+reminders), so every notification is recorded the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from alerts import metrics
+from alerts.delivery import new_message_id
+from alerts.models import Alert, Delivery, Household, Recipient, Subscription, WebhookEndpoint
+from alerts.payloads import alert_payload
+from alerts.policy import ROLE_KINDS, severity_at_least
+
+
+def subscribed_recipients(session: Session, *, alert: Alert, household: Household | None,
+                          roles: Iterable[str]) -> list[Recipient]:
+    """Recipients of these roles whose subscriptions cover this alert's household or cell."""
+    roles = set(roles)
+    if not roles:
+        return []
+    scopes = [(Subscription.household_id.is_(None) & Subscription.grid_cell.is_(None)
+               & Subscription.community.is_(None))]  # staff subscribed to everything
+    grid_cell = household.grid_cell if household else alert.grid_cell
+    if household is not None:
+        scopes.append(Subscription.household_id == household.id)
+        if household.community:
+            scopes.append(Subscription.community == household.community)
+    if grid_cell:
+        scopes.append(Subscription.grid_cell == grid_cell)
+    rows = session.execute(
+        select(Subscription, Recipient).join(Recipient, Subscription.recipient_id == Recipient.id)
+        .where(Recipient.role.in_(roles), or_(*scopes))
+        .order_by(Recipient.id)
+    ).all()
+    chosen: dict[str, Recipient] = {}
+    for subscription, recipient in rows:
+        if not _subscription_admits(subscription, recipient, alert, household):
+            continue
+        chosen.setdefault(recipient.id, recipient)
+    return list(chosen.values())
+
+
+def _subscription_admits(subscription: Subscription, recipient: Recipient, alert: Alert,
+                         household: Household | None) -> bool:
+    if alert.kind not in ROLE_KINDS.get(recipient.role, frozenset()):
+        return False
+    # A family member hears only about the household they subscribed to, never a whole cell.
+    if recipient.role == "family" and (household is None or subscription.household_id != household.id):
+        return False
+    is_global = not (subscription.household_id or subscription.grid_cell or subscription.community)
+    if is_global and recipient.role not in {"supervisor", "operator"}:
+        return False
+    if subscription.kinds is not None and alert.kind not in subscription.kinds:
+        return False
+    return severity_at_least(alert.severity, subscription.min_severity)
+
+
+def previously_notified(session: Session, alert: Alert) -> list[Recipient]:
+    """Everyone already told about this alert (they are owed the all-clear and reminders)."""
+    ids = select(Delivery.recipient_id).where(Delivery.alert_id == alert.id).distinct()
+    return list(session.scalars(select(Recipient).where(Recipient.id.in_(ids)).order_by(Recipient.id)))
+
+
+def record_notifications(session: Session, *, alert: Alert, household: Household | None,
+                         recipients: Iterable[Recipient], event_type: str, tier: int, now: datetime,
+                         public_url: str) -> list[Delivery]:
+    """One outbox row per active endpoint of each recipient, in the caller's transaction."""
+    deliveries = []
+    payload = alert_payload(event_type=event_type, alert=alert, household=household, tier=tier,
+                            now=now, public_url=public_url)
+    for recipient in recipients:
+        endpoints = session.scalars(select(WebhookEndpoint).where(
+            WebhookEndpoint.recipient_id == recipient.id, WebhookEndpoint.status == "active"))
+        for endpoint in endpoints:
+            delivery = Delivery(id=new_message_id(), alert_id=alert.id, recipient_id=recipient.id,
+                                endpoint_id=endpoint.id, event_type=event_type, tier=tier,
+                                payload=payload, status="pending", attempts=0, next_attempt_at=now,
+                                created_at=now)
+            session.add(delivery)
+            deliveries.append(delivery)
+        metrics.NOTIFICATIONS.labels(event_type, recipient.role).inc()
+    return deliveries

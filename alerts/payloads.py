@@ -1,0 +1,51 @@
+"""The JSON body of every webhook (schema: ``docs/webhook-payload.schema.json``).
+
+Shape follows Standard Webhooks' recommendation: ``{"type", "timestamp", "data"}``. The body is
+rendered once, when the delivery is recorded, and stored: a resend is byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from alerts.models import Alert, Household
+
+EVENT_TYPES = ("alert.raised", "alert.escalated", "alert.reminder", "alert.resolved", "endpoint.ping")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def alert_payload(*, event_type: str, alert: Alert, household: Household | None, tier: int,
+                  now: datetime, public_url: str) -> str:
+    data: dict[str, Any] = {
+        "alert_id": alert.id,
+        "status": alert.status,
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "since": _iso(alert.since),
+        "at": _iso(alert.raised_at),
+        "meter_id": alert.meter_id,
+        "grid_cell": alert.grid_cell,
+        "household": None if household is None else {
+            "id": household.id, "name": household.name, "address": household.address,
+            "timezone": household.timezone,
+        },
+        "explanation": {"zh": alert.explanation_zh, "en": alert.explanation_en},
+        "facts": alert.facts or {},
+        "tier": tier,
+        "acknowledge_url": f"{public_url.rstrip('/')}/v1/alerts/{alert.id}/ack",
+    }
+    if alert.status == "resolved":
+        data["resolution"] = {"outcome": alert.outcome, "by": alert.resolved_by,
+                              "at": _iso(alert.resolved_at), "note": alert.resolution_note}
+    body = {"type": event_type, "timestamp": _iso(now), "data": data}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def ping_payload(*, endpoint_id: str, now: datetime) -> str:
+    body = {"type": "endpoint.ping", "timestamp": _iso(now), "data": {"endpoint_id": endpoint_id}}
+    return json.dumps(body, separators=(",", ":"))

@@ -1,0 +1,58 @@
+"""The router's pipeline: small stages run in order over one alert event, in the manner of
+Alertmanager's notify pipeline. Each stage may stop the flow with a reason; the clock is
+injected once per event so every decision can be tested with a fixed time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from alerts.models import Alert, Delivery, Household
+from alerts.policy import EscalationPolicy
+from shouwang.events import AlertEvent
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    policy: EscalationPolicy
+    repeat_interval: timedelta
+    public_url: str
+
+
+@dataclass
+class RouteContext:
+    """What the stages know and decide about one alert event."""
+
+    session: Session
+    event: AlertEvent
+    now: datetime
+    config: RouterConfig
+    household: Household | None = None
+    alert: Alert | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+    result: str = "notified"  # why the flow ended: duplicate, silenced:<by>, not-notified, …
+    stopped: bool = False
+
+    def stop(self, result: str) -> None:
+        self.result = result
+        self.stopped = True
+
+
+class Stage(Protocol):
+    def __call__(self, ctx: RouteContext) -> None: ...
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    stages: Sequence[Stage]
+
+    def run(self, ctx: RouteContext) -> RouteContext:
+        for stage in self.stages:
+            stage(ctx)
+            if ctx.stopped:
+                break
+        return ctx

@@ -1,0 +1,179 @@
+"""`shouwang router`: consumes the alerts topic, runs the pipeline in a database transaction,
+sends the outbox, and escalates or reminds on a timer — all in one asyncio process.
+
+Processing guarantee: at-least-once. Kafka offsets are committed only after the database
+transaction that recorded an event; a re-delivered event is dropped by the dedup stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from prometheus_client import start_http_server
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from alerts import metrics
+from alerts.db import Store
+from alerts.delivery import EndpointLimiter, make_client, parse_schedule
+from alerts.dispatch import DispatchConfig, Dispatcher
+from alerts.lifecycle import escalate_due, remind_due
+from alerts.models import Alert, Delivery, utcnow
+from alerts.pipeline import RouteContext, RouterConfig
+from alerts.policy import parse_duration, parse_policy
+from alerts.stages import default_pipeline
+from shouwang.events import EventError, decode_alert
+from shouwang.settings import Settings
+from streams.deadletter import DeadLetter
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def router_config(settings: Settings) -> RouterConfig:
+    return RouterConfig(policy=parse_policy(settings.escalation),
+                        repeat_interval=parse_duration(settings.repeat_interval),
+                        public_url=settings.public_url)
+
+
+class Router:
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
+                 timer_tick_s: float = 1.0) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.timer_tick_s = timer_tick_s
+        self.config = router_config(settings)
+        self.pipeline = default_pipeline()
+        self.topics = Topics.from_settings(settings)
+        self.store = Store(settings.store_url)
+        self.stop_event = asyncio.Event()
+        self.wake = asyncio.Event()
+
+    def handle(self, record: ConsumerRecord) -> tuple[str, DeadLetter | None]:
+        """One alert event through the pipeline, in one transaction. Returns the result."""
+        try:
+            if record.value is None:
+                raise EventError("empty message (null value)")
+            event = decode_alert(record.value)
+        except EventError as exc:
+            return "dead-letter", DeadLetter(str(exc), "invalid", record.key, record.value,
+                                             record.topic, record.partition, record.offset)
+        try:
+            with self.store.transaction() as session:
+                ctx = self.pipeline.run(RouteContext(session=session, event=event, now=self.clock(),
+                                                     config=self.config))
+        except IntegrityError:
+            ctx_result = "duplicate"  # another router recorded the same transition first
+        else:
+            ctx_result = ctx.result
+        metrics.ALERT_EVENTS.labels(event.kind.value, event.severity.value, event.event,
+                                    ctx_result.split(":")[0]).inc()
+        return ctx_result, None
+
+    async def consume(self) -> None:
+        consumer = AIOKafkaConsumer(
+            self.topics.alerts, bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=self.settings.router_id, enable_auto_commit=False, auto_offset_reset="earliest",
+            client_id=self.settings.router_id)
+        producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap_servers, acks="all")
+        await consumer.start()
+        await producer.start()
+        try:
+            while not self.stop_event.is_set():
+                batches = await consumer.getmany(timeout_ms=500, max_records=200)
+                for partition, records in batches.items():
+                    await self._handle_partition(consumer, producer, partition, records)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    async def _handle_partition(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer,
+                                partition: TopicPartition, records: list[ConsumerRecord]) -> None:
+        for record in records:
+            try:
+                result, letter = await asyncio.to_thread(self.handle, record)
+            except Exception:  # e.g. the database is down: do not commit, read it again later
+                log.exception("alert event at %s@%d not recorded; will retry", partition, record.offset)
+                consumer.seek(partition, record.offset)
+                await asyncio.sleep(1.0)
+                return
+            if letter is not None:
+                await producer.send_and_wait(self.topics.deadletter, key=letter.key, value=letter.value,
+                                             headers=letter.headers())
+            log.info("alert event %s", result, extra={"alert_offset": record.offset})
+            await consumer.commit({partition: record.offset + 1})
+            self.wake.set()
+
+    def run_timers_once(self) -> int:
+        now = self.clock()
+        with self.store.transaction() as session:
+            changed = len(escalate_due(session, now=now, config=self.config))
+            changed += len(remind_due(session, now=now, config=self.config))
+        self.refresh_gauges()
+        return changed
+
+    def refresh_gauges(self) -> None:
+        with self.store.transaction() as session:
+            counts = session.execute(select(Alert.kind, Alert.severity, Alert.status, func.count())
+                                     .where(Alert.status != "resolved")
+                                     .group_by(Alert.kind, Alert.severity, Alert.status)).all()
+            pending = session.scalar(select(func.count()).where(Delivery.status == "pending"))
+        metrics.OPEN_ALERTS.clear()
+        for kind, severity, status, count in counts:
+            metrics.OPEN_ALERTS.labels(kind, severity, status).set(count)
+        metrics.PENDING_DELIVERIES.set(pending or 0)
+
+    async def timers(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                if await asyncio.to_thread(self.run_timers_once):
+                    self.wake.set()
+            except Exception:
+                log.exception("escalation/reminder pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=self.timer_tick_s)
+
+    async def run(self) -> None:
+        settings = self.settings
+        client = make_client(timeout_s=settings.webhook_timeout_s)
+        dispatcher = Dispatcher(self.store, DispatchConfig(
+            schedule=parse_schedule(settings.webhook_retry_schedule),
+            lease=parse_duration(f"{settings.webhook_lease_s}s"), timeout_s=settings.webhook_timeout_s,
+            allow=settings.webhook_allowlist, require_https=settings.webhook_require_https),
+            client=client, limiter=EndpointLimiter(settings.webhook_endpoint_concurrency), clock=self.clock)
+        tasks = [asyncio.create_task(self.consume(), name="consume"),
+                 asyncio.create_task(dispatcher.run(self.stop_event, self.wake), name="dispatch"),
+                 asyncio.create_task(self.timers(), name="timers")]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            self.stop_event.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await client.aclose()
+            self.store.close()
+
+
+def run_router(settings: Settings) -> None:
+    """Entry point of `shouwang router`: metrics endpoint, signals, the router until stopped."""
+    start_http_server(settings.router_metrics_port, addr=settings.router_metrics_host)
+    log.info("router metrics on http://%s:%d/metrics", settings.router_metrics_host,
+             settings.router_metrics_port)
+
+    async def main() -> None:
+        router = Router(settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, router.stop_event.set)
+        await router.run()
+        log.info("router stopped")
+
+    asyncio.run(main())

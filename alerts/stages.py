@@ -1,0 +1,119 @@
+"""The stages of the router's pipeline, each one decision (see ``alerts.pipeline``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts.models import Alert, AlertTransition, Household, Meter, Silence
+from alerts.notify import previously_notified, record_notifications, subscribed_recipients
+from alerts.pipeline import Pipeline, RouteContext
+from alerts.policy import AWAY_MUTED_KINDS
+
+
+def deduplicate(ctx: RouteContext) -> None:
+    """A re-delivered event (same alert id, same transition) changes nothing."""
+    seen = ctx.session.scalar(select(AlertTransition.id).where(
+        AlertTransition.alert_id == ctx.event.alert_id, AlertTransition.event == ctx.event.event))
+    if seen is not None:
+        ctx.stop("duplicate")
+
+
+def attach_household(ctx: RouteContext) -> None:
+    """The meter's household gives the grid cell, the consent and away mode."""
+    if ctx.event.meter_id is not None:
+        meter = ctx.session.get(Meter, ctx.event.meter_id)
+        ctx.household = meter.household if meter is not None else None
+
+
+def record_lifecycle(ctx: RouteContext) -> None:
+    """raised → a new alert; resolved (by the detector) → the alert is resolved."""
+    event, session = ctx.event, ctx.session
+    alert = session.get(Alert, event.alert_id)
+    if alert is None:
+        alert = Alert(
+            id=event.alert_id, kind=event.kind.value, severity=event.severity.value, status="raised",
+            meter_id=event.meter_id, household_id=ctx.household.id if ctx.household else None,
+            grid_cell=ctx.household.grid_cell if ctx.household else event.grid_cell,
+            since=event.since, raised_at=event.at, explanation_zh=event.explanation.zh,
+            explanation_en=event.explanation.en, facts=dict(event.facts), escalation_tier=0,
+            created_at=ctx.now, updated_at=ctx.now)
+        session.add(alert)
+    session.add(AlertTransition(alert_id=alert.id, event=event.event, at=event.at, actor="detector",
+                                recorded_at=ctx.now))
+    ctx.alert = alert
+    if event.event == "raised":
+        if alert.status != "raised":  # its resolution overtook the raise: nothing left to say
+            ctx.stop("already-resolved")
+        return
+    was_open = alert.status != "resolved"
+    if was_open:
+        alert.status, alert.resolved_at, alert.resolved_by = "resolved", event.at, "detector"
+        alert.outcome = "condition_cleared"
+        alert.explanation_zh, alert.explanation_en = event.explanation.zh, event.explanation.en
+    alert.next_escalation_at = alert.next_reminder_at = None
+    if not was_open:
+        ctx.stop("already-resolved")
+
+
+def apply_silences(ctx: RouteContext) -> None:
+    """Consent withdrawn, away mode, maintenance and ad-hoc silences: recorded, not notified."""
+    alert, household = ctx.alert, ctx.household
+    assert alert is not None
+    if ctx.event.event == "resolved":
+        if alert.silenced_by is not None:
+            ctx.stop(f"silenced:{alert.silenced_by}")  # nobody was told, so no all-clear either
+        elif household is not None and not household.consent_active:
+            ctx.stop("silenced:consent")
+        return
+    reason = silence_reason(ctx.session, alert, household, ctx.now)
+    if reason is not None:
+        alert.silenced_by = reason
+        ctx.stop(f"silenced:{reason}")
+
+
+def silence_reason(session: Session, alert: Alert, household: Household | None,
+                   now: datetime) -> str | None:
+    """Why this alert must not be notified now, or None."""
+    if household is not None and not household.consent_active:
+        return "consent"
+    if household is not None and household.is_away(now) and alert.kind in AWAY_MUTED_KINDS:
+        return "away"
+    candidates = session.scalars(select(Silence).where(Silence.starts_at <= now, Silence.ends_at > now))
+    for silence in candidates:
+        if _matches(silence, alert):
+            return silence.id
+    return None
+
+
+def _matches(silence: Silence, alert: Alert) -> bool:
+    pairs = ((silence.household_id, alert.household_id), (silence.meter_id, alert.meter_id),
+             (silence.grid_cell, alert.grid_cell), (silence.kind, alert.kind))
+    return all(wanted is None or wanted == actual for wanted, actual in pairs)
+
+
+def notify(ctx: RouteContext) -> None:
+    """First tier on a raise; everyone already told on a resolve (the all-clear)."""
+    alert, session, config = ctx.alert, ctx.session, ctx.config
+    assert alert is not None
+    if ctx.event.event == "raised":
+        roles = config.policy.roles_for(alert.severity, alert.kind, 0)
+        recipients = subscribed_recipients(session, alert=alert, household=ctx.household, roles=roles)
+        event_type = "alert.raised"
+        wait = config.policy.wait_after(alert.severity, 0)
+        alert.next_escalation_at = ctx.now + wait if wait is not None else None
+        alert.next_reminder_at = ctx.now + config.repeat_interval
+    else:
+        recipients = previously_notified(session, alert)
+        event_type = "alert.resolved"
+    ctx.deliveries = record_notifications(
+        session, alert=alert, household=ctx.household, recipients=recipients, event_type=event_type,
+        tier=alert.escalation_tier, now=ctx.now, public_url=config.public_url)
+    if not ctx.deliveries:
+        ctx.result = "no-recipient"
+
+
+def default_pipeline() -> Pipeline:
+    return Pipeline([deduplicate, attach_household, record_lifecycle, apply_silences, notify])

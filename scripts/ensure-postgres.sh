@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Makes sure the PostgreSQL server binaries (initdb, pg_ctl, postgres) are installed: the test session
+# starts a throwaway cluster of its own with them (tests/pg.py) on a free port, so the cluster and
+# service that Debian's package creates are never used. Installs Debian's `postgresql` as root.
+set -euo pipefail
+
+have_server() {
+  local bin
+  for bin in /usr/lib/postgresql/*/bin "$(pg_config --bindir 2>/dev/null || true)"; do
+    if [ -n "${bin}" ] && [ -x "${bin}/initdb" ] && [ -x "${bin}/pg_ctl" ] && [ -x "${bin}/postgres" ]; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+if have_server; then exit 0; fi
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "shouwang: please install the PostgreSQL server (initdb, pg_ctl, postgres), e.g. 'apt-get install postgresql'" >&2
+  exit 1
+fi
+
+echo "installing postgresql from Debian's packages" >&2
+# Keep the package's maintainer scripts from starting its own service: we never use it, and on a machine
+# whose port 5432 is taken a failed start would fail the install. A policy-rc.d that is already there
+# (as in Docker images) is left alone.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "${policy}" ]; then
+  trap 'rm -f "${policy}"' EXIT
+  printf '#!/bin/sh\nexit 101\n' >"${policy}"
+  chmod 755 "${policy}"
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq postgresql >/dev/null
+
+if ! have_server; then
+  echo "shouwang: installed postgresql but found no initdb/pg_ctl/postgres under /usr/lib/postgresql/*/bin" >&2
+  exit 1
+fi
