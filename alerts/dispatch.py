@@ -115,9 +115,13 @@ class Dispatcher:
                 result = AttemptResult(outcome="reject", status_code=None, error=str(exc),
                                        duration_s=0.0, retry_after_s=None)
             else:
-                result = await send_once(self.client, url=item.url, secret=item.secret,
-                                         message_id=item.id, body=item.payload, now=self.clock(),
-                                         timeout_s=self.config.timeout_s)
+                try:
+                    result = await send_once(self.client, url=item.url, secret=item.secret,
+                                             message_id=item.id, body=item.payload, now=self.clock(),
+                                             timeout_s=self.config.timeout_s)
+                except ValueError as exc:  # our own stored data is unusable: retrying cannot help
+                    result = AttemptResult(outcome="reject", status_code=None, error=str(exc)[:300],
+                                           duration_s=0.0, retry_after_s=None)
         await asyncio.to_thread(self.record, item, result)
 
     def record(self, item: Claimed, result: AttemptResult) -> None:

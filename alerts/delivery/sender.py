@@ -98,13 +98,13 @@ async def send_once(client: httpx.AsyncClient, *, url: str, secret: str, message
     except (TimeoutError, httpx.TimeoutException) as exc:
         return failed("retry", f"timeout: no response within {timeout_s:g} s ({type(exc).__name__})")
     except httpx.ConnectError as exc:
-        return failed("retry", f"connection error: {exc or type(exc).__name__}")
+        return failed("retry", f"connection error: {_describe_exc(exc)}")
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         return failed("reject", f"invalid webhook URL: {exc}")
     except httpx.TransportError as exc:
-        return failed("retry", f"transport error: {type(exc).__name__}: {exc}")
+        return failed("retry", f"transport error: {_describe_exc(exc)}")
     except OSError as exc:
-        return failed("retry", f"network error: {type(exc).__name__}: {exc}")
+        return failed("retry", f"network error: {_describe_exc(exc)}")
 
     try:
         status = response.status_code
@@ -135,6 +135,11 @@ async def _describe(response: httpx.Response) -> str:
     snippet = bytes(buffer[:_SNIPPET_BYTES]).decode("utf-8", "replace").strip()
     phrase = response.reason_phrase or ""
     return f"HTTP {status} {phrase}".rstrip() + (f": {snippet}" if snippet else "")
+
+
+def _describe_exc(exc: BaseException) -> str:
+    # httpx often raises with an empty message (a reset connection is just "ReadError").
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _one_line(text: str, secret: str) -> str:

@@ -38,7 +38,8 @@ class RecordedRequest:
 class Receiver:
     """Context manager running the server; ``url`` accepts POSTs on any path."""
 
-    def __init__(self, *, delay_s: float = 0.0, default_status: int = 200) -> None:
+    def __init__(self, *, delay_s: float = 0.0, default_status: int = 200, port: int = 0) -> None:
+        self.port = port  # 0: any free port; a fixed port lets a test take a receiver down and up
         self.delay_s = delay_s  # sleep before answering each request (interrupted when the receiver stops)
         self.default_status = default_status
         self.response_headers: dict[str, str] = {}  # extra headers on every response, e.g. Retry-After
@@ -110,8 +111,10 @@ class Receiver:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients that time out and hang up are expected here
 
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="test-receiver", daemon=True)
+        self._server = Server(("127.0.0.1", self.port), Handler)
+        # A short poll interval: shutdown() waits up to one interval, and tests start many receivers.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="test-receiver",
+                                        daemon=True)
         self._thread.start()
         return self
 
