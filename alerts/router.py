@@ -28,10 +28,10 @@ from alerts.models import Alert, Delivery, utcnow
 from alerts.pipeline import RouteContext, RouterConfig
 from alerts.policy import parse_duration, parse_policy
 from alerts.stages import default_pipeline
+from shouwang.deadletter import DeadLetter
 from shouwang.events import EventError, decode_alert
 from shouwang.settings import Settings
-from streams.deadletter import DeadLetter
-from streams.topics import Topics
+from shouwang.topics import Topics
 
 log = logging.getLogger(__name__)
 

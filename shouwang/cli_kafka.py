@@ -12,10 +12,10 @@ from typing import Annotated
 import typer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from shouwang.deadletter import read_headers
 from shouwang.events import EventError, MeterFlag, MeterReading, encode, validate_reading_message
 from shouwang.settings import get_settings
-from streams.deadletter import read_headers
-from streams.topics import Topics
+from shouwang.topics import Topics
 
 
 def _producer() -> KafkaProducer:

@@ -10,9 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shouwang.events import encode
 from shouwang.settings import Settings
+from shouwang.topics import Topics
 from streams import metrics
 from streams.processing import Outcome, ReadingProcessor, SourceRecord
-from streams.topics import Topics
 
 
 def create_app(settings: Settings) -> faust.App:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from detectors import DetectorBank, Finding, Observation
+from shouwang.deadletter import DeadLetter
 from shouwang.events import (
     AlertEvent,
     AlertKind,
@@ -20,7 +21,6 @@ from shouwang.events import (
     alert_id_for,
     decode_reading_message,
 )
-from streams.deadletter import DeadLetter
 
 log = logging.getLogger(__name__)
 

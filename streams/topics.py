@@ -10,6 +10,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Ne
 from kafka.errors import TopicAlreadyExistsError
 
 from shouwang.settings import Settings
+from shouwang.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +27,6 @@ class TopicSpec:
     @property
     def configs(self) -> dict[str, str]:
         return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
-
-
-@dataclass(frozen=True)
-class Topics:
-    """The names of Shouwang's topics under the configured prefix."""
-
-    readings: str
-    incidents: str
-    alerts: str
-    deadletter: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Topics:
-        return cls(readings=settings.topic("readings"), incidents=settings.topic("incidents"),
-                   alerts=settings.topic("alerts"), deadletter=settings.topic("deadletter"))
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from shouwang.deadletter import read_headers
 from shouwang.settings import Settings
-from streams.deadletter import read_headers
-from streams.topics import Topics, provision_topics
+from shouwang.topics import Topics
+from streams.topics import provision_topics
 from tests.conftest import settings_env
 from tests.kafka_helpers import consume, produce, start_shouwang, stop, values, wait_http
 

@@ -6,7 +6,8 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from shouwang.settings import Settings
-from streams.topics import Topics, provision_topics
+from shouwang.topics import Topics
+from streams.topics import provision_topics
 
 pytestmark = pytest.mark.kafka
 

@@ -1,0 +1,22 @@
+"""The names of Shouwang's Kafka topics, under the configured prefix (one home for them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shouwang.settings import Settings
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The names of Shouwang's topics under the configured prefix."""
+
+    readings: str
+    incidents: str
+    alerts: str
+    deadletter: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topics:
+        return cls(readings=settings.topic("readings"), incidents=settings.topic("incidents"),
+                   alerts=settings.topic("alerts"), deadletter=settings.topic("deadletter"))
