@@ -63,6 +63,8 @@ def test_compose_file_describes_the_stack() -> None:
     assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["worker"]["build"] == "."
     assert services["worker"]["environment"]["SHOUWANG_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert services["router"]["command"] == ["router"]
+    assert services["router"]["environment"]["SHOUWANG_DATABASE_URL"].startswith("postgresql+psycopg://")
     # every SHOUWANG_ variable it sets must be a real setting
     known = {f"SHOUWANG_{name.upper()}" for name in Settings.model_fields}
     for service in services.values():

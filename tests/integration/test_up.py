@@ -34,14 +34,17 @@ def _alive(pid: int) -> bool:
 def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     settings = Settings(var_dir=tmp_path / "var", broker_lib_dir=LIB_DIR, broker_port=free_port(),
                         broker_controller_port=free_port(), worker_web_port=free_port(),
+                        router_metrics_port=free_port(),
                         broker_heap="512m", readings_partitions=2)
     env = settings_env(settings)
     log = tmp_path / "up.log"
     up = start_shouwang(["up"], env, log)
     try:
         wait_http(f"http://127.0.0.1:{settings.worker_web_port}/metrics", timeout=120)
+        wait_http(f"http://127.0.0.1:{settings.router_metrics_port}/metrics", timeout=60)
         broker_pid = int((settings.broker_dir / "broker.pid").read_text())
-        worker_pid = int(re.search(r"started worker \(pid (\d+)\)", log.read_text())[1])  # type: ignore[index]
+        children = {name: int(pid) for name, pid in re.findall(r"started (\w+) \(pid (\d+)\)", log.read_text())}
+        assert set(children) == {"worker", "router"}
         cli = [sys.executable, "-m", "shouwang"]
         sent = subprocess.run([*cli, "send-reading", "SZ-FT-0001", "812.5", "--flag", "leak",
                                "--ts", "2026-03-01T09:30:00+08:00"],
@@ -57,9 +60,10 @@ def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     text = log.read_text()
     assert code == 0, text[-3000:]
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (_alive(broker_pid) or _alive(worker_pid)):
+    pids = {"broker": broker_pid, **children}
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
         time.sleep(0.2)
-    assert not _alive(broker_pid), "the broker outlived `shouwang up`"
-    assert not _alive(worker_pid), "the worker outlived `shouwang up`"
+    for name, pid in pids.items():
+        assert not _alive(pid), f"the {name} outlived `shouwang up`"
     assert not port_answers("127.0.0.1", settings.broker_port)
     assert "stopped the local broker" in text
