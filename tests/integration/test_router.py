@@ -19,13 +19,14 @@ from alerts.db import Store
 from alerts.lifecycle import acknowledge
 from alerts.models import Alert, Delivery
 from shouwang.broker import free_port
+from shouwang.deadletter import read_headers
 from shouwang.events import AlertEvent, AlertKind, Explanation, Severity, alert_id_for, encode
 from shouwang.settings import Settings
 from shouwang.topics import Topics
 from streams.topics import provision_topics
 from tests.alerts.delivery.receiver import Receiver
 from tests.conftest import settings_env
-from tests.kafka_helpers import produce, start_shouwang, stop, wait_http
+from tests.kafka_helpers import consume, produce, start_shouwang, stop, wait_http
 
 pytestmark = pytest.mark.kafka
 SINCE = datetime(2026, 3, 1, 13, 15, tzinfo=UTC)
@@ -65,16 +66,17 @@ def router_settings(kafka_settings: Settings, tmp_path: Path) -> Settings:
 def receivers() -> Iterator[dict[str, Receiver]]:
     with ExitStack() as stack:
         yield {name: stack.enter_context(Receiver())
-               for name in ("family_a", "family_b", "grid_worker", "supervisor")}
+               for name in ("family_a", "family_b", "family_c", "grid_worker", "supervisor")}
 
 
 def enrol(store: Store, urls: dict[str, str]) -> dict[str, str]:
-    """Homes A (meter MA) and B (meter MB) in cell C1; returns each person's signing secret."""
+    """Homes A, B and C (meters MA, MB, MC) in cell C1; B is away, C withdrew consent.
+    Returns each person's signing secret."""
     secrets = {}
     now = datetime.now(UTC)
     with store.transaction() as session:
         homes = {}
-        for key, meter in (("a", "MA"), ("b", "MB")):
+        for key, meter in (("a", "MA"), ("b", "MB"), ("c", "MC")):
             homes[key] = admin.create_household(
                 session, name=f"Home {key.upper()}", timezone="Asia/Shanghai", grid_cell="C1",
                 consent_given_by="the elder", consent_given_at=now - timedelta(days=1), consent_scope="alerts")
@@ -91,6 +93,7 @@ def enrol(store: Store, urls: dict[str, str]) -> dict[str, str]:
             else:
                 admin.subscribe(session, person)
         admin.set_away(homes["b"], until=now + timedelta(days=2), note="in hospital", now=now)
+        admin.withdraw_consent(homes["c"], by="the elder", now=now)
     return secrets
 
 
@@ -111,7 +114,8 @@ def test_router_routes_dedups_escalates_and_clears(router_settings: Settings, re
         burst_b = alert_event("MB", "spike", "critical")
         produce(router_settings.bootstrap_servers, topic, [
             (b"MA", encode(silence_a)), (b"MA", encode(silence_a)),  # the same event twice
-            (b"MB", encode(silence_b)), (b"MB", encode(burst_b)), (b"MB", b"not an alert")])
+            (b"MB", encode(silence_b)), (b"MB", encode(burst_b)), (b"MB", b"not an alert"),
+            (b"MC", encode(alert_event("MC", "spike", "critical")))])  # C withdrew consent: nobody is told
         receivers["family_b"].wait_for(1)
         with store.transaction() as session:  # the grid worker acknowledges B's burst at once
             burst = session.get(Alert, burst_b.alert_id)
@@ -140,6 +144,11 @@ def test_router_routes_dedups_escalates_and_clears(router_settings: Settings, re
         ("alert.escalated", silence_a.alert_id, 1), ("alert.resolved", silence_a.alert_id, 1)]  # told, so cleared
     grid = bodies(receivers["grid_worker"], secrets["grid_worker"])
     assert sorted(b["type"] for b in grid) == ["alert.raised", "alert.raised", "alert.resolved"]
+    assert receivers["family_c"].requests == []
+    assert all(b["data"]["meter_id"] != "MC" for b in grid + supervisor)
+    letters = consume(router_settings.bootstrap_servers, Topics.from_settings(router_settings).deadletter,
+                      until=lambda records: len(records) >= 1, timeout=10)
+    assert [(r.value, read_headers(r.headers)["shouwang.source.topic"]) for r in letters] == [(b"not an alert", topic)]
     every_id = [r.headers["webhook-id"] for rec in receivers.values() for r in rec.requests]
     assert len(every_id) == len(set(every_id))
     with store.transaction() as session:
