@@ -30,3 +30,11 @@ OPEN_ALERTS = Gauge(
     "shouwang_alerts_open", "Alerts raised and not yet resolved.", ["kind", "severity", "status"])
 PENDING_DELIVERIES = Gauge(
     "shouwang_webhook_pending_deliveries", "Deliveries waiting in the outbox.")
+
+# Known label values start at 0, so that rate() and increase() see the very first event too.
+DELIVERY_OUTCOMES = ("delivered", "retry", "reject", "disable")
+DEAD_LETTER_REASONS = ("retries_exhausted", "rejected", "endpoint_gone")
+for _outcome in DELIVERY_OUTCOMES:
+    DELIVERIES.labels(_outcome)
+for _reason in DEAD_LETTER_REASONS:
+    DELIVERIES_DEAD.labels(_reason)

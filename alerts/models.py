@@ -243,3 +243,21 @@ class DeliveryAttempt(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     duration_ms: Mapped[int] = mapped_column(Integer)
 
+
+
+class ApiKey(Base):
+    """A bearer key for the API. Only a SHA-256 of its secret is stored (the secret is 32 random
+    bytes, so a slow hash adds nothing); the full token is shown once, when issued."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("key"))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))  # operator | supervisor | grid_worker | family | device
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    recipient_id: Mapped[str | None] = mapped_column(ForeignKey("recipients.id"), index=True)
+    grid_cells: Mapped[list[str] | None] = mapped_column(JSON)  # a grid worker's or supervisor's cells
+    community: Mapped[str | None] = mapped_column(String(64))  # a supervisor's community
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

@@ -12,8 +12,9 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from alerts.models import Alert, Delivery, Household
-from alerts.policy import EscalationPolicy
+from alerts.policy import EscalationPolicy, parse_duration, parse_policy
 from shouwang.events import AlertEvent
+from shouwang.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,12 @@ class RouterConfig:
     policy: EscalationPolicy
     repeat_interval: timedelta
     public_url: str
+
+
+def router_config(settings: Settings) -> RouterConfig:
+    return RouterConfig(policy=parse_policy(settings.escalation),
+                        repeat_interval=parse_duration(settings.repeat_interval),
+                        public_url=settings.public_url)
 
 
 @dataclass

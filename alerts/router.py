@@ -25,8 +25,8 @@ from alerts.delivery import EndpointLimiter, make_client, parse_schedule
 from alerts.dispatch import DispatchConfig, Dispatcher
 from alerts.lifecycle import escalate_due, remind_due
 from alerts.models import Alert, Delivery, utcnow
-from alerts.pipeline import RouteContext, RouterConfig
-from alerts.policy import parse_duration, parse_policy
+from alerts.pipeline import RouteContext, router_config
+from alerts.policy import parse_duration
 from alerts.stages import default_pipeline
 from shouwang.deadletter import DeadLetter
 from shouwang.events import EventError, decode_alert
@@ -34,12 +34,6 @@ from shouwang.settings import Settings
 from shouwang.topics import Topics
 
 log = logging.getLogger(__name__)
-
-
-def router_config(settings: Settings) -> RouterConfig:
-    return RouterConfig(policy=parse_policy(settings.escalation),
-                        repeat_interval=parse_duration(settings.repeat_interval),
-                        public_url=settings.public_url)
 
 
 class Router:

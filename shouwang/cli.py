@@ -95,6 +95,14 @@ def router() -> None:
     run_router(get_settings())
 
 
+@app.command()
+def api() -> None:
+    """Serve the HTTP API (FastAPI with uvicorn) in the foreground."""
+    from api.app import run_api
+
+    run_api(get_settings())
+
+
 @app.command("db-upgrade")
 def db_upgrade() -> None:
     """Create or migrate the alert store's schema to the newest version (idempotent)."""
@@ -107,7 +115,7 @@ def db_upgrade() -> None:
 
 @app.command()
 def up() -> None:
-    """Run everything in the foreground: broker (if embedded), topics, worker, router.
+    """Run everything in the foreground: broker (if embedded), topics, worker, router, API.
     Ctrl-C stops all."""
     from shouwang.supervisor import Supervisor, shouwang_command
     from streams.topics import provision_topics
@@ -131,6 +139,7 @@ def up() -> None:
         upgrade(settings.store_url)  # once here, so the processes below never race to migrate
         supervisor.spawn("worker", shouwang_command("worker"))
         supervisor.spawn("router", shouwang_command("router"))
+        supervisor.spawn("api", shouwang_command("api"))
         log.info("Shouwang is up; Kafka at %s. Press Ctrl-C to stop.", settings.bootstrap_servers)
         code = supervisor.wait()
     finally:

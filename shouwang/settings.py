@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     webhook_require_https: bool = Field(
         default=True, description="Refuse plain-http webhook URLs (allowlisted hosts excepted).")
 
+    api_host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port of the API.")
+    api_max_body_bytes: int = Field(default=1_000_000, ge=1024, le=50_000_000,
+                                    description="Largest request body the API accepts (413 beyond).")
+    ingest_rate_per_s: float = Field(default=200.0, gt=0,
+                                     description="Readings per second one API key may ingest (sustained).")
+    ingest_burst: int = Field(default=20_000, ge=1,
+                              description="Readings one API key may ingest at once before the rate applies.")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of every process.")
     log_format: Literal["text", "json"] = Field(

@@ -40,6 +40,10 @@ def create_app(settings: Settings) -> faust.App:
     alerts = app.topic(names.alerts, **raw)
     deadletter = app.topic(names.deadletter, **raw)
     processor = ReadingProcessor()
+    lag = metrics.LagReporter()
+    metrics.LAST_READING.set_to_current_time()
+    for error_class in metrics.DEAD_LETTER_CLASSES:  # series at 0 from the start, so rate() sees the first
+        metrics.DEAD_LETTERS.labels(names.readings, error_class)
 
     async def emit(outcome: Outcome) -> None:
         for alert in outcome.alerts:
@@ -61,9 +65,15 @@ def create_app(settings: Settings) -> faust.App:
             metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
             metrics.RECORDS_CONSUMED.inc()
             metrics.READINGS_PROCESSED.inc(len(outcome.readings))
+            if outcome.readings:
+                metrics.LAST_READING.set_to_current_time()
             if outcome.rekeyed and outcome.readings:
                 metrics.READINGS_REKEYED.inc()
             await emit(outcome)
+
+    @app.timer(interval=metrics.LAG_INTERVAL_S, name="consumer_lag")
+    async def consumer_lag() -> None:
+        await lag.update(app.consumer)
 
     @app.page("/metrics")
     async def prometheus_metrics(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:

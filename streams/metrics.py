@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import asyncio
+import logging
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+log = logging.getLogger(__name__)
 
 RECORDS_CONSUMED = Counter(
     "shouwang_worker_records_consumed_total",
@@ -19,7 +25,61 @@ ALERTS_EMITTED = Counter(
 DEAD_LETTERS = Counter(
     "shouwang_worker_dead_letters_total",
     "Records sent to the dead-letter topic.", ["source", "error_class"])
+DEAD_LETTER_CLASSES = ("invalid", "internal")
 PROCESSING_SECONDS = Histogram(
     "shouwang_worker_record_processing_seconds",
     "Time to decode, validate and run the detectors on one record.",
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1))
+LAST_READING = Gauge(
+    "shouwang_worker_last_reading_timestamp_seconds",
+    "Unix time at which this worker last processed a reading (its start time until the first one).")
+CONSUMER_LAG = Gauge(
+    "shouwang_worker_consumer_lag_records",
+    "Records of an assigned partition not yet processed: log end offset minus committed offset.",
+    ["topic", "partition"])
+LAG_INTERVAL_S = 5.0
+
+
+class LagReporter:
+    """Keeps ``CONSUMER_LAG`` current for the partitions assigned to this worker (called from a Faust
+    timer). One ListOffsets request per update; any failure (consumer not started, a rebalance, a
+    slow broker) leaves the gauges as they were and is logged, because a metric must never take
+    the worker down."""
+
+    timeout_s = 5.0
+    warn_after = 12  # consecutive failures (a minute at the default interval) before a warning
+
+    def __init__(self) -> None:
+        self.labels: set[tuple[str, str]] = set()
+        self.failures = 0
+
+    async def update(self, consumer: Any) -> None:
+        """``consumer`` is the Faust app's consumer (``app.consumer``)."""
+        try:
+            seen = await self._measure(consumer)
+        except Exception:
+            self.failures += 1
+            level = logging.WARNING if self.failures == self.warn_after else logging.DEBUG
+            log.log(level, "consumer lag not updated (%d failures in a row)", self.failures, exc_info=True)
+            return
+        self.failures = 0
+        for labels in self.labels - seen:
+            CONSUMER_LAG.remove(*labels)
+        self.labels = seen
+
+    async def _measure(self, consumer: Any) -> set[tuple[str, str]]:
+        assigned = sorted(consumer.assignment())
+        ends = await asyncio.wait_for(consumer.highwaters(*assigned), self.timeout_s) if assigned else {}
+        # Faust's own record of the offsets it committed (None before the group's first commit).
+        committed = getattr(consumer, "_committed_offset", {})
+        seen: set[tuple[str, str]] = set()
+        for tp in assigned:
+            end, done = ends.get(tp), committed.get(tp)
+            if done is None:  # nothing committed yet: measure from where the consumer stands
+                done = await asyncio.wait_for(consumer.position(tp), self.timeout_s)
+            if end is None or done is None:
+                continue
+            labels = (tp.topic, str(tp.partition))
+            CONSUMER_LAG.labels(*labels).set(max(0, end - done))
+            seen.add(labels)
+        return seen

@@ -34,7 +34,7 @@ def _alive(pid: int) -> bool:
 def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     settings = Settings(var_dir=tmp_path / "var", broker_lib_dir=LIB_DIR, broker_port=free_port(),
                         broker_controller_port=free_port(), worker_web_port=free_port(),
-                        router_metrics_port=free_port(),
+                        router_metrics_port=free_port(), api_port=free_port(),
                         broker_heap="512m", readings_partitions=2)
     env = settings_env(settings)
     log = tmp_path / "up.log"
@@ -42,9 +42,11 @@ def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     try:
         wait_http(f"http://127.0.0.1:{settings.worker_web_port}/metrics", timeout=120)
         wait_http(f"http://127.0.0.1:{settings.router_metrics_port}/metrics", timeout=60)
+        wait_http(f"http://127.0.0.1:{settings.api_port}/healthz", timeout=60)
         broker_pid = int((settings.broker_dir / "broker.pid").read_text())
         children = {name: int(pid) for name, pid in re.findall(r"started (\w+) \(pid (\d+)\)", log.read_text())}
-        assert set(children) == {"worker", "router"}
+        assert set(children) == {"worker", "router", "api"}
+        assert "First operator API key" in log.read_text()  # printed once on first start
         cli = [sys.executable, "-m", "shouwang"]
         sent = subprocess.run([*cli, "send-reading", "SZ-FT-0001", "812.5", "--flag", "leak",
                                "--ts", "2026-03-01T09:30:00+08:00"],

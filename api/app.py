@@ -1,0 +1,183 @@
+"""The FastAPI application: `shouwang api` serves it with uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from alerts.admin import AdminError
+from alerts.db import Store
+from api import metrics
+from api.auth import ensure_admin_key
+from api.deps import Operator
+from api.errors import ApiError, install_error_handlers
+from api.ratelimit import TokenBuckets
+from api.routes import alerts, households, ingest, people
+from api.schemas import Health
+from shouwang.settings import Settings
+from shouwang.topics import Topics
+
+log = logging.getLogger(__name__)
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class BodyLimit:
+    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: Any, *, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        response = JSONResponse({"error": {"code": "too_large", "message":
+                                           f"the body exceeds {self.max_bytes} bytes"}}, status_code=413)
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _connect_producer(app: FastAPI, settings: Settings) -> None:
+    """Connect to Kafka in the background, retrying: the API serves health and reads meanwhile."""
+    while True:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+                                    enable_idempotence=True, client_id="shouwang-api")
+        try:
+            await producer.start()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable yet"  # noqa: BLE001 - any failure means "not reachable yet"
+            log.warning("Kafka not reachable yet (%s); retrying", type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            await asyncio.sleep(2)
+            continue
+        app.state.producer = producer
+        return
+
+
+def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.store = store or Store(settings.store_url)
+        with app.state.store.transaction() as session:
+            token = ensure_admin_key(session, admin_token=settings.admin_token.get_secret_value()
+                                     if settings.admin_token else None)
+        if token is not None:
+            # Printed once, to the console only (never to the log): it cannot be shown again.
+            print(f"\nFirst operator API key (shown once, keep it safe):\n  {token}\n", flush=True)
+        app.state.producer = None
+        connecting = asyncio.create_task(_connect_producer(app, settings))
+        yield
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting
+        if app.state.producer is not None:
+            await app.state.producer.stop()
+        if store is None:
+            app.state.store.close()
+
+    app = FastAPI(title="Shouwang API", version="1.0.0", lifespan=lifespan,
+                  description="Water-meter risk early warning for elders living alone: enrolment, subscriptions, "
+                  "alerts, readings and incident ingest. Every route but /healthz and /readyz needs "
+                  "`Authorization: Bearer <API key>`; what a key sees depends on its role.")
+    app.state.settings = settings
+    app.state.rate_limits = TokenBuckets(rate_per_s=settings.ingest_rate_per_s, burst=settings.ingest_burst)
+    install_error_handlers(app)
+
+    @app.exception_handler(AdminError)
+    async def admin_error(_request: Request, exc: AdminError) -> JSONResponse:
+        return JSONResponse({"error": {"code": "invalid_request", "message": str(exc)}}, status_code=422)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.REQUESTS.labels(request.method, route, f"{response.status_code // 100}xx").inc()
+        metrics.LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        return response
+
+    for module in (households, people, alerts, ingest):
+        app.include_router(module.router)
+
+    @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
+    def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, tags=["health"], responses={503: {"model": Health}},
+             summary="The database and Kafka are reachable")
+    async def readyz(request: Request) -> JSONResponse:
+        checks = {"database": "ok", "kafka": "ok"}
+        try:
+            await asyncio.to_thread(_ping_database, request.app.state.store)
+        except Exception as exc:  # noqa: BLE001 - reported as the check's state  # noqa: BLE001 - any failure means "not reachable yet"
+            checks["database"] = f"unreachable ({type(exc).__name__})"
+        producer = request.app.state.producer
+        if producer is None:
+            checks["kafka"] = "not connected"
+        else:
+            try:
+                await asyncio.wait_for(producer.partitions_for(Topics.from_settings(settings).readings), 3)
+            except Exception as exc:  # noqa: BLE001 - reported as the check's state  # noqa: BLE001 - any failure means "not reachable yet"
+                checks["kafka"] = f"unreachable ({type(exc).__name__})"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(Health(status="ready" if ready else "not ready", checks=checks).model_dump(),
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=Response,
+             summary="Prometheus metrics (operator key; Prometheus sends it as a bearer token)")
+    def prometheus_metrics(_: Operator) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST.split(";")[0],
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return BodyLimit(app, max_bytes=settings.api_max_body_bytes)  # type: ignore[return-value]
+
+
+def _ping_database(store: Store) -> None:
+    with store.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def run_api(settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None,
+                server_header=False, proxy_headers=False)
+
+
+__all__ = ["ApiError", "create_app", "run_api"]

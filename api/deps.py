@@ -1,0 +1,62 @@
+"""Request dependencies: the store session, the caller, and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from alerts.db import Store
+from api.auth import AuthError, Principal, authenticate
+from api.errors import ApiError, forbidden
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer swk_…`")
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_session(store: Annotated[Store, Depends(get_store)]) -> Iterator[Session]:
+    with store.transaction() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_principal(store: Annotated[Store, Depends(get_store)],
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise ApiError(401, "unauthorized", "an API key is required: Authorization: Bearer swk_…",
+                       headers={"WWW-Authenticate": "Bearer"})
+    try:
+        with store.transaction() as session:
+            return authenticate(session, credentials.credentials)
+    except AuthError as exc:
+        raise ApiError(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: str) -> Callable[[Principal], Principal]:
+    """A dependency that admits only these roles (403 for the others)."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in roles:
+            raise forbidden(f"a {principal.role} key may not do this; it needs {' or '.join(roles)}")
+        return principal
+
+    return check
+
+
+Operator = Annotated[Principal, Depends(require("operator"))]
+Staff = Annotated[Principal, Depends(require("operator", "supervisor", "grid_worker"))]
+Reader = Annotated[Principal, Depends(require("operator", "supervisor", "grid_worker", "family"))]
+Ingestor = Annotated[Principal, Depends(require("operator", "device"))]
+Reporter = Annotated[Principal, Depends(require("operator", "device", "grid_worker", "supervisor"))]

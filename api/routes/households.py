@@ -1,0 +1,121 @@
+"""Households with the elder's consent, their meters, and away mode."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+
+from alerts import admin
+from alerts.models import Household, Meter, utcnow
+from api.auth import Principal
+from api.deps import Operator, Reader, SessionDep
+from api.errors import ERROR_RESPONSES, ApiError, not_found
+from api.schemas import (
+    AwayMode,
+    ConsentOut,
+    ConsentWithdraw,
+    HouseholdCreate,
+    HouseholdOut,
+    HouseholdPatch,
+    MeterCreate,
+    MeterOut,
+)
+
+router = APIRouter(prefix="/v1/households", tags=["households"], responses=ERROR_RESPONSES)
+
+
+def household_out(household: Household) -> HouseholdOut:
+    return HouseholdOut(
+        id=household.id, name=household.name, timezone=household.timezone, grid_cell=household.grid_cell,
+        community=household.community, address=household.address,
+        consent=ConsentOut(given_by=household.consent_given_by, given_at=household.consent_given_at,
+                           scope=household.consent_scope, withdrawn_at=household.consent_withdrawn_at,
+                           withdrawn_by=household.consent_withdrawn_by),
+        away_until=household.away_until, away_note=household.away_note,
+        meters=[MeterOut(meter_id=m.meter_id, reporting_interval_s=m.reporting_interval_s)
+                for m in sorted(household.meters, key=lambda m: m.meter_id)])
+
+
+def visible_household(session: SessionDep, principal: Principal, household_id: str) -> Household:
+    """The household if the caller's scope covers it; 404 otherwise (never reveal it exists)."""
+    household = session.get(Household, household_id)
+    if household is None or not principal.sees_household(household):
+        raise not_found(f"household {household_id}")
+    return household
+
+
+@router.post("", status_code=201, response_model=HouseholdOut, summary="Enrol a household with consent")
+def create_household(body: HouseholdCreate, session: SessionDep, _: Operator) -> HouseholdOut:
+    household = admin.create_household(
+        session, name=body.name, timezone=body.timezone, grid_cell=body.grid_cell, community=body.community,
+        address=body.address, consent_given_by=body.consent.given_by, consent_given_at=body.consent.given_at,
+        consent_scope=body.consent.scope)
+    return household_out(household)
+
+
+@router.get("", response_model=list[HouseholdOut], summary="Households in the caller's scope")
+def list_households(session: SessionDep, principal: Reader) -> list[HouseholdOut]:
+    query = select(Household).order_by(Household.id).limit(1000)
+    if principal.role == "family":
+        query = query.where(Household.id.in_(principal.household_ids or {""}))
+    elif principal.role == "grid_worker":
+        query = query.where(Household.grid_cell.in_(principal.grid_cells or {""}))
+    elif principal.role == "supervisor":
+        query = query.where(or_(Household.community == (principal.community or ""),
+                                Household.grid_cell.in_(principal.grid_cells or {""})))
+    return [household_out(h) for h in session.scalars(query)]
+
+
+@router.get("/{household_id}", response_model=HouseholdOut)
+def get_household(household_id: str, session: SessionDep, principal: Reader) -> HouseholdOut:
+    return household_out(visible_household(session, principal, household_id))
+
+
+@router.patch("/{household_id}", response_model=HouseholdOut)
+def patch_household(household_id: str, body: HouseholdPatch, session: SessionDep, principal: Operator) -> HouseholdOut:
+    household = visible_household(session, principal, household_id)
+    for field, value in body.model_dump(exclude_unset=True).items():
+        if value is None and field in {"name", "timezone", "grid_cell"}:
+            raise ApiError(422, "invalid_request", f"{field} cannot be null")
+        setattr(household, field, value)
+    return household_out(household)
+
+
+@router.post("/{household_id}/consent/withdraw", response_model=HouseholdOut,
+             summary="Record the withdrawal of consent: nothing is notified about this home any more")
+def withdraw_consent(household_id: str, body: ConsentWithdraw, session: SessionDep,
+                     principal: Reader) -> HouseholdOut:
+    if principal.role not in {"operator", "family"}:
+        raise ApiError(403, "forbidden", "only an operator or the family may record a withdrawal of consent")
+    household = visible_household(session, principal, household_id)
+    admin.withdraw_consent(household, by=f"{body.by} (via {principal.actor})", now=utcnow())
+    return household_out(household)
+
+
+@router.post("/{household_id}/meters", status_code=201, response_model=MeterOut)
+def add_meter(household_id: str, body: MeterCreate, session: SessionDep, principal: Operator) -> MeterOut:
+    household = visible_household(session, principal, household_id)
+    if session.get(Meter, body.meter_id) is not None:
+        raise ApiError(409, "conflict", f"meter {body.meter_id} is already enrolled")
+    try:
+        meter = admin.add_meter(session, household, meter_id=body.meter_id,
+                                reporting_interval_s=body.reporting_interval_s)
+    except IntegrityError as exc:  # a concurrent enrolment of the same meter
+        raise ApiError(409, "conflict", f"meter {body.meter_id} is already enrolled") from exc
+    return MeterOut(meter_id=meter.meter_id, reporting_interval_s=meter.reporting_interval_s)
+
+
+@router.put("/{household_id}/away", response_model=HouseholdOut,
+            summary="Away mode until a time: no 'no water use' alarms while the elder is away")
+def set_away(household_id: str, body: AwayMode, session: SessionDep, principal: Reader) -> HouseholdOut:
+    household = visible_household(session, principal, household_id)
+    admin.set_away(household, until=body.until, note=body.note, now=utcnow())
+    return household_out(household)
+
+
+@router.delete("/{household_id}/away", status_code=204, response_class=Response, summary="End away mode")
+def end_away(household_id: str, session: SessionDep, principal: Reader) -> Response:
+    household = visible_household(session, principal, household_id)
+    admin.set_away(household, until=None, note=None, now=utcnow())
+    return Response(status_code=204)

@@ -1,0 +1,103 @@
+"""Ingest: meter readings (one or a JSON array) and residents' incident reports, onto Kafka.
+
+Readings are validated one by one: good items are produced and acknowledged by Kafka before the
+202; bad ones are reported with their index (a bad item never costs a good one beside it).
+A reading is identified by (meter_id, ts): posting it again is harmless, since the worker
+treats a repeated reading as a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import TypeAdapter, ValidationError
+
+from alerts.models import utcnow
+from api import metrics
+from api.deps import Ingestor, Reporter
+from api.errors import ERROR_RESPONSES, ApiError
+from api.schemas import IncidentAccepted, IncidentCreate, IngestResult, Reading
+from shouwang.events import IncidentReport, MeterReading, describe_validation_error, encode
+from shouwang.topics import Topics
+
+router = APIRouter(prefix="/v1", tags=["ingest"], responses=ERROR_RESPONSES)
+MAX_ITEMS = 5000
+_READING = TypeAdapter(Reading)
+_READING_SCHEMA = Reading.model_json_schema()
+_BODY_SCHEMA = {"oneOf": [_READING_SCHEMA, {"type": "array", "items": _READING_SCHEMA, "minItems": 1,
+                                              "maxItems": MAX_ITEMS}]}
+
+
+def _producer(request: Request) -> Any:
+    producer = request.app.state.producer
+    if producer is None:
+        raise ApiError(503, "unavailable", "Kafka is not connected yet; retry shortly", headers={"Retry-After": "5"})
+    return producer
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw, parse_constant=lambda name: math.nan)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(422, "invalid_request", "the body is not valid JSON") from exc
+
+
+@router.post("/readings", status_code=202, response_model=IngestResult,
+             summary="Ingest readings: one object or an array (up to 5,000); 202 once Kafka has them",
+             openapi_extra={"requestBody": {"required": True,
+                                            "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
+             responses={429: {"description": "Rate limit of this key exceeded; see Retry-After"}})
+async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult:
+    data = _json(await request.body())
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise ApiError(422, "invalid_request", "an empty array has no readings")
+    if len(items) > MAX_ITEMS:
+        raise ApiError(413, "too_large", f"{len(items)} readings in one request; the limit is {MAX_ITEMS}")
+    wait = request.app.state.rate_limits.take(principal.key_id, len(items))
+    if wait:
+        retry = "60" if math.isinf(wait) else str(max(1, math.ceil(wait)))
+        raise ApiError(429, "rate_limited", f"this key may ingest {request.app.state.settings.ingest_rate_per_s:g} "
+                       "readings per second; slow down", headers={"Retry-After": retry})
+    good: list[MeterReading] = []
+    rejected: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            reading = _READING.validate_python(item)
+        except ValidationError as exc:
+            rejected.append({"index": index, "error": describe_validation_error(exc)})
+            continue
+        good.append(MeterReading(meter_id=reading.meter_id, ts=reading.ts, register_l=reading.register_l))
+    metrics.READINGS_REJECTED.inc(len(rejected))
+    if not good:
+        raise ApiError(422, "invalid_request", f"none of the {len(items)} readings is valid; first: "
+                       f"#{rejected[0]['index']}: {rejected[0]['error']}")
+    producer = _producer(request)
+    topic = Topics.from_settings(request.app.state.settings).readings
+    try:
+        await asyncio.gather(*(producer.send_and_wait(topic, key=r.meter_id.encode(), value=encode(r)) for r in good))
+    except Exception as exc:  # the broker did not take them: the client must retry, nothing was promised
+        raise ApiError(503, "unavailable", f"Kafka did not acknowledge the readings ({type(exc).__name__}); "
+                       "retry", headers={"Retry-After": "5"}) from exc
+    metrics.READINGS_INGESTED.inc(len(good))
+    return IngestResult(accepted=len(good), rejected=rejected)
+
+
+@router.post("/incidents", status_code=202, response_model=IncidentAccepted,
+             summary="Submit a resident's snap-and-report (随手拍) incident report")
+async def submit_incident(body: IncidentCreate, request: Request, principal: Reporter) -> IncidentAccepted:
+    incident = IncidentReport(incident_id=f"inc_{secrets.token_hex(8)}", text=body.text, grid_cell=body.grid_cell,
+                              ts=body.ts or utcnow(), reporter=body.reporter, photo_url=body.photo_url)
+    producer = _producer(request)
+    topic = Topics.from_settings(request.app.state.settings).incidents
+    try:
+        await producer.send_and_wait(topic, key=incident.grid_cell.encode(), value=encode(incident))
+    except Exception as exc:
+        raise ApiError(503, "unavailable", f"Kafka did not acknowledge the report ({type(exc).__name__}); retry",
+                       headers={"Retry-After": "5"}) from exc
+    return IncidentAccepted(id=incident.incident_id)

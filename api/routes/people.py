@@ -1,0 +1,159 @@
+"""Recipients and their webhook endpoints, subscriptions, and API keys (operators only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+
+from alerts import admin
+from alerts.delivery import make_client, new_secret, send_once
+from alerts.delivery.ssrf import UnsafeURLError, check_url
+from alerts.models import ApiKey, Recipient, Subscription, WebhookEndpoint, utcnow
+from alerts.payloads import ping_payload
+from api.auth import issue_key, revoke
+from api.deps import Operator, SessionDep
+from api.errors import ERROR_RESPONSES, ApiError, not_found
+from api.schemas import (
+    KeyCreate,
+    KeyOut,
+    PingResult,
+    RecipientCreate,
+    RecipientCreated,
+    RecipientOut,
+    SecretRotated,
+    SubscriptionCreate,
+    SubscriptionOut,
+)
+from shouwang.settings import Settings
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _endpoint(session: SessionDep, recipient_id: str) -> WebhookEndpoint | None:
+    return session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.recipient_id == recipient_id)
+                          .order_by(WebhookEndpoint.created_at.desc()).limit(1))
+
+
+def _recipient_out(session: SessionDep, recipient: Recipient) -> RecipientOut:
+    endpoint = _endpoint(session, recipient.id)
+    return RecipientOut(id=recipient.id, name=recipient.name, role=recipient.role,
+                        webhook_url=endpoint.url if endpoint else None,
+                        webhook_status=endpoint.status if endpoint else None)
+
+
+@router.post("/recipients", status_code=201, response_model=RecipientCreated, tags=["recipients"],
+             summary="Add a recipient; the webhook signing secret is returned only now")
+def create_recipient(body: RecipientCreate, session: SessionDep, request: Request, _: Operator) -> RecipientCreated:
+    settings = _settings(request)
+    recipient, secret = admin.create_recipient(
+        session, name=body.name, role=body.role, webhook_url=body.webhook_url,
+        allow=settings.webhook_allowlist, require_https=settings.webhook_require_https)
+    out = _recipient_out(session, recipient)
+    return RecipientCreated(**out.model_dump(), webhook_secret=secret)
+
+
+@router.get("/recipients/{recipient_id}", response_model=RecipientOut, tags=["recipients"])
+def get_recipient(recipient_id: str, session: SessionDep, _: Operator) -> RecipientOut:
+    recipient = session.get(Recipient, recipient_id)
+    if recipient is None:
+        raise not_found(f"recipient {recipient_id}")
+    return _recipient_out(session, recipient)
+
+
+@router.post("/recipients/{recipient_id}/rotate-secret", response_model=SecretRotated, tags=["recipients"],
+             summary="Replace the webhook signing secret (the old one stops working at once)")
+def rotate_secret(recipient_id: str, session: SessionDep, _: Operator) -> SecretRotated:
+    endpoint = _endpoint(session, recipient_id)
+    if endpoint is None:
+        raise not_found(f"webhook endpoint of recipient {recipient_id}")
+    endpoint.secret = new_secret()
+    return SecretRotated(recipient_id=recipient_id, webhook_secret=endpoint.secret)
+
+
+@router.post("/recipients/{recipient_id}/ping", response_model=PingResult, tags=["recipients"],
+             summary="Send a signed test message (type endpoint.ping) to the recipient's webhook now")
+async def ping(recipient_id: str, request: Request, _: Operator) -> PingResult:
+    settings = _settings(request)
+    with request.app.state.store.transaction() as session:
+        endpoint = _endpoint(session, recipient_id)
+        if endpoint is None:
+            raise not_found(f"webhook endpoint of recipient {recipient_id}")
+        url, secret, endpoint_id = endpoint.url, endpoint.secret, endpoint.id
+    try:
+        check_url(url, allow=settings.webhook_allowlist, require_https=settings.webhook_require_https)
+    except UnsafeURLError as exc:
+        return PingResult(outcome="reject", status_code=None, error=str(exc))
+    now = utcnow()
+    async with make_client(timeout_s=settings.webhook_timeout_s) as client:
+        result = await send_once(client, url=url, secret=secret, message_id=f"msg_ping_{int(now.timestamp())}",
+                                 body=ping_payload(endpoint_id=endpoint_id, now=now).encode(), now=now,
+                                 timeout_s=settings.webhook_timeout_s)
+    return PingResult(outcome=result.outcome, status_code=result.status_code, error=result.error)
+
+
+@router.post("/subscriptions", status_code=201, response_model=SubscriptionOut, tags=["subscriptions"])
+def create_subscription(body: SubscriptionCreate, session: SessionDep, _: Operator) -> SubscriptionOut:
+    recipient = session.get(Recipient, body.recipient_id)
+    if recipient is None:
+        raise not_found(f"recipient {body.recipient_id}")
+    subscription = admin.subscribe(session, recipient, household_id=body.household_id, grid_cell=body.grid_cell,
+                                   community=body.community, kinds=body.kinds, min_severity=body.min_severity)
+    return _subscription_out(subscription)
+
+
+@router.get("/subscriptions", response_model=list[SubscriptionOut], tags=["subscriptions"])
+def list_subscriptions(session: SessionDep, _: Operator, recipient_id: str | None = None) -> list[SubscriptionOut]:
+    query = select(Subscription).order_by(Subscription.id).limit(1000)
+    if recipient_id is not None:
+        query = query.where(Subscription.recipient_id == recipient_id)
+    return [_subscription_out(s) for s in session.scalars(query)]
+
+
+@router.delete("/subscriptions/{subscription_id}", status_code=204, response_class=Response,
+               tags=["subscriptions"])
+def delete_subscription(subscription_id: str, session: SessionDep, _: Operator) -> Response:
+    subscription = session.get(Subscription, subscription_id)
+    if subscription is None:
+        raise not_found(f"subscription {subscription_id}")
+    session.delete(subscription)
+    return Response(status_code=204)
+
+
+def _subscription_out(subscription: Subscription) -> SubscriptionOut:
+    return SubscriptionOut(id=subscription.id, recipient_id=subscription.recipient_id,
+                           household_id=subscription.household_id, grid_cell=subscription.grid_cell,
+                           community=subscription.community, kinds=subscription.kinds,
+                           min_severity=subscription.min_severity)
+
+
+@router.post("/keys", status_code=201, response_model=KeyOut, tags=["keys"],
+             summary="Issue an API key; the token is returned only now")
+def create_key(body: KeyCreate, session: SessionDep, principal: Operator) -> KeyOut:
+    if body.role == "family":
+        recipient = session.get(Recipient, body.recipient_id) if body.recipient_id else None
+        if recipient is None or recipient.role != "family":
+            raise ApiError(422, "invalid_request", "a family key needs recipient_id of a family recipient")
+    if body.role == "grid_worker" and not body.grid_cells:
+        raise ApiError(422, "invalid_request", "a grid_worker key needs grid_cells")
+    if body.role == "supervisor" and not (body.community or body.grid_cells):
+        raise ApiError(422, "invalid_request", "a supervisor key needs a community or grid_cells")
+    key, token = issue_key(session, name=body.name, role=body.role, created_by=principal.key_id,
+                           recipient_id=body.recipient_id, grid_cells=body.grid_cells, community=body.community)
+    return KeyOut(id=key.id, name=key.name, role=key.role, token=token)
+
+
+@router.delete("/keys/{key_id}", status_code=204, response_class=Response, tags=["keys"])
+def revoke_key(key_id: str, session: SessionDep, principal: Operator) -> Response:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise not_found(f"key {key_id}")
+    if key.id == principal.key_id:
+        raise ApiError(409, "conflict", "a key cannot revoke itself")
+    revoke(key)
+    key.revoked_at = key.revoked_at or utcnow()
+    return Response(status_code=204)

@@ -1,0 +1,246 @@
+"""Request and response bodies of the API. Requests are strict: unknown fields are a 422."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from shouwang.events import GridCell, MeterId, Timestamp
+
+Role = Literal["family", "grid_worker", "supervisor", "operator"]
+KeyRole = Literal["operator", "supervisor", "grid_worker", "family", "device"]
+Severity = Literal["info", "low", "medium", "high", "critical"]
+Kind = Literal["no_usage", "continuous_flow", "spike", "meter_offline", "data_quality", "routine_change",
+               "incident", "hotspot"]
+Outcome = Literal["false_alarm", "resident_fine", "help_given", "emergency"]
+Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text500 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Community = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Asia/Shanghai") from exc
+    return value
+
+
+TimezoneName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_timezone)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Consent(Strict):
+    given_by: Text200 = Field(description="Who consented: the elder, or their legal guardian")
+    given_at: Timestamp
+    scope: Text500 = Field(description="What was consented to, e.g. 'water-use alerts to family and grid worker'")
+
+
+class HouseholdCreate(Strict):
+    name: Text200
+    timezone: TimezoneName
+    grid_cell: GridCell
+    community: Community | None = None
+    address: Text500 | None = None
+    consent: Consent
+
+
+class HouseholdPatch(Strict):
+    name: Text200 | None = None
+    timezone: TimezoneName | None = None
+    grid_cell: GridCell | None = None
+    community: Community | None = None
+    address: Text500 | None = None
+
+
+class ConsentOut(BaseModel):
+    given_by: str
+    given_at: datetime
+    scope: str
+    withdrawn_at: datetime | None
+    withdrawn_by: str | None
+
+
+class MeterOut(BaseModel):
+    meter_id: str
+    reporting_interval_s: int
+
+
+class HouseholdOut(BaseModel):
+    id: str
+    name: str
+    timezone: str
+    grid_cell: str
+    community: str | None
+    address: str | None
+    consent: ConsentOut
+    away_until: datetime | None
+    away_note: str | None
+    meters: list[MeterOut]
+
+
+class ConsentWithdraw(Strict):
+    by: Text200 = Field(description="Who withdrew consent")
+
+
+class MeterCreate(Strict):
+    meter_id: MeterId
+    reporting_interval_s: int = Field(default=3600, ge=60, le=7 * 86400)
+
+
+class AwayMode(Strict):
+    until: Timestamp
+    note: Text500 | None = None
+
+
+class RecipientCreate(Strict):
+    name: Text200
+    role: Role
+    webhook_url: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
+
+
+class RecipientOut(BaseModel):
+    id: str
+    name: str
+    role: str
+    webhook_url: str | None
+    webhook_status: str | None
+
+
+class RecipientCreated(RecipientOut):
+    webhook_secret: str | None = Field(description="The signing secret (whsec_…), shown only now")
+
+
+class SecretRotated(BaseModel):
+    recipient_id: str
+    webhook_secret: str
+
+
+class PingResult(BaseModel):
+    outcome: str
+    status_code: int | None
+    error: str | None
+
+
+class SubscriptionCreate(Strict):
+    recipient_id: Text200
+    household_id: Text200 | None = None
+    grid_cell: GridCell | None = None
+    community: Community | None = None
+    kinds: list[Kind] | None = Field(default=None, min_length=1, max_length=8)
+    min_severity: Severity = "info"
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    recipient_id: str
+    household_id: str | None
+    grid_cell: str | None
+    community: str | None
+    kinds: list[str] | None
+    min_severity: str
+
+
+class KeyCreate(Strict):
+    name: Text200
+    role: KeyRole
+    recipient_id: Text200 | None = Field(default=None, description="Required for family keys")
+    grid_cells: list[GridCell] | None = Field(default=None, max_length=500)
+    community: Community | None = None
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    role: str
+    token: str | None = Field(default=None, description="The bearer token, shown only at creation")
+
+
+class Reading(Strict):
+    meter_id: MeterId
+    ts: Timestamp
+    register_l: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    rejected: list[dict[str, Any]] = Field(description="Items not accepted: {index, error}")
+
+
+class IncidentCreate(Strict):
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    grid_cell: GridCell
+    reporter: Annotated[str, StringConstraints(max_length=100)] | None = None
+    photo_url: Annotated[str, StringConstraints(pattern=r"^https?://\S{1,2000}$")] | None = None
+    ts: Timestamp | None = None
+
+
+class IncidentAccepted(BaseModel):
+    id: str
+
+
+class AttemptOut(BaseModel):
+    at: datetime
+    outcome: str
+    status_code: int | None
+    error: str | None
+
+
+class NotificationOut(BaseModel):
+    id: str = Field(description="The webhook-id")
+    recipient_id: str
+    event_type: str
+    tier: int
+    status: str
+    attempts: int
+    created_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+    history: list[AttemptOut] = []
+
+
+class AlertOut(BaseModel):
+    id: str
+    kind: str
+    severity: str
+    status: str
+    meter_id: str | None
+    household_id: str | None
+    grid_cell: str | None
+    since: datetime
+    raised_at: datetime
+    explanation: dict[str, str]
+    facts: dict[str, Any]
+    silenced_by: str | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    outcome: str | None
+    resolution_note: str | None
+    escalation_tier: int
+
+
+class AlertDetail(AlertOut):
+    notifications: list[NotificationOut]
+
+
+class AlertPage(BaseModel):
+    items: list[AlertOut]
+    next_cursor: str | None
+
+
+class Resolve(Strict):
+    outcome: Outcome
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = {}

@@ -1,0 +1,66 @@
+"""Fixtures of the operations tests: the worker and the router as real processes on the session
+broker, and the Prometheus tools (installed by scripts/ensure-prometheus.sh; missing is a failure)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shouwang.broker import free_port
+from shouwang.settings import REPO_ROOT, Settings
+from streams.topics import provision_topics
+from tests.conftest import settings_env
+from tests.kafka_helpers import start_shouwang, stop, wait_http
+
+PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
+
+
+def tool(name: str) -> str:
+    """The path of a Prometheus tool; fails (never skips) when it is missing."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/bin")
+    if path is None:
+        pytest.fail(f"{name} is not installed: run scripts/ensure-prometheus.sh (make tools does)")
+    return path
+
+
+def promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([tool("promtool"), *args], input=stdin, capture_output=True, timeout=60)
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(),
+                                       result.stderr.decode())
+
+
+@dataclass(frozen=True)
+class Stack:
+    settings: Settings
+    worker_metrics: str
+    router_metrics: str
+
+
+@pytest.fixture
+def stack(kafka_settings: Settings, tmp_path: Path) -> Iterator[Stack]:
+    """``shouwang worker`` and ``shouwang router`` on this test's topics, with a SQLite store; both must
+    still run at the end and stop cleanly."""
+    settings = kafka_settings.model_copy(update={
+        "database_url": f"sqlite:///{tmp_path / 'router.db'}", "router_metrics_port": free_port(),
+        "router_id": f"router-{kafka_settings.worker_id}"})
+    provision_topics(settings)
+    env = settings_env(settings)
+    logs = {name: tmp_path / f"{name}.log" for name in ("worker", "router")}
+    processes = {name: start_shouwang([name], env, log) for name, log in logs.items()}
+    try:
+        running = Stack(settings, f"http://127.0.0.1:{settings.worker_web_port}/metrics",
+                        f"http://127.0.0.1:{settings.router_metrics_port}/metrics")
+        wait_http(running.worker_metrics)
+        wait_http(running.router_metrics)
+        yield running
+        for name, process in processes.items():
+            assert process.poll() is None, f"the {name} died:\n{logs[name].read_text()[-3000:]}"
+    finally:
+        codes = {name: stop(process) for name, process in processes.items()}
+    for name, code in codes.items():
+        assert code == 0, f"the {name} exited with {code}:\n{logs[name].read_text()[-3000:]}"
