@@ -124,6 +124,7 @@ def up() -> None:
     broker = local_broker(settings) if settings.uses_embedded_broker else None
     started_broker = False
     supervisor = Supervisor()
+    supervisor.trap_signals()  # a Ctrl-C, even during start-up or twice, leads to a full clean stop
     try:
         if broker is not None:
             resolve_jars(settings.broker_lib_dir)
@@ -161,11 +162,12 @@ def show_settings() -> None:
 
 
 def _register_kafka_commands() -> None:
-    from shouwang import cli_kafka
+    from shouwang import cli_kafka, cli_tools
 
     app.command("send-reading")(cli_kafka.send_reading)
     app.command("send-raw")(cli_kafka.send_raw)
     app.command("tail")(cli_kafka.tail)
+    app.command("webhook-receiver")(cli_tools.webhook_receiver)
 
 
 _register_kafka_commands()

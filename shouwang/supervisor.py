@@ -42,6 +42,7 @@ class Supervisor:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     children: list[Child] = field(default_factory=list)
     stop_timeout: float = 20.0
+    signals_seen: int = 0
 
     def spawn(self, name: str, argv: Sequence[str]) -> Child:
         child = Child(name, argv)
@@ -51,27 +52,30 @@ class Supervisor:
         log.info("started %s (pid %d)", name, child.process.pid)
         return child
 
+    def trap_signals(self) -> None:
+        """From now on SIGINT/SIGTERM ask for a stop instead of raising: a second Ctrl-C during
+        the shutdown must not abort it half-way and leave the broker running."""
+
+        def on_signal(_signum: int, _frame: object) -> None:
+            self.signals_seen += 1
+            if self.signals_seen > 1:
+                log.warning("already stopping; the remaining processes get less time")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, on_signal)
+
     def wait(self) -> int:
         """Block until a child exits or we are told to stop; return the exit status."""
-        stop_requested: list[int] = []
-
-        def on_signal(signum: int, _frame: object) -> None:
-            stop_requested.append(signum)
-
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            while not stop_requested:
-                for child in self.children:
-                    assert child.process is not None
-                    code = child.process.poll()
-                    if code is not None:
-                        log.error("%s exited with code %d; stopping the others", child.name, code)
-                        return code or 1
-                time.sleep(0.2)
-            return 0
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        self.trap_signals()
+        while not self.signals_seen:
+            for child in self.children:
+                assert child.process is not None
+                code = child.process.poll()
+                if code is not None:
+                    log.error("%s exited with code %d; stopping the others", child.name, code)
+                    return code or 1
+            time.sleep(0.2)
+        return 0
 
     def stop_all(self) -> None:
         for child in reversed(self.children):
@@ -82,11 +86,13 @@ class Supervisor:
                 os.killpg(process.pid, signal.SIGTERM)
             except ProcessLookupError:
                 continue
-            try:
-                process.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in %.0f s; killing it", child.name, self.stop_timeout)
-                os.killpg(process.pid, signal.SIGKILL)
+            deadline = time.monotonic() + self.stop_timeout
+            while process.poll() is None and time.monotonic() < deadline and self.signals_seen < 2:
+                time.sleep(0.1)
+            if process.poll() is None:
+                log.warning("%s did not stop in time; killing it", child.name)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
             log.info("stopped %s", child.name)
 

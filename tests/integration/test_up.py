@@ -58,7 +58,9 @@ def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         assert (alert["meter_id"], alert["kind"], alert["event"]) == ("SZ-FT-0001", "continuous_flow",
                                                                       "raised")
     finally:
-        code = stop(up, sig=signal.SIGINT, timeout=60)  # what Ctrl-C in a terminal delivers
+        os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in a terminal delivers …
+        time.sleep(0.5)
+        code = stop(up, sig=signal.SIGINT, timeout=60)  # … and an impatient second Ctrl-C
     text = log.read_text()
     assert code == 0, text[-3000:]
     deadline = time.monotonic() + 10
