@@ -21,6 +21,7 @@ lint: install
 tools:
 	@scripts/ensure-tools.sh
 	@scripts/ensure-postgres.sh
+	@scripts/ensure-prometheus.sh
 
 install: tools $(STAMP)
 

@@ -47,6 +47,7 @@ class Router:
         self.topics = Topics.from_settings(settings)
         self.store = Store(settings.store_url)
         self.stop_event = asyncio.Event()
+        self._open_labels: set[tuple[str, str, str]] = set()
         self.wake = asyncio.Event()
 
     def handle(self, record: ConsumerRecord) -> tuple[str, DeadLetter | None]:
@@ -118,9 +119,14 @@ class Router:
                                      .where(Alert.status != "resolved")
                                      .group_by(Alert.kind, Alert.severity, Alert.status)).all()
             pending = session.scalar(select(func.count()).where(Delivery.status == "pending"))
-        metrics.OPEN_ALERTS.clear()
-        for kind, severity, status, count in counts:
-            metrics.OPEN_ALERTS.labels(kind, severity, status).set(count)
+        # Update in place (no clear()): a scrape between clear and set would see no series and
+        # restart the "unacknowledged for 30 minutes" rule's timer.
+        current = {(kind, severity, status): count for kind, severity, status, count in counts}
+        for labels in self._open_labels - current.keys():
+            metrics.OPEN_ALERTS.remove(*labels)
+        for labels, count in current.items():
+            metrics.OPEN_ALERTS.labels(*labels).set(count)
+        self._open_labels = set(current)
         metrics.PENDING_DELIVERIES.set(pending or 0)
 
     async def timers(self) -> None:
