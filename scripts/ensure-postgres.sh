@@ -21,18 +21,9 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 
 echo "installing postgresql from Debian's packages" >&2
-# Keep the package's maintainer scripts from starting its own service: we never use it, and on a machine
-# whose port 5432 is taken a failed start would fail the install. A policy-rc.d that is already there
-# (as in Docker images) is left alone.
-policy=/usr/sbin/policy-rc.d
-if [ ! -e "${policy}" ]; then
-  trap 'rm -f "${policy}"' EXIT
-  printf '#!/bin/sh\nexit 101\n' >"${policy}"
-  chmod 755 "${policy}"
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq postgresql >/dev/null
+# shellcheck source=lib/apt-install.sh
+source "$(dirname "$0")/lib/apt-install.sh"
+apt_install_quietly postgresql
 
 if ! have_server; then
   echo "shouwang: installed postgresql but found no initdb/pg_ctl/postgres under /usr/lib/postgresql/*/bin" >&2

@@ -15,7 +15,7 @@ import json
 import math
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -35,6 +35,9 @@ MAX_BATCH_READINGS = 2_000
 MAX_REGISTER_L = 1e9
 _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+_Event = TypeVar("_Event", bound=BaseModel)
 
 
 class EventError(ValueError):
@@ -298,20 +301,22 @@ def decode_reading_message(raw: bytes) -> MeterReading | ReadingBatch:
     return validate_reading_message(_load_json(raw))
 
 
-def decode_incident(raw: bytes) -> IncidentReport:
-    data = _check_envelope(_load_json(raw), "incident")
+def _decode(raw: bytes, model: type[_Event], default_type: str) -> _Event:
+    data = _check_envelope(_load_json(raw), default_type)
     try:
-        return IncidentReport.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc)) from exc
+
+
+def decode_incident(raw: bytes) -> IncidentReport:
+    """Bytes from the incidents topic → a report, or ``EventError`` with the reason."""
+    return _decode(raw, IncidentReport, "incident")
 
 
 def decode_alert(raw: bytes) -> AlertEvent:
-    data = _check_envelope(_load_json(raw), "alert")
-    try:
-        return AlertEvent.model_validate(data)
-    except ValidationError as exc:
-        raise EventError(describe_validation_error(exc)) from exc
+    """Bytes from the alerts topic → an alert event, or ``EventError`` with the reason."""
+    return _decode(raw, AlertEvent, "alert")
 
 
 def encode(event: BaseModel) -> bytes:
