@@ -14,11 +14,25 @@ from alerts.policy import AWAY_MUTED_KINDS
 
 
 def deduplicate(ctx: RouteContext) -> None:
-    """A re-delivered event (same alert id, same transition) changes nothing."""
+    """A re-delivered event (same alert id, same transition) changes nothing — except that a
+    later report merged into an incident raises its report count (nobody is told again)."""
     seen = ctx.session.scalar(select(AlertTransition.id).where(
         AlertTransition.alert_id == ctx.event.alert_id, AlertTransition.event == ctx.event.event))
     if seen is not None:
+        if ctx.event.kind.value == "incident" and ctx.event.event == "raised":
+            _merge_report_count(ctx)
         ctx.stop("duplicate")
+
+
+def _merge_report_count(ctx: RouteContext) -> None:
+    alert = ctx.session.get(Alert, ctx.event.alert_id)
+    count = ctx.event.facts.get("report_count")
+    if alert is None or not isinstance(count, int):
+        return
+    if count > int((alert.facts or {}).get("report_count", 0)):
+        alert.facts = {**(alert.facts or {}), **ctx.event.facts}  # a new dict: JSON columns track assignment
+        alert.explanation_zh, alert.explanation_en = ctx.event.explanation.zh, ctx.event.explanation.en
+        alert.updated_at = ctx.now
 
 
 def attach_household(ctx: RouteContext) -> None:

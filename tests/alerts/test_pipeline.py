@@ -194,3 +194,23 @@ def test_unknown_meter_reaches_operators_only(store: Store, config: RouterConfig
     offline = event("M-UNKNOWN", kind="meter_offline", severity="low")
     route(store, config, offline, T0)
     assert told(store, offline.alert_id) == [world.operator.id]
+
+
+def test_incident_reaches_the_cell_and_merged_reports_only_raise_its_count(
+        store: Store, config: RouterConfig, world: World) -> None:
+    def incident(count: int) -> AlertEvent:
+        return AlertEvent(alert_id=alert_id_for("cell:C1:inc_1", "incident", T0), event="raised",
+                          grid_cell="C1", kind=AlertKind.INCIDENT, severity=Severity.HIGH, since=T0, at=T0,
+                          explanation=Explanation(zh=f"楼道充电（{count} 条报告）",
+                                                  en=f"corridor charging ({count} reports)"),
+                          facts={"category": "ebike", "report_count": count})
+
+    first = incident(1)
+    assert route(store, config, first, T0) == "notified"
+    assert told(store, first.alert_id) == [world.grid_worker.id]  # families never get incidents
+    assert route(store, config, incident(3), T0 + timedelta(hours=1)) == "duplicate"
+    assert route(store, config, incident(2), T0 + timedelta(hours=2)) == "duplicate"  # late: no step back
+    assert told(store, first.alert_id) == [world.grid_worker.id]
+    with store.transaction() as session:
+        alert = session.get(Alert, first.alert_id)
+        assert alert is not None and alert.facts["report_count"] == 3 and "3 条" in alert.explanation_zh
