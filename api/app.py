@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -20,8 +20,8 @@ from alerts.admin import AdminError
 from alerts.db import Store
 from api import metrics
 from api.auth import ensure_admin_key
-from api.deps import Operator
-from api.errors import ApiError, install_error_handlers
+from api.deps import Operator, no_nul_in_url
+from api.errors import ApiError, error_responses, install_error_handlers
 from api.ratelimit import TokenBuckets
 from api.routes import alerts, households, ingest, people
 from api.schemas import Health
@@ -55,7 +55,7 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise _TooLarge
+                raise _TooLarge(self.max_bytes)
             return message
 
         try:
@@ -69,8 +69,13 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(ApiError):
+    """Raised while the body streams in; an ApiError so the app's handlers answer 413 (FastAPI would
+    turn any other exception raised while it reads the body into a 400, and a route that reads the
+    body itself into a 500)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, "too_large", f"the body exceeds {max_bytes} bytes")
 
 
 async def _connect_producer(app: FastAPI, settings: Settings) -> None:
@@ -118,6 +123,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.rate_limits = TokenBuckets(rate_per_s=settings.ingest_rate_per_s, burst=settings.ingest_burst)
     install_error_handlers(app)
+    # Added before `measure`, so `measure` wraps it and counts the 413s too.
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
 
     @app.exception_handler(AdminError)
     async def admin_error(_request: Request, exc: AdminError) -> JSONResponse:
@@ -133,7 +140,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         return response
 
     for module in (households, people, alerts, ingest):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(no_nul_in_url)])
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
     def healthz() -> Health:
@@ -159,13 +166,13 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         return JSONResponse(Health(status="ready" if ready else "not ready", checks=checks).model_dump(),
                             status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["health"], response_class=Response,
+    @app.get("/metrics", tags=["health"], response_class=Response, responses=error_responses(401, 403),
              summary="Prometheus metrics (operator key; Prometheus sends it as a bearer token)")
     def prometheus_metrics(_: Operator) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST.split(";")[0],
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    return BodyLimit(app, max_bytes=settings.api_max_body_bytes)  # type: ignore[return-value]
+    return app
 
 
 def _ping_database(store: Store) -> None:

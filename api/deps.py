@@ -44,6 +44,14 @@ def get_principal(store: Annotated[Store, Depends(get_store)],
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+def no_nul_in_url(request: Request) -> None:
+    """422 for a NUL character in a path or query parameter: PostgreSQL cannot compare or store one
+    (a 500 otherwise). No id, cell or cursor this API makes contains one."""
+    values = [*request.path_params.values(), *request.query_params.keys(), *request.query_params.values()]
+    if any("\x00" in str(value) for value in values):
+        raise ApiError(422, "invalid_request", "the URL must not contain NUL (%00) characters")
+
+
 def require(*roles: str) -> Callable[[Principal], Principal]:
     """A dependency that admits only these roles (403 for the others)."""
 

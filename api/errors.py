@@ -55,6 +55,16 @@ def _body(code: str, message: str, details: list[ErrorDetail] | None = None) -> 
         exclude_none=True)
 
 
+# What a pattern allows, in words (a regular expression tells a client little); as in shouwang.events.
+_PATTERN_HINTS = {
+    "meter_id": "must be 1–64 letters, digits or . _ : - (starting with a letter or digit)",
+    "grid_cell": "must be 1–32 letters, digits or . _ - (starting with a letter or digit)",
+    "grid_cells": "must be 1–32 letters, digits or . _ - (starting with a letter or digit)",
+    "community": "must be 1–64 letters, digits or . _ - (starting with a letter or digit)",
+    "photo_url": "must be an http(s) URL without spaces",
+}
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in {"body", "query", "path", "header"}]
     return ".".join(parts) or "body"
@@ -68,6 +78,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's answer to a body it cannot decode (e.g. not UTF-8): not JSON
+            return JSONResponse(_body("invalid_request", "the body is not valid JSON"), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(exc.status_code, "error")
         return JSONResponse(_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
@@ -80,6 +92,9 @@ def install_error_handlers(app: FastAPI) -> None:
                 message = "unknown field"
             elif error.get("type") == "json_invalid":
                 message = "the body is not valid JSON"
+            elif error.get("type") == "string_pattern_mismatch":
+                name = next((str(p) for p in reversed(tuple(error.get("loc", ()))) if isinstance(p, str)), "")
+                message = _PATTERN_HINTS.get(name, message)
             details.append(ErrorDetail(field=_field(tuple(error.get("loc", ()))), message=message))
         summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
         return JSONResponse(_body("invalid_request", summary or "invalid request", details), status_code=422)
@@ -92,9 +107,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(_body("internal", f"internal error (request id {request_id})"), status_code=500)
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "Missing, invalid or revoked API key"},
-    403: {"model": ErrorResponse, "description": "The key's role may not do this"},
-    404: {"model": ErrorResponse, "description": "Not found, or not in the key's scope"},
-    422: {"model": ErrorResponse, "description": "The request is invalid; details say where and why"},
+_DESCRIPTIONS = {
+    401: "Missing, invalid or revoked API key",
+    403: "The key's role may not do this",
+    404: "Not found, or not in the key's scope",
+    409: "The request conflicts with the resource's current state",
+    413: "The body is too large",
+    422: "The request is invalid; details say where and why",
+    429: "Rate limit of this key exceeded; see Retry-After",
+    503: "A dependency (Kafka) is not available; retry after Retry-After",
 }
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, all with the one error shape."""
+    return {code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+# Every route of a router: auth, role, scope, validation, and the body limit (any request may carry a body).
+ERROR_RESPONSES = error_responses(401, 403, 404, 413, 422)

@@ -16,8 +16,18 @@ Severity = Literal["info", "low", "medium", "high", "critical"]
 Kind = Literal["no_usage", "continuous_flow", "spike", "meter_offline", "data_quality", "routine_change",
                "incident", "hotspot"]
 Outcome = Literal["false_alarm", "resident_fine", "help_given", "emergency"]
-Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Text500 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000: it would be a 500 when stored, so it is a 422 here.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (U+0000) characters")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
+Text500 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoNul]
 Community = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
@@ -102,7 +112,7 @@ class AwayMode(Strict):
 class RecipientCreate(Strict):
     name: Text200
     role: Role
-    webhook_url: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
+    webhook_url: Annotated[str, StringConstraints(min_length=1, max_length=2000), NoNul] | None = None
 
 
 class RecipientOut(BaseModel):
@@ -174,10 +184,10 @@ class IngestResult(BaseModel):
 
 
 class IncidentCreate(Strict):
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), NoNul]
     grid_cell: GridCell
-    reporter: Annotated[str, StringConstraints(max_length=100)] | None = None
-    photo_url: Annotated[str, StringConstraints(pattern=r"^https?://\S{1,2000}$")] | None = None
+    reporter: Annotated[str, StringConstraints(max_length=100), NoNul] | None = None
+    photo_url: Annotated[str, StringConstraints(pattern=r"^https?://\S{1,2000}$"), NoNul] | None = None
     ts: Timestamp | None = None
 
 
@@ -238,7 +248,7 @@ class AlertPage(BaseModel):
 
 class Resolve(Strict):
     outcome: Outcome
-    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    note: Annotated[str, StringConstraints(max_length=1000), NoNul] | None = None
 
 
 class Health(BaseModel):

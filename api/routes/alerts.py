@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -15,7 +15,7 @@ from alerts.models import Alert, Delivery, DeliveryAttempt, Household, utcnow
 from alerts.pipeline import router_config
 from api.auth import Principal
 from api.deps import Reader, SessionDep, Staff
-from api.errors import ERROR_RESPONSES, ApiError, not_found
+from api.errors import ERROR_RESPONSES, ApiError, error_responses, not_found
 from api.schemas import AlertDetail, AlertOut, AlertPage, AttemptOut, Kind, NotificationOut, Resolve
 from shouwang.events import GridCell, Timestamp
 
@@ -60,8 +60,11 @@ def _cursor(alert: Alert) -> str:
 def _after(cursor: str) -> tuple[datetime, str]:
     try:
         stamp, alert_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(stamp), alert_id
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        at = datetime.fromisoformat(stamp)
+        if at.tzinfo is None or "\x00" in alert_id:  # the store refuses these (that was a 500)
+            raise ValueError("not a cursor")
+        return at.astimezone(UTC), alert_id
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise ApiError(422, "invalid_request", "cursor: not a cursor this API returned") from exc
 
 
@@ -117,7 +120,8 @@ def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertDet
     return AlertDetail(**alert_out(alert).model_dump(), notifications=notifications)
 
 
-@router.post("/{alert_id}/ack", response_model=AlertOut, summary="Acknowledge: escalation and reminders stop")
+@router.post("/{alert_id}/ack", response_model=AlertOut, responses=error_responses(409),
+             summary="Acknowledge: escalation and reminders stop")
 def ack(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut:
     alert = visible_alert(session, principal, alert_id)
     try:
@@ -127,7 +131,8 @@ def ack(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut:
     return alert_out(alert)
 
 
-@router.post("/{alert_id}/resolve", response_model=AlertOut, summary="Resolve with an outcome")
+@router.post("/{alert_id}/resolve", response_model=AlertOut, responses=error_responses(409),
+             summary="Resolve with an outcome")
 def resolve_alert(alert_id: str, body: Resolve, session: SessionDep, principal: Staff, request: Request) -> AlertOut:
     alert = visible_alert(session, principal, alert_id)
     try:

@@ -10,7 +10,7 @@ from alerts import admin
 from alerts.models import Household, Meter, utcnow
 from api.auth import Principal
 from api.deps import Operator, Reader, SessionDep
-from api.errors import ERROR_RESPONSES, ApiError, not_found
+from api.errors import ERROR_RESPONSES, ApiError, error_responses, not_found
 from api.schemas import (
     AwayMode,
     ConsentOut,
@@ -93,7 +93,7 @@ def withdraw_consent(household_id: str, body: ConsentWithdraw, session: SessionD
     return household_out(household)
 
 
-@router.post("/{household_id}/meters", status_code=201, response_model=MeterOut)
+@router.post("/{household_id}/meters", status_code=201, response_model=MeterOut, responses=error_responses(409))
 def add_meter(household_id: str, body: MeterCreate, session: SessionDep, principal: Operator) -> MeterOut:
     household = visible_household(session, principal, household_id)
     if session.get(Meter, body.meter_id) is not None:

@@ -20,13 +20,16 @@ from pydantic import TypeAdapter, ValidationError
 from alerts.models import utcnow
 from api import metrics
 from api.deps import Ingestor, Reporter
-from api.errors import ERROR_RESPONSES, ApiError
+from api.errors import ERROR_RESPONSES, ApiError, error_responses
 from api.schemas import IncidentAccepted, IncidentCreate, IngestResult, Reading
 from shouwang.events import IncidentReport, MeterReading, describe_validation_error, encode
 from shouwang.topics import Topics
 
 router = APIRouter(prefix="/v1", tags=["ingest"], responses=ERROR_RESPONSES)
 MAX_ITEMS = 5000
+# How long a request waits for Kafka's acknowledgement before answering 503 (aiokafka itself would
+# wait out its request timeout, 40 s, and a client hangs meanwhile when the broker is gone).
+KAFKA_ACK_TIMEOUT_S = 10.0
 _READING = TypeAdapter(Reading)
 _READING_SCHEMA = Reading.model_json_schema()
 _BODY_SCHEMA = {"oneOf": [_READING_SCHEMA, {"type": "array", "items": _READING_SCHEMA, "minItems": 1,
@@ -51,14 +54,15 @@ def _json(raw: bytes) -> Any:
              summary="Ingest readings: one object or an array (up to 5,000); 202 once Kafka has them",
              openapi_extra={"requestBody": {"required": True,
                                             "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
-             responses={429: {"description": "Rate limit of this key exceeded; see Retry-After"}})
+             responses=error_responses(429, 503))
 async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult:
     data = _json(await request.body())
     items = data if isinstance(data, list) else [data]
     if not items:
         raise ApiError(422, "invalid_request", "an empty array has no readings")
-    if len(items) > MAX_ITEMS:
-        raise ApiError(413, "too_large", f"{len(items)} readings in one request; the limit is {MAX_ITEMS}")
+    most = min(MAX_ITEMS, request.app.state.settings.ingest_burst)  # more could never pass the rate limit
+    if len(items) > most:
+        raise ApiError(413, "too_large", f"{len(items)} readings in one request; the limit is {most}")
     wait = request.app.state.rate_limits.take(principal.key_id, len(items))
     if wait:
         retry = "60" if math.isinf(wait) else str(max(1, math.ceil(wait)))
@@ -80,7 +84,9 @@ async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult
     producer = _producer(request)
     topic = Topics.from_settings(request.app.state.settings).readings
     try:
-        await asyncio.gather(*(producer.send_and_wait(topic, key=r.meter_id.encode(), value=encode(r)) for r in good))
+        await asyncio.wait_for(asyncio.gather(
+            *(producer.send_and_wait(topic, key=r.meter_id.encode(), value=encode(r)) for r in good)),
+            KAFKA_ACK_TIMEOUT_S)
     except Exception as exc:  # the broker did not take them: the client must retry, nothing was promised
         raise ApiError(503, "unavailable", f"Kafka did not acknowledge the readings ({type(exc).__name__}); "
                        "retry", headers={"Retry-After": "5"}) from exc
@@ -88,7 +94,7 @@ async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult
     return IngestResult(accepted=len(good), rejected=rejected)
 
 
-@router.post("/incidents", status_code=202, response_model=IncidentAccepted,
+@router.post("/incidents", status_code=202, response_model=IncidentAccepted, responses=error_responses(503),
              summary="Submit a resident's snap-and-report (随手拍) incident report")
 async def submit_incident(body: IncidentCreate, request: Request, principal: Reporter) -> IncidentAccepted:
     incident = IncidentReport(incident_id=f"inc_{secrets.token_hex(8)}", text=body.text, grid_cell=body.grid_cell,
@@ -96,7 +102,8 @@ async def submit_incident(body: IncidentCreate, request: Request, principal: Rep
     producer = _producer(request)
     topic = Topics.from_settings(request.app.state.settings).incidents
     try:
-        await producer.send_and_wait(topic, key=incident.grid_cell.encode(), value=encode(incident))
+        await asyncio.wait_for(producer.send_and_wait(topic, key=incident.grid_cell.encode(), value=encode(incident)),
+                               KAFKA_ACK_TIMEOUT_S)
     except Exception as exc:
         raise ApiError(503, "unavailable", f"Kafka did not acknowledge the report ({type(exc).__name__}); retry",
                        headers={"Retry-After": "5"}) from exc

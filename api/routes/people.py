@@ -12,7 +12,7 @@ from alerts.models import ApiKey, Recipient, Subscription, WebhookEndpoint, utcn
 from alerts.payloads import ping_payload
 from api.auth import issue_key, revoke
 from api.deps import Operator, SessionDep
-from api.errors import ERROR_RESPONSES, ApiError, not_found
+from api.errors import ERROR_RESPONSES, ApiError, error_responses, not_found
 from api.schemas import (
     KeyCreate,
     KeyOut,
@@ -134,10 +134,11 @@ def _subscription_out(subscription: Subscription) -> SubscriptionOut:
 @router.post("/keys", status_code=201, response_model=KeyOut, tags=["keys"],
              summary="Issue an API key; the token is returned only now")
 def create_key(body: KeyCreate, session: SessionDep, principal: Operator) -> KeyOut:
-    if body.role == "family":
-        recipient = session.get(Recipient, body.recipient_id) if body.recipient_id else None
-        if recipient is None or recipient.role != "family":
-            raise ApiError(422, "invalid_request", "a family key needs recipient_id of a family recipient")
+    recipient = session.get(Recipient, body.recipient_id) if body.recipient_id else None
+    if body.recipient_id and recipient is None:  # the foreign key would refuse it (that was a 500)
+        raise ApiError(422, "invalid_request", f"recipient_id: no recipient {body.recipient_id}")
+    if body.role == "family" and (recipient is None or recipient.role != "family"):
+        raise ApiError(422, "invalid_request", "a family key needs recipient_id of a family recipient")
     if body.role == "grid_worker" and not body.grid_cells:
         raise ApiError(422, "invalid_request", "a grid_worker key needs grid_cells")
     if body.role == "supervisor" and not (body.community or body.grid_cells):
@@ -147,7 +148,8 @@ def create_key(body: KeyCreate, session: SessionDep, principal: Operator) -> Key
     return KeyOut(id=key.id, name=key.name, role=key.role, token=token)
 
 
-@router.delete("/keys/{key_id}", status_code=204, response_class=Response, tags=["keys"])
+@router.delete("/keys/{key_id}", status_code=204, response_class=Response, tags=["keys"],
+               responses=error_responses(409))
 def revoke_key(key_id: str, session: SessionDep, principal: Operator) -> Response:
     key = session.get(ApiKey, key_id)
     if key is None:
