@@ -13,6 +13,7 @@ from sqlalchemy import Select, and_, or_, select
 from alerts.lifecycle import LifecycleError, acknowledge, resolve
 from alerts.models import Alert, Delivery, DeliveryAttempt, Household, utcnow
 from alerts.pipeline import router_config
+from alerts.policy import ROLE_KINDS
 from api.auth import Principal
 from api.deps import Reader, SessionDep, Staff
 from api.errors import ERROR_RESPONSES, ApiError, error_responses, not_found
@@ -37,12 +38,17 @@ def _scoped(query: Select[tuple[Alert]], principal: Principal) -> Select[tuple[A
     if principal.role == "operator":
         return query
     if principal.role == "family":
+        # Their elder's water-use alerts only: meter glitches and batteries are staff matters.
         return query.where(Alert.household_id.in_(principal.household_ids or {""}),
+                           Alert.kind.in_(ROLE_KINDS["family"]),
                            or_(Alert.silenced_by.is_(None), Alert.silenced_by != "consent"))
     cells = principal.grid_cells or {""}
     if principal.role == "supervisor" and principal.community:
         in_community = select(Household.id).where(Household.community == principal.community)
-        return query.where(or_(Alert.grid_cell.in_(cells), Alert.household_id.in_(in_community)))
+        # Incidents and hotspots have no household: the community's cells are where its homes are.
+        community_cells = select(Household.grid_cell).where(Household.community == principal.community)
+        return query.where(or_(Alert.grid_cell.in_(cells), Alert.household_id.in_(in_community),
+                               and_(Alert.household_id.is_(None), Alert.grid_cell.in_(community_cells))))
     return query.where(Alert.grid_cell.in_(cells))
 
 

@@ -168,3 +168,15 @@ def test_webhook_secret_is_returned_at_creation_only_and_signs_the_pings(world: 
     with world.store.transaction() as session:  # the store keeps it (it must sign), but only the new one
         endpoints = session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.recipient_id == created["id"]))
         assert [e.secret for e in endpoints] == [rotated]
+
+
+def test_family_sees_water_alerts_only_and_supervisor_sees_community_incidents(world: World) -> None:
+    offline = world.raise_alert(world.meter_a, kind="meter_offline", severity="low")
+    spike = world.raise_alert(world.meter_a, kind="spike", severity="high")
+    seen = alert_ids(world, "family")
+    assert spike in seen and offline not in seen  # batteries and outages are staff matters
+    expect(world.call("family", "GET", f"/v1/alerts/{offline}"), 404)
+    incident_c1 = world.raise_alert(None, kind="incident", severity="high", grid_cell="C1")
+    incident_c2 = world.raise_alert(None, kind="incident", severity="high", grid_cell="C77")  # no CM1 home there
+    supervised = alert_ids(world, "supervisor")  # CM1's homes are in C1
+    assert incident_c1 in supervised and incident_c2 not in supervised
