@@ -23,7 +23,7 @@ from api.auth import ensure_admin_key
 from api.deps import Operator, no_nul_in_url
 from api.errors import ApiError, error_responses, install_error_handlers
 from api.ratelimit import TokenBuckets
-from api.routes import alerts, households, ingest, people
+from api.routes import alerts, concerns, households, ingest, people
 from api.schemas import Health
 from shouwang.settings import Settings
 from shouwang.topics import Topics
@@ -139,7 +139,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         metrics.LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
         return response
 
-    for module in (households, people, alerts, ingest):
+    for module in (households, people, alerts, ingest, concerns):
         app.include_router(module.router, dependencies=[Depends(no_nul_in_url)])
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")

@@ -16,6 +16,18 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Shouwang (守望): water-meter risk early warning for elders living alone.")
 broker_app = typer.Typer(no_args_is_help=True, help="The embedded local Apache Kafka broker.")
 app.add_typer(broker_app, name="broker")
+incidents_app = typer.Typer(no_args_is_help=True, help="Residents' incident reports (随手拍).")
+app.add_typer(incidents_app, name="incidents")
+
+
+@incidents_app.command("classify")
+def incidents_classify() -> None:
+    """Read JSON Lines {"text": …} on standard input; write one JSON line per input with its
+    category, urgency and explanation (a bad line gets {"error": …} with its number)."""
+    from detectors.incidents import classify_lines
+
+    for line in classify_lines(sys.stdin):
+        typer.echo(line)
 
 log = logging.getLogger("shouwang")
 

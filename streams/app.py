@@ -12,6 +12,7 @@ from shouwang.events import encode
 from shouwang.settings import Settings
 from shouwang.topics import Topics
 from streams import metrics
+from streams.incidents import IncidentOutcome, process_incident
 from streams.processing import Outcome, ReadingProcessor, SourceRecord
 
 
@@ -39,15 +40,19 @@ def create_app(settings: Settings) -> faust.App:
     readings = app.topic(names.readings, **raw)
     alerts = app.topic(names.alerts, **raw)
     deadletter = app.topic(names.deadletter, **raw)
+    incidents = app.topic(names.incidents, **raw)
+    # Per grid cell: merged incidents and hotspot counts. Co-partitioned with the incidents topic
+    # (keyed by grid cell), changelog-backed, so a restarted worker keeps what it had merged.
+    incident_cells = app.Table("incident-cells", partitions=settings.incidents_partitions)  # JSON values
     processor = ReadingProcessor()
     lag = metrics.LagReporter()
     metrics.LAST_READING.set_to_current_time()
     for error_class in metrics.DEAD_LETTER_CLASSES:  # series at 0 from the start, so rate() sees the first
         metrics.DEAD_LETTERS.labels(names.readings, error_class)
 
-    async def emit(outcome: Outcome) -> None:
+    async def emit(outcome: Outcome | IncidentOutcome) -> None:
         for alert in outcome.alerts:
-            await alerts.send(key=(alert.meter_id or "").encode(), value=encode(alert))
+            await alerts.send(key=(alert.meter_id or alert.grid_cell or "").encode(), value=encode(alert))
             metrics.ALERTS_EMITTED.labels(alert.kind.value, alert.severity.value, alert.event).inc()
         if outcome.dead_letter is not None:
             letter = outcome.dead_letter
@@ -69,6 +74,19 @@ def create_app(settings: Settings) -> faust.App:
                 metrics.LAST_READING.set_to_current_time()
             if outcome.rekeyed and outcome.readings:
                 metrics.READINGS_REKEYED.inc()
+            await emit(outcome)
+
+    @app.agent(incidents, name="incidents")
+    async def process_incidents(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            outcome = process_incident(
+                SourceRecord(topic=message.topic, partition=message.partition, offset=message.offset,
+                             key=message.key, value=message.value),
+                incident_cells.get)
+            if outcome.state is not None and outcome.grid_cell is not None:
+                incident_cells[outcome.grid_cell] = outcome.state  # assignment reaches the changelog
+            metrics.INCIDENTS_PROCESSED.inc()
             await emit(outcome)
 
     @app.timer(interval=metrics.LAG_INTERVAL_S, name="consumer_lag")

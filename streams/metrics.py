@@ -19,6 +19,9 @@ READINGS_PROCESSED = Counter(
 READINGS_REKEYED = Counter(
     "shouwang_worker_readings_rekeyed_total",
     "Records whose Kafka key was not their meter id.")
+INCIDENTS_PROCESSED = Counter(
+    "shouwang_worker_incidents_processed_total",
+    "Incident reports consumed from the incidents topic (merged, classified or dead-lettered).")
 ALERTS_EMITTED = Counter(
     "shouwang_worker_alerts_emitted_total",
     "Alert events sent to the alerts topic.", ["kind", "severity", "event"])

@@ -72,11 +72,11 @@ class ReadingProcessor:
         try:
             return self._process(record)
         except EventError as exc:
-            return Outcome(dead_letter=_dead_letter(record, str(exc), "invalid"))
+            return Outcome(dead_letter=dead_letter_for(record, str(exc), "invalid"))
         except Exception as exc:  # one bad record must never stop the worker
             log.exception("failed on %s[%d]@%d", record.topic, record.partition, record.offset)
             reason = f"internal error: {type(exc).__name__}"
-            return Outcome(dead_letter=_dead_letter(record, reason, "internal"))
+            return Outcome(dead_letter=dead_letter_for(record, reason, "internal"))
 
     def _process(self, record: SourceRecord) -> Outcome:
         if record.value is None:
@@ -95,7 +95,7 @@ class ReadingProcessor:
         return outcome
 
 
-def _dead_letter(record: SourceRecord, reason: str, error_class: str) -> DeadLetter:
+def dead_letter_for(record: SourceRecord, reason: str, error_class: str) -> DeadLetter:
     return DeadLetter(reason=reason, error_class=error_class, key=record.key, value=record.value,
                       source_topic=record.topic, source_partition=record.partition,
                       source_offset=record.offset)

@@ -157,14 +157,16 @@ class World:
         return body["id"], body["token"]
 
     def raise_alert(self, meter: str | None, *, kind: str = "no_usage", severity: str = "high",
-                    since: datetime | None = None, at: datetime | None = None, grid_cell: str | None = None) -> str:
+                    since: datetime | None = None, at: datetime | None = None, grid_cell: str | None = None,
+                    facts: dict[str, str | int] | None = None) -> str:
         """Route a raise through the router's real pipeline (there is no detector yet). Without a
         meter, the alert is about a grid cell (incidents, hotspots)."""
         since = since or T0 - timedelta(minutes=len(self.seeded) + 1)
         event = AlertEvent(alert_id=alert_id_for(meter or str(grid_cell), kind, since), event="raised",
                            meter_id=meter, grid_cell=grid_cell, kind=AlertKind(kind), severity=Severity(severity),
                            since=since, at=at or since + timedelta(hours=6),
-                           explanation=Explanation(zh="自 21:15 起无用水", en="no water use since 21:15"))
+                           explanation=Explanation(zh="自 21:15 起无用水", en="no water use since 21:15"),
+                           facts=facts or {})
         with self.store.transaction() as session:
             result = default_pipeline().run(RouteContext(session=session, event=event, now=event.at,
                                                          config=router_config(self.settings))).result

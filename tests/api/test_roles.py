@@ -147,6 +147,8 @@ ROWS: list[Row] = [
           else in_scope(200, "operator", "supervisor", "grid_worker")) for scope in ("own", "other")),
     # ingest
     Row("POST", "/v1/readings", "-", lambda w: ("/v1/readings", {"json": reading(w)}), only(202, "operator", "device")),
+    Row("GET", "/v1/concerns", "-", lambda w: ("/v1/concerns", {}),
+        only(200, "operator", "supervisor", "grid_worker")),
     Row("POST", "/v1/incidents", "-",
         lambda w: ("/v1/incidents", {"json": {"text": "water on the stairs", "grid_cell": "C1"}}),
         only(202, "operator", "device", "grid_worker", "supervisor")),

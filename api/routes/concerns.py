@@ -1,0 +1,78 @@
+"""Top concerns: which kinds of incident residents reported most in a community and period —
+the "top ten" a community meeting discusses."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from alerts.models import Alert, Household, utcnow
+from api.deps import SessionDep, Staff
+from api.errors import ERROR_RESPONSES, ApiError
+from api.schemas import Community
+from detectors.incidents.categories import CATEGORY_EN, CATEGORY_ZH
+from shouwang.events import Timestamp
+
+router = APIRouter(prefix="/v1", tags=["incidents"], responses=ERROR_RESPONSES)
+
+
+class Concern(BaseModel):
+    rank: int
+    category: str
+    label_zh: str
+    label_en: str
+    reports: int
+    incidents: int
+    grid_cells: int
+
+
+class Concerns(BaseModel):
+    community: str | None
+    since: datetime
+    until: datetime
+    concerns: list[Concern]
+
+
+@router.get("/concerns", response_model=Concerns,
+            summary="Incident categories ranked by reports (then merged incidents) for a community and period")
+def top_concerns(
+    session: SessionDep, principal: Staff,
+    community: Community | None = None,
+    since: Annotated[Timestamp | None, Query(description="Default: 30 days before `until`")] = None,
+    until: Annotated[Timestamp | None, Query(description="Default: now")] = None,
+    limit: Annotated[int, Query(ge=1, le=10)] = 10,
+) -> Concerns:
+    until = until or utcnow()
+    since = since or until - timedelta(days=30)
+    if since >= until:
+        raise ApiError(422, "invalid_request", "since must be before until")
+    if principal.role == "supervisor":
+        community = community or principal.community
+        if community is not None and community != principal.community:
+            raise ApiError(404, "not_found", f"community {community} not found")
+    query = select(Alert).where(Alert.kind == "incident", Alert.raised_at >= since, Alert.raised_at < until)
+    if community is not None:
+        query = query.where(Alert.grid_cell.in_(
+            select(Household.grid_cell).where(Household.community == community).distinct()))
+    if principal.role == "grid_worker":
+        query = query.where(Alert.grid_cell.in_(principal.grid_cells or {""}))
+    elif principal.role == "supervisor" and community is None:
+        query = query.where(Alert.grid_cell.in_(principal.grid_cells or {""}))
+    reports: dict[str, int] = defaultdict(int)
+    incidents: dict[str, int] = defaultdict(int)
+    cells: dict[str, set[str]] = defaultdict(set)
+    for alert in session.scalars(query):
+        category = str((alert.facts or {}).get("category", "other"))
+        reports[category] += int((alert.facts or {}).get("report_count", 1))
+        incidents[category] += 1
+        cells[category].add(alert.grid_cell or "")
+    ranked = sorted(reports, key=lambda c: (-reports[c], -incidents[c], c))[:limit]
+    return Concerns(community=community, since=since, until=until, concerns=[
+        Concern(rank=i + 1, category=c, label_zh=CATEGORY_ZH.get(c, c), label_en=CATEGORY_EN.get(c, c),
+                reports=reports[c], incidents=incidents[c], grid_cells=len(cells[c]))
+        for i, c in enumerate(ranked)])

@@ -1,0 +1,63 @@
+"""The labelled corpus shipped with the package (see docs/INCIDENTS.md for how it was made).
+
+``data/corpus.jsonl``      hand-composed resident reports, one ``{"text", "category", "urgency"}`` a line
+``data/colloquial.jsonl``  a separate, smaller set in a different style (short, typos, dialect)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+from detectors.incidents.categories import CATEGORIES, URGENCY_LEVELS
+
+SPLIT_SEED = 20240601
+"""Seed of the one held-out split used in docs/INCIDENTS.md and the tests."""
+TEST_SIZE = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledReport:
+    text: str
+    category: str
+    urgency: str
+
+
+def parse_records(lines: list[str], source: str = "<records>") -> list[LabelledReport]:
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        if item.get("category") not in CATEGORIES or item.get("urgency") not in URGENCY_LEVELS:
+            raise ValueError(f"{source}:{number}: bad category or urgency in {line!r}")
+        if not isinstance(item.get("text"), str) or not item["text"].strip():
+            raise ValueError(f"{source}:{number}: missing text")
+        records.append(LabelledReport(item["text"], item["category"], item["urgency"]))
+    return records
+
+
+def _load(name: str) -> list[LabelledReport]:
+    text = resources.files("detectors.incidents").joinpath("data").joinpath(name).read_text(encoding="utf-8")
+    return parse_records(text.splitlines(), name)
+
+
+def load_corpus() -> list[LabelledReport]:
+    """The main labelled corpus (≈1000 reports, ≈100 per category)."""
+    return _load("corpus.jsonl")
+
+
+def load_colloquial() -> list[LabelledReport]:
+    """The colloquial set: never used for training or model selection, only for evaluation."""
+    return _load("colloquial.jsonl")
+
+
+def split_corpus(records: list[LabelledReport], test_size: float = TEST_SIZE,
+                 seed: int = SPLIT_SEED) -> tuple[list[LabelledReport], list[LabelledReport]]:
+    """Deterministic stratified (train, held-out) split."""
+    from sklearn.model_selection import train_test_split
+
+    train, test = train_test_split(records, test_size=test_size, random_state=seed,
+                                   stratify=[r.category for r in records])
+    return list(train), list(test)

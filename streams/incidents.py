@@ -1,0 +1,102 @@
+"""The pure core of the incidents agent: a report in, alert events out, per-cell state kept.
+
+Each report is classified (category, urgency, explanation), merged with similar reports of the
+same cell (one incident with a report count, not N alerts), and counted towards its cell's
+hotspot detector. The state of a grid cell is a JSON-able dict, stored by the agent in a Faust
+table keyed by grid cell (the incidents topic is keyed by grid cell too).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from detectors.incidents import HotspotDetector, IncidentMerger, classify
+from detectors.incidents.categories import SEVERITY_OF_URGENCY
+from detectors.incidents.hotspot import HotspotFinding
+from shouwang.deadletter import DeadLetter
+from shouwang.events import (
+    AlertEvent,
+    AlertKind,
+    EventError,
+    Explanation,
+    IncidentReport,
+    Severity,
+    alert_id_for,
+    decode_incident,
+)
+from streams.processing import SourceRecord, dead_letter_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class IncidentOutcome:
+    alerts: list[AlertEvent] = field(default_factory=list)
+    dead_letter: DeadLetter | None = None
+    state: dict[str, Any] | None = None  # the cell's new state; None: unchanged
+    grid_cell: str | None = None
+
+
+def process_incident(record: SourceRecord, load_state: Any) -> IncidentOutcome:
+    """``load_state(grid_cell)`` returns the cell's stored state dict or None."""
+    try:
+        if record.value is None:
+            raise EventError("empty message (null value)")
+        report = decode_incident(record.value)
+        return _process(report, load_state(report.grid_cell))
+    except (EventError, ValueError) as exc:
+        return IncidentOutcome(dead_letter=dead_letter_for(record, str(exc).splitlines()[0][:300], "invalid"))
+    except Exception as exc:  # one bad report must never stop the worker
+        log.exception("incident at %s[%d]@%d failed", record.topic, record.partition, record.offset)
+        return IncidentOutcome(dead_letter=dead_letter_for(record, f"internal error: {type(exc).__name__}", "internal"))
+
+
+def _process(report: IncidentReport, state: dict[str, Any] | None) -> IncidentOutcome:
+    assessment = classify(report.text)
+    merger = IncidentMerger.from_dict(state["merger"]) if state else IncidentMerger()
+    hotspots = HotspotDetector.from_dict(state["hotspot"]) if state else HotspotDetector()
+    decision = merger.add(report.incident_id, report.text, report.grid_cell, assessment.category, report.ts)
+    outcome = IncidentOutcome(grid_cell=report.grid_cell)
+    if decision.duplicate:
+        return outcome  # the same report again (a retry): nothing changed
+    incident = merger.incident(decision.incident_id) or {}
+    first_ts = incident.get("first_ts", report.ts.isoformat())
+    since = report.ts if decision.is_new else datetime.fromisoformat(str(first_ts))
+    merged_zh = f"（同一网格已合并 {decision.report_count} 条相似报告）" if decision.report_count > 1 else ""
+    merged_en = f" ({decision.report_count} similar reports merged)" if decision.report_count > 1 else ""
+    outcome.alerts.append(AlertEvent(
+        alert_id=alert_id_for(f"cell:{report.grid_cell}:{decision.incident_id}", AlertKind.INCIDENT, since),
+        event="raised", grid_cell=report.grid_cell, kind=AlertKind.INCIDENT,
+        severity=Severity(SEVERITY_OF_URGENCY[assessment.urgency]), since=since, at=report.ts,
+        explanation=Explanation(zh=f"{_excerpt(report.text)} — {assessment.explanation_zh}{merged_zh}",
+                                en=f"{_excerpt(report.text)} — {assessment.explanation_en}{merged_en}"),
+        facts={"category": assessment.category, "urgency": assessment.urgency,
+               "confidence": round(assessment.confidence, 3), "report_count": decision.report_count,
+               "incident_id": decision.incident_id, "needs_review": assessment.needs_review}))
+    # Hotspots of other categories in this cell that have subsided clear now (event time).
+    outcome.alerts.extend(_hotspot_alert(f) for f in hotspots.advance(report.ts))
+    finding = hotspots.update(report.grid_cell, assessment.category, report.ts)
+    if finding is not None:
+        outcome.alerts.append(_hotspot_alert(finding))
+    outcome.state = {"merger": merger.to_dict(), "hotspot": hotspots.to_dict()}
+    return outcome
+
+
+def _hotspot_alert(finding: HotspotFinding) -> AlertEvent:
+    return AlertEvent(
+        alert_id=alert_id_for(f"cell:{finding.grid_cell}:{finding.category}", AlertKind.HOTSPOT, finding.since),
+        event="raised" if finding.transition == "raised" else "resolved", grid_cell=finding.grid_cell,
+        kind=AlertKind.HOTSPOT, severity=Severity.MEDIUM, since=finding.since, at=finding.at,
+        explanation=Explanation(zh=finding.explanation_zh, en=finding.explanation_en),
+        facts={"category": finding.category, "count": finding.count,
+               "baseline_per_week": round(finding.baseline_per_week, 3), "p_value": finding.p_value})
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+

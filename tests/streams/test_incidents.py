@@ -1,0 +1,61 @@
+"""The incidents agent's pure core: classify, merge, hotspot, dead letters — without Kafka."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from streams.incidents import process_incident
+from streams.processing import SourceRecord
+
+T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+
+class Cells:
+    """What the Faust table does for the agent: state per grid cell."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, dict[str, Any]] = {}
+
+    def run(self, raw: bytes, offset: int = 0) -> Any:
+        outcome = process_incident(SourceRecord("t.incidents", 0, offset, b"C7", raw), self.state.get)
+        if outcome.state is not None and outcome.grid_cell is not None:
+            self.state[outcome.grid_cell] = json.loads(json.dumps(outcome.state))  # as the table stores it
+        return outcome
+
+
+def report(report_id: str, text: str, minutes: int = 0, cell: str = "C7") -> bytes:
+    return json.dumps({"incident_id": report_id, "text": text, "grid_cell": cell,
+                       "ts": (T0 + timedelta(minutes=minutes)).isoformat()}).encode()
+
+
+def test_a_report_becomes_an_incident_alert_for_its_cell() -> None:
+    [alert] = Cells().run(report("r1", "5栋的电梯又坏了，老人上不了楼")).alerts
+    assert (alert.kind.value, alert.grid_cell, alert.facts["category"]) == ("incident", "C7", "facility")
+    assert alert.meter_id is None and "电梯" in alert.explanation.zh
+
+
+def test_similar_reports_merge_into_one_incident_and_a_burst_raises_a_hotspot() -> None:
+    cells = Cells()
+    texts = ["3栋2单元楼道有电动车充电", "3栋2单元楼道又有人给电动车充电", "3栋2单元楼梯口电动车在充电",
+             "3栋2单元电动车楼道充电没人管", "3栋2单元楼道电动车充电，电线乱拉"]
+    outcomes = [cells.run(report(f"r{i}", text, minutes=10 * i), offset=i) for i, text in enumerate(texts)]
+    incident_ids = {a.alert_id for o in outcomes for a in o.alerts if a.kind.value == "incident"}
+    assert len(incident_ids) == 1  # one incident, its count rising
+    counts = [a.facts["report_count"] for o in outcomes for a in o.alerts if a.kind.value == "incident"]
+    assert counts == [1, 2, 3, 4, 5]
+    hotspots = [a for o in outcomes for a in o.alerts if a.kind.value == "hotspot"]
+    assert [h.event for h in hotspots] == ["raised"] and "C7" in hotspots[0].explanation.en
+    again = cells.run(report("r0", texts[0]), offset=99)  # the same report delivered twice
+    assert again.alerts == [] and again.state is None
+
+
+def test_bad_reports_are_dead_letters_not_crashes() -> None:
+    cells = Cells()
+    for raw in (b"\x00\xff junk", b"{}", report("r1", "   "), b'{"incident_id": "x", "text": "a", "grid_cell": "!"}'):
+        outcome = cells.run(raw)
+        assert outcome.alerts == [] and outcome.dead_letter is not None
+        assert outcome.dead_letter.value == raw and outcome.dead_letter.reason
+    emoji = cells.run(report("r2", "😡😡😡"))  # nothing readable: kept, flagged for a person to look at
+    assert emoji.alerts[0].facts["needs_review"] is True
