@@ -59,9 +59,7 @@ def top_concerns(
     if community is not None:
         query = query.where(Alert.grid_cell.in_(
             select(Household.grid_cell).where(Household.community == community).distinct()))
-    if principal.role == "grid_worker":
-        query = query.where(Alert.grid_cell.in_(principal.grid_cells or {""}))
-    elif principal.role == "supervisor" and community is None:
+    if principal.role == "grid_worker" or (principal.role == "supervisor" and community is None):
         query = query.where(Alert.grid_cell.in_(principal.grid_cells or {""}))
     reports: dict[str, int] = defaultdict(int)
     incidents: dict[str, int] = defaultdict(int)
