@@ -45,7 +45,7 @@ def create_app(settings: Settings) -> faust.App:
     # (keyed by grid cell), changelog-backed, so a restarted worker keeps what it had merged.
     incident_cells = app.Table("incident-cells", partitions=settings.incidents_partitions)  # JSON values
     processor = ReadingProcessor()
-    lag = metrics.LagReporter()
+    lag = metrics.LagReporter(frozenset({names.readings, names.incidents}))
     metrics.LAST_READING.set_to_current_time()
     for error_class in metrics.DEAD_LETTER_CLASSES:  # series at 0 from the start, so rate() sees the first
         metrics.DEAD_LETTERS.labels(names.readings, error_class)

@@ -52,7 +52,10 @@ class LagReporter:
     timeout_s = 5.0
     warn_after = 12  # consecutive failures (a minute at the default interval) before a warning
 
-    def __init__(self) -> None:
+    def __init__(self, topics: frozenset[str] | None = None) -> None:
+        # Only the source topics: a table's changelog partitions are assigned too, but they are read
+        # for recovery, never committed, so their "lag" would be the whole changelog.
+        self.topics = topics
         self.labels: set[tuple[str, str]] = set()
         self.failures = 0
 
@@ -71,7 +74,7 @@ class LagReporter:
         self.labels = seen
 
     async def _measure(self, consumer: Any) -> set[tuple[str, str]]:
-        assigned = sorted(consumer.assignment())
+        assigned = sorted(tp for tp in consumer.assignment() if self.topics is None or tp.topic in self.topics)
         ends = await asyncio.wait_for(consumer.highwaters(*assigned), self.timeout_s) if assigned else {}
         # Faust's own record of the offsets it committed (None before the group's first commit).
         committed = getattr(consumer, "_committed_offset", {})
