@@ -8,6 +8,7 @@ table keyed by grid cell (the incidents topic is keyed by grid cell too).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,7 @@ from shouwang.events import (
 from streams.processing import SourceRecord, dead_letter_for
 
 log = logging.getLogger(__name__)
+_MAX_REPORTERS = 200  # per incident; more says nothing new for a ranking
 
 
 @dataclass(slots=True)
@@ -62,6 +64,7 @@ def _process(report: IncidentReport, state: dict[str, Any] | None) -> IncidentOu
     outcome = IncidentOutcome(grid_cell=report.grid_cell)
     if decision.duplicate:
         return outcome  # the same report again (a retry): nothing changed
+    reporters = _reporters_after(state, merger, decision.incident_id, report)
     incident = merger.incident(decision.incident_id) or {}
     first_ts = incident.get("first_ts", report.ts.isoformat())
     since = report.ts if decision.is_new else datetime.fromisoformat(str(first_ts))
@@ -75,14 +78,30 @@ def _process(report: IncidentReport, state: dict[str, Any] | None) -> IncidentOu
                                 en=f"{_excerpt(report.text)} — {assessment.explanation_en}{merged_en}"),
         facts={"category": assessment.category, "urgency": assessment.urgency,
                "confidence": round(assessment.confidence, 3), "report_count": decision.report_count,
-               "incident_id": decision.incident_id, "needs_review": assessment.needs_review}))
+               "incident_id": decision.incident_id, "households": len(reporters[decision.incident_id]),
+               "needs_review": assessment.needs_review}))
     # Hotspots of other categories in this cell that have subsided clear now (event time).
     outcome.alerts.extend(_hotspot_alert(f) for f in hotspots.advance(report.ts))
     finding = hotspots.update(report.grid_cell, assessment.category, report.ts)
     if finding is not None:
         outcome.alerts.append(_hotspot_alert(finding))
-    outcome.state = {"merger": merger.to_dict(), "hotspot": hotspots.to_dict()}
+    outcome.state = {"merger": merger.to_dict(), "hotspot": hotspots.to_dict(), "reporters": reporters}
     return outcome
+
+
+def _reporters_after(state: dict[str, Any] | None, merger: IncidentMerger, incident_id: str,
+                     report: IncidentReport) -> dict[str, list[str]]:
+    """Who reported each live incident, to count the households concerned: distinct reporters,
+    kept only as short hashes (never the names); a report without a reporter counts as its own."""
+    live = {str(item["id"]) for item in merger.to_dict()["incidents"]}  # type: ignore[union-attr]
+    stored = (state or {}).get("reporters") or {}
+    reporters = {k: list(v) for k, v in stored.items() if k in live}
+    seen = reporters.setdefault(incident_id, [])
+    who = report.reporter.strip() if report.reporter else ""
+    tag = hashlib.sha256(who.encode()).hexdigest()[:12] if who else f"anon:{report.incident_id}"
+    if tag not in seen and len(seen) < _MAX_REPORTERS:
+        seen.append(tag)
+    return reporters
 
 
 def _hotspot_alert(finding: HotspotFinding) -> AlertEvent:

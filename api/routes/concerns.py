@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from alerts.models import Alert, Household, utcnow
@@ -27,6 +27,8 @@ class Concern(BaseModel):
     label_zh: str
     label_en: str
     reports: int
+    households: int = Field(description="Households that reported it (distinct reporters; an anonymous "
+                            "report counts as one)")
     incidents: int
     grid_cells: int
 
@@ -39,7 +41,7 @@ class Concerns(BaseModel):
 
 
 @router.get("/concerns", response_model=Concerns,
-            summary="Incident categories ranked by reports (then merged incidents) for a community and period")
+            summary="Incident categories ranked by reports, then households, for a community and period")
 def top_concerns(
     session: SessionDep, principal: Staff,
     community: Community | None = None,
@@ -62,15 +64,18 @@ def top_concerns(
     if principal.role == "grid_worker" or (principal.role == "supervisor" and community is None):
         query = query.where(Alert.grid_cell.in_(principal.grid_cells or {""}))
     reports: dict[str, int] = defaultdict(int)
+    households: dict[str, int] = defaultdict(int)
     incidents: dict[str, int] = defaultdict(int)
     cells: dict[str, set[str]] = defaultdict(set)
     for alert in session.scalars(query):
-        category = str((alert.facts or {}).get("category", "other"))
-        reports[category] += int((alert.facts or {}).get("report_count", 1))
+        facts = alert.facts or {}
+        category = str(facts.get("category", "other"))
+        reports[category] += int(facts.get("report_count", 1))
+        households[category] += int(facts.get("households", facts.get("report_count", 1)))
         incidents[category] += 1
         cells[category].add(alert.grid_cell or "")
-    ranked = sorted(reports, key=lambda c: (-reports[c], -incidents[c], c))[:limit]
+    ranked = sorted(reports, key=lambda c: (-reports[c], -households[c], -incidents[c], c))[:limit]
     return Concerns(community=community, since=since, until=until, concerns=[
         Concern(rank=i + 1, category=c, label_zh=CATEGORY_ZH.get(c, c), label_en=CATEGORY_EN.get(c, c),
-                reports=reports[c], incidents=incidents[c], grid_cells=len(cells[c]))
+                reports=reports[c], households=households[c], incidents=incidents[c], grid_cells=len(cells[c]))
         for i, c in enumerate(ranked)])

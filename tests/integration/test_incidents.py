@@ -100,7 +100,7 @@ def test_reports_are_classified_merged_routed_and_ranked(kafka_settings: Setting
     assert ebike["data"]["severity"] in ("high", "critical") and ebike["data"]["grid_cell"] == "C7"
     hotspot = next(b for b in bodies if b["data"]["kind"] == "hotspot")
     assert "C7" in hotspot["data"]["explanation"]["en"]
-    assert concerns[0]["category"] == "ebike" and concerns[0]["reports"] == len(CHARGING)
+    assert concerns[0]["category"] == "ebike" and concerns[0]["reports"] == concerns[0]["households"] == len(CHARGING)
     assert [(r.value, read_headers(r.headers)["shouwang.source.topic"]) for r in letters] == [
         (junk, Topics.from_settings(settings).incidents)]
     store.close()

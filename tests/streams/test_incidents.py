@@ -47,8 +47,20 @@ def test_similar_reports_merge_into_one_incident_and_a_burst_raises_a_hotspot() 
     assert counts == [1, 2, 3, 4, 5]
     hotspots = [a for o in outcomes for a in o.alerts if a.kind.value == "hotspot"]
     assert [h.event for h in hotspots] == ["raised"] and "C7" in hotspots[0].explanation.en
+    households = [a.facts["households"] for o in outcomes for a in o.alerts if a.kind.value == "incident"]
+    assert households == [1, 2, 3, 4, 5]  # anonymous reports: each its own household
     again = cells.run(report("r0", texts[0]), offset=99)  # the same report delivered twice
     assert again.alerts == [] and again.state is None
+
+
+def test_the_same_reporter_twice_is_one_household_and_names_are_not_kept() -> None:
+    cells = Cells()
+    for i, who in enumerate(["13800001111", "13800001111", "13900002222"]):
+        raw = json.loads(report(f"p{i}", "3栋2单元楼道有电动车充电", minutes=i))
+        cells.run(json.dumps({**raw, "reporter": who}).encode(), offset=i)
+    last = cells.run(report("p9", "3栋2单元楼道电动车又在充电", minutes=9), offset=9).alerts[0]
+    assert (last.facts["report_count"], last.facts["households"]) == (4, 3)
+    assert "13800001111" not in json.dumps(cells.state)
 
 
 def test_bad_reports_are_dead_letters_not_crashes() -> None:
