@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from detectors.incidents.text import has_content
 from shouwang.events import GridCell, MeterId, Timestamp
 
 Role = Literal["family", "grid_worker", "supervisor", "operator"]
@@ -189,6 +190,13 @@ class IncidentCreate(Strict):
     reporter: Annotated[str, StringConstraints(max_length=100), NoNul] | None = None
     photo_url: Annotated[str, StringConstraints(pattern=r"^https?://\S{1,2000}$"), NoNul] | None = None
     ts: Timestamp | None = None
+
+    @model_validator(mode="after")
+    def _readable(self) -> IncidentCreate:
+        # Emoji or punctuation alone says nothing a grid worker can act on — unless a photo does.
+        if self.photo_url is None and not has_content(self.text):
+            raise ValueError("text has no words (only emoji or punctuation); describe the problem or add a photo")
+        return self
 
 
 class IncidentAccepted(BaseModel):

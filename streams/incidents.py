@@ -17,6 +17,7 @@ from typing import Any
 from detectors.incidents import HotspotDetector, IncidentMerger, classify
 from detectors.incidents.categories import SEVERITY_OF_URGENCY
 from detectors.incidents.hotspot import HotspotFinding
+from detectors.incidents.text import has_content
 from shouwang.deadletter import DeadLetter
 from shouwang.events import (
     AlertEvent,
@@ -57,6 +58,8 @@ def process_incident(record: SourceRecord, load_state: Any) -> IncidentOutcome:
 
 
 def _process(report: IncidentReport, state: dict[str, Any] | None) -> IncidentOutcome:
+    if report.photo_url is None and not has_content(report.text):
+        raise EventError("text has no words (only emoji or punctuation) and there is no photo")
     assessment = classify(report.text)
     merger = IncidentMerger.from_dict(state["merger"]) if state else IncidentMerger()
     hotspots = HotspotDetector.from_dict(state["hotspot"]) if state else HotspotDetector()

@@ -68,7 +68,7 @@ def test_reports_are_classified_merged_routed_and_ranked(kafka_settings: Setting
             lift = client.post("/v1/incidents", json={"text": "5栋电梯又坏了，老人上不了楼", "grid_cell": "C7"})
             assert lift.status_code == 202
             for bad in ({"text": "", "grid_cell": "C7"}, {"text": "x" * 100_000, "grid_cell": "C7"},
-                        {"text": "楼道堆物", "grid_cell": "bad cell!"}):
+                        {"text": "楼道堆物", "grid_cell": "bad cell!"}, {"text": "😡😡😡", "grid_cell": "C7"}):
                 refused = client.post("/v1/incidents", json=bad)
                 assert refused.status_code in (413, 422) and "error" in refused.json()
             junk = b"\x00\xff\xfe not an incident"

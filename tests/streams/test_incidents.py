@@ -69,5 +69,8 @@ def test_bad_reports_are_dead_letters_not_crashes() -> None:
         outcome = cells.run(raw)
         assert outcome.alerts == [] and outcome.dead_letter is not None
         assert outcome.dead_letter.value == raw and outcome.dead_letter.reason
-    emoji = cells.run(report("r2", "😡😡😡"))  # nothing readable: kept, flagged for a person to look at
-    assert emoji.alerts[0].facts["needs_review"] is True
+    emoji = cells.run(report("r2", "😡😡😡"))  # nothing a grid worker could act on
+    assert emoji.alerts == [] and emoji.dead_letter is not None and "no words" in emoji.dead_letter.reason
+    with_photo = json.loads(report("r3", "😱🔥"))  # … unless a photo says it
+    shown = cells.run(json.dumps({**with_photo, "photo_url": "https://img.example/1.jpg"}).encode())
+    assert shown.alerts[0].facts["needs_review"] is True
