@@ -181,7 +181,15 @@ def _ping_database(store: Store) -> None:
 
 
 def run_api(settings: Settings) -> None:
+    import signal
+    import sys
+
     import uvicorn
+
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handlers that
+    # were there before it: make those exit 0, so a clean stop is not reported as a crash.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
 
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None,
                 server_header=False, proxy_headers=False)

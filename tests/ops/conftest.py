@@ -34,11 +34,33 @@ def promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProc
                                        result.stderr.decode())
 
 
+API_TOKEN = "ops-test-operator-token"  # the API's /metrics needs an operator key, as in deployment
+
+
 @dataclass(frozen=True)
 class Stack:
     settings: Settings
     worker_metrics: str
     router_metrics: str
+    api_metrics: str
+    api_token: str = API_TOKEN
+
+
+def fetch(url: str, token: str | None = None, timeout: float = 60.0) -> bytes:
+    """GET with an optional bearer token, retrying until the server answers 200."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return bytes(response.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 @pytest.fixture
@@ -47,16 +69,18 @@ def stack(kafka_settings: Settings, tmp_path: Path) -> Iterator[Stack]:
     still run at the end and stop cleanly."""
     settings = kafka_settings.model_copy(update={
         "database_url": f"sqlite:///{tmp_path / 'router.db'}", "router_metrics_port": free_port(),
-        "router_id": f"router-{kafka_settings.worker_id}"})
+        "router_id": f"router-{kafka_settings.worker_id}", "api_port": free_port()})
     provision_topics(settings)
-    env = settings_env(settings)
-    logs = {name: tmp_path / f"{name}.log" for name in ("worker", "router")}
+    env = {**settings_env(settings), "SHOUWANG_ADMIN_TOKEN": API_TOKEN}
+    logs = {name: tmp_path / f"{name}.log" for name in ("worker", "router", "api")}
     processes = {name: start_shouwang([name], env, log) for name, log in logs.items()}
     try:
         running = Stack(settings, f"http://127.0.0.1:{settings.worker_web_port}/metrics",
-                        f"http://127.0.0.1:{settings.router_metrics_port}/metrics")
+                        f"http://127.0.0.1:{settings.router_metrics_port}/metrics",
+                        f"http://127.0.0.1:{settings.api_port}/metrics")
         wait_http(running.worker_metrics)
         wait_http(running.router_metrics)
+        fetch(running.api_metrics, API_TOKEN)
         yield running
         for name, process in processes.items():
             assert process.poll() is None, f"the {name} died:\n{logs[name].read_text()[-3000:]}"

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kafka_helpers import wait_http
-from tests.ops.conftest import Stack, promtool
+from tests.ops.conftest import Stack, fetch, promtool
 
 pytestmark = pytest.mark.kafka
 
 
 def test_every_endpoint_passes_promtool_lint(stack: Stack) -> None:
-    for url in (stack.worker_metrics, stack.router_metrics):
-        body = wait_http(url)
+    endpoints = ((stack.worker_metrics, None), (stack.router_metrics, None), (stack.api_metrics, stack.api_token))
+    for url, token in endpoints:
+        body = fetch(url, token)
         assert b"shouwang_" in body
         result = promtool("check", "metrics", stdin=body)
         assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (

@@ -40,13 +40,16 @@ BAD = [(b"m-bad", b"\x00\x01binary junk"),
 def scrape_config(stack: Stack) -> dict:
     """The deployed config with each job's target on loopback, fast intervals and the real rules."""
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    targets = {"shouwang-worker": stack.worker_metrics, "shouwang-router": stack.router_metrics}
+    targets = {"shouwang-worker": stack.worker_metrics, "shouwang-router": stack.router_metrics,
+               "shouwang-api": stack.api_metrics}
     jobs = {job["job_name"] for job in config["scrape_configs"]}
     assert jobs == set(targets), f"start {sorted(jobs - set(targets))} in the stack fixture and map it here"
     for job in config["scrape_configs"]:
         url = urllib.parse.urlsplit(targets[job["job_name"]])
         assert job.get("metrics_path", "/metrics") == url.path
         job["static_configs"] = [{"targets": [url.netloc]}]
+        if "authorization" in job:  # the deployed token file is a secret of the deployment; ours is the test key
+            job["authorization"] = {"type": "Bearer", "credentials": stack.api_token}
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(PROMETHEUS_DIR / name) for name in config["rule_files"]]
     return config
@@ -93,6 +96,7 @@ def test_prometheus_scrapes_exact_counts_and_loads_the_rules(stack: Stack, prome
     expected = {
         'up{job="shouwang-worker"}': 1.0,
         'up{job="shouwang-router"}': 1.0,
+        'up{job="shouwang-api"}': 1.0,
         "shouwang_worker_readings_processed_total": 7.0,
         "shouwang_worker_records_consumed_total": 10.0,
         "sum(shouwang_worker_dead_letters_total)": 3.0,
