@@ -69,6 +69,10 @@ class Router:
             ctx_result = ctx.result
         metrics.ALERT_EVENTS.labels(event.kind.value, event.severity.value, event.event,
                                     ctx_result.split(":")[0]).inc()
+        # Ids only (no names, no addresses): enough to follow one alert across the processes' logs.
+        log.info("alert %s %s: %s", event.alert_id, event.event, ctx_result,
+                 extra={"alert_id": event.alert_id, "meter_id": event.meter_id, "grid_cell": event.grid_cell,
+                        "kind": event.kind.value, "result": ctx_result})
         return ctx_result, None
 
     async def consume(self) -> None:
@@ -92,7 +96,7 @@ class Router:
                                 partition: TopicPartition, records: list[ConsumerRecord]) -> None:
         for record in records:
             try:
-                result, letter = await asyncio.to_thread(self.handle, record)
+                _result, letter = await asyncio.to_thread(self.handle, record)
             except Exception:  # e.g. the database is down: do not commit, read it again later
                 log.exception("alert event at %s@%d not recorded; will retry", partition, record.offset)
                 consumer.seek(partition, record.offset)
@@ -101,7 +105,6 @@ class Router:
             if letter is not None:
                 await producer.send_and_wait(self.topics.deadletter, key=letter.key, value=letter.value,
                                              headers=letter.headers())
-            log.info("alert event %s", result, extra={"alert_offset": record.offset})
             await consumer.commit({partition: record.offset + 1})
             self.wake.set()
 
