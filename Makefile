@@ -16,12 +16,12 @@ test: install broker-jars
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
 
 tools:
 	@scripts/ensure-tools.sh
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-prometheus.sh
+	@scripts/ensure-chromium.sh
 
 install: tools $(STAMP)
 

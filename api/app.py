@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from alerts.admin import AdminError
 from alerts.db import Store
-from api import metrics
+from api import console, metrics
 from api.auth import ensure_admin_key
 from api.deps import Operator, no_nul_in_url
 from api.errors import ApiError, error_responses, install_error_handlers
@@ -141,6 +141,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
 
     for module in (households, people, alerts, ingest, concerns):
         app.include_router(module.router, dependencies=[Depends(no_nul_in_url)])
+    app.include_router(console.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
     def healthz() -> Health:

@@ -91,6 +91,10 @@ ROWS: list[Row] = [
     Row("GET", "/docs/oauth2-redirect", "-", lambda w: ("/docs/oauth2-redirect", {}), public()),
     Row("GET", "/redoc", "-", lambda w: ("/redoc", {}), public()),
     Row("GET", "/metrics", "-", lambda w: ("/metrics", {}), only(200, "operator")),
+    # the console: static pages with no data (the data comes from the API, with the user's key)
+    Row("GET", "/console", "-", lambda w: ("/console", {}), public()),
+    Row("GET", "/console/", "-", lambda w: ("/console/", {"follow_redirects": False}), public(308)),
+    Row("GET", "/console/static/{name}", "-", lambda w: ("/console/static/console.js", {}), public()),
     # households
     Row("POST", "/v1/households", "-",
         lambda w: ("/v1/households", {"json": household_body("New", "C1", "CM1")}), only(201, "operator")),
