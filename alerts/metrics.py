@@ -28,6 +28,8 @@ TIME_TO_ACK = Histogram(
     ["kind"], buckets=(60, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400))
 OPEN_ALERTS = Gauge(
     "shouwang_alerts_open", "Alerts raised and not yet resolved.", ["kind", "severity", "status"])
+METERS_ENROLLED = Gauge(
+    "shouwang_meters_enrolled", "Meters enrolled in the store (compare with shouwang_worker_meters_reporting).")
 PENDING_DELIVERIES = Gauge(
     "shouwang_webhook_pending_deliveries", "Deliveries waiting in the outbox.")
 

@@ -24,7 +24,7 @@ from alerts.db import Store
 from alerts.delivery import EndpointLimiter, make_client, parse_schedule
 from alerts.dispatch import DispatchConfig, Dispatcher
 from alerts.lifecycle import escalate_due, remind_due
-from alerts.models import Alert, Delivery, utcnow
+from alerts.models import Alert, Delivery, Meter, utcnow
 from alerts.pipeline import RouteContext, router_config
 from alerts.policy import parse_duration
 from alerts.stages import default_pipeline
@@ -122,6 +122,7 @@ class Router:
                                      .where(Alert.status != "resolved")
                                      .group_by(Alert.kind, Alert.severity, Alert.status)).all()
             pending = session.scalar(select(func.count()).where(Delivery.status == "pending"))
+            enrolled = session.scalar(select(func.count()).select_from(Meter))
         # Update in place (no clear()): a scrape between clear and set would see no series and
         # restart the "unacknowledged for 30 minutes" rule's timer.
         current = {(kind, severity, status): count for kind, severity, status, count in counts}
@@ -131,6 +132,7 @@ class Router:
             metrics.OPEN_ALERTS.labels(*labels).set(count)
         self._open_labels = set(current)
         metrics.PENDING_DELIVERIES.set(pending or 0)
+        metrics.METERS_ENROLLED.set(enrolled or 0)
 
     async def timers(self) -> None:
         while not self.stop_event.is_set():

@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> faust.App:
     incident_cells = app.Table("incident-cells", partitions=settings.incidents_partitions)  # JSON values
     processor = ReadingProcessor()
     lag = metrics.LagReporter(frozenset({names.readings, names.incidents}))
+    reporting = metrics.ReportingMeters()
     metrics.LAST_READING.set_to_current_time()
     for error_class in metrics.DEAD_LETTER_CLASSES:  # series at 0 from the start, so rate() sees the first
         metrics.DEAD_LETTERS.labels(names.readings, error_class)
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> faust.App:
             metrics.READINGS_PROCESSED.inc(len(outcome.readings))
             if outcome.readings:
                 metrics.LAST_READING.set_to_current_time()
+                reporting.saw(outcome.readings[0].meter_id, time.time())
             if outcome.rekeyed and outcome.readings:
                 metrics.READINGS_REKEYED.inc()
             await emit(outcome)
@@ -92,6 +94,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(interval=metrics.LAG_INTERVAL_S, name="consumer_lag")
     async def consumer_lag() -> None:
         await lag.update(app.consumer)
+        reporting.refresh(time.time())
 
     @app.page("/metrics")
     async def prometheus_metrics(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:

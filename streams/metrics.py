@@ -41,6 +41,27 @@ CONSUMER_LAG = Gauge(
     "Records of an assigned partition not yet processed: log end offset minus committed offset.",
     ["topic", "partition"])
 LAG_INTERVAL_S = 5.0
+METERS_REPORTING = Gauge(
+    "shouwang_worker_meters_reporting",
+    "Distinct meters this worker processed a reading from within the reporting window (wall clock).")
+
+
+class ReportingMeters:
+    """Which meters reported recently, for "meters reporting vs enrolled". One float per meter
+    seen within the window; pruned on every refresh, so memory follows the live fleet."""
+
+    def __init__(self, window_s: float = 2 * 3600.0) -> None:
+        self.window_s = window_s
+        self.last_seen: dict[str, float] = {}
+
+    def saw(self, meter_id: str, now: float) -> None:
+        self.last_seen[meter_id] = now
+
+    def refresh(self, now: float) -> int:
+        cutoff = now - self.window_s
+        self.last_seen = {meter: seen for meter, seen in self.last_seen.items() if seen >= cutoff}
+        METERS_REPORTING.set(len(self.last_seen))
+        return len(self.last_seen)
 
 
 class LagReporter:

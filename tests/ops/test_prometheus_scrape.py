@@ -98,6 +98,8 @@ def test_prometheus_scrapes_exact_counts_and_loads_the_rules(stack: Stack, prome
         'up{job="shouwang-router"}': 1.0,
         'up{job="shouwang-api"}': 1.0,
         "shouwang_worker_readings_processed_total": 7.0,
+        "sum(shouwang_worker_meters_reporting)": 7.0,  # seven meters, one reading each
+        "max(shouwang_meters_enrolled)": 0.0,  # none enrolled in this stack's store
         "shouwang_worker_records_consumed_total": 10.0,
         "sum(shouwang_worker_dead_letters_total)": 3.0,
         'sum(shouwang_worker_alerts_emitted_total{kind="continuous_flow",event="raised"})': 2.0,

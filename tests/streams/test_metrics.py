@@ -75,3 +75,14 @@ def test_a_hanging_broker_times_out() -> None:
     reporter.timeout_s = 0.05
     asyncio.run(reporter.update(Hanging(ends={TP("lag.c", 0): 1}, committed={}, positions={})))
     assert reporter.failures == 1 and lag("lag.c", 0) is None
+
+
+def test_reporting_meters_counts_distinct_recent_meters_and_forgets_the_silent() -> None:
+    from streams.metrics import METERS_REPORTING, ReportingMeters
+
+    meters = ReportingMeters(window_s=100)
+    for meter, at in (("a", 0.0), ("b", 50.0), ("a", 90.0), ("c", 10.0)):
+        meters.saw(meter, at)
+    assert meters.refresh(now=120.0) == 2  # a (90) and b (50); c (10) fell out of the window
+    assert METERS_REPORTING._value.get() == 2
+    assert set(meters.last_seen) == {"a", "b"}
