@@ -196,4 +196,4 @@ def run_api(settings: Settings) -> None:
                 server_header=False, proxy_headers=False)
 
 
-__all__ = ["ApiError", "create_app", "run_api"]
+__all__ = ["create_app", "run_api"]

@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.models import ApiKey, Household, Subscription, utcnow
-
-log = logging.getLogger(__name__)
 
 API_ROLES = ("operator", "supervisor", "grid_worker", "family", "device")
 _PREFIX = "swk_"
@@ -43,7 +40,6 @@ class Principal:
     community: str | None = None
     household_ids: frozenset[str] = frozenset()
     recipient_id: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def actor(self) -> str:

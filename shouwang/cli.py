@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -185,7 +184,7 @@ def _register_kafka_commands() -> None:
 _register_kafka_commands()
 
 
-def main(argv: Annotated[list[str] | None, typer.Argument()] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``shouwang`` console script."""
     from shouwang.logs import configure_logging
 

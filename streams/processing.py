@@ -66,7 +66,10 @@ class ReadingProcessor:
     """Decode → validate → detector bank → alert events, for one record at a time."""
 
     def __init__(self, bank_factory: Callable[[str], DetectorBank] | None = None) -> None:
-        self._bank_factory = bank_factory or (lambda _meter_id: DetectorBank())
+        # Today's detectors keep no per-meter state, so one bank serves every meter; per-meter state
+        # (the streams issue) will come from the factory instead.
+        shared = DetectorBank()
+        self._bank_factory = bank_factory or (lambda _meter_id: shared)
 
     def process(self, record: SourceRecord) -> Outcome:
         try:

@@ -157,5 +157,4 @@ def revoke_key(key_id: str, session: SessionDep, principal: Operator) -> Respons
     if key.id == principal.key_id:
         raise ApiError(409, "conflict", "a key cannot revoke itself")
     revoke(key)
-    key.revoked_at = key.revoked_at or utcnow()
     return Response(status_code=204)

@@ -114,7 +114,6 @@ def test_a_leased_delivery_is_not_sent_twice_until_its_lease_lapses(store: Store
             assert row is not None
             row.claimed_until = utcnow() + timedelta(seconds=1)
         dispatch_until_quiet(store, rounds=1)
-        assert [r.headers["webhook-id"] for r in receiver.requests] != [first.id]
         assert first.id not in {r.headers["webhook-id"] for r in receiver.requests}
         asyncio.run(asyncio.sleep(1.1))
         dispatch_until_quiet(store)
