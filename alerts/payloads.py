@@ -12,7 +12,8 @@ from typing import Any
 
 from alerts.models import Alert, Household
 
-EVENT_TYPES = ("alert.raised", "alert.escalated", "alert.reminder", "alert.resolved", "endpoint.ping")
+EVENT_TYPES = ("alert.raised", "alert.updated", "alert.escalated", "alert.reminder", "alert.resolved",
+               "endpoint.ping")
 
 
 def _iso(value: datetime | None) -> str | None:

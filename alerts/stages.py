@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from alerts.models import Alert, AlertTransition, Household, Meter, Silence
 from alerts.notify import previously_notified, record_notifications, subscribed_recipients
 from alerts.pipeline import Pipeline, RouteContext
-from alerts.policy import AWAY_MUTED_KINDS
+from alerts.policy import AWAY_MUTED_KINDS, severity_at_least
 
 
 def deduplicate(ctx: RouteContext) -> None:
@@ -46,6 +46,8 @@ def record_lifecycle(ctx: RouteContext) -> None:
     """raised → a new alert; resolved (by the detector) → the alert is resolved."""
     event, session = ctx.event, ctx.session
     alert = session.get(Alert, event.alert_id)
+    if alert is None and event.event == "escalated":  # the raise never arrived: this is the raise
+        event = ctx.event = event.model_copy(update={"event": "raised"})
     if alert is None:
         alert = Alert(
             id=event.alert_id, kind=event.kind.value, severity=event.severity.value, status="raised",
@@ -58,6 +60,17 @@ def record_lifecycle(ctx: RouteContext) -> None:
     session.add(AlertTransition(alert_id=alert.id, event=event.event, at=event.at, actor="detector",
                                 recorded_at=ctx.now))
     ctx.alert = alert
+    if event.event == "escalated":
+        if alert.status == "resolved":
+            ctx.stop("already-resolved")
+        elif not severity_at_least(event.severity.value, alert.severity) or event.severity.value == alert.severity:
+            ctx.stop("not-worse")
+        else:
+            alert.severity = event.severity.value
+            alert.explanation_zh, alert.explanation_en = event.explanation.zh, event.explanation.en
+            alert.facts = {**(alert.facts or {}), **event.facts}  # a new dict: JSON columns track assignment
+            alert.updated_at = ctx.now
+        return
     if event.event == "raised":
         if alert.status != "raised":  # its resolution overtook the raise: nothing left to say
             ctx.stop("already-resolved")
@@ -109,10 +122,17 @@ def _matches(silence: Silence, alert: Alert) -> bool:
 
 
 def notify(ctx: RouteContext) -> None:
-    """First tier on a raise; everyone already told on a resolve (the all-clear)."""
+    """First tier on a raise; the first tier of the new severity (and everyone told before) when the
+    detector raises the severity; everyone already told on a resolve (the all-clear)."""
     alert, session, config = ctx.alert, ctx.session, ctx.config
     assert alert is not None
-    if ctx.event.event == "raised":
+    if ctx.event.event == "escalated":
+        roles = config.policy.roles_for(alert.severity, alert.kind, 0)
+        told = {recipient.id: recipient for recipient in previously_notified(session, alert)}
+        fresh = subscribed_recipients(session, alert=alert, household=ctx.household, roles=roles)
+        recipients = list({**told, **{recipient.id: recipient for recipient in fresh}}.values())
+        event_type = "alert.updated"
+    elif ctx.event.event == "raised":
         roles = config.policy.roles_for(alert.severity, alert.kind, 0)
         recipients = subscribed_recipients(session, alert=alert, household=ctx.household, roles=roles)
         event_type = "alert.raised"

@@ -1,13 +1,23 @@
 """What every detector sees and says. Kept free of the service's schemas on purpose:
-``detectors`` imports none of the other packages."""
+``detectors`` imports none of the other packages.
+
+The interface follows River's idea of a detector (``../docs/DETECTION.md``): a small class whose
+constructor arguments are its public configuration, with per-meter state that is learned one
+reading at a time, serialises to a few hundred bytes and is driven only by the readings' event
+time. Turning a score into an alarm happens inside the detector so it can refuse to learn from
+the anomaly it is raising.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
-Transition = Literal["raised", "resolved"]
+Transition = Literal["raised", "escalated", "resolved"]
+"""``escalated`` re-states an open episode at a higher severity (same ``since``, same id)."""
+
+Facts = dict[str, float | int | str | bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +31,29 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
+class Interval:
+    """What happened between two accepted readings of one meter, in epoch seconds.
+
+    ``litres`` is ``None`` when the usage in the interval is unknown (a reset register, a
+    glitch); ``issues`` names the data-quality problems seen at its end reading.
+    ``utc_offset`` is the household's offset from UTC at ``end`` (for local hour of day).
+    """
+
+    start: float
+    end: float
+    litres: float | None
+    utc_offset: float
+    issues: tuple[str, ...] = ()
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start) / 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
-    """A detector's decision: an episode of ``kind`` was raised or resolved at event time ``at``.
+    """A detector's decision: an episode of ``kind`` was raised, escalated or resolved at
+    event time ``at``.
 
     ``since`` is when the condition began; (meter, kind, since) identifies the episode.
     ``explanation_zh``/``explanation_en`` say it in plain words with the numbers that matter.
@@ -35,14 +66,27 @@ class Finding:
     at: datetime
     explanation_zh: str
     explanation_en: str
-    facts: dict[str, float | int | str | bool] = field(default_factory=dict)
+    facts: Facts = field(default_factory=dict)
 
 
 class Detector(Protocol):
-    """One kind of check over one meter's stream of observations."""
+    """One kind of check over one meter's intervals. One instance holds one meter's state."""
 
-    name: str
+    name: ClassVar[str]
 
-    def update(self, observation: Observation) -> list[Finding]:
-        """Learn from one observation and return the findings it triggers (often none)."""
+    def update(self, interval: Interval) -> list[Finding]:
+        """Learn from one interval (event-time order) and return the findings it triggers."""
+        ...
+
+    def advance(self, now: float, utc_offset: float) -> list[Finding]:
+        """Time has reached ``now`` (epoch seconds) without a reading: findings that only the
+        passing of time can trigger (an overdue meter). Most detectors return ``[]``."""
+        ...
+
+    def dump(self) -> bytes:
+        """This meter's learned state, compact and deterministic."""
+        ...
+
+    def load(self, data: bytes) -> None:
+        """Restore the state written by ``dump`` (raises ``ValueError`` on a bad blob)."""
         ...

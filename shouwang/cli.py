@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -29,6 +31,29 @@ def incidents_classify() -> None:
         typer.echo(line)
 
 log = logging.getLogger("shouwang")
+
+
+@app.command()
+def replay(
+    readings: Annotated[Path, typer.Option("--readings", help="CSV with header meter_id,ts,register_l.")],
+    out: Annotated[Path, typer.Option("--out", help="JSON Lines of alert transitions to write.")],
+    tz: Annotated[str | None, typer.Option("--tz", help="Households' time zone (and of timestamps without "
+                                           "an offset); default SHOUWANG_HOUSEHOLD_TZ.")] = None,
+    sensitivity: Annotated[float | None, typer.Option(
+        "--sensitivity", min=0.01, max=30.0, help="no_usage alarms per household-month it may spend on "
+        "silences that end by themselves; default SHOUWANG_NO_USAGE_FALSE_ALARMS_PER_MONTH.")] = None,
+    escalations: Annotated[bool, typer.Option("--escalations", help="Also write `escalated` transitions.")] = False,
+) -> None:
+    """Backtest: run the stream's detectors over a CSV of meter history, write alert transitions."""
+    from streams.replay_cli import run_replay
+
+    settings = get_settings()
+    if sensitivity is not None:
+        settings = settings.model_copy(update={"no_usage_false_alarms_per_month": sensitivity})
+    try:
+        run_replay(readings, out, settings=settings, tz=tz or settings.household_tz, escalations=escalations)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
 
 
 def local_broker(settings: Settings) -> LocalBroker:
@@ -179,6 +204,7 @@ def _register_kafka_commands() -> None:
     app.command("send-raw")(cli_kafka.send_raw)
     app.command("tail")(cli_kafka.tail)
     app.command("webhook-receiver")(cli_tools.webhook_receiver)
+    app.command("sample-readings")(cli_tools.sample_readings)
 
 
 _register_kafka_commands()
@@ -190,7 +216,9 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         configure_logging(get_settings())
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:  # click hands typer.Exit's code back when not standalone
+            sys.exit(code)
     except ValidationError as exc:
         errors = "; ".join(f"SHOUWANG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
                            for e in exc.errors())

@@ -61,3 +61,31 @@ def webhook_receiver(
         pass
     finally:
         server.server_close()
+
+
+def sample_readings(
+    meter_id: Annotated[str, typer.Argument(help="The meter whose history to make up.")],
+    days: Annotated[int, typer.Option(min=1, max=200, help="Days of an ordinary routine.")] = 21,
+    silence_h: Annotated[float, typer.Option(min=0, max=72, help="Hours without any water use at the end.")] = 20,
+    tz: Annotated[str, typer.Option(help="The household's time zone.")] = "Asia/Shanghai",
+    seed: Annotated[int, typer.Option(help="Random seed (the same seed, the same history).")] = 1,
+) -> None:
+    """Print a JSON array of hourly readings for POST /v1/readings: DAYS of an elder's routine
+    (mornings, lunch, evenings, quiet nights) ending now, the last SILENCE_H hours without water."""
+    import random
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    rng = random.Random(seed)
+    zone = ZoneInfo(tz)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = days * 24 + int(silence_h)
+    register, items = 1000.0, []
+    usual = {6: 0.7, 7: 0.9, 8: 0.6, 11: 0.5, 12: 0.6, 17: 0.5, 18: 0.8, 19: 0.8, 20: 0.6, 21: 0.5}
+    for step in range(hours, -1, -1):
+        ts = end - timedelta(hours=step)
+        local_hour = (ts - timedelta(hours=1)).astimezone(zone).hour
+        if step > silence_h and rng.random() < usual.get(local_hour, 0.04):
+            register += round(rng.uniform(4, 35), 1)
+        items.append({"meter_id": meter_id, "ts": ts.astimezone(zone).isoformat(), "register_l": round(register, 1)})
+    typer.echo(json.dumps(items))

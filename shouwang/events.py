@@ -79,7 +79,8 @@ def _check_range(value: datetime) -> datetime:
 Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp), AfterValidator(_check_range)]
 """An aware datetime; accepts ISO 8601 with an offset or epoch seconds."""
 
-MeterId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+METER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+MeterId = Annotated[str, StringConstraints(pattern=METER_ID_PATTERN)]
 """1–64 characters: letters, digits and ``. _ : -``, starting with a letter or digit."""
 
 GridCell = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")]
@@ -207,7 +208,7 @@ class AlertEvent(_Strict):
     v: Literal[1] = 1
     type: Literal["alert"] = "alert"
     alert_id: Annotated[str, StringConstraints(pattern=r"^al_[0-9a-f]{24}$")]
-    event: Literal["raised", "resolved"]
+    event: Literal["raised", "escalated", "resolved"]  # escalated: the detector raised the severity
     meter_id: MeterId | None = None
     grid_cell: GridCell | None = None
     kind: AlertKind

@@ -11,6 +11,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +72,24 @@ class Settings(BaseSettings):
     worker_store: str = Field(default="memory://", pattern=r"^(memory|rocksdb)://.*$",
                               description="Faust table store: `memory://` or `rocksdb://` (needs rocksdict).")
 
+    household_tz: str = Field(
+        default="Asia/Shanghai", description="IANA time zone of the households: the detectors learn "
+        "routines by local hour of day (replay's `--tz` overrides it).")
+    no_usage_false_alarms_per_month: float = Field(
+        default=0.2, gt=0, le=30, description="Sensitivity of `no_usage`: the alarms per household and "
+        "month it may raise on silences that end by themselves. Lower is quieter and slower "
+        "(trade-off curve in docs/DETECTION.md).")
+    offline_min_h: float = Field(
+        default=6.0, ge=0.5, le=720, description="`meter_offline` waits at least this long after a meter's "
+        "last reading (event time), and three of its usual intervals. Meters that upload a day of readings "
+        "at once need more than a day here.")
+    offline_check_s: float = Field(
+        default=60.0, ge=1, le=3600, description="How often the worker asks silent meters' detectors "
+        "whether they are overdue.")
+    no_usage_ceiling_h: float = Field(
+        default=18.0, ge=4, le=24, description="A silence this long raises `no_usage` whatever the "
+        "household's rhythm.")
+
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the alert store. Unset: SQLite at "
         "`var/shouwang.db`. PostgreSQL: `postgresql+psycopg://user:pass@host/db`.")
@@ -119,6 +138,15 @@ class Settings(BaseSettings):
         default="text", description="`json` writes one JSON object per log line.")
     admin_token: SecretStr | None = Field(
         default=None, description="First operator API key (never logged).")
+
+    @field_validator("household_tz")
+    @classmethod
+    def _check_tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Asia/Shanghai") from None
+        return value
 
     @field_validator("kafka_bootstrap")
     @classmethod

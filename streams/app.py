@@ -12,7 +12,9 @@ from shouwang.events import encode
 from shouwang.settings import Settings
 from shouwang.topics import Topics
 from streams import metrics
+from streams.detection import bank_factory
 from streams.incidents import IncidentOutcome, process_incident
+from streams.offline import OfflineWatch
 from streams.processing import Outcome, ReadingProcessor, SourceRecord
 
 
@@ -44,7 +46,14 @@ def create_app(settings: Settings) -> faust.App:
     # Per grid cell: merged incidents and hotspot counts. Co-partitioned with the incidents topic
     # (keyed by grid cell), changelog-backed, so a restarted worker keeps what it had merged.
     incident_cells = app.Table("incident-cells", partitions=settings.incidents_partitions)  # JSON values
-    processor = ReadingProcessor()
+    # Per meter: the detector bank's state (a few hundred bytes), co-partitioned with the readings
+    # (both keyed by meter id), changelog-backed: a restarted or rebalanced worker resumes every
+    # household's learned routine from Kafka.
+    meter_state = app.Table("meter-state", partitions=settings.readings_partitions,
+                            schema=faust.Schema(key_type=bytes, value_type=bytes,
+                                                key_serializer="raw", value_serializer="raw"))
+    processor = ReadingProcessor(bank_factory(settings))
+    offline = OfflineWatch(settings.readings_partitions)
     lag = metrics.LagReporter(frozenset({names.readings, names.incidents}))
     reporting = metrics.ReportingMeters()
     metrics.LAST_READING.set_to_current_time()
@@ -65,17 +74,27 @@ def create_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             message = event.message
             started = time.perf_counter()
+            state = meter_state.get(message.key) if message.key else None
             outcome = processor.process(SourceRecord(
                 topic=message.topic, partition=message.partition, offset=message.offset,
-                key=message.key, value=message.value))
-            metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
+                key=message.key, value=message.value), state)
             metrics.RECORDS_CONSUMED.inc()
+            if outcome.rekeyed and outcome.meter_id is not None:
+                # Not keyed by its meter: its state lives in another partition. Sent again under
+                # the right key, it is processed there (once), instead of here.
+                await readings.send(key=outcome.meter_id.encode(), value=message.value)
+                metrics.READINGS_REKEYED.inc(len(outcome.readings))
+                continue
+            if outcome.state is not None and outcome.meter_id is not None:
+                meter_state[outcome.meter_id.encode()] = outcome.state  # assignment reaches the changelog
+                offline.saw(outcome.meter_id)
+            if outcome.state_reset:
+                metrics.STATE_RESETS.inc()
+            metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
             metrics.READINGS_PROCESSED.inc(len(outcome.readings))
             if outcome.readings:
                 metrics.LAST_READING.set_to_current_time()
                 reporting.saw(outcome.readings[0].meter_id, time.time())
-            if outcome.rekeyed and outcome.readings:
-                metrics.READINGS_REKEYED.inc()
             await emit(outcome)
 
     @app.agent(incidents, name="incidents")
@@ -90,6 +109,22 @@ def create_app(settings: Settings) -> faust.App:
                 incident_cells[outcome.grid_cell] = outcome.state  # assignment reaches the changelog
             metrics.INCIDENTS_PROCESSED.inc()
             await emit(outcome)
+
+    @app.timer(interval=settings.offline_check_s, name="meter_offline")
+    async def meters_offline() -> None:
+        # Silent meters send nothing to drive their detectors: once a while, time speaks for them.
+        # Only meters of partitions this worker owns (not standby copies) are looked at.
+        active = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == names.readings}
+        now = time.time()
+        for key, state in list(meter_state.items()):
+            meter_id = key.decode()
+            if not offline.due(meter_id, active):
+                continue
+            alerts_found, _ = processor.advance(meter_id, state, now)
+            for alert in alerts_found:
+                await alerts.send(key=key, value=encode(alert))
+                metrics.ALERTS_EMITTED.labels(alert.kind.value, alert.severity.value, alert.event).inc()
+                offline.announced(meter_id)
 
     @app.timer(interval=metrics.LAG_INTERVAL_S, name="consumer_lag")
     async def consumer_lag() -> None:

@@ -18,7 +18,10 @@ READINGS_PROCESSED = Counter(
     "Meter readings that passed validation and went through the detector bank.")
 READINGS_REKEYED = Counter(
     "shouwang_worker_readings_rekeyed_total",
-    "Records whose Kafka key was not their meter id.")
+    "Readings whose Kafka key was not their meter id, sent again under the right key.")
+STATE_RESETS = Counter(
+    "shouwang_worker_state_resets_total",
+    "Meters whose stored detector state could not be read (another version) and started afresh.")
 INCIDENTS_PROCESSED = Counter(
     "shouwang_worker_incidents_processed_total",
     "Incident reports consumed from the incidents topic (merged, classified or dead-lettered).")

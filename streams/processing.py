@@ -38,12 +38,20 @@ class SourceRecord:
 
 @dataclass(slots=True)
 class Outcome:
-    """What processing one record produced."""
+    """What processing one record produced.
+
+    ``rekeyed``: the record was not keyed by its meter id, so it sits in a partition that does not
+    hold the meter's state; the agent sends it again under the right key instead of processing it.
+    ``state``: the meter's new detector state, to be written to the table (None: unchanged).
+    """
 
     readings: list[MeterReading] = field(default_factory=list)
     alerts: list[AlertEvent] = field(default_factory=list)
     dead_letter: DeadLetter | None = None
     rekeyed: bool = False
+    meter_id: str | None = None
+    state: bytes | None = None
+    state_reset: bool = False
 
 
 def finding_to_alert(meter_id: str, finding: Finding) -> AlertEvent:
@@ -63,17 +71,18 @@ def finding_to_alert(meter_id: str, finding: Finding) -> AlertEvent:
 
 
 class ReadingProcessor:
-    """Decode → validate → detector bank → alert events, for one record at a time."""
+    """Decode → validate → the meter's detector bank → alert events, one record at a time.
 
-    def __init__(self, bank_factory: Callable[[str], DetectorBank] | None = None) -> None:
-        # Today's detectors keep no per-meter state, so one bank serves every meter; per-meter state
-        # (the streams issue) will come from the factory instead.
-        shared = DetectorBank()
-        self._bank_factory = bank_factory or (lambda _meter_id: shared)
+    The meter's state comes in as bytes (from the worker's table) and goes out as bytes, so the
+    processor itself holds nothing between records and a restarted worker loses nothing.
+    """
 
-    def process(self, record: SourceRecord) -> Outcome:
+    def __init__(self, bank_factory: Callable[[], DetectorBank] | None = None) -> None:
+        self._bank_factory = bank_factory or DetectorBank
+
+    def process(self, record: SourceRecord, state: bytes | None = None) -> Outcome:
         try:
-            return self._process(record)
+            return self._process(record, state)
         except EventError as exc:
             return Outcome(dead_letter=dead_letter_for(record, str(exc), "invalid"))
         except Exception as exc:  # one bad record must never stop the worker
@@ -81,21 +90,41 @@ class ReadingProcessor:
             reason = f"internal error: {type(exc).__name__}"
             return Outcome(dead_letter=dead_letter_for(record, reason, "internal"))
 
-    def _process(self, record: SourceRecord) -> Outcome:
+    def _process(self, record: SourceRecord, state: bytes | None) -> Outcome:
         if record.value is None:
             raise EventError("empty message (null value)")
         message = decode_reading_message(record.value)
         readings = message.split() if message.type == "reading_batch" else [message]
         meter_id = message.meter_id
-        outcome = Outcome(readings=readings, rekeyed=record.key != meter_id.encode())
-        bank = self._bank_factory(meter_id)
+        outcome = Outcome(readings=readings, meter_id=meter_id)
+        if record.key != meter_id.encode():
+            outcome.rekeyed = True
+            return outcome
+        bank = self._bank_factory()
+        if state:
+            try:
+                bank.load(state)
+            except ValueError as exc:  # a state from an incompatible version: start learning again
+                log.warning("meter %s: detector state not usable (%s); starting afresh", meter_id, exc)
+                bank, outcome.state_reset = self._bank_factory(), True
         for reading in readings:
             observation = Observation(meter_id=meter_id, ts=reading.ts,
                                       register_l=reading.register_l,
                                       flags=frozenset(flag.value for flag in reading.flags))
             for finding in bank.update(observation):
                 outcome.alerts.append(finding_to_alert(meter_id, finding))
+        outcome.state = bank.dump()
         return outcome
+
+    def advance(self, meter_id: str, state: bytes, now: float) -> tuple[list[AlertEvent], bytes | None]:
+        """The passing of time for one meter (the worker's timer): alerts and the new state, if any."""
+        bank = self._bank_factory()
+        try:
+            bank.load(state)
+        except ValueError:
+            return [], None
+        alerts = [finding_to_alert(meter_id, finding) for finding in bank.advance(now)]
+        return alerts, (bank.dump() if alerts else None)
 
 
 def dead_letter_for(record: SourceRecord, reason: str, error_class: str) -> DeadLetter:

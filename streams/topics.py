@@ -23,10 +23,11 @@ class TopicSpec:
     partitions: int
     retention_ms: int
     purpose: str
+    compact: bool = False  # a table's changelog: the latest value per key is kept forever
 
     @property
     def configs(self) -> dict[str, str]:
-        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "compact" if self.compact else "delete"}
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -44,7 +45,18 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(names.deadletter, settings.deadletter_partitions,
                   settings.deadletter_retention_hours * _HOUR_MS,
                   "rejected messages: original bytes, reason in headers"),
+        # The worker's tables, created here with their source topics' partition counts: a worker
+        # that meets its first record before Faust has declared them would otherwise fail to store it.
+        TopicSpec(changelog(settings, "meter-state"), settings.readings_partitions, -1,
+                  "the worker's per-meter detector state (changelog of its table)", compact=True),
+        TopicSpec(changelog(settings, "incident-cells"), settings.incidents_partitions, -1,
+                  "the worker's per-cell incident state (changelog of its table)", compact=True),
     ]
+
+
+def changelog(settings: Settings, table: str) -> str:
+    """Faust's name for a table's changelog topic: ``<app id>-<table>-changelog``."""
+    return f"{settings.worker_id}-{table}-changelog"
 
 
 @dataclass(frozen=True)

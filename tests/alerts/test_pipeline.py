@@ -214,3 +214,34 @@ def test_incident_reaches_the_cell_and_merged_reports_only_raise_its_count(
     with store.transaction() as session:
         alert = session.get(Alert, first.alert_id)
         assert alert is not None and alert.facts["report_count"] == 3 and "3 条" in alert.explanation_zh
+
+
+def test_a_silence_that_goes_on_raises_the_severity_and_tells_everyone_again(
+        store: Store, config: RouterConfig, world: World) -> None:
+    raised = event("MA", severity="high")
+    route(store, config, raised, T0)
+    worse = event("MA", severity="critical", transition="escalated", at=T0 + timedelta(hours=24))
+    assert worse.alert_id == raised.alert_id
+    assert route(store, config, worse, T0 + timedelta(hours=24)) == "notified"
+    assert told(store, raised.alert_id, "alert.updated") == sorted([world.family_a.id, world.grid_worker.id])
+    with store.transaction() as session:
+        alert = session.get(Alert, raised.alert_id)
+        assert alert is not None and alert.severity == "critical"
+    assert route(store, config, worse, T0 + timedelta(hours=25)) == "duplicate"
+
+
+def test_an_escalation_never_lowers_severity_nor_reopens(store: Store, config: RouterConfig, world: World) -> None:
+    raised = event("MA", severity="critical")
+    route(store, config, raised, T0)
+    assert route(store, config, event("MA", severity="high", transition="escalated"), T0) == "not-worse"
+    other = event("MB", severity="high")
+    route(store, config, other, T0)
+    route(store, config, event("MB", transition="resolved"), T0 + timedelta(hours=1))
+    late = event("MB", severity="critical", transition="escalated")
+    assert route(store, config, late, T0 + timedelta(hours=2)) == "already-resolved"
+
+
+def test_an_escalation_whose_raise_was_lost_is_the_raise(store: Store, config: RouterConfig, world: World) -> None:
+    worse = event("MA", severity="critical", transition="escalated")
+    assert route(store, config, worse, T0) == "notified"
+    assert told(store, worse.alert_id, "alert.raised") == sorted([world.family_a.id, world.grid_worker.id])

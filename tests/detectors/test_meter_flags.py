@@ -22,6 +22,7 @@ def test_each_known_flag_gives_one_finding_with_its_kind() -> None:
     assert leak.facts["register_l"] == 10.0
 
 
-def test_bank_runs_every_detector() -> None:
-    bank = DetectorBank([MeterFlagsDetector(), MeterFlagsDetector()])
-    assert len(bank.update(Observation("m1", T0, 1.0, frozenset({"burst"})))) == 2
+def test_the_bank_reports_the_meters_own_flags_beside_its_detectors() -> None:
+    bank = DetectorBank(tz="UTC")
+    findings = bank.update(Observation("m1", T0, 1.0, frozenset({"burst", "low_battery"})))
+    assert sorted(f.kind for f in findings) == ["data_quality", "spike"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from detectors import DetectorBank, Finding, Observation
+from detectors import DetectorBank, Finding
+from detectors.base import Interval
+from detectors.data_quality import DataQualityDetector
 from shouwang.events import decode_alert, encode
 from streams.processing import ReadingProcessor, SourceRecord
 
@@ -59,20 +61,44 @@ def test_null_value_is_a_dead_letter() -> None:
     assert letter is not None and letter.reason == "empty message (null value)"
 
 
-def test_mis_keyed_record_is_noticed() -> None:
-    assert ReadingProcessor().process(_record(_reading(), key=b"other")).rekeyed
+def test_mis_keyed_record_is_handed_back_for_its_own_partition_not_processed() -> None:
+    outcome = ReadingProcessor().process(_record(_reading(flags=["burst"]), key=b"other"))
+    assert outcome.rekeyed and outcome.meter_id == "m1"
+    assert outcome.alerts == [] and outcome.state is None and outcome.dead_letter is None
     assert not ReadingProcessor().process(_record(_reading(), key=b"m1")).rekeyed
 
 
-class _Exploding:
-    name = "exploding"
+def _hourly(hour: int, register: float) -> bytes:
+    return json.dumps({"meter_id": "m1", "ts": 1767225600 + 3600 * hour, "register_l": register}).encode()
 
-    def update(self, observation: Observation) -> list[Finding]:
+
+def test_state_goes_out_and_comes_back_in_so_learning_continues_across_records() -> None:
+    processor = ReadingProcessor()
+    state = None
+    for hour in range(3):
+        outcome = processor.process(_record(_hourly(hour, 100.0), offset=hour), state)
+        assert outcome.state is not None
+        state = outcome.state
+    # The register fell by 90 L: only a meter that remembers the last one can tell.
+    remembered = processor.process(_record(_hourly(3, 10.0), offset=3), state)
+    assert [a.kind.value for a in remembered.alerts] == ["data_quality"]
+    forgetful = processor.process(_record(_hourly(3, 10.0), offset=3), None)
+    assert forgetful.alerts == []
+
+
+def test_a_state_from_another_version_starts_afresh_and_says_so() -> None:
+    outcome = ReadingProcessor().process(_record(_reading()), b"\x09garbage")
+    assert outcome.state_reset and outcome.state is not None and outcome.dead_letter is None
+
+
+class _Exploding(DataQualityDetector):
+    def update(self, interval: Interval) -> list[Finding]:
         raise ZeroDivisionError("detector bug")
 
 
 def test_a_detector_crash_is_a_dead_letter_not_a_dead_worker() -> None:
-    processor = ReadingProcessor(bank_factory=lambda _meter: DetectorBank([_Exploding()]))
-    letter = processor.process(_record(_reading())).dead_letter
+    processor = ReadingProcessor(bank_factory=lambda: DetectorBank([_Exploding()]))
+    state = processor.process(_record(_hourly(0, 1.0))).state
+    letter = processor.process(_record(_hourly(1, 2.0)), state).dead_letter
     assert letter is not None
     assert (letter.error_class, letter.reason) == ("internal", "internal error: ZeroDivisionError")

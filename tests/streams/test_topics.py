@@ -7,7 +7,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams.topics import provision_topics
+from streams.topics import changelog, provision_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -29,7 +29,8 @@ def _describe(settings: Settings) -> tuple[dict[str, int], dict[str, str]]:
 def test_provisioning_creates_then_changes_nothing(kafka_settings: Settings) -> None:
     first = provision_topics(kafka_settings)
     topics = Topics.from_settings(kafka_settings)
-    assert sorted(first.created) == sorted(vars(topics).values())
+    changelogs = [changelog(kafka_settings, "meter-state"), changelog(kafka_settings, "incident-cells")]
+    assert sorted(first.created) == sorted([*vars(topics).values(), *changelogs])
     partitions, retention = _describe(kafka_settings)
     assert partitions[topics.readings] == kafka_settings.readings_partitions
     assert partitions[topics.alerts] == kafka_settings.alerts_partitions
@@ -43,7 +44,9 @@ def test_provisioning_grows_partitions_and_updates_retention(kafka_settings: Set
     wider = kafka_settings.model_copy(update={"readings_partitions": 6, "alerts_retention_hours": 12})
     report = provision_topics(wider)
     topics = Topics.from_settings(kafka_settings)
-    assert report.grown == [topics.readings] and report.reconfigured == [topics.alerts]
+    # The meters' state follows the readings' partitions (co-partitioned by meter id).
+    state = changelog(kafka_settings, "meter-state")
+    assert report.grown == [topics.readings, state] and report.reconfigured == [topics.alerts]
     partitions, retention = _describe(wider)
     assert partitions[topics.readings] == 6
     assert retention[topics.alerts] == str(12 * 3_600_000)

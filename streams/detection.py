@@ -1,0 +1,27 @@
+"""The detector bank every meter gets, configured from settings (stream and replay alike)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from detectors import DetectorBank
+from detectors.bank import default_detectors
+from detectors.base import Detector
+from detectors.meter_offline import MeterOfflineDetector
+from detectors.no_usage import NoUsageDetector
+from shouwang.settings import Settings
+
+
+def bank_factory(settings: Settings, *, tz: str | None = None) -> Callable[[], DetectorBank]:
+    """A function that makes a fresh bank for one meter, with the configured sensitivity."""
+    zone = tz or settings.household_tz
+
+    def make() -> DetectorBank:
+        configured: dict[str, Detector] = {
+            "no_usage": NoUsageDetector(false_alarms_per_month=settings.no_usage_false_alarms_per_month,
+                                        ceiling_h=settings.no_usage_ceiling_h),
+            "meter_offline": MeterOfflineDetector(min_h=settings.offline_min_h),
+        }
+        return DetectorBank([configured.get(d.name, d) for d in default_detectors()], tz=zone)
+
+    return make
