@@ -31,7 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.datasets import DEV_DATA, LOCAL_TZ, load_daiad
+import itertools
+
+from bench.datasets import DEV_DATA, LOCAL_TZ, load_ciws, load_daiad, load_weusedto
 from detectors import DetectorBank, Observation
 from detectors.bank import default_detectors
 from detectors.no_usage import NoUsageDetector
@@ -42,6 +44,9 @@ H = 3600.0
 SILENCE_RULES_H = (8.0, 12.0, 24.0)
 FLOW_RULE_H = 24.0
 INJECTIONS_PER_HOME = 6
+DEFAULT_DATA = {"daiad": DEV_DATA / "daiad-2016" / "swm_trialA_clean.zip", "weusedto": DEV_DATA / "weusedto",
+                "ciws": DEV_DATA / "ciws"}
+LOADERS = {"daiad": load_daiad, "weusedto": load_weusedto, "ciws": load_ciws}
 
 
 def _bank(tz: str, sensitivity: float | None, only_no_usage: bool = False) -> DetectorBank:
@@ -151,7 +156,9 @@ def evaluate_home(args: tuple[str, Points, int, str, float | None, bool]) -> dic
             elif episode == "leak":
                 rule = _rule_flow(points, i, branch)
                 injected.setdefault(f"{key}@flow24h", []).append(None if rule is None else (rule - t) / H)
-    return {"meter": meter, "months": (points[-1][0] - points[0][0]) / 86400.0 / 30.4,
+    # Months of coverage, not of calendar: a meter silent for half a year is not watched then.
+    covered = sum(min(b[0] - a[0], 6 * H) for a, b in itertools.pairwise(points))
+    return {"meter": meter, "months": covered / 86400.0 / 30.4,
             "raised": raised, "injected": injected, "real": _real_rules(points), "next_use": _next_uses(points)}
 
 
@@ -273,20 +280,22 @@ def _run(meters: dict[str, Points], tz: str, sensitivity: float | None, only_no_
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=DEV_DATA / "daiad-2016" / "swm_trialA_clean.zip")
+    parser.add_argument("--dataset", choices=sorted(LOCAL_TZ), default="daiad")
+    parser.add_argument("--data", type=Path, default=None, help="the dataset's file or folder (default: ../shared)")
     parser.add_argument("--homes", type=int, default=None, help="only the first N homes (sorted ids)")
     parser.add_argument("--curve", default="0.1,0.2,0.3,0.5,1,2", help="no_usage sensitivities for the curve")
     parser.add_argument("--json", type=Path, default=Path("var/detection-eval.json"))
     args = parser.parse_args(argv)
-    if "holdout" in args.data.parts:
+    data = args.data or DEFAULT_DATA[args.dataset]
+    if "holdout" in data.parts:
         parser.error("the holdout data is reserved for acceptance measurements")
-    if not args.data.exists():
-        print(f"evaluate_detection: {args.data} not found (the dev data lives in ../shared/data/dev)", file=sys.stderr)
+    if not data.exists():
+        print(f"evaluate_detection: {data} not found (the dev data lives in ../shared/data/dev)", file=sys.stderr)
         return 2
-    meters = load_daiad(args.data)
+    meters = {name: points for name, points in LOADERS[args.dataset](data).items() if len(points) > 1000}
     if args.homes:
         meters = {m: meters[m] for m in sorted(meters)[:args.homes]}
-    tz = LOCAL_TZ["daiad"]
+    tz = LOCAL_TZ[args.dataset]
     print(f"evaluating {len(meters)} homes …", file=sys.stderr)
     summary = _run(meters, tz, None, False)
     curve = []

@@ -28,6 +28,7 @@ from detectors.spike import SpikeDetector
 _FORMAT_VERSION = 1
 _LENGTH = struct.Struct("<H")
 _ALERTING = frozenset({"raised", "escalated"})
+_WATER_KINDS = frozenset({"no_usage", "continuous_flow", "spike", "routine_change"})  # what the chart is for
 
 
 def default_detectors() -> list[Detector]:
@@ -88,7 +89,7 @@ class DetectorBank:
         series = None
         out = []
         for finding in findings:
-            if finding.transition in _ALERTING and finding.kind != "data_quality":
+            if finding.transition in _ALERTING and finding.kind in _WATER_KINDS:
                 series = series or self._history.series()
                 finding = replace(finding, facts={**finding.facts, "usage_hourly_l": series})
             out.append(finding)

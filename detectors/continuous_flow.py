@@ -17,6 +17,7 @@ from detectors.timefmt import duration_en, duration_zh, local_day, when_en, when
 
 _LAYOUT = StateLayout(1, "ddddBidd")
 _BASELINE_RATE = 0.05  # weight of one day's minimum in the household's normal minimum flow
+_LONGEST_EVIDENCE_H = 3.0  # a longer interval (an outage) neither continues nor starts a run
 
 
 class ContinuousFlowDetector:
@@ -52,6 +53,10 @@ class ContinuousFlowDetector:
             return []
         rate = litres / hours
         self._note_day(interval, rate)
+        if hours > _LONGEST_EVIDENCE_H:
+            # A gap in the readings: its average says nothing about whether the flow ever paused.
+            self._run_start = 0.0
+            return []
         if rate >= self.floor():
             self._quiet_since = 0.0
             if not self._run_start:
@@ -79,7 +84,8 @@ class ContinuousFlowDetector:
     def _note_day(self, interval: Interval, rate: float) -> None:
         day = local_day(interval.end, interval.utc_offset)
         if day != self._day:
-            if self._day_min_lph >= 0 and day == self._day + 1:
+            # Not while an episode is open: a leak must not teach that leaking is normal.
+            if self._day_min_lph >= 0 and not self._open and day == self._day + 1:
                 self._baseline_lph += _BASELINE_RATE * (self._day_min_lph - self._baseline_lph)
             self._day, self._day_min_lph = day, -1.0
         if interval.hours <= 2.0 and (self._day_min_lph < 0 or rate < self._day_min_lph):

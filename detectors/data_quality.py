@@ -52,9 +52,11 @@ class DataQualityDetector:
             en = "; ".join(ISSUES_EN[i] for i in interval.issues if i in ISSUES_EN)
             when = when_zh(interval.end, interval.end, offset)
             return [finding(self.name, "raised", "low", since=interval.end, at=interval.end, utc_offset=offset,
-                            zh=f"水表数据异常：{zh}（{when}）。该时段用水量未知。",
-                            en=f"Meter data problem: {en} ({when_en(interval.end, interval.end, offset)}). "
-                               "Water use in that interval is unknown.",
+                            zh=f"水表数据异常：{zh}（{when}）。" + (
+                                "该时段用水量未知。" if interval.litres is None else "跨越翻转的用水量已照常计入。"),
+                            en=f"Meter data problem: {en} ({when_en(interval.end, interval.end, offset)}). " + (
+                                "Water use in that interval is unknown." if interval.litres is None
+                                else "The use across the wrap is counted as usual."),
                             facts={"issues": ",".join(interval.issues)})]
         if self._open and interval.end - self._last_issue >= _CLEAN_S:
             self._open = 0

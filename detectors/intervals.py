@@ -15,12 +15,13 @@ from typing import ClassVar
 from detectors.base import Interval
 from detectors.state import StateLayout
 
-_LAYOUT = StateLayout(1, "ddI")
+_LAYOUT = StateLayout(2, "ddId")
 
 
 class IntervalBuilder:
     """Consecutive readings of one meter as intervals, with data-quality issues named.
 
+    - The first reading is a zero-length interval: nothing was used yet, but the meter was heard.
     - A reading older than the last one is late and ignored (``late`` counts them): the
       detectors have already moved past its time.
     - The same timestamp again with the same register is a duplicate and ignored; with a
@@ -39,22 +40,23 @@ class IntervalBuilder:
         self.max_rate_lph = max_rate_lph
         self.jitter_l = jitter_l
         self._last_ts = -math.inf
-        self._register = 0.0
+        self._register = 0.0      # the base usage is counted from (the higher value after jitter)
+        self._last_raw = 0.0      # the register as last reported (what a duplicate must repeat)
         self.late = 0
 
     def accept(self, ts: float, register: float, utc_offset: float) -> Interval | None:
         last_ts = self._last_ts
         if ts <= last_ts:
             if ts == last_ts:
-                if register == self._register:
+                if register == self._last_raw:
                     return None
                 return Interval(ts, ts, None, utc_offset, ("conflicting_duplicate",))
             self.late += 1
             return None
-        self._last_ts = ts
+        self._last_ts, self._last_raw = ts, register
         if last_ts == -math.inf:
             self._register = register
-            return None
+            return Interval(ts, ts, 0.0, utc_offset)  # the first reading: zero length, "heard from"
         delta = register - self._register
         if delta >= 0:
             litres: float | None = delta
@@ -71,7 +73,7 @@ class IntervalBuilder:
     def _drop(self, register: float) -> tuple[float | None, tuple[str, ...]]:
         previous = self._register
         if previous >= 1.0:
-            span = 10.0 ** math.ceil(math.log10(previous + 1.0))
+            span = 10.0 ** len(str(int(previous)))  # the register's digits: 99999.5 wraps at 100000
             if previous >= 0.9 * span and register < 0.1 * span:
                 return span - previous + register, ("rollover",)
         if register <= 0.01 * previous:
@@ -80,10 +82,10 @@ class IntervalBuilder:
 
     def dump(self) -> bytes:
         last_ts = self._last_ts if self._last_ts != -math.inf else -1.0
-        return _LAYOUT.pack((last_ts, self._register, self.late))
+        return _LAYOUT.pack((last_ts, self._register, self.late, self._last_raw))
 
     def load(self, data: bytes) -> None:
-        (last_ts, self._register, self.late), _ = _LAYOUT.unpack(data)  # type: ignore[assignment]
+        (last_ts, self._register, self.late, self._last_raw), _ = _LAYOUT.unpack(data)  # type: ignore[assignment]
         self._last_ts = last_ts if last_ts != -1.0 else -math.inf
 
     @property

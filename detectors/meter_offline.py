@@ -33,13 +33,18 @@ class MeterOfflineDetector:
         self._episode_since = 0.0
         self._open = 0
 
+    def usual_interval_s(self) -> float:
+        """The meter's own reporting interval, as learned (an hour until it has reported twice)."""
+        return math.exp(self._log_interval) if self._log_interval else 3600.0
+
     def overdue_s(self) -> float:
         """Seconds without a reading after which the meter counts as offline."""
-        usual = math.exp(self._log_interval) if self._log_interval else 3600.0
-        return max(self.min_h * 3600.0, self.factor * usual)
+        return max(self.min_h * 3600.0, self.factor * self.usual_interval_s())
 
     def update(self, interval: Interval) -> list[Finding]:
         if interval.end <= interval.start:
+            if not self._last:
+                self._last = interval.end  # the meter's first reading: from now on it can be overdue
             return []
         findings: list[Finding] = []
         gap = interval.end - interval.start
@@ -50,10 +55,11 @@ class MeterOfflineDetector:
         if self._open:
             self._open = 0
             findings.append(self._resolved(interval))
-        else:
-            sample = math.log(min(max(gap, 10.0), 2 * 86400.0))
-            self._log_interval = sample if not self._log_interval else (
-                self._log_interval + _LEARN * (sample - self._log_interval))
+        # Every gap is learned, outages too (slowly, in log space): a meter that reports once a
+        # day must come to be expected once a day, and one outage barely moves an hourly meter.
+        sample = math.log(min(max(gap, 10.0), 7 * 86400.0))
+        self._log_interval = sample if not self._log_interval else (
+            self._log_interval + _LEARN * (sample - self._log_interval))
         self._last = interval.end
         return findings
 
@@ -65,7 +71,7 @@ class MeterOfflineDetector:
 
     def _raised(self, at: float, offset: float) -> Finding:
         since = self._episode_since
-        usual = self.overdue_s() / self.factor
+        usual = self.usual_interval_s()
         zh = (f"水表自{when_zh(since, at, offset)}起没有上报读数（已 {duration_zh(at - since)}，"
               f"平时约每 {duration_zh(usual)} 一次）。这不代表没有用水，请检查水表或通信。")
         en = (f"The meter has not reported since {when_en(since, at, offset)} ({duration_en(at - since)}; it "

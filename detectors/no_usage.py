@@ -40,6 +40,9 @@ _DEFAULT_SILENCES_PER_MONTH = 75.0
 _SEVERITY = {1: "high", 2: "critical"}
 _THRESHOLDS = np.array(SILENCE_THRESHOLDS_H, dtype=float)
 _GRID = np.arange(1.0, 24.01, 0.25)
+_PRIOR = np.asarray(NO_USAGE_SURVIVAL)
+# Linear interpolation (in log survival) from the thresholds onto the grid, as one matrix product.
+_TO_GRID = np.stack([np.interp(_GRID, _THRESHOLDS, np.eye(len(_THRESHOLDS))[k]) for k in range(len(_THRESHOLDS))])
 _LAMBDAS = np.geomspace(1.0, 1e5, 80)
 _HALF = struct.Struct("<24e")
 
@@ -80,7 +83,13 @@ class NoUsageDetector:
             self._first_seen = interval.start
         self._last_reading = interval.end
         litres = interval.litres
-        if litres is None or interval.end <= interval.start:
+        if interval.end <= interval.start:
+            return []
+        if litres is None:
+            # Usage unknown (a reset or a glitch): water may have been used, so no silence is
+            # measured across it — a glitch must not turn into an alarm.
+            if not self._episode_level and self._last_use:
+                self._last_use, self._limit_s = interval.end, 0.0
             return []
         if litres >= self.use_litres:
             return self._on_use(interval)
@@ -177,10 +186,10 @@ class NoUsageDetector:
         household's expected false alarms per month (its silences per hour times their chance to
         outgrow the limit) match ``false_alarms_per_month``.
         """
-        grid = _GRID[(self.min_silence_h <= _GRID) & (self.ceiling_h >= _GRID)]
-        survival = np.array([self.survival(hour)[0] for hour in range(24)])            # 24 × columns
-        log_survival = np.log(np.maximum(survival, 1e-9))
-        on_grid = np.exp(np.array([np.interp(grid, _THRESHOLDS, row) for row in log_survival]))  # 24 × G
+        keep = (self.min_silence_h <= _GRID) & (self.ceiling_h >= _GRID)
+        grid = _GRID[keep]
+        log_survival = np.log(np.maximum(self.survival_table(), 1e-9))                  # 24 × columns
+        on_grid = np.exp(log_survival @ _TO_GRID[:, keep])                               # 24 × G
         on_grid[:, grid > _THRESHOLDS[-1]] *= 0.5  # beyond what is learned: assume the tail keeps thinning
         per_month = self.silences_per_month() * self.start_shares()                      # 24
         cost = grid[None, None, :] + _LAMBDAS[:, None, None] * on_grid[None, :, :]       # Λ × 24 × G
@@ -191,6 +200,14 @@ class NoUsageDetector:
         pick = int(fits[0]) if len(fits) else len(_LAMBDAS) - 1
         limits = grid[best[pick]]
         return [float(value) for value in _HALF.unpack(_HALF.pack(*limits))]
+
+    def survival_table(self) -> np.ndarray:
+        """``survival(h)`` for every start hour at once (24 × thresholds), for the limits table."""
+        counts = np.asarray(self._counts).reshape(24, _COLUMNS)
+        edge = self.neighbour_weight
+        own = counts + edge * (np.roll(counts, 1, axis=0) + np.roll(counts, -1, axis=0))
+        prior = (_PRIOR + edge * (np.roll(_PRIOR, 1, axis=0) + np.roll(_PRIOR, -1, axis=0))) / (1 + 2 * edge)
+        return (own + self.prior_weight * prior) / (own[:, :1] + self.prior_weight)
 
     def silences_per_month(self) -> float:
         span_days = (self._last_reading - self._first_seen) / 86400.0

@@ -11,10 +11,11 @@ a low-severity early warning for the grid worker's next visit, never a family al
 from __future__ import annotations
 
 import math
+import struct
 from typing import ClassVar
 
 import numpy as np
-from sklearn.covariance import LedoitWolf
+from sklearn.covariance import ledoit_wolf
 
 from detectors.base import Finding, Interval
 from detectors.findings import finding
@@ -26,6 +27,7 @@ RECENT = 7
 FEATURES = 4  # first use (hour), log1p(litres), log1p(night litres), hours with use
 _LAYOUT = StateLayout(1, "iddddBdB", halves=DAYS * FEATURES)
 _MIN_COVERAGE_S = 20 * 3600.0
+_DAY = struct.Struct(f"<{FEATURES}e")
 
 
 class RoutineChangeDetector:
@@ -53,8 +55,10 @@ class RoutineChangeDetector:
         findings: list[Finding] = []
         if day != self._day:
             if self._day and self._covered_s >= _MIN_COVERAGE_S and self._first_use_h >= 0:
-                self._days.extend((self._first_use_h, math.log1p(self._litres), math.log1p(self._night_litres),
-                                   float(self._active_hours)))
+                day_features = (self._first_use_h, math.log1p(self._litres), math.log1p(self._night_litres),
+                                float(self._active_hours))
+                # Kept at the precision it is stored with, so a restored detector scores exactly alike.
+                self._days.extend(_DAY.unpack(_DAY.pack(*day_features)))
                 del self._days[:-DAYS * FEATURES]
                 findings = self._judge(interval)
             self._day, self._first_use_h, self._litres, self._night_litres = day, -1.0, 0.0, 0.0
@@ -79,11 +83,12 @@ class RoutineChangeDetector:
             return None
         days = np.asarray(self._days, dtype=float).reshape(DAYS, FEATURES)
         usual, recent = days[:-RECENT], days[-RECENT:]
-        model = LedoitWolf().fit(usual)
-        mean_recent = recent.mean(axis=0)
+        mean_usual, mean_recent = usual.mean(axis=0), recent.mean(axis=0)
+        covariance, _ = ledoit_wolf(usual - mean_usual, assume_centered=True)
+        offset = mean_recent - mean_usual
         # In units of one usual day's spread: a whole week's average that far off is no bad day.
-        distance = math.sqrt(max(0.0, float(model.mahalanobis(mean_recent[None, :])[0])))
-        return distance, usual.mean(axis=0), mean_recent
+        distance = math.sqrt(max(0.0, float(offset @ np.linalg.solve(covariance, offset))))
+        return distance, mean_usual, mean_recent
 
     def _judge(self, interval: Interval) -> list[Finding]:
         scored = self.score()
