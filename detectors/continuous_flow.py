@@ -17,7 +17,7 @@ from detectors.timefmt import duration_en, duration_zh, local_day, when_en, when
 
 _LAYOUT = StateLayout(1, "ddddBidd")
 _BASELINE_RATE = 0.05  # weight of one day's minimum in the household's normal minimum flow
-_LONGEST_EVIDENCE_H = 3.0  # a longer interval (an outage) neither continues nor starts a run
+_LONGEST_EVIDENCE_H = 3.0  # a longer interval (an outage) cannot start a run
 
 
 class ContinuousFlowDetector:
@@ -53,8 +53,10 @@ class ContinuousFlowDetector:
             return []
         rate = litres / hours
         self._note_day(interval, rate)
-        if hours > _LONGEST_EVIDENCE_H:
-            # A gap in the readings: its average says nothing about whether the flow ever paused.
+        if hours > _LONGEST_EVIDENCE_H and not (self._run_start and rate >= self.floor()):
+            # A gap in the readings: its average alone cannot say the flow never paused (a day of
+            # ordinary use averages several litres an hour), so it never starts a run. It may carry
+            # on a run that was already flowing, if it kept up the flow on average.
             self._run_start = 0.0
             return []
         if rate >= self.floor():
