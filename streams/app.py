@@ -36,6 +36,10 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         broker_request_timeout=90,
         broker_commit_interval=1.0,
+        # A worker killed without leaving the group holds its partitions until this runs out:
+        # it bounds how long its meters wait after a crash (the default is 60 s).
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
     )
     names = Topics.from_settings(settings)
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -49,9 +53,10 @@ def create_app(settings: Settings) -> faust.App:
     # Per meter: the detector bank's state (a few hundred bytes), co-partitioned with the readings
     # (both keyed by meter id), changelog-backed: a restarted or rebalanced worker resumes every
     # household's learned routine from Kafka.
+    # bytes keys and values are stored raw (a Schema with raw serializers is not applied when the
+    # table recovers from its changelog, which then tries JSON: found by the SIGKILL test).
     meter_state = app.Table("meter-state", partitions=settings.readings_partitions,
-                            schema=faust.Schema(key_type=bytes, value_type=bytes,
-                                                key_serializer="raw", value_serializer="raw"))
+                            key_type=bytes, value_type=bytes)
     processor = ReadingProcessor(bank_factory(settings))
     offline = OfflineWatch(settings.readings_partitions)
     lag = metrics.LagReporter(frozenset({names.readings, names.incidents}))
