@@ -52,8 +52,8 @@ class NoUsageDetector:
 
     name: ClassVar[str] = "no_usage"
 
-    def __init__(self, *, false_alarms_per_month: float = 0.15, ceiling_h: float = 18.0,
-                 min_silence_h: float = 4.0, prior_weight: float = 6.0, memory: float = 0.985,
+    def __init__(self, *, false_alarms_per_month: float = 0.3, ceiling_h: float = 18.0,
+                 min_silence_h: float = 4.0, prior_weight: float = 20.0, memory: float = 0.985,
                  use_litres: float = 0.5, neighbour_weight: float = 0.5) -> None:
         self.false_alarms_per_month = false_alarms_per_month
         self.ceiling_h = ceiling_h

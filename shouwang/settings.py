@@ -76,7 +76,7 @@ class Settings(BaseSettings):
         default="Asia/Shanghai", description="IANA time zone of the households: the detectors learn "
         "routines by local hour of day (replay's `--tz` overrides it).")
     no_usage_false_alarms_per_month: float = Field(
-        default=0.15, gt=0, le=30, description="Sensitivity of `no_usage`: the alarms per household and "
+        default=0.3, gt=0, le=30, description="Sensitivity of `no_usage`: the alarms per household and "
         "month it may raise on silences that end by themselves. Lower is quieter and slower "
         "(trade-off curve in docs/DETECTION.md).")
     offline_min_h: float = Field(
