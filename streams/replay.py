@@ -17,6 +17,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,20 +139,45 @@ def _parse_register(text: str) -> tuple[float, str | None]:
 
 
 def replay(readings: ReadingsFile, bank_factory: Callable[[], DetectorBank], *, escalations: bool = False,
-           progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
-    """Every meter through a fresh bank, in event-time order; yields one JSON-ready dict per transition."""
-    for meter_id, points in readings.meters.items():
-        bank = bank_factory()
-        for position, (ts, register) in enumerate(points, 1):
-            if progress is not None and position % _PROGRESS_EVERY == 0:
-                progress(_PROGRESS_EVERY)
-            observation = Observation(meter_id, datetime.fromtimestamp(ts, UTC), register)
-            for finding in bank.update(observation):
-                if finding.transition == "escalated" and not escalations:
-                    continue
-                yield transition_record(meter_id, finding)
-        if progress is not None:
-            progress(len(points) % _PROGRESS_EVERY)
+           progress: Callable[[int], None] | None = None, jobs: int = 1) -> Iterator[dict[str, Any]]:
+    """Every meter through a fresh bank, in event-time order; yields one JSON-ready dict per transition.
+
+    With ``jobs`` > 1 meters are replayed in that many processes (each meter on its own, so the
+    result is the same); the output keeps the meters' order. ``bank_factory`` must then pickle.
+    """
+    meters = list(readings.meters.items())
+    if jobs <= 1 or len(meters) < 2:
+        for meter_id, points in meters:
+            yield from replay_meter(meter_id, points, bank_factory, escalations=escalations, progress=progress)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_replay_meter_list, meter_id, points, bank_factory, escalations)
+                   for meter_id, points in meters]
+        for (_, points), future in zip(meters, futures, strict=True):
+            yield from future.result()
+            if progress is not None:
+                progress(len(points))
+
+
+def replay_meter(meter_id: str, points: list[tuple[float, float]], bank_factory: Callable[[], DetectorBank], *,
+                 escalations: bool = False, progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+    """One meter's readings through a fresh bank."""
+    bank = bank_factory()
+    for position, (ts, register) in enumerate(points, 1):
+        if progress is not None and position % _PROGRESS_EVERY == 0:
+            progress(_PROGRESS_EVERY)
+        observation = Observation(meter_id, datetime.fromtimestamp(ts, UTC), register)
+        for finding in bank.update(observation):
+            if finding.transition == "escalated" and not escalations:
+                continue
+            yield transition_record(meter_id, finding)
+    if progress is not None:
+        progress(len(points) % _PROGRESS_EVERY)
+
+
+def _replay_meter_list(meter_id: str, points: list[tuple[float, float]], bank_factory: Callable[[], DetectorBank],
+                       escalations: bool) -> list[dict[str, Any]]:
+    return list(replay_meter(meter_id, points, bank_factory, escalations=escalations))
 
 
 def transition_record(meter_id: str, finding: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,7 +48,8 @@ def run_replay(readings_path: Path, out_path: Path, *, settings: Settings, tz: s
     with out_file, Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("replay", total=readings.readings)
         written = write_jsonl(replay(readings, bank_factory(settings, tz=tz), escalations=escalations,
-                                     progress=lambda n: progress.advance(task, n)), out_file)
+                                     progress=lambda n: progress.advance(task, n), jobs=os.cpu_count() or 1),
+                              out_file)
     err.print(f"replayed {readings.readings} readings of {len(readings.meters)} meters in "
               f"{time.monotonic() - started:.1f} s: {written} alert transitions → {out_path}; "
               f"{len(readings.bad_rows)} bad rows skipped", highlight=False, soft_wrap=True)

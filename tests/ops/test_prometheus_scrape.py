@@ -125,7 +125,12 @@ def test_prometheus_scrapes_exact_counts_and_loads_the_rules(stack: Stack, prome
     # Every dashboard query runs on the live data (Grafana's range variables fixed).
     for query in dashboard_queries().values():
         api(prometheus, "query", query=query)  # asserts success
-    assert value(prometheus, "sum(rate(shouwang_worker_readings_processed_total[1m]))") is not None
+    # rate() needs two scrapes of the counter; under load the second may still be on its way.
+    rate_query = "sum(rate(shouwang_worker_readings_processed_total[1m]))"
+    rate_deadline = time.monotonic() + 30
+    while value(prometheus, rate_query) is None:
+        assert time.monotonic() < rate_deadline, f"{rate_query} stayed empty"
+        time.sleep(0.5)
     # Populated output (labelled series, observed histograms) still passes promtool's lint.
     for url in (stack.worker_metrics, stack.router_metrics):
         result = promtool("check", "metrics", stdin=wait_http(url))

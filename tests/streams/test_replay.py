@@ -89,3 +89,14 @@ def test_the_command_fails_in_one_line_on_a_missing_file(tmp_path: Path) -> None
                            "--out", str(tmp_path / "o.jsonl")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"shouwang: {tmp_path / 'none.csv'}: no such file"]
+
+
+def test_replaying_in_several_processes_gives_the_same_lines_in_the_same_order() -> None:
+    from shouwang.settings import Settings
+    from streams.detection import bank_factory
+
+    with SLICE.open(encoding="utf-8") as lines:
+        parsed = read_readings(lines, "Europe/Madrid")
+    make = bank_factory(Settings(), tz="Europe/Madrid")
+    alone = list(replay(parsed, make))
+    assert alone and list(replay(parsed, make, jobs=2)) == alone
