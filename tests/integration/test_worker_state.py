@@ -60,6 +60,11 @@ def test_state_survives_sigkill_and_mis_keyed_records_are_rekeyed(kafka_settings
     worker = start_shouwang(["worker"], env, tmp_path / "worker-2.log")
     try:
         wait_http(metrics)
+        # Readings that arrive while a restarted worker is still recovering can be skipped under
+        # load (Faust resumes the partitions just before it seeks them to the committed offsets;
+        # see the streams issue's notes), so this test sends them once it is ready.
+        log = tmp_path / "worker-2.log"
+        _until(lambda: "Worker ready" in log.read_text(errors="replace"))
         # The register of every meter goes back by 900 L. Only a worker that remembers each meter's
         # last register (recovered from the changelog, not from memory) can tell.
         produce(kafka_settings.bootstrap_servers, topics.readings,
