@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,3 +81,20 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: f
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         raise
+
+
+def until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds; ``TimeoutError`` naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} not reached in {timeout:.0f} s")
+
+
+def readings_processed(metrics_url: str) -> float:
+    """The worker's ``shouwang_worker_readings_processed_total`` from its metrics page."""
+    text = wait_http(metrics_url).decode()
+    found = re.search(r"^shouwang_worker_readings_processed_total (\S+)$", text, re.MULTILINE)
+    return float(found[1]) if found else 0.0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -23,20 +22,11 @@ from streams.topics import provision_topics
 from tests.alerts.delivery.receiver import Receiver
 from tests.conftest import settings_env
 from tests.detectors.series import Household, at_day
-from tests.kafka_helpers import start_shouwang, stop, wait_http
+from tests.kafka_helpers import start_shouwang, stop, until, wait_http
 
 pytestmark = pytest.mark.kafka
 ADMIN = "end-to-end-admin-token"
 METER = "E2E-0001"
-
-
-def _until(condition: Callable[[], bool], timeout: float = 90.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise TimeoutError(f"{what} not reached in {timeout:.0f} s")
 
 
 def test_a_long_silence_reaches_the_family_signed_and_is_acknowledged(kafka_settings: Settings,
@@ -55,7 +45,7 @@ def test_a_long_silence_reaches_the_family_signed_and_is_acknowledged(kafka_sett
         try:
             wait_http(f"{api}/healthz")
             operator = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
-            _until(lambda: operator.get("/readyz").status_code == 200, what="API ready")
+            until(lambda: operator.get("/readyz").status_code == 200, what="API ready")
             household = operator.post("/v1/households", json={
                 "name": "王阿姨", "timezone": "UTC", "grid_cell": "FT-12-3", "community": "FT-Lianhua",
                 "consent": {"given_by": "王阿姨本人", "given_at": "2026-02-01T10:00:00+08:00",
@@ -82,7 +72,7 @@ def test_a_long_silence_reaches_the_family_signed_and_is_acknowledged(kafka_sett
                 bodies = [receiver.verify_with(secret, request) for request in list(receiver.requests)]
                 return [b for b in bodies if b["data"]["kind"] == "no_usage"]
 
-            _until(lambda: any(b["type"] == "alert.raised" for b in no_usage_bodies()), what="no_usage at the webhook")
+            until(lambda: any(b["type"] == "alert.raised" for b in no_usage_bodies()), what="no_usage at the webhook")
             time.sleep(2)  # any second, false alarm would be here by now
             raised = [b for b in no_usage_bodies() if b["type"] == "alert.raised"]
             assert len(raised) == 1, [b["data"]["explanation"]["en"] for b in raised]

@@ -21,7 +21,7 @@ from shouwang.topics import Topics
 from streams.topics import provision_topics
 from tests.alerts.delivery.receiver import Receiver
 from tests.conftest import settings_env
-from tests.kafka_helpers import consume, produce, start_shouwang, stop, wait_http
+from tests.kafka_helpers import consume, produce, start_shouwang, stop, until, wait_http
 
 pytestmark = pytest.mark.kafka
 ADMIN = "incident-test-admin-token"
@@ -31,15 +31,6 @@ CHARGING = ["3栋2单元楼道里有人给电动车充电，电线从窗户吊�
             "3栋2单元有人把电动车推进楼道充电，已经好几天了",
             "3栋2单元楼道电动车充电问题还是没人管，电线拉得到处都是",
             "3栋2单元楼梯间有电动车充电，电池还在发热"]
-
-
-def _until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise TimeoutError("condition not reached")
 
 
 def test_reports_are_classified_merged_routed_and_ranked(kafka_settings: Settings, tmp_path: Path) -> None:
@@ -62,7 +53,7 @@ def test_reports_are_classified_merged_routed_and_ranked(kafka_settings: Setting
         try:
             wait_http(f"{api_url}/healthz")
             client = httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
-            _until(lambda: client.get("/readyz").status_code == 200)
+            until(lambda: client.get("/readyz").status_code == 200)
             for text in CHARGING:
                 assert client.post("/v1/incidents", json={"text": text, "grid_cell": "C7"}).status_code == 202
             lift = client.post("/v1/incidents", json={"text": "5栋电梯又坏了，老人上不了楼", "grid_cell": "C7"})
@@ -77,7 +68,7 @@ def test_reports_are_classified_merged_routed_and_ranked(kafka_settings: Setting
             def routed() -> list[dict]:
                 return [receiver.verify_with(secret, r) for r in receiver.requests]
 
-            _until(lambda: len(routed()) >= 3)
+            until(lambda: len(routed()) >= 3)
             time.sleep(2)  # anything extra (a second alert for a merged report) would show up by now
 
             def merged_count() -> int:
@@ -85,7 +76,7 @@ def test_reports_are_classified_merged_routed_and_ranked(kafka_settings: Setting
                     alerts = session.scalars(select(Alert).where(Alert.kind == "incident")).all()
                     return max((int(a.facts.get("report_count", 0)) for a in alerts), default=0)
 
-            _until(lambda: merged_count() == len(CHARGING))
+            until(lambda: merged_count() == len(CHARGING))
             concerns = client.get("/v1/concerns", params={"community": "CM7"}).json()["concerns"]
             letters = consume(settings.bootstrap_servers, Topics.from_settings(settings).deadletter,
                               until=lambda records: len(records) >= 1, timeout=20)

@@ -5,7 +5,6 @@ lost or duplicated across the handover — on the real broker."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from shouwang.settings import Settings
 from shouwang.topics import Topics
 from streams.topics import provision_topics
 from tests.conftest import settings_env
-from tests.kafka_helpers import consume, produce, start_shouwang, stop, values, wait_http
+from tests.kafka_helpers import consume, produce, readings_processed, start_shouwang, stop, until, values, wait_http
 
 pytestmark = pytest.mark.kafka
 T0 = 1_772_323_200  # 2026-03-01T00:00:00Z
@@ -25,20 +24,6 @@ METERS = [f"s-{i}" for i in range(40)]
 
 def _reading(meter: str, hour: int, register: float) -> bytes:
     return json.dumps({"meter_id": meter, "ts": T0 + 3600 * hour, "register_l": register}).encode()
-
-
-def _processed(url: str) -> float:
-    found = re.search(r"^shouwang_worker_readings_processed_total (\S+)$", wait_http(url).decode(), re.MULTILINE)
-    return float(found[1]) if found else 0.0
-
-
-def _until(condition, timeout: float = 90.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise TimeoutError(f"{what} not reached")
 
 
 def test_two_workers_split_the_meters_and_their_state_follows(kafka_settings: Settings, tmp_path: Path) -> None:
@@ -53,13 +38,13 @@ def test_two_workers_split_the_meters_and_their_state_follows(kafka_settings: Se
         wait_http(urls[0])
         produce(kafka_settings.bootstrap_servers, topics.readings,
                 [(m.encode(), _reading(m, h, 500.0 + 5 * h)) for h in range(3) for m in METERS])
-        _until(lambda: _processed(urls[0]) >= 3 * len(METERS), what="first worker caught up")
+        until(lambda: readings_processed(urls[0]) >= 3 * len(METERS), what="first worker caught up")
         time.sleep(2)  # its changelog writes and offsets are out
         second = start_shouwang(["worker"], envs[1], tmp_path / "worker-b.log")
         wait_http(urls[1])
         # The second worker joins: wait until it has taken partitions over and recovered them.
         log_b = tmp_path / "worker-b.log"
-        _until(lambda: "Recovery]: Done reading from changelog" in log_b.read_text(errors="replace"),
+        until(lambda: "Recovery]: Done reading from changelog" in log_b.read_text(errors="replace"),
                what="second worker recovered its partitions")
         # Every meter's register goes back by 400 L: only the worker holding that meter's state
         # (whichever it is now) can tell.
@@ -71,7 +56,7 @@ def test_two_workers_split_the_meters_and_their_state_follows(kafka_settings: Se
         time.sleep(2)  # a duplicate would be on the topic by now
         alerts = values(consume(kafka_settings.bootstrap_servers, topics.alerts,
                                 until=lambda found: len(found) >= len(alerts), timeout=30))
-        processed = [_processed(url) for url in urls]
+        processed = [readings_processed(url) for url in urls]
         assert first.poll() is None and second.poll() is None
     finally:
         for process in (second, first):

@@ -4,7 +4,6 @@ record keyed by something else than its meter is re-keyed, not lost — on the r
 from __future__ import annotations
 
 import json
-import re
 import signal
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from shouwang.settings import Settings
 from shouwang.topics import Topics
 from streams.topics import provision_topics
 from tests.conftest import settings_env
-from tests.kafka_helpers import consume, produce, start_shouwang, stop, values, wait_http
+from tests.kafka_helpers import consume, produce, readings_processed, start_shouwang, stop, until, values, wait_http
 
 pytestmark = pytest.mark.kafka
 T0 = 1_772_323_200  # 2026-03-01T00:00:00Z
@@ -23,21 +22,6 @@ T0 = 1_772_323_200  # 2026-03-01T00:00:00Z
 
 def _reading(meter: str, hour: int, register: float) -> bytes:
     return json.dumps({"meter_id": meter, "ts": T0 + 3600 * hour, "register_l": register}).encode()
-
-
-def _processed(metrics_url: str) -> float:
-    text = wait_http(metrics_url).decode()
-    found = re.search(r"^shouwang_worker_readings_processed_total (\S+)$", text, re.MULTILINE)
-    return float(found[1]) if found else 0.0
-
-
-def _until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise TimeoutError("condition not reached")
 
 
 def test_state_survives_sigkill_and_mis_keyed_records_are_rekeyed(kafka_settings: Settings, tmp_path: Path) -> None:
@@ -53,7 +37,7 @@ def test_state_survives_sigkill_and_mis_keyed_records_are_rekeyed(kafka_settings
         records = [(b"wrong-key" if m == "k-0" else m.encode(), _reading(m, h, 1000.0 + 10 * h))
                    for h in range(3) for m in meters]
         produce(kafka_settings.bootstrap_servers, topics.readings, records)
-        _until(lambda: _processed(metrics) >= len(records))
+        until(lambda: readings_processed(metrics) >= len(records))
         time.sleep(3)  # past the commit interval: offsets and changelog writes are out
     finally:
         stop(worker, signal.SIGKILL)
@@ -64,7 +48,7 @@ def test_state_survives_sigkill_and_mis_keyed_records_are_rekeyed(kafka_settings
         # load (Faust resumes the partitions just before it seeks them to the committed offsets;
         # see the streams issue's notes), so this test sends them once it is ready.
         log = tmp_path / "worker-2.log"
-        _until(lambda: "Worker ready" in log.read_text(errors="replace"))
+        until(lambda: "Worker ready" in log.read_text(errors="replace"))
         # The register of every meter goes back by 900 L. Only a worker that remembers each meter's
         # last register (recovered from the changelog, not from memory) can tell.
         produce(kafka_settings.bootstrap_servers, topics.readings,
