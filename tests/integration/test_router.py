@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +26,7 @@ from shouwang.topics import Topics
 from streams.topics import provision_topics
 from tests.alerts.delivery.receiver import Receiver
 from tests.conftest import settings_env
-from tests.kafka_helpers import consume, produce, start_shouwang, stop, wait_http
+from tests.kafka_helpers import consume, produce, start_shouwang, stop, until, wait_http
 
 pytestmark = pytest.mark.kafka
 SINCE = datetime(2026, 3, 1, 13, 15, tzinfo=UTC)
@@ -38,15 +38,6 @@ def alert_event(meter: str, kind: str, severity: str, transition: str = "raised"
                       at=SINCE + timedelta(hours=7),
                       explanation=Explanation(zh="自 21:15 起无用水，平时 07:40 前会用水",
                                               en="no water since 21:15; usually first use by 07:40"))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -172,7 +163,7 @@ def test_receiver_down_then_up_gets_it_with_the_same_webhook_id(router_settings:
             with store.transaction() as session:
                 return any(d.attempts >= 2 for d in session.scalars(select(Delivery)))
 
-        wait_until(failed_twice, what="two failed attempts while the receiver is down")
+        until(failed_twice, what="two failed attempts while the receiver is down")
         with Receiver(port=port) as receiver:
             [request] = receiver.wait_for(1, timeout_s=30)
             body = receiver.verify_with(secrets["family_a"], request)
@@ -180,7 +171,7 @@ def test_receiver_down_then_up_gets_it_with_the_same_webhook_id(router_settings:
             delivery = session.scalars(select(Delivery)).one()
         assert request.headers["webhook-id"] == delivery.id
         assert body["data"]["kind"] == "spike"
-        wait_until(lambda: _status(store, delivery.id) == "delivered", what="delivered status")
+        until(lambda: _status(store, delivery.id) == "delivered", what="delivered status")
     finally:
         stop(router)
     store.close()
@@ -210,7 +201,7 @@ def test_router_killed_mid_delivery_resends_with_the_same_webhook_id(router_sett
         restarted = start_shouwang(["router"], env, tmp_path / "router-2.log")
         try:
             requests = receiver.wait_for(2, timeout_s=30)
-            wait_until(lambda: _status(store, delivery.id) == "delivered", what="delivered status")
+            until(lambda: _status(store, delivery.id) == "delivered", what="delivered status")
         finally:
             stop(restarted)
     assert [r.headers["webhook-id"] for r in requests] == [delivery.id, delivery.id]
