@@ -36,7 +36,7 @@ from shouwang.topics import Topics
 from streams.topics import provision_topics
 
 
-async def produce(bootstrap: str, topic: str, records: int, meters: int) -> float:
+async def produce(bootstrap: str, topic: str, records: int, meters: int, batch: int = 1) -> float:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024, acks=1)
     await producer.start()
     began = time.perf_counter()
@@ -44,8 +44,14 @@ async def produce(bootstrap: str, topic: str, records: int, meters: int) -> floa
         pending = []
         for i in range(records):
             meter = f"M-{i % meters:06d}"
-            value = json.dumps({"meter_id": meter, "ts": 1_767_225_600 + 3600 * (i // meters),
-                                "register_l": 100.0 + i // meters}).encode()
+            first_hour = batch * (i // meters)
+            if batch == 1:
+                value = json.dumps({"meter_id": meter, "ts": 1_767_225_600 + 3600 * first_hour,
+                                    "register_l": 100.0 + first_hour}).encode()
+            else:  # a day (or so) of hourly values in one upload, as NB-IoT meters send them
+                value = json.dumps({"meter_id": meter, "readings": [
+                    {"ts": 1_767_225_600 + 3600 * (first_hour + k), "register_l": 100.0 + first_hour + k}
+                    for k in range(batch)]}).encode()
             pending.append(await producer.send(topic, key=meter.encode(), value=value))
             if len(pending) >= 5000:
                 await asyncio.gather(*pending)
@@ -118,6 +124,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--meters", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=1, help="readings per record (a reading_batch when > 1)")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="shouwang-bench-"))
     broker = LocalBroker(home=home / "kafka", lib_dir=REPO_ROOT / "broker" / "lib", port=free_port(),
@@ -128,9 +135,9 @@ def main() -> None:
                             readings_partitions=8, worker_web_port=free_port())
         provision_topics(settings)
         topic = Topics.from_settings(settings).readings
-        seconds = asyncio.run(produce(broker.bootstrap, topic, args.records, args.meters))
-        print(f"Apache Kafka {kafka_version(broker.lib_dir)}; produced {args.records} records "
-              f"({args.meters} meters) in {seconds:.1f} s", flush=True)
+        seconds = asyncio.run(produce(broker.bootstrap, topic, args.records, args.meters, args.batch))
+        print(f"Apache Kafka {kafka_version(broker.lib_dir)}; produced {args.records} records of {args.batch} "
+              f"readings ({args.meters} meters) in {seconds:.1f} s", flush=True)
         results: dict[str, list[float]] = {"bare aiokafka, json only": [], "bare aiokafka, full validation": [],
                                            "shouwang worker (Faust)": []}
         for run in range(args.runs):
@@ -139,14 +146,16 @@ def main() -> None:
             results["bare aiokafka, full validation"].append(
                 asyncio.run(bare_consumer(broker.bootstrap, topic, args.records, validate=True)))
             run_settings = settings.model_copy(update={"worker_id": f"bench-worker-{run}"})
-            results["shouwang worker (Faust)"].append(worker_rate(run_settings, args.records, home / f"w{run}.log"))
+            provision_topics(run_settings)  # its table's changelog, like `shouwang topics` does
+            readings = worker_rate(run_settings, args.records * args.batch, home / f"w{run}.log")
+            results["shouwang worker (Faust)"].append(readings / args.batch)  # records/s, like the others
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in results.items()), flush=True)
         ceiling = statistics.median(results["bare aiokafka, json only"])
-        print(f"\n| consumer | records/s (median of {args.runs}) | share of the bare consumer |")
-        print("|---|---:|---:|")
+        print(f"\n| consumer | records/s (median of {args.runs}) | readings/s | share of the bare consumer |")
+        print("|---|---:|---:|---:|")
         for name, rates in results.items():
             median = statistics.median(rates)
-            print(f"| {name} | {median:,.0f} | {median / ceiling:.0%} |")
+            print(f"| {name} | {median:,.0f} | {median * args.batch:,.0f} | {median / ceiling:.0%} |")
     finally:
         broker.stop()
 
