@@ -6,7 +6,7 @@ import io
 import json
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,7 @@ def test_rows_are_sorted_per_meter_and_bad_rows_carry_their_line_numbers() -> No
                   "5,m1,2026-03-01T10:00:00Z\n"
                   "4,m1,2026-03-01T09:00:00Z\n"
                   "x,m1,2026-03-01T11:00:00Z\n"            # line 4
-                  "6,m 1,2026-03-01T11:00:00Z\n"           # line 5
+                  "6,,2026-03-01T11:00:00Z\n"              # line 5: no meter id
                   "6,m1,yesterday\n"                       # line 6
                   "-1,m2,2026-03-01T11:00:00Z\n"           # line 7
                   "7,m2\n"                                 # line 8
@@ -100,3 +100,22 @@ def test_replaying_in_several_processes_gives_the_same_lines_in_the_same_order()
     make = bank_factory(Settings(), tz="Europe/Madrid")
     alone = list(replay(parsed, make))
     assert alone and list(replay(parsed, make, jobs=2)) == alone
+
+
+def test_any_printable_meter_id_is_replayed_and_ids_match_the_streams() -> None:
+    from streams.processing import finding_to_alert
+
+    text = SLICE.read_text(encoding="utf-8").replace("daiad-df789230", "home 12 (flat 3)")
+    parsed = read_readings(io.StringIO(text), "Europe/Madrid")
+    assert "home 12 (flat 3)" in parsed.meters and parsed.bad_rows == []
+    from detectors import Observation
+    from streams.replay import transition_record
+
+    findings = []
+    for meter in ("daiad-0e7d65c2", "daiad-177d0a5d"):
+        bank = DetectorBank(tz="Europe/Madrid")
+        findings += [(meter, f) for t, r in parsed.meters[meter]
+                     for f in bank.update(Observation(meter, datetime.fromtimestamp(t, UTC), r))]
+    assert findings
+    for meter, finding in findings:
+        assert transition_record(meter, finding)["alert_id"] == finding_to_alert(meter, finding).alert_id
