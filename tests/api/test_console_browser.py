@@ -18,6 +18,7 @@ import httpx
 import pytest
 import uvicorn
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -90,7 +91,9 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
 
 
 def wait(driver: WebDriver, what: str, condition: object) -> object:
-    return WebDriverWait(driver, WAIT_S).until(condition, message=what)  # type: ignore[arg-type]
+    # The page re-renders a card when its alert changes: an element read a moment before may be gone.
+    patient = WebDriverWait(driver, WAIT_S, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+    return patient.until(condition, message=what)  # type: ignore[arg-type]
 
 
 def cards(driver: WebDriver) -> list[WebElement]:
