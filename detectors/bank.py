@@ -9,7 +9,7 @@ table or a replay checkpoint. Everything runs on the readings' event time.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -121,5 +121,3 @@ class DetectorBank:
         if position != len(data):
             raise ValueError("detector bank state has trailing bytes")
 
-
-BankFactory = Callable[[str], DetectorBank]

@@ -19,6 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from detectors.base import Finding, Interval
+from detectors.findings import finding
 from detectors.priors import NO_USAGE_SURVIVAL, SILENCE_START_SHARE, SILENCE_THRESHOLDS_H
 from detectors.state import StateLayout
 from detectors.timefmt import (
@@ -153,21 +154,10 @@ class NoUsageDetector:
         return min(0.05, max(1e-4, self.false_alarms_per_month / self.silences_per_month()))
 
     def survival(self, start_hour: float) -> tuple[list[float], float]:
-        """P(silence ≥ each threshold) for a silence starting at ``start_hour`` (its hour, and
-        the hours either side at ``neighbour_weight``), the household's own silences blended
-        with the population prior, and how many own silences it rests on."""
+        """P(silence ≥ each threshold) for a silence starting at ``start_hour`` (one row of
+        ``survival_table``), and how many own silences it rests on."""
         row = int(start_hour) % 24
-        own, prior, weights = [0.0] * _COLUMNS, [0.0] * _COLUMNS, 0.0
-        counts = self._counts
-        for offset in (-1, 0, 1):
-            weight = 1.0 if offset == 0 else self.neighbour_weight
-            base, prior_row = ((row + offset) % 24) * _COLUMNS, NO_USAGE_SURVIVAL[(row + offset) % 24]
-            weights += weight
-            for k in range(_COLUMNS):
-                own[k] += weight * counts[base + k]
-                prior[k] += weight * prior_row[k]
-        seen, pseudo = own[0], self.prior_weight
-        return [(own[k] + pseudo * prior[k] / weights) / (seen + pseudo) for k in range(_COLUMNS)], seen
+        return self.survival_table()[row].tolist(), float(self._own_table()[row, 0])
 
     def limit_hours(self, start_hour: float, day: int = 0) -> float:
         """How long a silence starting at ``start_hour`` may last before it is raised (the table
@@ -202,12 +192,17 @@ class NoUsageDetector:
         return [float(value) for value in _HALF.unpack(_HALF.pack(*limits))]
 
     def survival_table(self) -> np.ndarray:
-        """``survival(h)`` for every start hour at once (24 × thresholds), for the limits table."""
-        counts = np.asarray(self._counts).reshape(24, _COLUMNS)
-        edge = self.neighbour_weight
-        own = counts + edge * (np.roll(counts, 1, axis=0) + np.roll(counts, -1, axis=0))
+        """P(silence ≥ each threshold) for every start hour (24 × thresholds): the household's own
+        silences starting in that hour (and the hours either side at ``neighbour_weight``)
+        blended with the population prior, weighted the same way."""
+        own, edge = self._own_table(), self.neighbour_weight
         prior = (_PRIOR + edge * (np.roll(_PRIOR, 1, axis=0) + np.roll(_PRIOR, -1, axis=0))) / (1 + 2 * edge)
         return (own + self.prior_weight * prior) / (own[:, :1] + self.prior_weight)
+
+    def _own_table(self) -> np.ndarray:
+        """Own silences per start hour and threshold, the neighbouring hours at ``neighbour_weight``."""
+        counts = np.asarray(self._counts).reshape(24, _COLUMNS)
+        return counts + self.neighbour_weight * (np.roll(counts, 1, axis=0) + np.roll(counts, -1, axis=0))
 
     def silences_per_month(self) -> float:
         span_days = (self._last_reading - self._first_seen) / 86400.0
@@ -233,12 +228,11 @@ class NoUsageDetector:
         if transition == "resolved":
             zh = f"已恢复用水：{when_zh(interval.end, at, offset)} 前后再次用水，此前 {duration_zh(silence)} 未用水。"
             en = f"Water use resumed by {when_en(interval.end, at, offset)} after {duration_en(silence)} without any."
-            return self._make(transition, "high", since, at, offset, zh, en, facts)
+            return finding(self.name, "resolved", "high", since=since, at=at, utc_offset=offset, zh=zh, en=en,
+                           facts=facts)
         survival, seen = self.survival(self._limit_hour)
         column = max(k for k, t in enumerate(SILENCE_THRESHOLDS_H) if t <= max(1.0, silence / 3600.0))
-        row = int(self._limit_hour)
-        own_long = sum(w * self._counts[(r % 24) * _COLUMNS + column]
-                       for r, w in ((row - 1, self.neighbour_weight), (row, 1.0), (row + 1, self.neighbour_weight)))
+        own_long = float(self._own_table()[int(self._limit_hour) % 24, column])
         facts.update(probability=round(survival[column], 5), similar_silences=round(seen),
                      as_long_silences=round(own_long))
         parts_zh, parts_en = [], []
@@ -263,14 +257,8 @@ class NoUsageDetector:
             parts_en.append("still silent, escalated")
         zh = "；".join(parts_zh) + "。"
         en = "; ".join(parts_en).capitalize() + "."
-        return self._make(transition, _SEVERITY[self._episode_level], since, at, offset, zh, en, facts)
-
-    @staticmethod
-    def _make(transition: str, severity: str, since: float, at: float, offset: float, zh: str, en: str,
-              facts: dict[str, float | int | str | bool]) -> Finding:
-        return Finding(transition=transition, kind="no_usage", severity=severity,  # type: ignore[arg-type]
-                       since=local_datetime(since, offset), at=local_datetime(at, offset),
-                       explanation_zh=zh, explanation_en=en, facts=facts)
+        return finding(self.name, transition, _SEVERITY[self._episode_level], since=since, at=at,  # type: ignore[arg-type]
+                       utc_offset=offset, zh=zh, en=en, facts=facts)
 
     # -- state ---------------------------------------------------------------------------------
     def dump(self) -> bytes:

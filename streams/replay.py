@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
@@ -49,7 +48,6 @@ class ReadingsFile:
 
     meters: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     bad_rows: list[BadRow] = field(default_factory=list)
-    rows: int = 0
 
     @property
     def readings(self) -> int:
@@ -85,7 +83,6 @@ def read_readings(lines: Iterable[str], tz: str) -> ReadingsFile:
         line = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
-        parsed.rows += 1
         if len(row) < width:
             parsed.bad_rows.append(BadRow(line, f"expected {len(header)} columns, got {len(row)}"))
             continue
@@ -199,7 +196,3 @@ def write_jsonl(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
         count += 1
     return count
-
-
-def open_text(path: Path) -> IO[str]:
-    return path.open(encoding="utf-8", newline="")
