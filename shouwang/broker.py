@@ -73,8 +73,37 @@ def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A loopback port that is free now and stays free until someone listens on it.
+
+    Picked below the kernel's ephemeral range: a port the kernel handed out for `bind(0)` can be
+    taken by any outgoing connection (Kafka clients open many) before the caller binds it.
+    """
+    low, _high = _ephemeral_range()
+    generator = secrets.SystemRandom()
+    for _ in range(200):
+        port = generator.randrange(20000, max(20001, min(low, 32768)))
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as sock:  # a crowded range: fall back to the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

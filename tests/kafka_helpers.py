@@ -52,7 +52,10 @@ def values(records: list[ConsumerRecord]) -> list[Any]:
     return [json.loads(r.value) for r in records]
 
 
-def wait_http(url: str, timeout: float = 60.0) -> bytes:
+def wait_http(url: str, timeout: float = 60.0, *, process: subprocess.Popen[bytes] | None = None,
+              log: Path | None = None) -> bytes:
+    """GET ``url`` until it answers. With ``process`` and ``log``, stop as soon as the process has
+    exited and show the end of its log either way, so a failure says why."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -61,8 +64,12 @@ def wait_http(url: str, timeout: float = 60.0) -> bytes:
                 return bytes(response.read())
         except OSError as exc:
             last = exc
+            if process is not None and process.poll() is not None:
+                break
             time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer: {last}")
+    exited = "" if process is None or process.poll() is None else f" (exited with {process.returncode})"
+    tail = "" if log is None or not log.exists() else "\n" + log.read_text(errors="replace")[-6000:]
+    raise TimeoutError(f"{url} did not answer: {last}{exited}{tail}")
 
 
 def start_shouwang(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -40,9 +40,9 @@ def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     log = tmp_path / "up.log"
     up = start_shouwang(["up"], env, log)
     try:
-        wait_http(f"http://127.0.0.1:{settings.worker_web_port}/metrics", timeout=120)
-        wait_http(f"http://127.0.0.1:{settings.router_metrics_port}/metrics", timeout=60)
-        wait_http(f"http://127.0.0.1:{settings.api_port}/healthz", timeout=60)
+        wait_http(f"http://127.0.0.1:{settings.worker_web_port}/metrics", timeout=120, process=up, log=log)
+        wait_http(f"http://127.0.0.1:{settings.router_metrics_port}/metrics", timeout=60, process=up, log=log)
+        wait_http(f"http://127.0.0.1:{settings.api_port}/healthz", timeout=60, process=up, log=log)
         broker_pid = int((settings.broker_dir / "broker.pid").read_text())
         children = {name: int(pid) for name, pid in re.findall(r"started (\w+) \(pid (\d+)\)", log.read_text())}
         assert set(children) == {"worker", "router", "api"}
