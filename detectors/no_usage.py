@@ -182,13 +182,27 @@ class NoUsageDetector:
         on_grid = np.exp(log_survival @ _TO_GRID[:, keep])                               # 24 × G
         on_grid[:, grid > _THRESHOLDS[-1]] *= 0.5  # beyond what is learned: assume the tail keeps thinning
         per_month = self.silences_per_month() * self.start_shares()                      # 24
-        cost = grid[None, None, :] + _LAMBDAS[:, None, None] * on_grid[None, :, :]       # Λ × 24 × G
-        best = cost.argmin(axis=2)                                                       # Λ × 24
-        chosen = np.take_along_axis(on_grid[None, :, :].repeat(len(_LAMBDAS), 0), best[:, :, None], 2)[:, :, 0]
-        false_per_month = (chosen * per_month[None, :]).sum(axis=1)                      # Λ
-        fits = np.nonzero(false_per_month <= self.false_alarms_per_month)[0]
-        pick = int(fits[0]) if len(fits) else len(_LAMBDAS) - 1
-        limits = grid[best[pick]]
+        rows = np.arange(24)
+
+        def best_for(index: int) -> tuple[np.ndarray, float]:
+            """Each hour's limit (grid index) for one λ, and the false alarms per month it costs."""
+            best = (grid[None, :] + _LAMBDAS[index] * on_grid).argmin(axis=1)          # 24
+            return best, float((on_grid[rows, best] * per_month).sum())
+
+        # The first λ whose limits fit the budget. A larger λ never shortens a limit (survival does
+        # not grow with the limit), so the false alarms fall monotonically in λ and a bisection
+        # finds the same λ as trying them all, in 7 steps instead of 80.
+        low, high = 0, len(_LAMBDAS) - 1
+        best, cost = best_for(high)
+        if cost <= self.false_alarms_per_month:
+            while low < high:
+                middle = (low + high) // 2
+                best_middle, cost_middle = best_for(middle)
+                if cost_middle <= self.false_alarms_per_month:
+                    high, best = middle, best_middle
+                else:
+                    low = middle + 1
+        limits = grid[best]
         return [float(value) for value in _HALF.unpack(_HALF.pack(*limits))]
 
     def survival_table(self) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from itertools import pairwise
 
+import numpy as np
 import pytest
 
 from detectors import DetectorBank, Finding, Observation
@@ -147,6 +148,30 @@ def test_a_larger_alarm_budget_never_lengthens_a_limit(days: int) -> None:
     for looser, stricter in zip(tables[1:], tables, strict=False):
         assert all(a <= b for a, b in zip(looser, stricter, strict=True)), (looser, stricter)
     assert sum(tables[-1]) < sum(tables[0])  # the setting does something
+
+
+def _limits_trying_every_lambda(detector: NoUsageDetector) -> list[float]:
+    """The limits table by exhaustive search over λ: what the bisection must reproduce."""
+    from detectors import no_usage as module
+
+    keep = (detector.min_silence_h <= module._GRID) & (detector.ceiling_h >= module._GRID)
+    grid = module._GRID[keep]
+    on_grid = np.exp(np.log(np.maximum(detector.survival_table(), 1e-9)) @ module._TO_GRID[:, keep])
+    on_grid[:, grid > module._THRESHOLDS[-1]] *= 0.5
+    per_month = detector.silences_per_month() * detector.start_shares()
+    for lam in module._LAMBDAS:
+        best = (grid[None, :] + lam * on_grid).argmin(axis=1)
+        if float((on_grid[np.arange(24), best] * per_month).sum()) <= detector.false_alarms_per_month:
+            break
+    return [float(v) for v in module._HALF.unpack(module._HALF.pack(*grid[best]))]
+
+
+@pytest.mark.parametrize("days", [0, 20, 42])
+@pytest.mark.parametrize("budget", [0.01, 0.1, 0.3, 1.0, 4.0, 50.0])
+def test_the_limits_bisection_finds_what_trying_every_lambda_finds(days: int, budget: float) -> None:
+    detector = learned(days, false_alarms_per_month=budget) if days else NoUsageDetector(
+        false_alarms_per_month=budget)
+    assert detector.limits_table() == _limits_trying_every_lambda(detector)
 
 
 def test_the_nightly_silence_does_not_raise_once_learned() -> None:

@@ -76,6 +76,21 @@ def test_no_score_before_five_weeks() -> None:
     assert 6.0 <= usual[0] <= 10.0  # the household's mornings start around 08:00
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_distance_is_the_mahalanobis_distance_under_sklearn_ledoit_wolf(seed: int) -> None:
+    from sklearn.covariance import ledoit_wolf
+
+    detector = RoutineChangeDetector()
+    run(Household(days=45, seed=seed).build(), detector)
+    scored = detector.score()
+    assert scored is not None
+    days = np.asarray(detector._days).reshape(DAYS, 4)
+    usual, recent = days[:-7], days[-7:]
+    covariance, _ = ledoit_wolf(usual - usual.mean(axis=0), assume_centered=True)
+    offset = recent.mean(axis=0) - usual.mean(axis=0)
+    assert scored[0] == pytest.approx(float(np.sqrt(offset @ np.linalg.solve(covariance, offset))), rel=1e-9)
+
+
 def test_a_day_with_an_outage_is_not_kept() -> None:
     # Losing most of a day to an outage must not make a day of "no water" for the model: the five
     # weeks then need one day more.
