@@ -23,6 +23,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -33,26 +34,46 @@ from shouwang.broker import LocalBroker, free_port, kafka_version
 from shouwang.events import decode_reading_message
 from shouwang.settings import REPO_ROOT, Settings
 from shouwang.topics import Topics
+from streams.replay import read_readings
 from streams.topics import provision_topics
 
 
-async def produce(bootstrap: str, topic: str, records: int, meters: int, batch: int = 1) -> float:
+SLICE = REPO_ROOT / "tests" / "data" / "daiad_slice.csv"
+
+
+def household_records(records: int, meters: int, batch: int) -> Iterator[tuple[bytes, bytes]]:
+    """``records`` Kafka records, round-robin over ``meters`` meters, each meter replaying one of the
+    real homes of the shipped DAIAD slice from its own starting hour (so detectors see real
+    routines, real silences and their real alert rate, not a synthetic ramp)."""
+    with SLICE.open(encoding="utf-8") as lines:
+        homes = [sorted(points) for points in read_readings(lines, "Europe/Madrid").meters.values()]
+    per_meter = -(-records // meters) * batch
+    if per_meter > min(len(home) for home in homes):
+        raise SystemExit(f"{per_meter} readings per meter: the slice's homes have {min(map(len, homes))}; "
+                         "use more meters or fewer records")
+    for i in range(records):
+        meter_index, round_index = i % meters, i // meters
+        home = homes[meter_index % len(homes)]
+        start = (meter_index * 131) % max(1, len(home) - per_meter)
+        first = start + round_index * batch
+        points = home[first:first + batch]
+        meter = f"M-{meter_index:06d}"
+        if batch == 1:
+            (ts, register), = points
+            value = {"meter_id": meter, "ts": ts, "register_l": register}
+        else:  # a day (or so) of hourly values in one upload, as NB-IoT meters send them
+            value = {"meter_id": meter, "readings": [{"ts": ts, "register_l": register} for ts, register in points]}
+        yield meter.encode(), json.dumps(value).encode()
+
+
+async def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> float:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024, acks=1)
     await producer.start()
     began = time.perf_counter()
     try:
         pending = []
-        for i in range(records):
-            meter = f"M-{i % meters:06d}"
-            first_hour = batch * (i // meters)
-            if batch == 1:
-                value = json.dumps({"meter_id": meter, "ts": 1_767_225_600 + 3600 * first_hour,
-                                    "register_l": 100.0 + first_hour}).encode()
-            else:  # a day (or so) of hourly values in one upload, as NB-IoT meters send them
-                value = json.dumps({"meter_id": meter, "readings": [
-                    {"ts": 1_767_225_600 + 3600 * (first_hour + k), "register_l": 100.0 + first_hour + k}
-                    for k in range(batch)]}).encode()
-            pending.append(await producer.send(topic, key=meter.encode(), value=value))
+        for key, value in records:
+            pending.append(await producer.send(topic, key=key, value=value))
             if len(pending) >= 5000:
                 await asyncio.gather(*pending)
                 pending.clear()
@@ -135,7 +156,7 @@ def main() -> None:
                             readings_partitions=8, worker_web_port=free_port())
         provision_topics(settings)
         topic = Topics.from_settings(settings).readings
-        seconds = asyncio.run(produce(broker.bootstrap, topic, args.records, args.meters, args.batch))
+        seconds = asyncio.run(produce(broker.bootstrap, topic, household_records(args.records, args.meters, args.batch)))
         print(f"Apache Kafka {kafka_version(broker.lib_dir)}; produced {args.records} records of {args.batch} "
               f"readings ({args.meters} meters) in {seconds:.1f} s", flush=True)
         results: dict[str, list[float]] = {"bare aiokafka, json only": [], "bare aiokafka, full validation": [],

@@ -13,6 +13,7 @@ of alarms per household and month on silences that end by themselves.
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import ClassVar
 
@@ -46,6 +47,20 @@ _PRIOR = np.asarray(NO_USAGE_SURVIVAL)
 _TO_GRID = np.stack([np.interp(_GRID, _THRESHOLDS, np.eye(len(_THRESHOLDS))[k]) for k in range(len(_THRESHOLDS))])
 _LAMBDAS = np.geomspace(1.0, 1e5, 80)
 _HALF = struct.Struct("<24e")
+
+
+def _around(table: np.ndarray) -> np.ndarray:
+    """Each hour's row: the previous hour's plus the next hour's, round the clock (as two
+    ``np.roll``, which costs more than the rest of the sum)."""
+    return np.concatenate((table[-1:], table[:-1])) + np.concatenate((table[1:], table[:1]))
+
+
+@functools.lru_cache(maxsize=8)
+def _blended_prior(neighbour_weight: float) -> np.ndarray:
+    """The population prior with the neighbouring hours blended in, as the household's own table."""
+    blended = (_PRIOR + neighbour_weight * _around(_PRIOR)) / (1 + 2 * neighbour_weight)
+    blended.flags.writeable = False
+    return blended
 
 
 class NoUsageDetector:
@@ -209,14 +224,13 @@ class NoUsageDetector:
         """P(silence ≥ each threshold) for every start hour (24 × thresholds): the household's own
         silences starting in that hour (and the hours either side at ``neighbour_weight``)
         blended with the population prior, weighted the same way."""
-        own, edge = self._own_table(), self.neighbour_weight
-        prior = (_PRIOR + edge * (np.roll(_PRIOR, 1, axis=0) + np.roll(_PRIOR, -1, axis=0))) / (1 + 2 * edge)
-        return (own + self.prior_weight * prior) / (own[:, :1] + self.prior_weight)
+        own = self._own_table()
+        return (own + self.prior_weight * _blended_prior(self.neighbour_weight)) / (own[:, :1] + self.prior_weight)
 
     def _own_table(self) -> np.ndarray:
         """Own silences per start hour and threshold, the neighbouring hours at ``neighbour_weight``."""
         counts = np.asarray(self._counts).reshape(24, _COLUMNS)
-        return counts + self.neighbour_weight * (np.roll(counts, 1, axis=0) + np.roll(counts, -1, axis=0))
+        return counts + self.neighbour_weight * _around(counts)
 
     def silences_per_month(self) -> float:
         span_days = (self._last_reading - self._first_seen) / 86400.0

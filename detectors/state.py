@@ -25,7 +25,10 @@ class StateLayout:
         head = self._scalars.pack(self.version, *scalars)
         if self._halves is None:
             return head
-        return head + self._halves.pack(*(min(value, HALF_MAX) for value in halves))
+        try:  # the common case; clamping every value first costs more than the rest of a dump
+            return head + self._halves.pack(*halves)
+        except OverflowError:
+            return head + self._halves.pack(*(min(value, HALF_MAX) for value in halves))
 
     def unpack(self, data: bytes) -> tuple[tuple[float | int, ...], list[float]]:
         if len(data) != self.size:

@@ -88,7 +88,7 @@ def create_app(settings: Settings) -> faust.App:
                 # Not keyed by its meter: its state lives in another partition. Sent again under
                 # the right key, it is processed there (once), instead of here.
                 await readings.send(key=outcome.meter_id.encode(), value=message.value)
-                metrics.READINGS_REKEYED.inc(len(outcome.readings))
+                metrics.READINGS_REKEYED.inc(outcome.reading_count)
                 continue
             if outcome.state is not None and outcome.meter_id is not None:
                 meter_state[outcome.meter_id.encode()] = outcome.state  # assignment reaches the changelog
@@ -96,10 +96,10 @@ def create_app(settings: Settings) -> faust.App:
             if outcome.state_reset:
                 metrics.STATE_RESETS.inc()
             metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
-            metrics.READINGS_PROCESSED.inc(len(outcome.readings))
-            if outcome.readings:
+            metrics.READINGS_PROCESSED.inc(outcome.reading_count)
+            if outcome.reading_count and outcome.meter_id is not None:
                 metrics.LAST_READING.set_to_current_time()
-                reporting.saw(outcome.readings[0].meter_id, time.time())
+                reporting.saw(outcome.meter_id, time.time())
             await emit(outcome)
 
     @app.agent(incidents, name="incidents")

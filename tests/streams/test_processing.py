@@ -23,7 +23,7 @@ def _reading(**extra: object) -> bytes:
 def test_flagged_reading_becomes_an_alert_event() -> None:
     outcome = ReadingProcessor().process(_record(_reading(flags=["burst"])))
     assert outcome.dead_letter is None
-    assert len(outcome.readings) == 1
+    assert outcome.reading_count == 1
     [alert] = outcome.alerts
     assert (alert.kind.value, alert.severity.value, alert.event) == ("spike", "high", "raised")
     assert decode_alert(encode(alert)) == alert  # what goes on the topic decodes back
@@ -40,13 +40,32 @@ def test_batch_is_split_and_every_reading_runs_the_bank() -> None:
     batch = json.dumps({"meter_id": "m1", "readings": [
         {"ts": 1767225600 + 3600 * i, "register_l": 10 + i} for i in range(24)]}).encode()
     outcome = ReadingProcessor().process(_record(batch))
-    assert len(outcome.readings) == 24 and outcome.dead_letter is None
+    assert outcome.reading_count == 24 and outcome.dead_letter is None
+
+
+def test_a_batch_gives_what_its_readings_one_by_one_give() -> None:
+    # Unsorted, with a burst in it and status flags that belong to the last reading only.
+    hours = [5, 0, 3, 1, 2, 4]
+    registers = {0: 10.0, 1: 12.0, 2: 12.0, 3: 700.0, 4: 705.0, 5: 705.0}
+    batch = json.dumps({"meter_id": "m1", "flags": ["leak", "burst"], "readings": [
+        {"ts": 1767225600 + 3600 * h, "register_l": registers[h]} for h in hours]}).encode()
+    batched = ReadingProcessor().process(_record(batch))
+    processor, state, alerts = ReadingProcessor(), None, []
+    for h in sorted(hours):
+        extra = {"flags": ["leak", "burst"]} if h == max(hours) else {}
+        single = json.dumps({"meter_id": "m1", "ts": 1767225600 + 3600 * h, "register_l": registers[h],
+                             **extra}).encode()
+        outcome = processor.process(_record(single), state)
+        state, alerts = outcome.state, alerts + outcome.alerts
+    assert batched.state == state
+    assert [(a.alert_id, a.event) for a in batched.alerts] == [(a.alert_id, a.event) for a in alerts]
+    assert {a.kind.value for a in alerts} >= {"spike", "continuous_flow"}
 
 
 def test_invalid_record_becomes_a_dead_letter_with_its_bytes_and_place() -> None:
     raw = _reading(register_l=-1)
     outcome = ReadingProcessor().process(_record(raw, offset=42))
-    assert outcome.alerts == [] and outcome.readings == []
+    assert outcome.alerts == [] and outcome.reading_count == 0
     letter = outcome.dead_letter
     assert letter is not None
     assert letter.value == raw and letter.key == b"m1"
