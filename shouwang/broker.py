@@ -61,8 +61,13 @@ def kafka_version(lib_dir: Path) -> str | None:
 
 
 def new_cluster_id() -> str:
-    """16 random bytes, base64url without padding: the form ``kafka-storage`` expects."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+    """16 random bytes, base64url without padding: the form ``kafka-storage`` expects. Never one
+    that starts with "-", which its command line reads as an option (1 in 64 would fail to format),
+    as Kafka's own ``Uuid.randomUuid`` avoids."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
