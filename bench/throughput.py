@@ -1,13 +1,23 @@
-"""Readings/s of the detector worker against the ceiling of a bare Python consumer, on a real broker.
+"""The detector worker on a real broker: throughput against a bare consumer, state, recovery, latency.
 
-    .venv/bin/python bench/throughput.py --records 100000 --runs 3
+    .venv/bin/python bench/throughput.py                      # the full benchmark, about 10 minutes
+    .venv/bin/python bench/throughput.py --batch 1 --records 50000 --meters 5000 --no-state-phases
 
-Starts a throwaway Apache Kafka broker, produces N single-reading records (keyed by meter id),
-then, on the same topic, measures in each run:
-  1. a bare aiokafka consumer that only json-decodes each record (the Python ceiling),
-  2. the same consumer running Shouwang's full decode + validation (`decode_reading_message`),
-  3. `shouwang worker` (Faust) from a fresh consumer group, timed by its own metrics.
-Prints the median of the runs. Nothing here is a test: numbers go to docs/BENCHMARKS.md.
+Starts a throwaway Apache Kafka broker (8 readings partitions) and, in one run of this script:
+  1. produces ``--records`` records of ``--batch`` hourly readings each, round-robin over
+     ``--meters`` meters, each meter replaying a real home of the shipped DAIAD slice (so the
+     detectors see learned routines and real alert rates);
+  2. ``--runs`` times over that topic: a bare aiokafka consumer that only json-decodes each record
+     (the ceiling of a Python consumer here), the same consumer with Shouwang's full decode and
+     validation, and ``shouwang worker`` (Faust, all detectors, state in its table) from a fresh
+     consumer group, timed by its own metrics; medians are printed;
+  3. state phases: ``--state-meters`` more meters (one record each) go through the last worker, then
+     its changelog is read for the state bytes per meter, and a new worker process recovers every
+     meter's state from it: time until it answers a probe reading, probes lost, peak RSS;
+  4. latency: the recovered worker gets a steady ``--rate`` readings/s for ``--seconds`` (the
+     meters' next days, plus 20 probe readings/s flagged as bursts) and each probe is timed from
+     its send to its `spike` alert on the alerts topic; median and p99.
+Nothing here is a test: the figures go to docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -15,13 +25,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,6 +37,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.worker_phases import (
+    PROCESSED,
+    metric,
+    peak_rss_mb,
+    quantile,
+    recovery,
+    start_worker,
+    state_bytes,
+    steady_load,
+    stop_worker,
+)
 from shouwang.broker import LocalBroker, free_port, kafka_version
 from shouwang.events import decode_reading_message
 from shouwang.settings import REPO_ROOT, Settings
@@ -37,27 +55,27 @@ from shouwang.topics import Topics
 from streams.replay import read_readings
 from streams.topics import provision_topics
 
-
 SLICE = REPO_ROOT / "tests" / "data" / "daiad_slice.csv"
 
 
-def household_records(records: int, meters: int, batch: int) -> Iterator[tuple[bytes, bytes]]:
+def household_records(records: int, meters: int, batch: int, *, first_round: int = 0,
+                      prefix: str = "M") -> Iterator[tuple[bytes, bytes]]:
     """``records`` Kafka records, round-robin over ``meters`` meters, each meter replaying one of the
     real homes of the shipped DAIAD slice from its own starting hour (so detectors see real
     routines, real silences and their real alert rate, not a synthetic ramp)."""
     with SLICE.open(encoding="utf-8") as lines:
         homes = [sorted(points) for points in read_readings(lines, "Europe/Madrid").meters.values()]
-    per_meter = -(-records // meters) * batch
+    per_meter = (first_round + -(-records // meters)) * batch
     if per_meter > min(len(home) for home in homes):
         raise SystemExit(f"{per_meter} readings per meter: the slice's homes have {min(map(len, homes))}; "
                          "use more meters or fewer records")
     for i in range(records):
-        meter_index, round_index = i % meters, i // meters
+        meter_index, round_index = i % meters, first_round + i // meters
         home = homes[meter_index % len(homes)]
         start = (meter_index * 131) % max(1, len(home) - per_meter)
         first = start + round_index * batch
         points = home[first:first + batch]
-        meter = f"M-{meter_index:06d}"
+        meter = f"{prefix}-{meter_index:06d}"
         if batch == 1:
             (ts, register), = points
             value = {"meter_id": meter, "ts": ts, "register_l": register}
@@ -105,47 +123,36 @@ async def bare_consumer(bootstrap: str, topic: str, records: int, *, validate: b
     return seen / (time.perf_counter() - (began or time.perf_counter()))
 
 
-def worker_rate(settings: Settings, records: int, log: Path) -> float:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOUWANG_")}
-    env.update({f"SHOUWANG_{k.upper()}": str(v) for k, v in settings.model_dump(exclude_none=True).items()})
-    env["SHOUWANG_LOG_LEVEL"] = "WARNING"
+def worker_rate(settings: Settings, readings: int, log: Path) -> tuple[float, float]:
+    """Readings/s of a worker that processes ``readings`` readings from its group's position, and
+    its peak RSS in MB."""
     url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
-    with log.open("wb") as out:
-        worker = subprocess.Popen([sys.executable, "-m", "shouwang", "worker"], env=env, stdout=out,
-                                  stderr=subprocess.STDOUT)
+    worker = start_worker(settings, log)
     try:
         first = None
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            count = _processed(url)
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline and worker.poll() is None:
+            count = metric(url, PROCESSED)
             if count and first is None:
                 first = (time.perf_counter(), count)
-            if count >= records and first is not None:
-                return (count - first[1]) / (time.perf_counter() - first[0])
+            if count >= readings and first is not None:
+                return (count - first[1]) / (time.perf_counter() - first[0]), peak_rss_mb(worker.pid)
             time.sleep(0.05)
-        raise TimeoutError("the worker did not finish")
+        raise TimeoutError(f"the worker did not finish (see {log})")
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-
-
-def _processed(url: str) -> float:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith("shouwang_worker_readings_processed_total "):
-                    return float(line.split()[1])
-    except OSError:
-        pass
-    return 0.0
+        stop_worker(worker)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--meters", type=int, default=10_000)
+    parser.add_argument("--records", type=int, default=40_000)
+    parser.add_argument("--meters", type=int, default=1_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=1, help="readings per record (a reading_batch when > 1)")
+    parser.add_argument("--batch", type=int, default=24, help="readings per record (a reading_batch when > 1)")
+    parser.add_argument("--state-meters", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=2_000, help="offered readings/s in the latency phase")
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--no-state-phases", action="store_true", help="only the throughput runs")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="shouwang-bench-"))
     broker = LocalBroker(home=home / "kafka", lib_dir=REPO_ROOT / "broker" / "lib", port=free_port(),
@@ -155,30 +162,66 @@ def main() -> None:
         settings = Settings(kafka_bootstrap=broker.bootstrap, topic_prefix="bench.", var_dir=home / "var",
                             readings_partitions=8, worker_web_port=free_port())
         provision_topics(settings)
-        topic = Topics.from_settings(settings).readings
-        seconds = asyncio.run(produce(broker.bootstrap, topic, household_records(args.records, args.meters, args.batch)))
-        print(f"Apache Kafka {kafka_version(broker.lib_dir)}; produced {args.records} records of {args.batch} "
-              f"readings ({args.meters} meters) in {seconds:.1f} s", flush=True)
+        topics = Topics.from_settings(settings)
+        seconds = asyncio.run(produce(broker.bootstrap, topics.readings,
+                                      household_records(args.records, args.meters, args.batch)))
+        print(f"Apache Kafka {kafka_version(broker.lib_dir)}; produced {args.records:,} records of {args.batch} "
+              f"readings ({args.meters:,} meters, {args.records // args.meters} records each) in {seconds:.1f} s",
+              flush=True)
         results: dict[str, list[float]] = {"bare aiokafka, json only": [], "bare aiokafka, full validation": [],
-                                           "shouwang worker (Faust)": []}
+                                           "shouwang worker (Faust), all detectors": []}
+        rss: list[float] = []
         for run in range(args.runs):
             results["bare aiokafka, json only"].append(
-                asyncio.run(bare_consumer(broker.bootstrap, topic, args.records, validate=False)))
+                asyncio.run(bare_consumer(broker.bootstrap, topics.readings, args.records, validate=False)))
             results["bare aiokafka, full validation"].append(
-                asyncio.run(bare_consumer(broker.bootstrap, topic, args.records, validate=True)))
+                asyncio.run(bare_consumer(broker.bootstrap, topics.readings, args.records, validate=True)))
             run_settings = settings.model_copy(update={"worker_id": f"bench-worker-{run}"})
             provision_topics(run_settings)  # its table's changelog, like `shouwang topics` does
-            readings = worker_rate(run_settings, args.records * args.batch, home / f"w{run}.log")
-            results["shouwang worker (Faust)"].append(readings / args.batch)  # records/s, like the others
+            readings, peak = worker_rate(run_settings, args.records * args.batch, home / f"w{run}.log")
+            results["shouwang worker (Faust), all detectors"].append(readings / args.batch)  # records/s
+            rss.append(peak)
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in results.items()), flush=True)
         ceiling = statistics.median(results["bare aiokafka, json only"])
         print(f"\n| consumer | records/s (median of {args.runs}) | readings/s | share of the bare consumer |")
         print("|---|---:|---:|---:|")
         for name, rates in results.items():
             median = statistics.median(rates)
-            print(f"| {name} | {median:,.0f} | {median * args.batch:,.0f} | {median / ceiling:.0%} |")
+            print(f"| {name} | {median:,.0f} | {median * args.batch:,.0f} | {median / ceiling:.1%} |")
+        print(f"\nworker peak RSS {statistics.median(rss):.0f} MB ({args.meters:,} meters)", flush=True)
+        if not args.no_state_phases:
+            state_phases(args, settings.model_copy(update={"worker_id": f"bench-worker-{args.runs - 1}"}), home)
     finally:
         broker.stop()
+
+
+def state_phases(args: argparse.Namespace, settings: Settings, home: Path) -> None:
+    topics = Topics.from_settings(settings)
+    bootstrap = settings.bootstrap_servers
+    asyncio.run(produce(bootstrap, topics.readings, household_records(args.state_meters, args.state_meters,
+                                                                       args.batch, prefix="S")))
+    # The last throughput worker's group resumes after its records: only the new meters are left.
+    fresh_rate, _ = worker_rate(settings, args.state_meters * args.batch, home / "w-state.log")
+    print(f"{args.state_meters:,} new meters, one record each: {fresh_rate:,.0f} readings/s", flush=True)
+    changelog = f"{settings.worker_id}-meter-state-changelog"
+    meters, median_bytes = asyncio.run(state_bytes(bootstrap, changelog, settings.readings_partitions))
+    print(f"state: {meters:,} meters in {changelog}, median {median_bytes:,.0f} bytes per meter", flush=True)
+    result, worker = recovery(settings, home / "w-recovery.log", topics.readings, topics.alerts)
+    try:
+        print(f"recovery of {meters:,} meters: first probe answered {result.seconds_to_first_alert:.1f} s after "
+              f"the process started; probes sent during recovery {result.probes_sent}, lost {result.probes_lost}; "
+              f"peak RSS {result.peak_rss_mb:.0f} MB", flush=True)
+        load = household_records(int(args.rate * args.seconds / args.batch) + args.meters, args.meters, args.batch,
+                                 first_round=args.records // args.meters)
+        probes = asyncio.run(steady_load(bootstrap, topics.readings, topics.alerts, load,
+                                         readings_per_record=args.batch, rate=args.rate, seconds=args.seconds))
+        latencies = probes.latencies_ms()
+        print(f"latency at {args.rate:,.0f} readings/s offered for {args.seconds:.0f} s: {len(latencies)} of "
+              f"{len(probes.sent)} probes answered; median {statistics.median(latencies):.1f} ms, "
+              f"p99 {quantile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms; "
+              f"peak RSS {peak_rss_mb(worker.pid):.0f} MB", flush=True)
+    finally:
+        stop_worker(worker)
 
 
 if __name__ == "__main__":

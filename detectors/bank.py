@@ -8,6 +8,7 @@ table or a replay checkpoint. Everything runs on the readings' event time.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import replace
@@ -84,6 +85,10 @@ class DetectorBank:
         for detector in self.detectors:
             findings.extend(detector.advance(now, offset))
         return findings
+
+    def wake_at(self) -> float:
+        """The earliest epoch second after which ``advance`` could find something (inf: never)."""
+        return min((detector.wake_at() for detector in self.detectors), default=math.inf)
 
     def _with_series(self, findings: list[Finding]) -> list[Finding]:
         series = None

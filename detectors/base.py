@@ -83,6 +83,11 @@ class Detector(Protocol):
         passing of time can trigger (an overdue meter). Most detectors return ``[]``."""
         ...
 
+    def wake_at(self) -> float:
+        """The earliest epoch second after which ``advance`` could find something (``math.inf``:
+        never, until the next reading). Lets a worker ask only the meters time can speak for."""
+        ...
+
     def dump(self) -> bytes:
         """This meter's learned state, compact and deterministic."""
         ...

@@ -8,6 +8,7 @@ persistent leak is one alarm, not one per pause.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from detectors.base import Finding, Interval
@@ -82,6 +83,9 @@ class ContinuousFlowDetector:
 
     def advance(self, now: float, utc_offset: float) -> list[Finding]:
         return []
+
+    def wake_at(self) -> float:
+        return math.inf
 
     def _note_day(self, interval: Interval, rate: float) -> None:
         day = local_day(interval.end, interval.utc_offset)

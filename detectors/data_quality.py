@@ -7,6 +7,7 @@ The first issue raises an episode; more issues join it; a day of clean readings 
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from detectors.base import Finding, Interval
@@ -69,6 +70,9 @@ class DataQualityDetector:
 
     def advance(self, now: float, utc_offset: float) -> list[Finding]:
         return []
+
+    def wake_at(self) -> float:
+        return math.inf
 
     def dump(self) -> bytes:
         return _LAYOUT.pack((self._episode_since, self._last_issue, self._count, self._kinds, self._open))

@@ -69,6 +69,11 @@ class MeterOfflineDetector:
         self._open, self._episode_since = 1, self._last
         return [self._raised(now, utc_offset)]
 
+    def wake_at(self) -> float:
+        if self._open or not self._last:
+            return math.inf
+        return self._last + self.overdue_s()
+
     def _raised(self, at: float, offset: float) -> Finding:
         since = self._episode_since
         usual = self.usual_interval_s()

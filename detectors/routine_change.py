@@ -78,6 +78,9 @@ class RoutineChangeDetector:
     def advance(self, now: float, utc_offset: float) -> list[Finding]:
         return []
 
+    def wake_at(self) -> float:
+        return math.inf
+
     def score(self) -> tuple[float, np.ndarray, np.ndarray] | None:
         """Distance of the last week from the weeks before, with both means; None until 5 weeks."""
         if len(self._days) < DAYS * FEATURES:

@@ -72,6 +72,9 @@ class SpikeDetector:
     def advance(self, now: float, utc_offset: float) -> list[Finding]:
         return []
 
+    def wake_at(self) -> float:
+        return math.inf
+
     def _close_hour(self, interval: Interval) -> list[Finding]:
         volume, was_open = self._hour_litres, self._open
         if not was_open:

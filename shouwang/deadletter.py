@@ -3,13 +3,14 @@ where it came from travel in headers (the convention Kafka Connect's error topic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 REASON = "shouwang.reason"
 ERROR_CLASS = "shouwang.error.class"
 SOURCE_TOPIC = "shouwang.source.topic"
 SOURCE_PARTITION = "shouwang.source.partition"
 SOURCE_OFFSET = "shouwang.source.offset"
+VALUE_DROPPED = "shouwang.value.dropped"
 
 _MAX_REASON_BYTES = 1000
 
@@ -26,15 +27,25 @@ class DeadLetter:
     source_partition: int
     source_offset: int
 
+    value_dropped: str | None = None  # why the original bytes could not be kept, if they could not
+
     def headers(self) -> list[tuple[str, bytes]]:
         reason = self.reason.encode("utf-8")[:_MAX_REASON_BYTES]
-        return [
+        headers = [
             (REASON, reason),
             (ERROR_CLASS, self.error_class.encode()),
             (SOURCE_TOPIC, self.source_topic.encode()),
             (SOURCE_PARTITION, str(self.source_partition).encode()),
             (SOURCE_OFFSET, str(self.source_offset).encode()),
         ]
+        if self.value_dropped is not None:
+            headers.append((VALUE_DROPPED, self.value_dropped.encode("utf-8")[:_MAX_REASON_BYTES]))
+        return headers
+
+    def without_value(self, why: str) -> DeadLetter:
+        """The same letter without the original bytes (which could not be written), saying why:
+        its source topic, partition and offset still lead to the original."""
+        return replace(self, value=None, value_dropped=why)
 
 
 def read_headers(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:

@@ -6,6 +6,7 @@ No Faust and no Kafka here, so it is tested without either; the agent only moves
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -52,6 +53,7 @@ class Outcome:
     meter_id: str | None = None
     state: bytes | None = None
     state_reset: bool = False
+    wake_at: float = math.inf  # when time alone could next tell something about this meter
 
 
 def finding_to_alert(meter_id: str, finding: Finding) -> AlertEvent:
@@ -119,17 +121,28 @@ class ReadingProcessor:
             for finding in bank.update(observation):
                 outcome.alerts.append(finding_to_alert(meter_id, finding))
         outcome.state = bank.dump()
+        outcome.wake_at = bank.wake_at()
         return outcome
 
-    def advance(self, meter_id: str, state: bytes, now: float) -> tuple[list[AlertEvent], bytes | None]:
-        """The passing of time for one meter (the worker's timer): alerts and the new state, if any."""
+    def advance(self, meter_id: str, state: bytes, now: float) -> tuple[list[AlertEvent], float]:
+        """The passing of time for one meter (the worker's timer): its alerts, and when time could
+        next tell something (inf once told: until the meter's next reading)."""
         bank = self._bank_factory()
         try:
             bank.load(state)
         except ValueError:
-            return [], None
+            return [], math.inf
         alerts = [finding_to_alert(meter_id, finding) for finding in bank.advance(now)]
-        return alerts, (bank.dump() if alerts else None)
+        return alerts, bank.wake_at()
+
+    def wake_at(self, state: bytes) -> float:
+        """When time alone could next tell something about the meter of this state."""
+        bank = self._bank_factory()
+        try:
+            bank.load(state)
+        except ValueError:
+            return math.inf
+        return bank.wake_at()
 
 
 def dead_letter_for(record: SourceRecord, reason: str, error_class: str) -> DeadLetter:

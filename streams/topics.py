@@ -15,6 +15,7 @@ from shouwang.topics import Topics
 log = logging.getLogger(__name__)
 
 _HOUR_MS = 3_600_000
+DEAD_LETTER_MAX_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,14 @@ class TopicSpec:
     retention_ms: int
     purpose: str
     compact: bool = False  # a table's changelog: the latest value per key is kept forever
+    max_message_bytes: int | None = None  # None: the broker's default (about 1 MB)
 
     @property
     def configs(self) -> dict[str, str]:
-        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "compact" if self.compact else "delete"}
+        configs = {"retention.ms": str(self.retention_ms), "cleanup.policy": "compact" if self.compact else "delete"}
+        if self.max_message_bytes:
+            configs["max.message.bytes"] = str(self.max_message_bytes)
+        return configs
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -44,7 +49,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
                   "alert events (raised/resolved), keyed by meter id or grid cell"),
         TopicSpec(names.deadletter, settings.deadletter_partitions,
                   settings.deadletter_retention_hours * _HOUR_MS,
-                  "rejected messages: original bytes, reason in headers"),
+                  "rejected messages: original bytes, reason in headers",
+                  # A rejected message may be as large as the broker accepts; its headers come on top.
+                  max_message_bytes=DEAD_LETTER_MAX_BYTES),
         # The worker's tables, created here with their source topics' partition counts: a worker
         # that meets its first record before Faust has declared them would otherwise fail to store it.
         TopicSpec(changelog(settings, "meter-state"), settings.readings_partitions, -1,

@@ -48,6 +48,26 @@ def consume(bootstrap: str, topic: str, *, until: Callable[[list[ConsumerRecord]
     return records
 
 
+def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[ConsumerRecord]:
+    """Every record of ``topic`` up to its end offsets as they are now."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic} not read to its end in {timeout:.0f} s")
+            for batch in consumer.poll(timeout_ms=250).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
 def values(records: list[ConsumerRecord]) -> list[Any]:
     return [json.loads(r.value) for r in records]
 

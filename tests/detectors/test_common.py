@@ -5,6 +5,7 @@ Each detector runs alone in a bank over a generated household with episodes for 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -56,6 +57,28 @@ def test_state_round_trip_continues_exactly(name: str, readings: list[Observatio
     rest, rest_state = run(name, readings[half:], restored)
     assert first + rest == whole
     assert rest_state == whole_state
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_advance_finds_nothing_before_wake_at_and_something_after_a_finite_one(
+        name: str, readings: list[Observation]) -> None:
+    # The worker asks only meters whose wake_at has passed: wake_at must never be late.
+    for cut in (len(readings) // 3, len(readings) // 2, len(readings) - 1):
+        bank = DetectorBank([DETECTORS[name]()], tz="UTC")
+        run(name, readings[:cut], bank)
+        last = readings[cut - 1].ts.timestamp()
+        wake = bank.wake_at()
+        state = bank.dump()
+        probes = [last + 60.0 * 2 ** k for k in range(16)]  # a minute to a year after the last reading
+        for now in probes:
+            early = DetectorBank([DETECTORS[name]()], tz="UTC")
+            early.load(state)
+            found = early.advance(now)
+            assert (found != []) == (now > wake), (name, cut, now - last, wake - last)
+        if wake != math.inf:
+            after = DetectorBank([DETECTORS[name]()], tz="UTC")
+            after.load(state)
+            assert after.advance(wake + 1.0) and after.wake_at() == math.inf  # told once, until a reading
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
