@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shouwang.events import encode
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams import metrics
+from streams import faust_fixes, metrics
 from streams.detection import bank_factory
 from streams.incidents import IncidentOutcome, process_incident
 from streams.offline import OfflineWatch, partition_of
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> faust.App:
     """Build the worker's Faust app, its topics and agents, from settings."""
+    faust_fixes.apply()  # readings fetched around a seek are not skipped (see streams/faust_fixes.py)
     datadir = settings.var_dir / "worker" / settings.worker_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(

@@ -1,0 +1,132 @@
+"""A fix to Faust 0.15.3's consumer: readings fetched around a seek must not be skipped.
+
+What went wrong (found by the SIGKILL test under load, and measured by the benchmark's recovery
+phase): the consumer's fetch loop hands each fetched record to the streams and then marks its offset
+as read, even when the hand-off was cut short because flow was suspended (a rebalance or a table
+recovery began) and the record never reached the agent. When recovery ends, Faust seeks back to the
+committed offsets; records of the batch fetched before the seek can still be handed over after it,
+and mark later offsets as read. The refetched records then sit below the read offset and are
+dropped as already seen: a reading is lost, with no error.
+
+The fix, in the fetch loop only:
+  - a record whose hand-off did not complete is not marked read, and the rest of its batch is left
+    (it is fetched again from the committed offset);
+  - every seek starts a new epoch, and the records of a batch returned before it are left.
+Duplicates stay possible (at least once) and are harmless: the detectors ignore readings they have
+already passed and alert ids are stable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import faust
+from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+from mode import Service, ServiceT
+
+log = logging.getLogger(__name__)
+FIXED_VERSIONS = frozenset({"0.15.3"})
+_applied = False
+
+
+def _seek_epoch(consumer: Any) -> int:
+    return int(getattr(consumer, "_shouwang_seek_epoch", 0))
+
+
+def _bump(consumer: Any) -> None:
+    consumer._shouwang_seek_epoch = _seek_epoch(consumer) + 1
+
+
+_original_perform_seek = Consumer.perform_seek
+_original_seek = Consumer.seek
+
+
+async def _perform_seek(self: Consumer) -> None:
+    _bump(self)
+    await _original_perform_seek(self)
+
+
+async def _seek(self: Consumer, partition: Any, offset: int) -> None:
+    _bump(self)
+    await _original_seek(self, partition, offset)
+
+
+async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:  # pragma: no cover (runs in the worker)
+    # Faust 0.15.3's Consumer._drain_messages with the two changes marked "FIX".
+    callback = self.callback
+    getmany = self.getmany
+    consumer_should_stop = cast(Service, self)._stopped.is_set
+    fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    set_flag = self.diag.set_flag
+    unset_flag = self.diag.unset_flag
+    commit_every = self._commit_every
+    acks_enabled_for = self.app.topics.acks_enabled_for
+    yield_every = 100
+    num_since_yield = 0
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            set_flag(CONSUMER_FETCHING)
+            epoch = None  # FIX: the epoch this batch was returned in (a seek while fetching is fine:
+            # the broker's answer then starts at the new position)
+            ait = cast(AsyncIterator, getmany(timeout=1.0))
+            await self.sleep(0)
+            if not self.should_stop:
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > yield_every:
+                        await asyncio.sleep(0)
+                        num_since_yield = 0
+                    if epoch is None:
+                        epoch = _seek_epoch(self)
+                    elif _seek_epoch(self) != epoch:  # FIX: a seek since this batch was returned
+                        break
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is None or offset >= r_offset:
+                        gap = offset - (r_offset or 0)
+                        if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        delivery = callback(message)
+                        waited = await self.wait_first(delivery, self.suspend_flow.wait())
+                        if delivery not in waited.done:  # FIX: not handed over, so not read
+                            break
+                        set_read_offset(tp, offset)
+                unset_flag(CONSUMER_FETCHING)
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        unset_flag(CONSUMER_FETCHING)
+
+
+def apply() -> None:
+    """Install the fix (once). On another Faust version it is not applied, and says so."""
+    global _applied
+    if _applied:
+        return
+    if faust.__version__ not in FIXED_VERSIONS:
+        log.warning("faust %s: the fetch-loop fix is written for %s and is not applied; check whether "
+                    "readings fetched during recovery can be skipped", faust.__version__, sorted(FIXED_VERSIONS))
+        return
+    Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
+    Consumer.seek = _seek  # type: ignore[method-assign]
+    Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+    _applied = True
