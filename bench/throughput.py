@@ -137,7 +137,7 @@ def worker_rate(settings: Settings, readings: int, log: Path) -> tuple[float, fl
                 first = (time.perf_counter(), count)
             if count >= readings and first is not None:
                 return (count - first[1]) / (time.perf_counter() - first[0]), peak_rss_mb(worker.pid)
-            time.sleep(0.05)
+            time.sleep(0.5)  # a scrape costs the worker CPU: not too often
         raise TimeoutError(f"the worker did not finish (see {log})")
     finally:
         stop_worker(worker)
