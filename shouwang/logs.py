@@ -31,6 +31,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class RepeatFilter(logging.Filter):
+    """Lets the same message (logger, level, text before its first digit) through once per
+    ``window_s``, then says how many were held back. A broker that is down makes Kafka clients log
+    the same error about a hundred times a second; an operator needs to see it, not drown in it."""
+
+    def __init__(self, window_s: float = 30.0) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self._last: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        text = str(record.msg)
+        key = (record.name, record.levelno, text[:next((i for i, c in enumerate(text) if c.isdigit()), 80)])
+        shown_at, held = self._last.get(key, (-self.window_s, 0))
+        if record.created - shown_at < self.window_s:
+            self._last[key] = (shown_at, held + 1)
+            return False
+        if held:
+            record.msg = f"{record.msg} ({held} more like this in the last {record.created - shown_at:.0f} s)"
+        self._last[key] = (record.created, 0)
+        if len(self._last) > 10_000:  # many distinct messages: forget the oldest half
+            for stale in sorted(self._last, key=lambda k: self._last[k][0])[:5_000]:
+                del self._last[stale]
+        return True
+
+
 def logging_config(settings: Settings) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` dict (also handed to Faust's worker)."""
     formatter: dict[str, Any] = (
@@ -41,8 +69,9 @@ def logging_config(settings: Settings) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
+        "filters": {"repeats": {"()": RepeatFilter}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "default",
-                                "stream": "ext://sys.stderr"}},
+                                "stream": "ext://sys.stderr", "filters": ["repeats"]}},
         "root": {"level": settings.log_level, "handlers": ["stderr"]},
         "loggers": {"kafka": {"level": "WARNING"}, "aiokafka": {"level": "WARNING"}},
     }
