@@ -153,6 +153,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2_000, help="offered readings/s in the latency phase")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--no-state-phases", action="store_true", help="only the throughput runs")
+    parser.add_argument("--store", default="memory://", choices=["memory://", "rocksdb://"],
+                        help="the worker's table store")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="shouwang-bench-"))
     broker = LocalBroker(home=home / "kafka", lib_dir=REPO_ROOT / "broker" / "lib", port=free_port(),
@@ -160,7 +162,7 @@ def main() -> None:
     broker.start()
     try:
         settings = Settings(kafka_bootstrap=broker.bootstrap, topic_prefix="bench.", var_dir=home / "var",
-                            readings_partitions=8, worker_web_port=free_port())
+                            readings_partitions=8, worker_web_port=free_port(), worker_store=args.store)
         provision_topics(settings)
         topics = Topics.from_settings(settings)
         seconds = asyncio.run(produce(broker.bootstrap, topics.readings,
