@@ -151,7 +151,9 @@ def create_app(settings: Settings) -> faust.App:
                     await asyncio.sleep(0)  # let the readings agent run between slices
             offline.indexed(new)
         now = time.time()
-        for meter_id in offline.due(now, active):
+        for due_index, meter_id in enumerate(offline.due(now, active)):
+            if due_index % 200 == 199:
+                await asyncio.sleep(0)  # a network outage makes thousands due at once: readings first
             state = meter_state.get(meter_id.encode())
             if state is None:
                 continue
