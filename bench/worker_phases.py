@@ -6,15 +6,15 @@ Used by ``bench/throughput.py`` (run that); nothing here is a test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +24,7 @@ from shouwang.settings import Settings
 
 
 def worker_env(settings: Settings, log_level: str = "WARNING") -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOUWANG_")}
-    env.update({f"SHOUWANG_{k.upper()}": str(v) for k, v in settings.model_dump(exclude_none=True).items()})
-    env["SHOUWANG_LOG_LEVEL"] = log_level
-    return env
+    return settings.model_copy(update={"log_level": log_level}).subprocess_env()
 
 
 def start_worker(settings: Settings, log: Path, log_level: str = "WARNING") -> subprocess.Popen[bytes]:
@@ -126,39 +123,59 @@ async def _collect_alerts(bootstrap: str, topic: str, probes: Probes, stop: asyn
         await consumer.stop()
 
 
-async def steady_load(bootstrap: str, readings_topic: str, alerts_topic: str, load: Iterator[tuple[bytes, bytes]],
-                      *, readings_per_record: int, rate: float, seconds: float, probes_per_s: float = 20,
-                      settle_s: float = 5.0) -> Probes:
-    """Offer ``rate`` readings/s for ``seconds`` (records from ``load``, plus probe readings that
-    count towards the rate) and time each probe from its send to its alert on the alerts topic."""
+@contextlib.asynccontextmanager
+async def probing(bootstrap: str, readings_topic: str,
+                  alerts_topic: str) -> AsyncIterator[tuple[Probes, Callable[[str], Awaitable[None]]]]:
+    """Collect the alerts topic from now on and give a ``send(prefix)`` that sends one probe reading."""
     probes, stop, ready = Probes(), asyncio.Event(), asyncio.Event()
     collector = asyncio.create_task(_collect_alerts(bootstrap, alerts_topic, probes, stop, ready))
     await asyncio.wait_for(ready.wait(), 60)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
     await producer.start()
+
+    async def send(prefix: str) -> None:
+        meter = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        probes.sent[meter] = time.perf_counter()
+        await producer.send_and_wait(readings_topic, key=meter.encode(), value=probe(meter))
+
     try:
-        began, offered, probe_count = time.perf_counter(), 0, 0
-        while (elapsed := time.perf_counter() - began) < seconds:
-            if probe_count < elapsed * probes_per_s:
-                meter = f"P-{uuid.uuid4().hex[:12]}"
-                probes.sent[meter] = time.perf_counter()
-                await producer.send(readings_topic, key=meter.encode(), value=probe(meter))
-                probe_count += 1
-                offered += 1
-            elif offered < elapsed * rate:
-                key, value = next(load)
-                await producer.send(readings_topic, key=key, value=value)
-                offered += readings_per_record
-            else:
-                await asyncio.sleep(0.002)
-        await producer.flush()
-        deadline = time.perf_counter() + settle_s
-        while len(probes.received) < len(probes.sent) and time.perf_counter() < deadline:
-            await asyncio.sleep(0.05)
+        yield probes, send
     finally:
         await producer.stop()
         stop.set()
         await collector
+
+
+async def _until_answered(probes: Probes, settle_s: float) -> None:
+    deadline = time.perf_counter() + settle_s
+    while len(probes.received) < len(probes.sent) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+
+
+async def steady_load(bootstrap: str, readings_topic: str, alerts_topic: str, load: Iterator[tuple[bytes, bytes]],
+                      *, readings_per_record: int, rate: float, seconds: float, probes_per_s: float = 20,
+                      settle_s: float = 5.0) -> Probes:
+    """Offer ``rate`` readings/s for ``seconds`` (records from ``load``, plus probe readings that
+    count towards the rate) and time each probe from its send to its alert on the alerts topic."""
+    async with probing(bootstrap, readings_topic, alerts_topic) as (probes, send_probe):
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+        await producer.start()
+        try:
+            began, offered = time.perf_counter(), 0
+            while (elapsed := time.perf_counter() - began) < seconds:
+                if len(probes.sent) < elapsed * probes_per_s:
+                    await send_probe("P")
+                    offered += 1
+                elif offered < elapsed * rate:
+                    key, value = next(load)
+                    await producer.send(readings_topic, key=key, value=value)
+                    offered += readings_per_record
+                else:
+                    await asyncio.sleep(0.002)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        await _until_answered(probes, settle_s)
     return probes
 
 
@@ -173,29 +190,15 @@ class Recovery:
 async def _probe_until_alert(bootstrap: str, readings_topic: str, alerts_topic: str, started: float,
                              worker: subprocess.Popen[bytes], timeout: float) -> tuple[float, Probes]:
     """Send a probe every 0.5 s from the worker's start until one's alert comes back."""
-    probes, stop, ready = Probes(), asyncio.Event(), asyncio.Event()
-    collector = asyncio.create_task(_collect_alerts(bootstrap, alerts_topic, probes, stop, ready))
-    await asyncio.wait_for(ready.wait(), 60)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
-    await producer.start()
-    try:
+    async with probing(bootstrap, readings_topic, alerts_topic) as (probes, send_probe):
         while not probes.received and time.perf_counter() - started < timeout and worker.poll() is None:
-            meter = f"R-{uuid.uuid4().hex[:12]}"
-            probes.sent[meter] = time.perf_counter()
-            await producer.send_and_wait(readings_topic, key=meter.encode(), value=probe(meter))
+            await send_probe("R")
             await asyncio.sleep(0.5)
         if not probes.received:
             raise TimeoutError("the restarted worker answered no probe")
         first = min(probes.received.values()) - started
-        # Probes sent while it recovered must all come back, late but not lost.
-        deadline = time.perf_counter() + 30
-        while len(probes.received) < len(probes.sent) and time.perf_counter() < deadline:
-            await asyncio.sleep(0.2)
-        return first, probes
-    finally:
-        await producer.stop()
-        stop.set()
-        await collector
+        await _until_answered(probes, 30)  # probes sent while it recovered must all come back, late but not lost
+    return first, probes
 
 
 def recovery(settings: Settings, log: Path, readings_topic: str, alerts_topic: str) -> tuple[Recovery,

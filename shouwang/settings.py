@@ -7,6 +7,7 @@ SQLite under ``var/``). The README's settings table is generated from these fiel
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -186,6 +187,14 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    def subprocess_env(self) -> dict[str, str]:
+        """The environment that makes a ``shouwang`` subprocess use these settings (this process's
+        environment without its own ``SHOUWANG_`` variables, then these)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHOUWANG_")}
+        env.update({f"SHOUWANG_{name.upper()}": str(value)
+                    for name, value in self.model_dump(exclude_none=True).items()})
+        return env
 
 
 @lru_cache(maxsize=1)

@@ -127,22 +127,25 @@ class ReadingProcessor:
     def advance(self, meter_id: str, state: bytes, now: float) -> tuple[list[AlertEvent], float]:
         """The passing of time for one meter (the worker's timer): its alerts, and when time could
         next tell something (inf once told: until the meter's next reading)."""
-        bank = self._bank_factory()
-        try:
-            bank.load(state)
-        except ValueError:
+        bank = self._loaded(state)
+        if bank is None:
             return [], math.inf
         alerts = [finding_to_alert(meter_id, finding) for finding in bank.advance(now)]
         return alerts, bank.wake_at()
 
     def wake_at(self, state: bytes) -> float:
         """When time alone could next tell something about the meter of this state."""
+        bank = self._loaded(state)
+        return math.inf if bank is None else bank.wake_at()
+
+    def _loaded(self, state: bytes) -> DetectorBank | None:
+        """A bank restored from ``state``; None if the state is not usable (time cannot speak for it)."""
         bank = self._bank_factory()
         try:
             bank.load(state)
         except ValueError:
-            return math.inf
-        return bank.wake_at()
+            return None
+        return bank
 
 
 def dead_letter_for(record: SourceRecord, reason: str, error_class: str) -> DeadLetter:

@@ -3,7 +3,6 @@ whole test session and stopped at the end (tests that need it are marked ``kafka
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -46,7 +45,4 @@ def kafka_settings(kafka_broker: LocalBroker, tmp_path: Path) -> Settings:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a ``shouwang`` subprocess use these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOUWANG_")}
-    for name, value in settings.model_dump(exclude_none=True).items():
-        env[f"SHOUWANG_{name.upper()}"] = str(value)
-    return env
+    return settings.subprocess_env()
