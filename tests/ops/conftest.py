@@ -15,7 +15,7 @@ from shouwang.broker import free_port
 from shouwang.settings import REPO_ROOT, Settings
 from streams.topics import provision_topics
 from tests.conftest import settings_env
-from tests.kafka_helpers import start_shouwang, stop, wait_http
+from tests.kafka_helpers import start_shouwang, stop, until, wait_http
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
 
@@ -79,6 +79,10 @@ def stack(kafka_settings: Settings, tmp_path: Path) -> Iterator[Stack]:
                         f"http://127.0.0.1:{settings.router_metrics_port}/metrics",
                         f"http://127.0.0.1:{settings.api_port}/metrics")
         wait_http(running.worker_metrics)
+        # The web page answers before the worker has joined its group; a worker stopped that early
+        # can hang in Faust's consumer shutdown (seen once), which is not what these tests are about.
+        until(lambda: "Worker ready" in logs["worker"].read_text(errors="replace"), timeout=90,
+              what="the worker ready")
         wait_http(running.router_metrics)
         fetch(running.api_metrics, API_TOKEN)
         yield running
