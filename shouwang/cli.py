@@ -112,15 +112,9 @@ def topics() -> None:
 @app.command()
 def worker() -> None:
     """Run the detector worker (a Faust app) in the foreground."""
-    import faust
+    from streams.app import create_worker
 
-    from shouwang.logs import logging_config
-    from streams.app import create_app
-
-    settings = get_settings()
-    faust_app = create_app(settings)
-    faust.Worker(faust_app, loglevel=settings.log_level, logging_config=logging_config(settings),
-                 redirect_stdouts=False, quiet=True).execute_from_commandline()
+    create_worker(get_settings()).execute_from_commandline()
 
 
 @app.command()
