@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.worker_phases import (
     PROCESSED,
+    cpu_seconds,
     metric,
     peak_rss_mb,
     quantile,
@@ -49,7 +50,7 @@ from bench.worker_phases import (
     stop_worker,
 )
 from shouwang.broker import LocalBroker, free_port, kafka_version
-from shouwang.events import decode_reading_message
+from shouwang.reading_points import decode_reading_points
 from shouwang.settings import REPO_ROOT, Settings
 from shouwang.topics import Topics
 from streams.replay import read_readings
@@ -114,7 +115,7 @@ async def bare_consumer(bootstrap: str, topic: str, records: int, *, validate: b
             for batch in batches.values():
                 for record in batch:
                     if validate:
-                        decode_reading_message(record.value)
+                        decode_reading_points(record.value)
                     else:
                         json.loads(record.value)
                 seen += len(batch)
@@ -123,9 +124,10 @@ async def bare_consumer(bootstrap: str, topic: str, records: int, *, validate: b
     return seen / (time.perf_counter() - (began or time.perf_counter()))
 
 
-def worker_rate(settings: Settings, readings: int, log: Path) -> tuple[float, float]:
-    """Readings/s of a worker that processes ``readings`` readings from its group's position, and
-    its peak RSS in MB."""
+def worker_rate(settings: Settings, readings: int, log: Path) -> tuple[float, float, float]:
+    """Readings/s of a worker that processes ``readings`` readings from its group's position, the
+    worker's CPU µs per reading over the same stretch (steadier than the rate on a
+    busy machine: time spent waiting for a core is not counted), and its peak RSS in MB."""
     url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
     worker = start_worker(settings, log)
     try:
@@ -134,9 +136,11 @@ def worker_rate(settings: Settings, readings: int, log: Path) -> tuple[float, fl
         while time.monotonic() < deadline and worker.poll() is None:
             count = metric(url, PROCESSED)
             if count and first is None:
-                first = (time.perf_counter(), count)
+                first = (time.perf_counter(), count, cpu_seconds(worker.pid))
             if count >= readings and first is not None:
-                return (count - first[1]) / (time.perf_counter() - first[0]), peak_rss_mb(worker.pid)
+                done = count - first[1]
+                return (done / (time.perf_counter() - first[0]), (cpu_seconds(worker.pid) - first[2]) / done * 1e6,
+                        peak_rss_mb(worker.pid))
             time.sleep(0.5)  # a scrape costs the worker CPU: not too often
         raise TimeoutError(f"the worker did not finish (see {log})")
     finally:
@@ -173,6 +177,7 @@ def main() -> None:
         results: dict[str, list[float]] = {"bare aiokafka, json only": [], "bare aiokafka, full validation": [],
                                            "shouwang worker (Faust), all detectors": []}
         rss: list[float] = []
+        cpu_per_reading: list[float] = []
         for run in range(args.runs):
             results["bare aiokafka, json only"].append(
                 asyncio.run(bare_consumer(broker.bootstrap, topics.readings, args.records, validate=False)))
@@ -180,17 +185,20 @@ def main() -> None:
                 asyncio.run(bare_consumer(broker.bootstrap, topics.readings, args.records, validate=True)))
             run_settings = settings.model_copy(update={"worker_id": f"bench-worker-{run}"})
             provision_topics(run_settings)  # its table's changelog, like `shouwang topics` does
-            readings, peak = worker_rate(run_settings, args.records * args.batch, home / f"w{run}.log")
+            readings, cpu, peak = worker_rate(run_settings, args.records * args.batch, home / f"w{run}.log")
             results["shouwang worker (Faust), all detectors"].append(readings / args.batch)  # records/s
+            cpu_per_reading.append(cpu)
             rss.append(peak)
-            print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in results.items()), flush=True)
+            print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in results.items())
+                  + f"; worker CPU {cpu:.1f} µs per reading", flush=True)
         ceiling = statistics.median(results["bare aiokafka, json only"])
         print(f"\n| consumer | records/s (median of {args.runs}) | readings/s | share of the bare consumer |")
         print("|---|---:|---:|---:|")
         for name, rates in results.items():
             median = statistics.median(rates)
             print(f"| {name} | {median:,.0f} | {median * args.batch:,.0f} | {median / ceiling:.1%} |")
-        print(f"\nworker peak RSS {statistics.median(rss):.0f} MB ({args.meters:,} meters)", flush=True)
+        print(f"\nworker CPU {statistics.median(cpu_per_reading):.1f} µs per reading; "
+              f"peak RSS {statistics.median(rss):.0f} MB ({args.meters:,} meters)", flush=True)
         if not args.no_state_phases:
             state_phases(args, settings.model_copy(update={"worker_id": f"bench-worker-{args.runs - 1}"}), home)
     finally:

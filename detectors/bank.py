@@ -8,6 +8,7 @@ table or a replay checkpoint. Everything runs on the readings' event time.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Sequence
@@ -32,6 +33,14 @@ _ALERTING = frozenset({"raised", "escalated"})
 _WATER_KINDS = frozenset({"no_usage", "continuous_flow", "spike", "routine_change"})  # what the chart is for
 
 
+@functools.lru_cache(maxsize=65_536)
+def _utc_offset(zone: ZoneInfo, hour: int) -> float:
+    """A zone's offset from UTC in the epoch hour ``hour``. Shared by every bank: a day's upload
+    has 24 hours, and the meters of one worker all read about the same hours."""
+    delta = datetime.fromtimestamp(hour * 3600.0, zone).utcoffset()
+    return delta.total_seconds() if delta else 0.0
+
+
 def default_detectors() -> list[Detector]:
     """The household detectors, with their default settings."""
     return [DataQualityDetector(), MeterOfflineDetector(), NoUsageDetector(), ContinuousFlowDetector(),
@@ -53,11 +62,10 @@ class DetectorBank:
         self._offset = 0.0
 
     def utc_offset(self, t: float) -> float:
-        """The household's UTC offset at epoch second ``t`` (cached per hour: offsets change on the hour)."""
+        """The household's UTC offset at epoch second ``t`` (offsets change on the hour)."""
         hour = int(t // 3600.0)
         if hour != self._offset_hour:
-            delta = datetime.fromtimestamp(hour * 3600.0, self._zone).utcoffset()
-            self._offset_hour, self._offset = hour, (delta.total_seconds() if delta else 0.0)
+            self._offset_hour, self._offset = hour, _utc_offset(self._zone, hour)
         return self._offset
 
     def update(self, observation: Observation) -> list[Finding]:

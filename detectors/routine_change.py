@@ -15,8 +15,6 @@ import struct
 from typing import ClassVar
 
 import numpy as np
-import sklearn
-from sklearn.covariance import ledoit_wolf_shrinkage
 
 from detectors.base import Finding, Interval
 from detectors.findings import finding
@@ -29,6 +27,23 @@ FEATURES = 4  # first use (hour), log1p(litres), log1p(night litres), hours with
 _LAYOUT = StateLayout(1, "iddddBdB", halves=DAYS * FEATURES)
 _MIN_COVERAGE_S = 20 * 3600.0
 _DAY = struct.Struct(f"<{FEATURES}e")
+
+
+def ledoit_wolf_shrinkage(centred: np.ndarray, gram: np.ndarray) -> float:
+    """scikit-learn's ``ledoit_wolf_shrinkage(centred, assume_centered=True)``, the same operations
+    in the same order (so the same bits), for ``gram = centred.T @ centred``. Called through
+    scikit-learn, its input and parameter checks cost three times the estimate, once a day per
+    meter; a test holds the two equal."""
+    samples, features = centred.shape
+    squared = centred**2
+    trace = np.sum(squared, axis=0) / samples
+    mu = np.sum(trace) / features
+    delta_ = float(np.sum(gram**2)) / samples**2          # squared coefficients of <X.T, X>
+    beta_ = float(np.sum(squared.T @ squared))            # coefficients of <X2.T, X2>
+    beta = 1.0 / (features * samples) * (beta_ / samples - delta_)
+    delta = (delta_ - 2.0 * mu * trace.sum() + features * mu**2) / features
+    beta = min(beta, delta)  # never shrink past the target
+    return 0.0 if beta == 0 else float(beta / delta)
 
 
 class RoutineChangeDetector:
@@ -89,11 +104,9 @@ class RoutineChangeDetector:
         usual, recent = days[:-RECENT], days[-RECENT:]
         mean_usual, mean_recent = usual.mean(axis=0), recent.mean(axis=0)
         centred = usual - mean_usual
-        # scikit-learn's Ledoit–Wolf shrinkage, without its input checks (the days are finite
-        # floats we built): the checks cost three times the estimate, once a day per meter.
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            shrinkage = ledoit_wolf_shrinkage(centred, assume_centered=True)
-        empirical = centred.T @ centred / len(centred)
+        gram = centred.T @ centred
+        shrinkage = ledoit_wolf_shrinkage(centred, gram)
+        empirical = gram / len(centred)
         covariance = (1.0 - shrinkage) * empirical + shrinkage * (np.trace(empirical) / FEATURES) * np.eye(FEATURES)
         offset = mean_recent - mean_usual
         # In units of one usual day's spread: a whole week's average that far off is no bad day.

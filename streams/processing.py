@@ -19,8 +19,8 @@ from shouwang.events import (
     Explanation,
     Severity,
     alert_id_for,
-    decode_reading_message,
 )
+from shouwang.reading_points import decode_reading_points
 
 log = logging.getLogger(__name__)
 _NO_FLAGS: frozenset[str] = frozenset()
@@ -95,14 +95,8 @@ class ReadingProcessor:
     def _process(self, record: SourceRecord, state: bytes | None) -> Outcome:
         if record.value is None:
             raise EventError("empty message (null value)")
-        message = decode_reading_message(record.value)
-        meter_id = message.meter_id
-        if message.type == "reading_batch":
-            # The batch's values in event-time order, its status flags on the last (as
-            # ReadingBatch.split); without a MeterReading per value, which costs more than detecting.
-            points = [(item.ts, item.register_l) for item in sorted(message.readings, key=lambda item: item.ts)]
-        else:
-            points = [(message.ts, message.register_l)]
+        message = decode_reading_points(record.value)
+        meter_id, points = message.meter_id, message.points
         outcome = Outcome(reading_count=len(points), meter_id=meter_id)
         if record.key != meter_id.encode():
             outcome.rekeyed = True
@@ -114,7 +108,7 @@ class ReadingProcessor:
             except ValueError as exc:  # a state from an incompatible version: start learning again
                 log.warning("meter %s: detector state not usable (%s); starting afresh", meter_id, exc)
                 bank, outcome.state_reset = self._bank_factory(), True
-        flags = frozenset(flag.value for flag in message.flags)
+        flags = message.flags
         last = len(points) - 1
         for index, (ts, register_l) in enumerate(points):
             observation = Observation(meter_id, ts, register_l, flags if index == last else _NO_FLAGS)

@@ -147,3 +147,17 @@ def test_a_restored_detector_scores_exactly_alike() -> None:
     before, after = detector.score(), restored.score()
     assert before is not None and after is not None
     assert before[0] == after[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_shrinkage_is_scikit_learns_to_the_bit(seed: int) -> None:
+    from sklearn.covariance import ledoit_wolf_shrinkage as by_sklearn
+
+    from detectors.routine_change import ledoit_wolf_shrinkage
+
+    rng = np.random.default_rng(seed)
+    days = rng.normal(size=(DAYS - 7, 4)) * rng.uniform(0.1, 10, size=4)
+    if seed == 5:
+        days[:, 2] = 0.0  # a feature that never varies (no night use at all)
+    centred = days - days.mean(axis=0)
+    assert ledoit_wolf_shrinkage(centred, centred.T @ centred) == by_sklearn(centred, assume_centered=True)
