@@ -20,7 +20,9 @@ Transition = Literal["raised", "escalated", "resolved"]
 Facts = dict[str, float | int | str | bool]
 
 
-@dataclass(frozen=True, slots=True)
+# Observation and Interval are made for every reading: not frozen, because a frozen dataclass
+# costs five times as much to make (object.__setattr__ per field). Treat them as read-only.
+@dataclass(slots=True)
 class Observation:
     """One reading of one meter: event time, cumulative register in litres, status flags."""
 
@@ -30,7 +32,7 @@ class Observation:
     flags: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Interval:
     """What happened between two accepted readings of one meter, in epoch seconds.
 
