@@ -152,10 +152,10 @@ class NoUsageDetector:
     def _learn(self, start_hour: float, hours: float) -> None:
         base = int(start_hour) * _COLUMNS
         counts, memory = self._counts, self.memory
-        row = [counts[base + k] * memory + (1.0 if hours >= threshold else 0.0)
-               for k, threshold in enumerate(SILENCE_THRESHOLDS_H)]
+        row = [min(count * memory + (1.0 if hours >= threshold else 0.0), 60000.0)
+               for count, threshold in zip(counts[base:base + _COLUMNS], SILENCE_THRESHOLDS_H, strict=True)]
         # Kept at the precision it is stored with, so a restored detector decides exactly alike.
-        counts[base:base + _COLUMNS] = _ROW.unpack(_ROW.pack(*(min(value, 60000.0) for value in row)))
+        counts[base:base + _COLUMNS] = _ROW.unpack(_ROW.pack(*row))
 
     def _note_first_use(self, t: float, utc_offset: float) -> None:
         day = local_day(t, utc_offset)
