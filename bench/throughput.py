@@ -124,12 +124,13 @@ async def bare_consumer(bootstrap: str, topic: str, records: int, *, validate: b
     return seen / (time.perf_counter() - (began or time.perf_counter()))
 
 
-def worker_rate(settings: Settings, readings: int, log: Path) -> tuple[float, float, float]:
+def worker_rate(settings: Settings, readings: int, log: Path,
+                code: Path | None = None) -> tuple[float, float, float]:
     """Readings/s of a worker that processes ``readings`` readings from its group's position, the
     worker's CPU µs per reading over the same stretch (steadier than the rate on a
     busy machine: time spent waiting for a core is not counted), and its peak RSS in MB."""
     url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
-    worker = start_worker(settings, log)
+    worker = start_worker(settings, log, code=code)
     try:
         first = None
         deadline = time.monotonic() + 1800
@@ -157,6 +158,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2_000, help="offered readings/s in the latency phase")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--no-state-phases", action="store_true", help="only the throughput runs")
+    parser.add_argument("--compare-with", type=Path, metavar="CHECKOUT",
+                        help="also run the worker of another checkout (e.g. `git worktree add /tmp/base <commit>`) "
+                             "after each run's worker, on the same records")
     parser.add_argument("--store", default="memory://", choices=["memory://", "rocksdb://"],
                         help="the worker's table store")
     args = parser.parse_args()
@@ -176,6 +180,8 @@ def main() -> None:
               flush=True)
         results: dict[str, list[float]] = {"bare aiokafka, json only": [], "bare aiokafka, full validation": [],
                                            "shouwang worker (Faust), all detectors": []}
+        if args.compare_with:
+            results[f"the worker of {args.compare_with}"] = []
         rss: list[float] = []
         cpu_per_reading: list[float] = []
         for run in range(args.runs):
@@ -189,6 +195,12 @@ def main() -> None:
             results["shouwang worker (Faust), all detectors"].append(readings / args.batch)  # records/s
             cpu_per_reading.append(cpu)
             rss.append(peak)
+            if args.compare_with:
+                base_settings = settings.model_copy(update={"worker_id": f"bench-base-{run}"})
+                provision_topics(base_settings)
+                readings, cpu, _ = worker_rate(base_settings, args.records * args.batch, home / f"b{run}.log",
+                                               code=args.compare_with)
+                results[f"the worker of {args.compare_with}"].append(readings / args.batch)
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in results.items())
                   + f"; worker CPU {cpu:.1f} µs per reading", flush=True)
         ceiling = statistics.median(results["bare aiokafka, json only"])
@@ -197,6 +209,11 @@ def main() -> None:
         for name, rates in results.items():
             median = statistics.median(rates)
             print(f"| {name} | {median:,.0f} | {median * args.batch:,.0f} | {median / ceiling:.1%} |")
+        if args.compare_with:  # each run's two workers ran back to back: their ratio is steadier than either
+            ratios = [ours / theirs for ours, theirs in zip(results["shouwang worker (Faust), all detectors"],
+                                                            results[f"the worker of {args.compare_with}"], strict=True)]
+            print(f"\nthis worker against that of {args.compare_with}: {statistics.median(ratios):.2f}× "
+                  f"(median of the runs' ratios: {', '.join(f'{ratio:.2f}' for ratio in ratios)})")
         print(f"\nworker CPU {statistics.median(cpu_per_reading):.1f} µs per reading; "
               f"peak RSS {statistics.median(rss):.0f} MB ({args.meters:,} meters)", flush=True)
         if not args.no_state_phases:

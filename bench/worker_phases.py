@@ -28,9 +28,15 @@ def worker_env(settings: Settings, log_level: str = "WARNING") -> dict[str, str]
     return settings.model_copy(update={"log_level": log_level}).subprocess_env()
 
 
-def start_worker(settings: Settings, log: Path, log_level: str = "WARNING") -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, log: Path, log_level: str = "WARNING",
+                 code: Path | None = None) -> subprocess.Popen[bytes]:
+    """``shouwang worker`` in a child process; ``code``: run another checkout's code instead (an
+    earlier commit, say, for a comparison in the same run), with this environment's packages."""
+    env = worker_env(settings, log_level)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "shouwang", "worker"], env=worker_env(settings, log_level),
+        return subprocess.Popen([sys.executable, "-m", "shouwang", "worker"], env=env, cwd=code,
                                 stdout=out, stderr=subprocess.STDOUT)
 
 
