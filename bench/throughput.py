@@ -53,6 +53,8 @@ from shouwang.broker import LocalBroker, free_port, kafka_version
 from shouwang.reading_points import decode_reading_points
 from shouwang.settings import REPO_ROOT, Settings
 from shouwang.topics import Topics
+from streams.detection import bank_factory
+from streams.processing import ReadingProcessor, SourceRecord
 from streams.replay import read_readings
 from streams.topics import provision_topics
 
@@ -124,6 +126,18 @@ async def bare_consumer(bootstrap: str, topic: str, records: int, *, validate: b
     return seen / (time.perf_counter() - (began or time.perf_counter()))
 
 
+def processor_rate(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
+    """Records/s of the worker's own work alone, in this process, no Kafka and no Faust: decode,
+    validate, the meter's detector bank from its state and back (states kept in a dict). No
+    worker that runs the detectors on one core can be faster than this."""
+    processor, states = ReadingProcessor(bank_factory(settings)), {}
+    began = time.process_time()
+    for offset, (key, value) in enumerate(records):
+        outcome = processor.process(SourceRecord("bench", 0, offset, key, value), states.get(key))
+        states[key] = outcome.state
+    return len(records) / (time.process_time() - began)
+
+
 def worker_rate(settings: Settings, readings: int, log: Path,
                 code: Path | None = None) -> tuple[float, float, float]:
     """Readings/s of a worker that processes ``readings`` readings from its group's position, the
@@ -173,12 +187,13 @@ def main() -> None:
                             readings_partitions=8, worker_web_port=free_port(), worker_store=args.store)
         provision_topics(settings)
         topics = Topics.from_settings(settings)
-        seconds = asyncio.run(produce(broker.bootstrap, topics.readings,
-                                      household_records(args.records, args.meters, args.batch)))
+        records = list(household_records(args.records, args.meters, args.batch))
+        seconds = asyncio.run(produce(broker.bootstrap, topics.readings, records))
         print(f"Apache Kafka {kafka_version(broker.lib_dir)}; produced {args.records:,} records of {args.batch} "
               f"readings ({args.meters:,} meters, {args.records // args.meters} records each) in {seconds:.1f} s",
               flush=True)
         results: dict[str, list[float]] = {"bare aiokafka, json only": [], "bare aiokafka, full validation": [],
+                                           "the worker's own work alone (no Kafka, no Faust)": [],
                                            "shouwang worker (Faust), all detectors": []}
         if args.compare_with:
             results[f"the worker of {args.compare_with}"] = []
@@ -189,6 +204,7 @@ def main() -> None:
                 asyncio.run(bare_consumer(broker.bootstrap, topics.readings, args.records, validate=False)))
             results["bare aiokafka, full validation"].append(
                 asyncio.run(bare_consumer(broker.bootstrap, topics.readings, args.records, validate=True)))
+            results["the worker's own work alone (no Kafka, no Faust)"].append(processor_rate(settings, records))
             run_settings = settings.model_copy(update={"worker_id": f"bench-worker-{run}"})
             provision_topics(run_settings)  # its table's changelog, like `shouwang topics` does
             readings, cpu, peak = worker_rate(run_settings, args.records * args.batch, home / f"w{run}.log")

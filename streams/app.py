@@ -20,6 +20,7 @@ from streams.detection import bank_factory
 from streams.incidents import IncidentOutcome, process_incident
 from streams.offline import OfflineWatch, partition_of
 from streams.processing import Outcome, ReadingProcessor, SourceRecord
+from streams.state_writes import StateWriter
 from streams.topics import DEAD_LETTER_MAX_BYTES
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def create_app(settings: Settings) -> faust.App:
     # table recovers from its changelog, which then tries JSON: found by the SIGKILL test).
     meter_state = app.Table("meter-state", partitions=settings.readings_partitions,
                             key_type=bytes, value_type=bytes)
+    state_writer = StateWriter(app, meter_state)  # meter_state[key] = value, for less (streams/state_writes.py)
     processor = ReadingProcessor(bank_factory(settings))
     offline = OfflineWatch(settings.readings_partitions)
     lag = metrics.LagReporter(frozenset({names.readings, names.incidents}))
@@ -114,7 +116,7 @@ def create_app(settings: Settings) -> faust.App:
                 metrics.READINGS_REKEYED.inc(outcome.reading_count)
                 continue
             if outcome.state is not None and outcome.meter_id is not None:
-                meter_state[outcome.meter_id.encode()] = outcome.state  # assignment reaches the changelog
+                await state_writer.set(outcome.meter_id.encode(), outcome.state, message.partition)
                 offline.saw(outcome.meter_id, outcome.wake_at)
             if outcome.state_reset:
                 metrics.STATE_RESETS.inc()
