@@ -214,9 +214,9 @@ def main() -> None:
             if args.compare_with:
                 base_settings = settings.model_copy(update={"worker_id": f"bench-base-{run}"})
                 provision_topics(base_settings)
-                readings, cpu, _ = worker_rate(base_settings, args.records * args.batch, home / f"b{run}.log",
+                base_readings, _, _ = worker_rate(base_settings, args.records * args.batch, home / f"b{run}.log",
                                                code=args.compare_with)
-                results[f"the worker of {args.compare_with}"].append(readings / args.batch)
+                results[f"the worker of {args.compare_with}"].append(base_readings / args.batch)
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in results.items())
                   + f"; worker CPU {cpu:.1f} µs per reading", flush=True)
         ceiling = statistics.median(results["bare aiokafka, json only"])
@@ -244,7 +244,7 @@ def state_phases(args: argparse.Namespace, settings: Settings, home: Path) -> No
     asyncio.run(produce(bootstrap, topics.readings, household_records(args.state_meters, args.state_meters,
                                                                        args.batch, prefix="S")))
     # The last throughput worker's group resumes after its records: only the new meters are left.
-    fresh_rate, _ = worker_rate(settings, args.state_meters * args.batch, home / "w-state.log")
+    fresh_rate, _, _ = worker_rate(settings, args.state_meters * args.batch, home / "w-state.log")
     print(f"{args.state_meters:,} new meters, one record each: {fresh_rate:,.0f} readings/s", flush=True)
     changelog = f"{settings.worker_id}-meter-state-changelog"
     meters, median_bytes = asyncio.run(state_bytes(bootstrap, changelog, settings.readings_partitions))
