@@ -9,8 +9,10 @@ Starts a throwaway Apache Kafka broker (8 readings partitions) and, in one run o
      detectors see learned routines and real alert rates);
   2. ``--runs`` times over that topic: a bare aiokafka consumer that only json-decodes each record
      (the ceiling of a Python consumer here), the same consumer with Shouwang's full decode and
-     validation, and ``shouwang worker`` (Faust, all detectors, state in its table) from a fresh
-     consumer group, timed by its own metrics; medians are printed;
+     validation, the worker's own work alone in this process (no Kafka, no Faust), and
+     ``shouwang worker`` (Faust, all detectors, state in its table) from a fresh consumer group,
+     timed by its own metrics, with its CPU per reading; medians are printed. ``--compare-with``
+     also runs another checkout's worker after each run's, and prints their ratio;
   3. state phases: ``--state-meters`` more meters (one record each) go through the last worker, then
      its changelog is read for the state bytes per meter, and a new worker process recovers every
      meter's state from it: time until it answers a probe reading, probes lost, peak RSS;
@@ -215,7 +217,7 @@ def main() -> None:
                 base_settings = settings.model_copy(update={"worker_id": f"bench-base-{run}"})
                 provision_topics(base_settings)
                 base_readings, _, _ = worker_rate(base_settings, args.records * args.batch, home / f"b{run}.log",
-                                               code=args.compare_with)
+                                                  code=args.compare_with)
                 results[f"the worker of {args.compare_with}"].append(base_readings / args.batch)
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in results.items())
                   + f"; worker CPU {cpu:.1f} µs per reading", flush=True)

@@ -167,9 +167,10 @@ async def _until_answered(probes: Probes, settle_s: float) -> None:
 
 async def steady_load(bootstrap: str, readings_topic: str, alerts_topic: str, load: Iterator[tuple[bytes, bytes]],
                       *, readings_per_record: int, rate: float, seconds: float, probes_per_s: float = 20,
-                      settle_s: float = 5.0) -> Probes:
+                      settle_s: float = 30.0) -> Probes:
     """Offer ``rate`` readings/s for ``seconds`` (records from ``load``, plus probe readings that
-    count towards the rate) and time each probe from its send to its alert on the alerts topic."""
+    count towards the rate) and time each probe from its send to its alert on the alerts topic.
+    Probes get ``settle_s`` after the load to come back: a late probe is slow, not lost."""
     async with probing(bootstrap, readings_topic, alerts_topic) as (probes, send_probe):
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
         await producer.start()
