@@ -154,11 +154,15 @@ def create_app(settings: Settings) -> faust.App:
                     offline.saw(meter_id, processor.wake_at(state))
                 if slice_index % 500 == 499:
                     await asyncio.sleep(0)  # let the readings agent run between slices
+                    if app.should_stop:
+                        return
             offline.indexed(new)
         now = time.time()
         for due_index, meter_id in enumerate(offline.due(now, active)):
             if due_index % 200 == 199:
                 await asyncio.sleep(0)  # a network outage makes thousands due at once: readings first
+                if app.should_stop:  # a stop during a long run: the producer goes before this timer
+                    return
             state = meter_state.get(meter_id.encode())
             if state is None:
                 continue
