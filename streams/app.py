@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -18,7 +17,7 @@ from shouwang.topics import Topics
 from streams import faust_fixes, metrics
 from streams.detection import bank_factory
 from streams.incidents import IncidentOutcome, process_incident
-from streams.offline import OfflineWatch, partition_of
+from streams.offline import OfflineWatch, Pacer, partition_of
 from streams.processing import Outcome, ReadingProcessor, SourceRecord
 from streams.state_writes import StateWriter
 from streams.topics import DEAD_LETTER_MAX_BYTES
@@ -147,22 +146,21 @@ def create_app(settings: Settings) -> faust.App:
         # moment has passed, are loaded and asked (see streams/offline.py).
         active = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == names.readings}
         new = offline.to_index(active)
+        pacer = Pacer()  # thousands of meters can be due at once (a network outage): readings go on
         if new:
-            for slice_index, (key, state) in enumerate(list(meter_state.items())):
+            for key, state in list(meter_state.items()):
                 meter_id = key.decode()
                 if partition_of(meter_id, offline.partitions) in new:
                     offline.saw(meter_id, processor.wake_at(state))
-                if slice_index % 500 == 499:
-                    await asyncio.sleep(0)  # let the readings agent run between slices
-                    if app.should_stop:
-                        return
-            offline.indexed(new)
-        now = time.time()
-        for due_index, meter_id in enumerate(offline.due(now, active)):
-            if due_index % 200 == 199:
-                await asyncio.sleep(0)  # a network outage makes thousands due at once: readings first
+                await pacer.pace()
                 if app.should_stop:  # a stop during a long run: the producer goes before this timer
                     return
+            offline.indexed(new)
+        now = time.time()
+        for meter_id in offline.due(now, active):
+            await pacer.pace()
+            if app.should_stop:
+                return
             state = meter_state.get(meter_id.encode())
             if state is None:
                 continue
