@@ -44,7 +44,7 @@ class EventError(ValueError):
     """A message that cannot be accepted; ``str(error)`` is the reason, one line."""
 
 
-def _parse_timestamp(value: Any) -> Any:
+def parse_timestamp(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("timestamp must be ISO 8601 or epoch seconds, not a boolean")
     if isinstance(value, int | float):
@@ -70,13 +70,13 @@ def _parse_timestamp(value: Any) -> Any:
     raise ValueError("timestamp must be ISO 8601 with an offset, or epoch seconds")
 
 
-def _check_range(value: datetime) -> datetime:
+def check_timestamp_range(value: datetime) -> datetime:
     if not _EARLIEST <= value < _LATEST:
         raise ValueError(f"timestamp {value.isoformat()} is outside 2000–2099")
     return value
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp), AfterValidator(_check_range)]
+Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp), AfterValidator(check_timestamp_range)]
 """An aware datetime; accepts ISO 8601 with an offset or epoch seconds."""
 
 METER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"

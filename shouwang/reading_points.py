@@ -26,9 +26,9 @@ from shouwang.events import (
     EventError,
     MeterFlag,
     ReadingBatch,
-    _check_range,
-    _parse_timestamp,
+    check_timestamp_range,
     decode_reading_message,
+    parse_timestamp,
 )
 
 _METER_ID = re.compile(METER_ID_PATTERN.removeprefix("^").removesuffix("$"))
@@ -128,7 +128,7 @@ def _point(ts: Any, register: Any) -> tuple[datetime, float] | None:
     if type(ts) is not str and type(ts) is not float and type(ts) is not int:
         return None
     try:
-        return _check_range(_parse_timestamp(ts)), float(register)
+        return check_timestamp_range(parse_timestamp(ts)), float(register)
     except ValueError:
         return None
 
