@@ -231,7 +231,8 @@ ReadingMessage = Annotated[MeterReading | ReadingBatch, Field(discriminator="typ
 _READING_MESSAGE: TypeAdapter[MeterReading | ReadingBatch] = TypeAdapter(ReadingMessage)
 
 
-def _load_json(raw: bytes) -> Any:
+def load_json(raw: bytes) -> Any:
+    """A message's JSON within the size limit, UTF-8 only, no NaN or Infinity; else ``EventError``."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise EventError(f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     try:
@@ -299,11 +300,11 @@ def validate_reading_message(data: Any) -> MeterReading | ReadingBatch:
 
 def decode_reading_message(raw: bytes) -> MeterReading | ReadingBatch:
     """Bytes from the readings topic → a reading or a batch, or ``EventError`` with the reason."""
-    return validate_reading_message(_load_json(raw))
+    return validate_reading_message(load_json(raw))
 
 
 def _decode(raw: bytes, model: type[_Event], default_type: str) -> _Event:
-    data = _check_envelope(_load_json(raw), default_type)
+    data = _check_envelope(load_json(raw), default_type)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -10,7 +10,6 @@ the reason a message is refused. A property test holds the two to the same answe
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from typing import Any
 
 from shouwang.events import (
     MAX_BATCH_READINGS,
-    MAX_MESSAGE_BYTES,
     MAX_REGISTER_L,
     METER_ID_PATTERN,
     SCHEMA_VERSION,
@@ -28,6 +26,7 @@ from shouwang.events import (
     ReadingBatch,
     check_timestamp_range,
     decode_reading_message,
+    load_json,
     parse_timestamp,
 )
 
@@ -72,12 +71,9 @@ def _by_time(item: Any) -> datetime:
 
 def _fast_points(raw: bytes) -> ReadingPoints | None:
     """The points of a plainly valid message; None for anything else (the models then decide)."""
-    if len(raw) > MAX_MESSAGE_BYTES:
-        return None
     try:
-        # Decoded first: json.loads would also take bytes in UTF-16 or UTF-32, which the schema refuses.
-        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except ValueError:  # not UTF-8, not JSON, or NaN/Infinity
+        data = load_json(raw)
+    except EventError:  # too large, not UTF-8, not JSON, or NaN/Infinity: the models give the reason
         return None
     if type(data) is not dict:
         return None
@@ -143,9 +139,6 @@ def _in_range(value: Any, low: float, high: float) -> bool:
         return True
     return (type(value) is float or type(value) is int) and low <= value <= high
 
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(name)
 
 
 __all__ = ["EventError", "ReadingPoints", "decode_reading_points"]

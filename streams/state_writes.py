@@ -3,9 +3,9 @@
 ``table[key] = value`` in Faust 0.15 writes the local store, then queues the changelog record on
 the producer's buffer, from which a separate task hands it to aiokafka with sensors, a log call
 and a callback each. Every reading record writes its meter's state, and that path cost 5 % of the
-worker's time (py-spy; 2.7 % this way). ``StateWriter.set`` does the same two writes directly: the store, then
-the changelog record straight to aiokafka's accumulator, in the same partition as the source
-record (the table is co-partitioned with the readings).
+worker's time (py-spy; 2.7 % this way). ``StateWriter.set`` does the same two writes directly:
+the store, then the changelog record straight to aiokafka's accumulator, in the same partition as
+the source record (the table is co-partitioned with the readings).
 
 Nothing is weaker than before: before Faust commits an offset it flushes the producer, and that
 waits for these records too; once a record is written, its offset is kept in the store, as Faust
