@@ -32,7 +32,7 @@ class MeterFlagsDetector:
 
     def update(self, observation: Observation) -> list[Finding]:
         findings = []
-        for flag in sorted(observation.flags & _FLAG_FINDINGS.keys()):
+        for flag in sorted(observation.flags.intersection(_FLAG_FINDINGS)):
             kind, severity, zh, en = _FLAG_FINDINGS[flag]
             findings.append(Finding(
                 transition="raised", kind=kind, severity=severity,

@@ -30,8 +30,8 @@ def clock(t: float, utc_offset: float) -> str:
 
 
 def clock_of_minute(minute: float) -> str:
-    minute = round(minute) % 1440
-    return f"{minute // 60:02d}:{minute % 60:02d}"
+    whole = round(minute) % 1440
+    return f"{whole // 60:02d}:{whole % 60:02d}"
 
 
 def when_zh(t: float, now: float, utc_offset: float) -> str:

@@ -10,6 +10,7 @@ import faust
 from faust.exceptions import ProducerSendError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+import detectors
 from shouwang.events import encode
 from shouwang.logs import logging_config
 from shouwang.settings import Settings
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> faust.App:
     lag = metrics.LagReporter(frozenset({names.readings, names.incidents}))
     reporting = metrics.ReportingMeters()
     metrics.LAST_READING.set_to_current_time()
+    metrics.DETECTORS_COMPILED.set(1 if detectors.COMPILED else 0)
     for error_class in metrics.DEAD_LETTER_CLASSES:  # series at 0 from the start, so rate() sees the first
         metrics.DEAD_LETTERS.labels(names.readings, error_class)
 
@@ -191,4 +193,5 @@ def create_worker(settings: Settings) -> faust.Worker:
     # Faust's terminal spinner sets the root logger to DEBUG (its handler then drops the records):
     # every debug call on Faust's per-message path built a log record, about 3 % of the worker's time.
     worker.spinner = None
+    log.info("detectors: %s", "compiled (mypyc)" if detectors.COMPILED else "plain Python (not compiled: slower)")
     return worker

@@ -36,6 +36,9 @@ PROCESSING_SECONDS = Histogram(
     "shouwang_worker_record_processing_seconds",
     "Time to decode, validate and run the detectors on one record.",
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1))
+DETECTORS_COMPILED = Gauge(
+    "shouwang_worker_detectors_compiled",
+    "1 if the household detectors run compiled (mypyc), 0 if as plain Python (slower, same findings).")
 LAST_READING = Gauge(
     "shouwang_worker_last_reading_timestamp_seconds",
     "Unix time at which this worker last processed a reading (its start time until the first one).")

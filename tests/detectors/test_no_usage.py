@@ -178,19 +178,15 @@ def test_the_limits_are_worked_out_again_weekly_and_after_a_clock_jump() -> None
     from detectors.no_usage import LIMITS_REFRESH_DAYS
 
     detector = NoUsageDetector()
-    worked_out: list[int] = []
-    table = detector.limits_table
 
-    def counting() -> list[float]:
-        worked_out.append(1)
-        return table()
-
-    detector.limits_table = counting  # type: ignore[method-assign]
-    for day in [100, 101, 100 + LIMITS_REFRESH_DAYS - 1, 100 + LIMITS_REFRESH_DAYS, 95, 95]:
+    def worked_out(day: int = 0) -> bool:  # a new table object: worked out (the detector may be compiled)
+        before = detector._limits
         detector.limit_hours(7, day)
-    assert len(worked_out) == 3  # day 100, day 107, then day 95 (earlier than the table)
-    detector.limit_hours(7)
-    assert len(worked_out) == 4  # no day given: always afresh
+        return detector._limits is not before
+
+    days = [100, 101, 100 + LIMITS_REFRESH_DAYS - 1, 100 + LIMITS_REFRESH_DAYS, 95, 95]
+    assert [worked_out(day) for day in days] == [True, False, False, True, True, False]
+    assert worked_out() and worked_out()  # no day given: always afresh
 
 
 def test_the_nightly_silence_does_not_raise_once_learned() -> None:
