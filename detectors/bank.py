@@ -13,7 +13,7 @@ import math
 import struct
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from detectors.base import Detector, Finding, Interval, Observation
@@ -75,6 +75,22 @@ class DetectorBank:
         if interval is None:
             return findings
         return findings + self.update_interval(interval)
+
+    def update_points(self, meter_id: str, points: Sequence[tuple[float, float]],
+                      flags: frozenset[str] = frozenset(), flagged_at: datetime | None = None) -> list[Finding]:
+        """An upload's readings in event-time order, as (epoch seconds, register litres): the same as
+        ``update`` for each, without an ``Observation`` per reading. ``flags`` came with the last
+        reading, whose time as sent is ``flagged_at`` (UTC from its epoch seconds if not given)."""
+        findings: list[Finding] = []
+        last = len(points) - 1
+        for index, (t, register_l) in enumerate(points):
+            if flags and index == last:
+                at = flagged_at if flagged_at is not None else datetime.fromtimestamp(t, UTC)
+                findings.extend(self._flags.update(Observation(meter_id, at, register_l, flags)))
+            interval = self._intervals.accept(t, register_l, self.utc_offset(t))
+            if interval is not None:
+                findings.extend(self.update_interval(interval))
+        return findings
 
     def update_interval(self, interval: Interval) -> list[Finding]:
         """Run every detector on one interval (the replay and the stream both end up here)."""

@@ -13,6 +13,7 @@ Python's headers; when it fails, it says why in one line and the detectors run a
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ["SHOUWANG_DETECTORS_PURE"] = "1"  # this process only reads the sources: no word on an old build
 
 from detectors.compiled import BUILD_DIR, COMPILED_MODULES, PACKAGE_DIR, SHARED_LIB, STAMP, ext_suffix, source_digests
 

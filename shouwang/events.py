@@ -33,8 +33,8 @@ MAX_MESSAGE_BYTES = 1_000_000
 MAX_BATCH_READINGS = 2_000
 # A household water register in litres: 10^9 L is a million cubic metres, far past any meter.
 MAX_REGISTER_L = 1e9
-_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)  # readings' times must lie in 2000–2099
+LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 _Event = TypeVar("_Event", bound=BaseModel)
@@ -71,7 +71,7 @@ def parse_timestamp(value: Any) -> Any:
 
 
 def check_timestamp_range(value: datetime) -> datetime:
-    if not _EARLIEST <= value < _LATEST:
+    if not EARLIEST_TIMESTAMP <= value < LATEST_TIMESTAMP:
         raise ValueError(f"timestamp {value.isoformat()} is outside 2000–2099")
     return value
 

@@ -6,6 +6,10 @@ per value. ``decode_reading_points`` first tries a direct check of the common, v
 the schema's own timestamp rules. Anything it is not sure of (an unusual type, an extra field,
 any error) goes to the pydantic models, which remain the one definition of the schema and give
 the reason a message is refused. A property test holds the two to the same answers.
+
+Points carry their time as epoch seconds, the detectors' event time: a whole-second epoch
+timestamp (what meters send) is checked and kept as it is, without a datetime made and undone
+per reading. The time of the flagged (last) point is kept as parsed, with its own UTC offset.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from shouwang.events import (
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
     MAX_BATCH_READINGS,
     MAX_REGISTER_L,
     METER_ID_PATTERN,
@@ -37,6 +43,8 @@ _READING_FIELDS = _COMMON | {"ts", "register_l"}
 _BATCH_FIELDS = _COMMON | {"readings"}
 _VALUE_FIELDS = frozenset({"ts", "register_l"})
 _NO_FLAGS: frozenset[str] = frozenset()
+_EARLIEST_S = EARLIEST_TIMESTAMP.timestamp()
+_LATEST_S = LATEST_TIMESTAMP.timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +53,9 @@ class ReadingPoints:
     event-time order, and the status flags the meter sent with the last of them."""
 
     meter_id: str
-    points: list[tuple[datetime, float]]
+    points: list[tuple[float, float]]  # (epoch seconds, register litres)
     flags: frozenset[str]
+    flagged_at: datetime | None = None  # the last point's time as sent (its offset kept), when flags came
 
 
 def decode_reading_points(raw: bytes) -> ReadingPoints:
@@ -58,11 +67,10 @@ def decode_reading_points(raw: bytes) -> ReadingPoints:
 def _model_points(raw: bytes) -> ReadingPoints:
     """The points by way of the pydantic models: the schema's definition, and its reasons."""
     message = decode_reading_message(raw)
-    if isinstance(message, ReadingBatch):
-        points = [(item.ts, item.register_l) for item in sorted(message.readings, key=_by_time)]
-    else:
-        points = [(message.ts, message.register_l)]
-    return ReadingPoints(message.meter_id, points, frozenset(flag.value for flag in message.flags))
+    items = sorted(message.readings, key=_by_time) if isinstance(message, ReadingBatch) else [message]
+    flags = frozenset(flag.value for flag in message.flags)
+    return ReadingPoints(message.meter_id, [(item.ts.timestamp(), item.register_l) for item in items], flags,
+                         items[-1].ts if flags else None)
 
 
 def _by_time(item: Any) -> datetime:
@@ -99,7 +107,7 @@ def _fast_points(raw: bytes) -> ReadingPoints | None:
         point = _point(data["ts"], data["register_l"])
         if point is None:
             return None
-        points = [point]
+        points, values = [point], [data]
     else:
         return None
     meter_id = data.get("meter_id")
@@ -113,23 +121,37 @@ def _fast_points(raw: bytes) -> ReadingPoints | None:
         return ReadingPoints(meter_id, points, _NO_FLAGS)
     if type(flags) is not list or any(type(flag) is not str or flag not in _FLAGS for flag in flags):
         return None
-    return ReadingPoints(meter_id, points, frozenset(flags))
+    if not flags:
+        return ReadingPoints(meter_id, points, _NO_FLAGS)
+    return ReadingPoints(meter_id, points, frozenset(flags), parse_timestamp(_last_ts(values, points[-1][0])))
 
 
-def _point(ts: Any, register: Any) -> tuple[datetime, float] | None:
+def _point(ts: Any, register: Any) -> tuple[float, float] | None:
     if type(register) is not float and type(register) is not int:
         return None
     if not 0 <= register <= MAX_REGISTER_L or not math.isfinite(register):
         return None
-    if type(ts) is not str and type(ts) is not float and type(ts) is not int:
+    if type(ts) is int or (type(ts) is float and ts.is_integer()):
+        # Whole epoch seconds: exact as a float, and the schema's range is two bounds on it.
+        return (float(ts), float(register)) if _EARLIEST_S <= ts < _LATEST_S else None
+    if type(ts) is not str and type(ts) is not float:
         return None
     try:
-        return check_timestamp_range(parse_timestamp(ts)), float(register)
+        return check_timestamp_range(parse_timestamp(ts)).timestamp(), float(register)
     except ValueError:
         return None
 
 
-def _first(point: tuple[datetime, float]) -> datetime:
+def _last_ts(values: list[dict[str, Any]], t: float) -> Any:
+    """The raw time of the (last, sorted) point at epoch second ``t``: the last of the values with it."""
+    for value in reversed(values):
+        point = _point(value["ts"], 0)
+        if point is not None and point[0] == t:
+            return value["ts"]
+    raise AssertionError("a sorted point comes from the values")
+
+
+def _first(point: tuple[float, float]) -> float:
     return point[0]
 
 

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from detectors import DetectorBank, Finding, Observation
+from detectors import DetectorBank, Finding
 from shouwang.deadletter import DeadLetter
 from shouwang.events import (
     AlertEvent,
@@ -23,7 +23,6 @@ from shouwang.events import (
 from shouwang.reading_points import decode_reading_points
 
 log = logging.getLogger(__name__)
-_NO_FLAGS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +107,8 @@ class ReadingProcessor:
             except ValueError as exc:  # a state from an incompatible version: start learning again
                 log.warning("meter %s: detector state not usable (%s); starting afresh", meter_id, exc)
                 bank, outcome.state_reset = self._bank_factory(), True
-        flags = message.flags
-        last = len(points) - 1
-        for index, (ts, register_l) in enumerate(points):
-            observation = Observation(meter_id, ts, register_l, flags if index == last else _NO_FLAGS)
-            for finding in bank.update(observation):
-                outcome.alerts.append(finding_to_alert(meter_id, finding))
+        for finding in bank.update_points(meter_id, points, message.flags, message.flagged_at):
+            outcome.alerts.append(finding_to_alert(meter_id, finding))
         outcome.state = bank.dump()
         outcome.wake_at = bank.wake_at()
         return outcome

@@ -172,3 +172,21 @@ def test_a_bank_with_chosen_detectors_runs_only_those() -> None:
     readings = Household(days=42, collapse_at=at_day(30, 9), burst_at=at_day(25, 19)).build()
     findings = feed(DetectorBank([NoUsageDetector()], tz="UTC"), readings)
     assert {f.kind for f in findings} == {"no_usage"}
+
+
+def test_an_upload_of_points_finds_what_one_observation_at_a_time_finds(eventful: list[Observation]) -> None:
+    one_by_one = DetectorBank(tz="Asia/Shanghai")
+    uploads = DetectorBank(tz="Asia/Shanghai")
+    expected: list[Finding] = []
+    found: list[Finding] = []
+    for day, first in enumerate(range(0, len(eventful), 24)):
+        upload = eventful[first:first + 24]
+        flags = frozenset({"leak", "tamper"}) if day % 9 == 4 else frozenset()
+        for index, reading in enumerate(upload):
+            expected += one_by_one.update(replace(reading, flags=flags if index == len(upload) - 1 else frozenset()))
+        points = [(reading.ts.timestamp(), reading.register_l) for reading in upload]
+        found += uploads.update_points("m1", points, flags, upload[-1].ts if day % 2 else None)
+    assert found == expected
+    assert uploads.dump() == one_by_one.dump()
+    assert {f.kind for f in found} >= {"spike", "no_usage", "continuous_flow", "data_quality"}
+    assert sum(f.facts.get("flag") == "tamper" for f in found) == len(range(4, -(-len(eventful) // 24), 9))

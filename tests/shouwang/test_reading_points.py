@@ -158,8 +158,19 @@ def test_points_come_in_event_time_order_with_the_flags() -> None:
         {"ts": "2026-03-01T02:00:00Z", "register_l": 11.5}, {"ts": "2026-03-01T01:00:00Z", "register_l": 10}]})
     points = decode_reading_points(raw.encode())
     assert points.meter_id == "m1"
-    assert points.points == [(datetime(2026, 3, 1, 1, tzinfo=UTC), 10.0), (datetime(2026, 3, 1, 2, tzinfo=UTC), 11.5)]
+    assert points.points == [(datetime(2026, 3, 1, 1, tzinfo=UTC).timestamp(), 10.0),
+                             (datetime(2026, 3, 1, 2, tzinfo=UTC).timestamp(), 11.5)]
     assert points.flags == frozenset({"leak"})
+    assert points.flagged_at == datetime(2026, 3, 1, 2, tzinfo=UTC)
+
+
+def test_the_flagged_point_keeps_the_time_as_sent() -> None:
+    raw = json.dumps({"meter_id": "m1", "flags": ["burst"], "readings": [
+        {"ts": "2026-03-01T10:00:00+08:00", "register_l": 11.5}, {"ts": 1_772_326_800, "register_l": 10}]})
+    points = decode_reading_points(raw.encode())
+    assert points.points == [(1_772_326_800.0, 10.0), (1_772_330_400.0, 11.5)]
+    assert points.flagged_at is not None and points.flagged_at.isoformat() == "2026-03-01T10:00:00+08:00"
+    assert points == _model_points(raw.encode())
 
 
 def test_a_refused_message_has_the_models_reason() -> None:
