@@ -43,7 +43,8 @@ def source_digests() -> dict[str, str]:
 
 
 def pure_requested() -> bool:
-    return os.environ.get(PURE_ENV, "").strip().lower() in {"1", "true", "yes"}
+    # the words pydantic reads as true: SHOUWANG_DETECTORS_PURE is also a setting (shouwang/settings.py)
+    return os.environ.get(PURE_ENV, "").strip().lower() in {"1", "on", "t", "true", "y", "yes"}
 
 
 def use_compiled(package_path: MutableSequence[str]) -> bool:

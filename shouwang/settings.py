@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     worker_store: str = Field(default="memory://", pattern=r"^(memory|rocksdb)://.*$",
                               description="Faust table store: `memory://` or `rocksdb://` (needs rocksdict).")
 
+    detectors_pure: bool = Field(
+        default=False, description="Run the household detectors as plain Python even where `make install` "
+        "compiled them with mypyc: the same findings, but the detectors' work takes about twice as "
+        "long. Read when `detectors` is imported (`detectors/compiled.py`).")
+
     household_tz: str = Field(
         default="Asia/Shanghai", description="IANA time zone of the households: the detectors learn "
         "routines by local hour of day (replay's `--tz` overrides it).")
