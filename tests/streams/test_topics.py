@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams.topics import changelog, provision_topics
+from streams.topics import CHANGELOG_COMPACTION, DEAD_LETTER_MAX_BYTES, changelog, provision_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -52,3 +52,41 @@ def test_provisioning_grows_partitions_and_updates_retention(kafka_settings: Set
     assert retention[topics.alerts] == str(12 * 3_600_000)
     narrower = kafka_settings.model_copy(update={"readings_partitions": 2})
     assert provision_topics(narrower).grown == []  # never shrinks
+
+
+def _configs(settings: Settings, names: list[str]) -> dict[str, dict[str, str]]:
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names],
+                                           config_filter="all")
+        return {name: {key: entry["value"] for key, entry in configs.items()}
+                for name, configs in described["topic"].items()}
+    finally:
+        admin.close()
+
+
+def test_a_retention_change_keeps_every_other_setting_of_the_topic(kafka_settings: Settings) -> None:
+    provision_topics(kafka_settings)
+    topics = Topics.from_settings(kafka_settings)
+    longer = kafka_settings.model_copy(update={"deadletter_retention_hours": 48})
+    assert provision_topics(longer).reconfigured == [topics.deadletter]
+    configs = _configs(kafka_settings, [topics.deadletter])[topics.deadletter]
+    assert configs["retention.ms"] == str(48 * 3_600_000)
+    # The rest is untouched: the dead letters' size limit has not fallen back to the broker's 1 MB.
+    assert configs["max.message.bytes"] == str(DEAD_LETTER_MAX_BYTES)
+
+
+def test_changelogs_are_compacted_in_hourly_segments_even_if_created_without(kafka_settings: Settings) -> None:
+    state = changelog(kafka_settings, "meter-state")
+    admin = KafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
+    try:  # as an earlier version (or Faust itself) created it: compacted, with the broker's segments
+        admin.create_topics([NewTopic(state, kafka_settings.readings_partitions, 1,
+                                      topic_configs={"cleanup.policy": "compact"})])
+    finally:
+        admin.close()
+    assert state in provision_topics(kafka_settings).reconfigured
+    configs = _configs(kafka_settings, [state])[state]
+    assert configs["cleanup.policy"] == "compact" and configs["retention.ms"] == "-1"
+    assert {key: configs[key] for key in CHANGELOG_COMPACTION} == CHANGELOG_COMPACTION == {
+        "segment.ms": "3600000", "min.cleanable.dirty.ratio": "0.2"}
+    assert provision_topics(kafka_settings).reconfigured == []
