@@ -150,10 +150,14 @@ def create_app(settings: Settings) -> faust.App:
         new = offline.to_index(active)
         pacer = Pacer()  # thousands of meters can be due at once (a network outage): readings go on
         if new:
-            for key, state in list(meter_state.items()):
+            # Keys only, then each new partition's states one by one, paced: listing every item at
+            # once read all states in one go, which with RocksDB stalled the readings for seconds.
+            for key in list(meter_state.keys()):
                 meter_id = key.decode()
                 if partition_of(meter_id, offline.partitions) in new:
-                    offline.saw(meter_id, processor.wake_at(state))
+                    state = meter_state.get(key)
+                    if state is not None:
+                        offline.saw(meter_id, processor.wake_at(state))
                 await pacer.pace()
                 if app.should_stop:  # a stop during a long run: the producer goes before this timer
                     return
