@@ -36,9 +36,10 @@ def ext_suffix() -> str:
     return importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
-def source_digests() -> dict[str, str]:
-    """sha256 of each compiled module's source, as the build recorded them."""
-    return {name: hashlib.sha256((PACKAGE_DIR / f"{name}.py").read_bytes()).hexdigest()
+def source_digests(package_dir: Path | None = None) -> dict[str, str]:
+    """sha256 of each compiled module's source (in this package, or a copy of it)."""
+    directory = package_dir or PACKAGE_DIR
+    return {name: hashlib.sha256((directory / f"{name}.py").read_bytes()).hexdigest()
             for name in COMPILED_MODULES}
 
 
@@ -56,11 +57,17 @@ def use_compiled(package_path: MutableSequence[str]) -> bool:
         recorded = json.loads(STAMP.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False  # never compiled: plain Python, nothing to say
+    if not isinstance(recorded, dict):
+        recorded = {}
     if recorded.get("ext_suffix") != ext_suffix():
         warnings.warn("detectors: the compiled modules were built for another Python; running the plain "
                       "Python ones (`make install` compiles them again)", RuntimeWarning, stacklevel=2)
         return False
-    if recorded.get("sources") != source_digests():
+    try:
+        current = source_digests()
+    except OSError:
+        current = {}  # a source missing: whatever was built, it is not built from what is here
+    if recorded.get("sources") != current:
         warnings.warn("detectors: the compiled modules are older than their sources; running the plain "
                       "Python ones (`make install` compiles them again)", RuntimeWarning, stacklevel=2)
         return False

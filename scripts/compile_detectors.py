@@ -35,20 +35,22 @@ setup(name="shouwang-compiled-detectors", script_args=["build_ext", "--inplace"]
 """
 
 
-def compile_into(scratch: Path) -> Path:
-    """Build in ``scratch``, a copy of the package's sources; returns the directory with the results."""
+def compile_into(scratch: Path) -> dict[str, str]:
+    """Build in ``scratch``, a copy of the package's sources; returns the digests of what was built."""
     shutil.copytree(PACKAGE_DIR, scratch / "detectors", ignore=shutil.ignore_patterns("_compiled", "__pycache__"))
+    digests = source_digests(scratch / "detectors")  # of the copy: a source edited meanwhile is not claimed
     sources = [f"detectors/{name}.py" for name in COMPILED_MODULES]
     (scratch / "setup.py").write_text(SETUP.format(sources=sources), encoding="utf-8")
     done = subprocess.run([sys.executable, "setup.py"], cwd=scratch, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         lines = [line for line in (done.stdout + done.stderr).splitlines() if "error" in line.lower()]
         raise RuntimeError(lines[0] if lines else f"mypyc exited with {done.returncode}")
-    return scratch
+    return digests
 
 
-def install(built: Path, digests: dict[str, str]) -> None:
-    """Replace ``detectors/_compiled`` with the new build; the stamp goes in last."""
+def install(built: Path, digests: dict[str, str], began: float) -> None:
+    """Replace ``detectors/_compiled`` with the new build; the stamp goes in last, dated when the
+    build began, so make compiles again if a source was edited while it ran."""
     shutil.rmtree(BUILD_DIR, ignore_errors=True)
     BUILD_DIR.mkdir(parents=True)
     suffix = ext_suffix()
@@ -56,15 +58,16 @@ def install(built: Path, digests: dict[str, str]) -> None:
     for name in COMPILED_MODULES:
         shutil.copy2(built / "detectors" / f"{name}{suffix}", BUILD_DIR)
     STAMP.write_text(json.dumps({"ext_suffix": suffix, "sources": digests}, indent=1), encoding="utf-8")
+    os.utime(STAMP, (began, began))
 
 
 def main() -> int:
-    began = time.monotonic()
+    began, started_at = time.monotonic(), time.time()
     print("compiling the household detectors with mypyc (about a minute)…", file=sys.stderr, flush=True)
-    digests = source_digests()  # of the sources as they were when the build began
     try:
         with tempfile.TemporaryDirectory(prefix="shouwang-mypyc-") as scratch:
-            install(compile_into(Path(scratch)), digests)
+            digests = compile_into(Path(scratch))
+            install(Path(scratch), digests, started_at)
     except (RuntimeError, OSError) as exc:
         shutil.rmtree(BUILD_DIR, ignore_errors=True)
         print(f"shouwang: the detectors were not compiled ({exc}); they run as plain Python, slower",

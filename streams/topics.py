@@ -16,6 +16,11 @@ from shouwang.topics import Topics
 log = logging.getLogger(__name__)
 
 _HOUR_MS = 3_600_000
+
+
+class TopicProvisioningError(RuntimeError):
+    """The broker refused a topic's settings; the message says which topic and why."""
+
 DEAD_LETTER_MAX_BYTES = 2 * 1024 * 1024
 
 
@@ -124,7 +129,10 @@ def _provision(admin: KafkaAdminClient, specs: list[TopicSpec], replication: int
         if spec.name in current and any(current[spec.name].get(key) != value for key, value in spec.configs.items()):
             # Every setting of the spec, not only the one that changed: on brokers without
             # IncrementalAlterConfigs (before 2.3), AlterConfigs resets whatever it leaves out.
-            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=spec.configs)])
+            answers = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=spec.configs)])
+            answer = answers.get("topic", {}).get(spec.name, "no answer")
+            if answer != "OK":  # kafka-python reports a refusal (a policy, an ACL) here instead of raising
+                raise TopicProvisioningError(f"topic {spec.name}: the broker refused its settings ({answer})")
             reconfigured.append(spec.name)
     changed = set(created) | set(grown) | set(reconfigured)
     return ProvisionReport(created, grown, reconfigured,

@@ -129,3 +129,14 @@ def test_no_build_or_plain_python_asked_for_runs_the_sources(build: Path, monkey
     monkeypatch.delenv(compiled.PURE_ENV)
     compiled.STAMP.unlink()
     assert compiled.use_compiled([str(build)]) is False
+
+
+def test_a_damaged_stamp_or_a_missing_source_runs_the_sources(build: Path) -> None:
+    compiled.STAMP.write_text("[]", encoding="utf-8")  # JSON, but not what the build writes
+    with pytest.warns(RuntimeWarning, match="another Python"):
+        assert compiled.use_compiled([str(build)]) is False
+    stamp = {"ext_suffix": compiled.ext_suffix(), "sources": compiled.source_digests()}
+    compiled.STAMP.write_text(json.dumps(stamp), encoding="utf-8")
+    (build / "spike.py").unlink()
+    with pytest.warns(RuntimeWarning, match="older than their sources"):
+        assert compiled.use_compiled([str(build)]) is False

@@ -7,7 +7,14 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Ne
 
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams.topics import CHANGELOG_COMPACTION, DEAD_LETTER_MAX_BYTES, changelog, provision_topics
+from streams import topics as topics_module
+from streams.topics import (
+    CHANGELOG_COMPACTION,
+    DEAD_LETTER_MAX_BYTES,
+    TopicProvisioningError,
+    changelog,
+    provision_topics,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -90,3 +97,11 @@ def test_changelogs_are_compacted_in_hourly_segments_even_if_created_without(kaf
     assert {key: configs[key] for key in CHANGELOG_COMPACTION} == CHANGELOG_COMPACTION == {
         "segment.ms": "3600000", "min.cleanable.dirty.ratio": "0.2"}
     assert provision_topics(kafka_settings).reconfigured == []
+
+
+def test_settings_the_broker_refuses_are_an_error_naming_the_topic(kafka_settings: Settings,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    provision_topics(kafka_settings)
+    monkeypatch.setattr(topics_module, "CHANGELOG_COMPACTION", {"min.cleanable.dirty.ratio": "2"})  # over 1
+    with pytest.raises(TopicProvisioningError, match=changelog(kafka_settings, "meter-state")):
+        provision_topics(kafka_settings)
