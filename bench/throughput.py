@@ -1,6 +1,6 @@
 """The detector worker on a real broker: throughput against a bare consumer, state, recovery, latency.
 
-    .venv/bin/python bench/throughput.py                      # the full benchmark, about 10 minutes
+    .venv/bin/python bench/throughput.py                      # the full benchmark: 3 runs and the state phases
     .venv/bin/python bench/throughput.py --batch 1 --records 50000 --meters 5000 --no-state-phases
 
 Starts a throwaway Apache Kafka broker (8 readings partitions) and, in one run of this script:

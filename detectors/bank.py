@@ -69,12 +69,9 @@ class DetectorBank:
         return self._offset
 
     def update(self, observation: Observation) -> list[Finding]:
-        findings = self._flags.update(observation) if observation.flags else []
-        t = observation.ts.timestamp()
-        interval = self._intervals.accept(t, observation.register_l, self.utc_offset(t))
-        if interval is None:
-            return findings
-        return findings + self.update_interval(interval)
+        """One reading (the replay feeds them this way)."""
+        return self.update_points(observation.meter_id, [(observation.ts.timestamp(), observation.register_l)],
+                                  observation.flags, observation.ts)
 
     def update_points(self, meter_id: str, points: Sequence[tuple[float, float]],
                       flags: frozenset[str] = frozenset(), flagged_at: datetime | None = None) -> list[Finding]:

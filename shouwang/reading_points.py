@@ -116,9 +116,7 @@ def _fast_points(raw: bytes) -> ReadingPoints | None:
             or type(version) is not int or version != SCHEMA_VERSION
             or not _in_range(data.get("battery_pct"), 0, 100) or not _in_range(data.get("signal_dbm"), -150, 0)):
         return None
-    flags = data.get("flags")
-    if flags is None and "flags" not in data:
-        return ReadingPoints(meter_id, points, _NO_FLAGS)
+    flags = data.get("flags", [])  # null is not a list: the models decide
     if type(flags) is not list or any(type(flag) is not str or flag not in _FLAGS for flag in flags):
         return None
     if not flags:

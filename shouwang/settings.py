@@ -75,8 +75,8 @@ class Settings(BaseSettings):
 
     detectors_pure: bool = Field(
         default=False, description="Run the household detectors as plain Python even where `make install` "
-        "compiled them with mypyc: the same findings, but the detectors' work takes about twice as "
-        "long. Read when `detectors` is imported (`detectors/compiled.py`).")
+        "compiled them with mypyc: the same findings, but the bank's update of a reading takes about four "
+        "times as long. Read when `detectors` is imported (`detectors/compiled.py`).")
 
     household_tz: str = Field(
         default="Asia/Shanghai", description="IANA time zone of the households: the detectors learn "
