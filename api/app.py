@@ -85,7 +85,7 @@ async def _connect_producer(app: FastAPI, settings: Settings) -> None:
                                     enable_idempotence=True, client_id="shouwang-api")
         try:
             await producer.start()
-        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable yet"  # noqa: BLE001 - any failure means "not reachable yet"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable yet"
             log.warning("Kafka not reachable yet (%s); retrying", type(exc).__name__)
             with contextlib.suppress(Exception):
                 await producer.stop()
@@ -153,7 +153,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         checks = {"database": "ok", "kafka": "ok"}
         try:
             await asyncio.to_thread(_ping_database, request.app.state.store)
-        except Exception as exc:  # noqa: BLE001 - reported as the check's state  # noqa: BLE001 - any failure means "not reachable yet"
+        except Exception as exc:  # noqa: BLE001 - reported as the check's state
             checks["database"] = f"unreachable ({type(exc).__name__})"
         producer = request.app.state.producer
         if producer is None:
@@ -161,7 +161,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         else:
             try:
                 await asyncio.wait_for(producer.partitions_for(Topics.from_settings(settings).readings), 3)
-            except Exception as exc:  # noqa: BLE001 - reported as the check's state  # noqa: BLE001 - any failure means "not reachable yet"
+            except Exception as exc:  # noqa: BLE001 - reported as the check's state
                 checks["kafka"] = f"unreachable ({type(exc).__name__})"
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse(Health(status="ready" if ready else "not ready", checks=checks).model_dump(),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
+from typing import Any
 
 import faust
 from faust.exceptions import ProducerSendError
@@ -20,7 +22,7 @@ from streams.detection import bank_factory
 from streams.incidents import IncidentOutcome, process_incident
 from streams.offline import OfflineWatch, Pacer, partition_of
 from streams.processing import Outcome, ReadingProcessor, SourceRecord
-from streams.state_writes import StateWriter
+from streams.state_writes import SentAlert, StateWriter, delivered
 from streams.topics import DEAD_LETTER_MAX_BYTES
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,13 @@ def create_app(settings: Settings) -> faust.App:
     # table recovers from its changelog, which then tries JSON: found by the SIGKILL test).
     meter_state = app.Table("meter-state", partitions=settings.readings_partitions,
                             key_type=bytes, value_type=bytes)
-    state_writer = StateWriter(app, meter_state)  # meter_state[key] = value, for less (streams/state_writes.py)
+
+    async def send_alert(key: bytes, value: bytes) -> Awaitable[Any]:
+        return await alerts.send(key=key, value=value)
+
+    # meter_state[key] = value for less, and never ahead of the record's alerts (streams/state_writes.py)
+    state_writer = StateWriter(app, meter_state, send_alert)
+    metrics.STATES_HELD.set_function(lambda: state_writer.held)
     processor = ReadingProcessor(bank_factory(settings))
     offline = OfflineWatch(settings.readings_partitions)
     lag = metrics.LagReporter(frozenset({names.readings, names.incidents}))
@@ -85,9 +93,12 @@ def create_app(settings: Settings) -> faust.App:
     for error_class in metrics.DEAD_LETTER_CLASSES:  # series at 0 from the start, so rate() sees the first
         metrics.DEAD_LETTERS.labels(names.readings, error_class)
 
-    async def emit(outcome: Outcome | IncidentOutcome) -> None:
+    async def emit(outcome: Outcome | IncidentOutcome) -> list[SentAlert]:
+        """Send the outcome's alerts and dead letter; the alerts' deliveries, for the state to wait on."""
+        sent = []
         for alert in outcome.alerts:
-            await alerts.send(key=(alert.meter_id or alert.grid_cell or "").encode(), value=encode(alert))
+            key, value = (alert.meter_id or alert.grid_cell or "").encode(), encode(alert)
+            sent.append(SentAlert(key, value, await send_alert(key, value)))
             metrics.ALERTS_EMITTED.labels(alert.kind.value, alert.severity.value, alert.event).inc()
         if outcome.dead_letter is not None:
             letter = outcome.dead_letter
@@ -99,13 +110,14 @@ def create_app(settings: Settings) -> faust.App:
                 letter = letter.without_value(f"{type(exc).__name__}: {exc}")
                 await deadletter.send(key=letter.key, value=None, headers=letter.headers())
             metrics.DEAD_LETTERS.labels(letter.source_topic, letter.error_class).inc()
+        return sent
 
     @app.agent(readings, name="readings")
     async def process_readings(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
             started = time.perf_counter()
-            state = meter_state.get(message.key) if message.key else None
+            state = state_writer.get(message.key) if message.key else None
             outcome = processor.process(SourceRecord(
                 topic=message.topic, partition=message.partition, offset=message.offset,
                 key=message.key, value=message.value), state)
@@ -116,8 +128,11 @@ def create_app(settings: Settings) -> faust.App:
                 await readings.send(key=outcome.meter_id.encode(), value=message.value)
                 metrics.READINGS_REKEYED.inc(outcome.reading_count)
                 continue
+            sent = await emit(outcome)
             if outcome.state is not None and outcome.meter_id is not None:
-                await state_writer.set(outcome.meter_id.encode(), outcome.state, message.partition)
+                # Written once the alerts are delivered: a state that has seen the reading must
+                # never outlive, in Kafka, the alerts the reading raised.
+                await state_writer.set(outcome.meter_id.encode(), outcome.state, message.partition, after=sent)
                 offline.saw(outcome.meter_id, outcome.wake_at)
             if outcome.state_reset:
                 metrics.STATE_RESETS.inc()
@@ -126,7 +141,6 @@ def create_app(settings: Settings) -> faust.App:
             if outcome.reading_count and outcome.meter_id is not None:
                 metrics.LAST_READING.set_to_current_time()
                 reporting.saw(outcome.meter_id, time.time())
-            await emit(outcome)
 
     @app.agent(incidents, name="incidents")
     async def process_incidents(stream: faust.StreamT[bytes]) -> None:
@@ -136,10 +150,13 @@ def create_app(settings: Settings) -> faust.App:
                 SourceRecord(topic=message.topic, partition=message.partition, offset=message.offset,
                              key=message.key, value=message.value),
                 incident_cells.get)
+            # Alerts delivered first, as for meters (streams/state_writes.py); reports are few, so
+            # the agent simply waits.
+            for alert in await emit(outcome):
+                await delivered(alert, send_alert)
             if outcome.state is not None and outcome.grid_cell is not None:
                 incident_cells[outcome.grid_cell] = outcome.state  # assignment reaches the changelog
             metrics.INCIDENTS_PROCESSED.inc()
-            await emit(outcome)
 
     @app.timer(interval=settings.offline_check_s, name="meter_offline")
     async def meters_offline() -> None:
@@ -155,7 +172,7 @@ def create_app(settings: Settings) -> faust.App:
             for key in list(meter_state.keys()):
                 meter_id = key.decode()
                 if partition_of(meter_id, offline.partitions) in new:
-                    state = meter_state.get(key)
+                    state = state_writer.get(key)
                     if state is not None:
                         offline.saw(meter_id, processor.wake_at(state))
                 await pacer.pace()
@@ -167,13 +184,13 @@ def create_app(settings: Settings) -> faust.App:
             await pacer.pace()
             if app.should_stop:
                 return
-            state = meter_state.get(meter_id.encode())
+            state = state_writer.get(meter_id.encode())
             if state is None:
                 continue
             alerts_found, wake_at = processor.advance(meter_id, state, now)
             offline.saw(meter_id, wake_at)
             for alert in alerts_found:
-                await alerts.send(key=meter_id.encode(), value=encode(alert))
+                await send_alert(meter_id.encode(), encode(alert))
                 metrics.ALERTS_EMITTED.labels(alert.kind.value, alert.severity.value, alert.event).inc()
 
     @app.timer(interval=metrics.LAG_INTERVAL_S, name="consumer_lag")

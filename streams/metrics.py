@@ -39,6 +39,9 @@ PROCESSING_SECONDS = Histogram(
 DETECTORS_COMPILED = Gauge(
     "shouwang_worker_detectors_compiled",
     "1 if the household detectors run compiled (mypyc), 0 if as plain Python (slower, same findings).")
+STATES_HELD = Gauge(
+    "shouwang_worker_states_held",
+    "Meter states held in memory until their records' alerts are delivered (streams/state_writes.py).")
 LAST_READING = Gauge(
     "shouwang_worker_last_reading_timestamp_seconds",
     "Unix time at which this worker last processed a reading (its start time until the first one).")

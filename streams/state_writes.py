@@ -1,37 +1,178 @@
-"""Writing a meter's state to its Faust table with the least per-record cost.
+"""Writing a meter's state to its Faust table: cheaply, and never ahead of the alerts it raised.
 
-``table[key] = value`` in Faust 0.15 writes the local store, then queues the changelog record on
-the producer's buffer, from which a separate task hands it to aiokafka with sensors, a log call
-and a callback each. Every reading record writes its meter's state, and that path cost 5 % of the
-worker's time (py-spy; 2.7 % this way). ``StateWriter.set`` does the same two writes directly:
-the store, then the changelog record straight to aiokafka's accumulator, in the same partition as
-the source record (the table is co-partitioned with the readings).
+**Alerts first.** A record's alerts and its meter's new state are written to two topics, and
+Kafka orders nothing across topics. A worker killed after the state landed but before the alert
+did comes back with a state that has already seen the reading: it ignores the reading when it is
+processed again (at least once), and the alert is lost for good (found by the SIGKILL test in CI;
+``tests/integration/test_alert_before_state.py`` holds that window open). So a state whose record
+raised alerts is *held* until those alerts are delivered, and every later state of the same
+partition is held behind it, so each meter's states reach the changelog in order. A held state is
+kept in memory only: the local store (which RocksDB keeps on disk across a crash) gets it together
+with the changelog. The agent reads states through ``get``, which sees held ones first.
 
-Nothing is weaker than before: before Faust commits an offset it flushes the producer, and that
-waits for these records too; once a record is written, its offset is kept in the store, as Faust
-does (a RocksDB store then replays only the changelog's tail when it starts again).
+**Commits wait for held states.** Faust flushes its producer before it commits offsets, hands over
+partitions or stops. ``StateWriter`` wraps that flush so it also waits for the states held when it
+began; an offset is therefore never committed ahead of its record's state (nor, through the hold,
+ahead of its record's alerts).
+
+**An alert the producer gave up on is sent again** (with a growing pause) while the error is one
+that passing time can mend, such as a broker away for longer than the request timeout; the states
+behind it wait. An error that cannot mend (the alert refused as too large, say) is logged with its
+meter and the states move on: holding them for ever would stop the partition.
+
+**Cheap.** Without alerts to wait for, ``set`` is ``table[key] = value`` without Faust 0.15's
+per-record cost: the store, then the changelog record straight to aiokafka's accumulator, in the
+partition of the source record (the table is co-partitioned with the readings). Faust's own path
+hands each record to a separate task with sensors, a log call and a callback: 5 % of the worker's
+time (py-spy), against 2.7 % this way. Once a record is written its changelog offset is kept in
+the store, as Faust does (a RocksDB store then replays only the changelog's tail when it starts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import faust
-from faust.types import TP
+from aiokafka.errors import KafkaError, KafkaTimeoutError
+from faust.exceptions import ProducerSendError
+from faust.streams import _current_event, current_event
+from faust.types import TP, EventT
+
+log = logging.getLogger(__name__)
+RESEND_FIRST_PAUSE_S = 0.5
+RESEND_MAX_PAUSE_S = 30.0
+
+Resend = Callable[[bytes, bytes], Awaitable[Awaitable[Any]]]
+
+
+@dataclass(slots=True)
+class SentAlert:
+    """An alert on its way to the alerts topic: its key and value, and the producer's future."""
+
+    key: bytes
+    value: bytes
+    delivery: Awaitable[Any]
+
+
+@dataclass(slots=True)
+class _Held:
+    key: bytes
+    value: bytes
+    alerts: Sequence[SentAlert]
+    event: EventT | None  # the record's: a RocksDB store finds the partition's database through it
+    written: asyncio.Future[None] | None = field(default=None)  # made when a flush waits for it
+
+
+def can_mend(exc: BaseException) -> bool:
+    """Whether sending again later may succeed (the broker away, a leader moving); Faust wraps
+    the producer's error in its own."""
+    causes = (exc, exc.__cause__)
+    return any(bool(getattr(e, "retriable", False)) or isinstance(e, KafkaTimeoutError) for e in causes)
+
+
+async def delivered(alert: SentAlert, resend: Resend) -> None:
+    """Until ``alert`` is on its topic, sent again while the error is one time can mend."""
+    pause = RESEND_FIRST_PAUSE_S
+    delivery: Awaitable[Any] | None = alert.delivery
+    while True:
+        try:
+            if delivery is None:
+                delivery = await resend(alert.key, alert.value)
+            await delivery
+            return
+        except (KafkaError, ProducerSendError) as exc:
+            meter = alert.key.decode(errors="replace")
+            if not can_mend(exc):
+                log.error("alert of meter %s not written, and sending it again cannot help (%r): "
+                          "its state is written without it", meter, exc)
+                return
+            log.warning("alert of meter %s not written yet (%r): sending it again in %.1f s", meter, exc, pause)
+            await asyncio.sleep(pause)
+            pause, delivery = min(pause * 2, RESEND_MAX_PAUSE_S), None
 
 
 class StateWriter:
     """Writes values of one changelog-backed table; only from inside that table's agent."""
 
-    def __init__(self, app: faust.App, table: faust.Table) -> None:
+    def __init__(self, app: faust.App, table: faust.Table, resend: Resend) -> None:
         self._app = app
         self._table = table
+        self._resend = resend
         self._topic: str | None = None
+        self._held_values: dict[bytes, bytes] = {}   # key → its newest held state
+        self._queues: dict[int, deque[_Held]] = {}   # partition → its held states, in order
+        self._releasing: dict[int, asyncio.Task[None]] = {}
+        self._flush_wrapped = False
 
-    async def set(self, key: bytes, value: bytes, partition: int) -> None:
-        """``table[key] = value`` for a record read from ``partition`` of the co-partitioned topic."""
+    def get(self, key: bytes) -> bytes | None:
+        """The key's newest state, held or written."""
+        held = self._held_values.get(key)
+        return held if held is not None else self._table.get(key)
+
+    @property
+    def held(self) -> int:
+        """How many states wait for their alerts (or for an earlier state of their partition)."""
+        return sum(len(queue) for queue in self._queues.values())
+
+    async def set(self, key: bytes, value: bytes, partition: int, after: Sequence[SentAlert] = ()) -> None:
+        """``table[key] = value`` for a record read from ``partition`` of the co-partitioned
+        topic, once the alerts ``after`` (that record's) are delivered."""
+        if not self._flush_wrapped:
+            self._wrap_flush()
+        queue = self._queues.get(partition)
+        if queue is None and not after:
+            await self._write(key, value, partition)
+            return
+        if queue is None:
+            queue = self._queues[partition] = deque()
+            self._releasing[partition] = asyncio.ensure_future(self._release(partition, queue))
+        queue.append(_Held(key, value, after, current_event()))
+        self._held_values[key] = value
+
+    def _last_held(self) -> list[asyncio.Future[None]]:
+        """Futures done once every state held now is written. Later ones are not waited for:
+        under steady alerts a partition may never be empty, and a commit must not wait for ever."""
+        waiting = []
+        for queue in self._queues.values():
+            if queue:
+                last = queue[-1]
+                if last.written is None:
+                    last.written = asyncio.get_running_loop().create_future()
+                waiting.append(last.written)
+        return waiting
+
+    async def _release(self, partition: int, queue: deque[_Held]) -> None:
+        try:
+            while queue:
+                held = queue[0]
+                for alert in held.alerts:
+                    await delivered(alert, self._resend)
+                # Faust's stores read the current event (a weak reference, set per record in the
+                # agent's task); this task writes for the held record, so it is that record's.
+                _current_event.set(None if held.event is None else weakref.ref(held.event))
+                await self._write(held.key, held.value, partition)
+                if self._held_values.get(held.key) is held.value:
+                    del self._held_values[held.key]
+                queue.popleft()
+                if held.written is not None:
+                    held.written.set_result(None)
+        except Exception as exc:  # noqa: BLE001 - a worker that cannot write states stops
+            log.error("states of partition %d not written: %r", partition, exc)
+            for held in queue:
+                if held.written is not None and not held.written.done():
+                    held.written.set_exception(exc)
+            await self._app.crash(exc)
+        finally:  # no await since the queue was last seen empty: nothing was added unseen
+            del self._queues[partition], self._releasing[partition]
+
+    async def _write(self, key: bytes, value: bytes, partition: int) -> None:
         if self._topic is None:
             self._topic = self._table.changelog_topic.get_topic_name()
         self._table.data[key] = value  # the local store, as Table.__setitem__ does
@@ -43,3 +184,19 @@ class StateWriter:
         if sent.cancelled() or sent.exception() is not None:
             return  # as on Faust's own path: the stored offset stays where it was
         self._table.data.set_persisted_offset(tp, sent.result().offset)
+
+    def _wrap_flush(self) -> None:
+        """Faust's producer flush (before a commit, a hand-over, a stop) also waits for the states
+        held when it began, and for their changelog records."""
+        producer = self._app.producer
+        flush = producer.flush
+
+        async def flush_with_held_states() -> None:
+            held = self._last_held()
+            await flush()              # the alerts the held states wait for go out
+            if held:
+                await asyncio.gather(*held)
+                await flush()          # and then the states
+
+        producer.flush = flush_with_held_states  # type: ignore[method-assign]
+        self._flush_wrapped = True

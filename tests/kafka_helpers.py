@@ -94,8 +94,13 @@ def wait_http(url: str, timeout: float = 60.0, *, process: subprocess.Popen[byte
 
 def start_shouwang(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Run ``python -m shouwang ARGS`` in its own process group, output to ``log``."""
+    return start_python(["-m", "shouwang", *args], env, log)
+
+
+def start_python(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Run ``python ARGS`` in its own process group, output to ``log``."""
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "shouwang", *args], env=env, stdout=out,
+        return subprocess.Popen([sys.executable, *args], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 

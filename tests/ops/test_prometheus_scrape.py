@@ -110,6 +110,7 @@ def test_prometheus_scrapes_exact_counts_and_loads_the_rules(stack: Stack, prome
         f"shouwang_worker_last_reading_timestamp_seconds > bool {sent_at - 1:.3f}": 1.0,
         "shouwang_worker_record_processing_seconds_count": 10.0,
         "shouwang_worker_detectors_compiled": 1.0,  # `make install` compiled them
+        "shouwang_worker_states_held": 0.0,  # the leaks' alerts delivered, so their states written
     }
     deadline = time.monotonic() + DEADLINE_S
     while True:

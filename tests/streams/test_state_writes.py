@@ -1,0 +1,163 @@
+"""The state writer's ordering, with a stand-in producer and table: a meter's state reaches the
+changelog only after its record's alerts are delivered, states stay in order, a flush (before a
+commit) waits for the states held when it began, and an alert the producer gave up on is sent
+again. The real worker, broker and SIGKILL are in tests/integration/test_alert_before_state.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+
+from streams.state_writes import SentAlert, StateWriter
+
+CHANGELOG = "meter-state-changelog"
+
+
+class Store(dict[bytes, bytes]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.persisted: dict[Any, int] = {}
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        self.persisted[tp] = offset
+
+
+class Producer:
+    """Records what is sent; each send's future is completed by the test (or at once)."""
+
+    def __init__(self, *, deliver_at_once: bool = True) -> None:
+        self.sent: list[tuple[str, bytes, bytes, int | None]] = []
+        self.futures: list[asyncio.Future[Any]] = []
+        self.deliver_at_once = deliver_at_once
+        self.flushes = 0
+
+    async def send(self, topic: str, key: bytes, value: bytes, *, partition: int | None, timestamp: Any,
+                   headers: Any) -> asyncio.Future[Any]:
+        self.sent.append((topic, key, value, partition))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.deliver_at_once:
+            future.set_result(SimpleNamespace(offset=len(self.sent) - 1))
+        self.futures.append(future)
+        return future
+
+    async def flush(self) -> None:
+        self.flushes += 1
+        await asyncio.sleep(0)
+
+    def states(self) -> list[bytes]:
+        return [value for topic, _, value, _ in self.sent if topic == CHANGELOG]
+
+
+def writer_for(producer: Producer) -> tuple[StateWriter, Store, list[tuple[bytes, bytes]]]:
+    store = Store()
+    table = SimpleNamespace(data=store, get=store.get,
+                            changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG))
+    resent: list[tuple[bytes, bytes]] = []
+
+    async def resend(key: bytes, value: bytes) -> Awaitable[Any]:
+        resent.append((key, value))
+        return await producer.send("alerts", key, value, partition=None, timestamp=None, headers=None)
+
+    async def crash(exc: BaseException) -> None:
+        raise AssertionError(f"the worker would crash: {exc!r}")
+
+    app = SimpleNamespace(producer=producer, crash=crash)
+    return StateWriter(app, table, resend), store, resent  # type: ignore[arg-type]
+
+
+def alert(loop_future: asyncio.Future[Any], meter: bytes = b"m1") -> SentAlert:
+    return SentAlert(meter, b'{"alert": 1}', loop_future)
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_a_state_without_alerts_is_written_at_once() -> None:
+    async def run() -> None:
+        producer = Producer()
+        writer, store, _ = writer_for(producer)
+        await writer.set(b"m1", b"s1", 3)
+        assert store == {b"m1": b"s1"}
+        assert producer.sent == [(CHANGELOG, b"m1", b"s1", 3)]
+        await settle()
+        assert list(store.persisted.values()) == [0]  # the changelog offset is kept, as Faust does
+    asyncio.run(run())
+
+
+def test_states_wait_for_their_alerts_and_stay_in_order() -> None:
+    async def run() -> None:
+        producer = Producer()
+        writer, store, _ = writer_for(producer)
+        pending: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await writer.set(b"m1", b"s1", 0, after=[alert(pending)])
+        await writer.set(b"m1", b"s2", 0)          # same partition, no alert: behind s1 all the same
+        await writer.set(b"m2", b"t1", 0)
+        await writer.set(b"m3", b"u1", 1)          # another partition: not held
+        await settle()
+        assert producer.states() == [b"u1"]
+        assert store == {b"m3": b"u1"}, "a held state must not reach the local store (RocksDB keeps it)"
+        assert writer.get(b"m1") == b"s2" and writer.get(b"m2") == b"t1"  # the agent sees the newest
+        assert writer.held == 3
+        pending.set_result(None)
+        await settle()
+        assert producer.states() == [b"u1", b"s1", b"s2", b"t1"]
+        assert store == {b"m1": b"s2", b"m2": b"t1", b"m3": b"u1"}
+        assert writer.held == 0
+        await writer.set(b"m1", b"s3", 0)          # the hold is over: written at once again
+        assert producer.states()[-1] == b"s3"
+    asyncio.run(run())
+
+
+def test_a_flush_waits_for_the_states_held_when_it_began() -> None:
+    async def run() -> None:
+        producer = Producer()
+        writer, _, _ = writer_for(producer)
+        first: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await writer.set(b"m1", b"s1", 0, after=[alert(first)])
+        flushing = asyncio.ensure_future(producer.flush())  # the wrapped flush, as Faust calls it
+        await settle()
+        assert not flushing.done(), "a commit went ahead of a held state"
+        later: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await writer.set(b"m2", b"t1", 0, after=[alert(later)])  # held after the flush began
+        first.set_result(None)
+        await asyncio.wait_for(flushing, timeout=5)  # done without waiting for the later one
+        assert producer.states() == [b"s1"]
+        assert writer.held == 1
+        later.set_result(None)
+        await settle()
+        assert producer.states() == [b"s1", b"t1"]
+    asyncio.run(run())
+
+
+def test_an_alert_the_producer_gave_up_on_is_sent_again_before_the_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("streams.state_writes.RESEND_FIRST_PAUSE_S", 0.01)
+
+    async def run() -> None:
+        producer = Producer()
+        writer, _, resent = writer_for(producer)
+        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await writer.set(b"m1", b"s1", 0, after=[alert(failed)])
+        failed.set_exception(KafkaConnectionError("broker away"))
+        await asyncio.sleep(0.1)
+        assert resent == [(b"m1", b'{"alert": 1}')]
+        assert producer.sent[0][0] == "alerts" and producer.states() == [b"s1"]  # alert again, then state
+    asyncio.run(run())
+
+
+def test_an_alert_that_cannot_be_sent_does_not_hold_the_partition_for_ever() -> None:
+    async def run() -> None:
+        producer = Producer()
+        writer, _, resent = writer_for(producer)
+        refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await writer.set(b"m1", b"s1", 0, after=[alert(refused)])
+        refused.set_exception(MessageSizeTooLargeError())
+        await settle()
+        assert resent == [] and producer.states() == [b"s1"]
+    asyncio.run(run())
