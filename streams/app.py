@@ -153,7 +153,7 @@ def create_app(settings: Settings) -> faust.App:
             # Alerts delivered first, as for meters (streams/state_writes.py); reports are few, so
             # the agent simply waits.
             for alert in await emit(outcome):
-                await delivered(alert, send_alert)
+                await delivered(alert, send_alert, lambda: bool(app.should_stop))
             if outcome.state is not None and outcome.grid_cell is not None:
                 incident_cells[outcome.grid_cell] = outcome.state  # assignment reaches the changelog
             metrics.INCIDENTS_PROCESSED.inc()

@@ -77,8 +77,10 @@ def can_mend(exc: BaseException) -> bool:
     return any(bool(getattr(e, "retriable", False)) or isinstance(e, KafkaTimeoutError) for e in causes)
 
 
-async def delivered(alert: SentAlert, resend: Resend) -> None:
-    """Until ``alert`` is on its topic, sent again while the error is one time can mend."""
+async def delivered(alert: SentAlert, resend: Resend, stopping: Callable[[], bool] = lambda: False) -> None:
+    """Until ``alert`` is on its topic, sent again while the error is one time can mend. Once the
+    worker is ``stopping``, the error is raised instead: neither the alert nor the states behind it
+    are written, no offset past them is committed, and the next worker processes them again."""
     pause = RESEND_FIRST_PAUSE_S
     delivery: Awaitable[Any] | None = alert.delivery
     while True:
@@ -89,6 +91,8 @@ async def delivered(alert: SentAlert, resend: Resend) -> None:
             return
         except (KafkaError, ProducerSendError) as exc:
             meter = alert.key.decode(errors="replace")
+            if stopping():
+                raise
             if not can_mend(exc):
                 log.error("alert of meter %s not written, and sending it again cannot help (%r): "
                           "its state is written without it", meter, exc)
@@ -153,7 +157,7 @@ class StateWriter:
             while queue:
                 held = queue[0]
                 for alert in held.alerts:
-                    await delivered(alert, self._resend)
+                    await delivered(alert, self._resend, lambda: bool(self._app.should_stop))
                 # Faust's stores read the current event (a weak reference, set per record in the
                 # agent's task); this task writes for the held record, so it is that record's.
                 _current_event.set(None if held.event is None else weakref.ref(held.event))
@@ -164,11 +168,13 @@ class StateWriter:
                 if held.written is not None:
                     held.written.set_result(None)
         except Exception as exc:  # noqa: BLE001 - a worker that cannot write states stops
-            log.error("states of partition %d not written: %r", partition, exc)
+            log.error("%d states of partition %d not written (%r): their records will be processed again",
+                      len(queue), partition, exc)
             for held in queue:
                 if held.written is not None and not held.written.done():
-                    held.written.set_exception(exc)
-            await self._app.crash(exc)
+                    held.written.set_exception(exc)  # the commit waiting for them fails: no offset past them
+            if not self._app.should_stop:
+                await self._app.crash(exc)
         finally:  # no await since the queue was last seen empty: nothing was added unseen
             del self._queues[partition], self._releasing[partition]
 

@@ -53,7 +53,7 @@ class Producer:
         return [value for topic, _, value, _ in self.sent if topic == CHANGELOG]
 
 
-def writer_for(producer: Producer) -> tuple[StateWriter, Store, list[tuple[bytes, bytes]]]:
+def writer_for(producer: Producer, *, stopping: bool = False) -> tuple[StateWriter, Store, list[tuple[bytes, bytes]]]:
     store = Store()
     table = SimpleNamespace(data=store, get=store.get,
                             changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG))
@@ -66,7 +66,7 @@ def writer_for(producer: Producer) -> tuple[StateWriter, Store, list[tuple[bytes
     async def crash(exc: BaseException) -> None:
         raise AssertionError(f"the worker would crash: {exc!r}")
 
-    app = SimpleNamespace(producer=producer, crash=crash)
+    app = SimpleNamespace(producer=producer, crash=crash, should_stop=stopping)
     return StateWriter(app, table, resend), store, resent  # type: ignore[arg-type]
 
 
@@ -160,4 +160,23 @@ def test_an_alert_that_cannot_be_sent_does_not_hold_the_partition_for_ever() -> 
         refused.set_exception(MessageSizeTooLargeError())
         await settle()
         assert resent == [] and producer.states() == [b"s1"]
+    asyncio.run(run())
+
+
+def test_a_stopping_worker_gives_up_its_held_states_and_the_commit_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sending again for ever would keep a stop waiting on an absent broker. Giving up writes
+    # neither the alert nor the state, and fails the commit: the next worker processes them again.
+    monkeypatch.setattr("streams.state_writes.RESEND_FIRST_PAUSE_S", 0.01)
+
+    async def run() -> None:
+        producer = Producer()
+        writer, store, resent = writer_for(producer, stopping=True)
+        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await writer.set(b"m1", b"s1", 0, after=[alert(failed)])
+        flushing = asyncio.ensure_future(producer.flush())
+        await settle()
+        failed.set_exception(KafkaConnectionError("broker away"))
+        with pytest.raises(KafkaConnectionError):
+            await asyncio.wait_for(flushing, timeout=5)
+        assert resent == [] and producer.states() == [] and store == {}
     asyncio.run(run())
