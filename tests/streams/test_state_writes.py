@@ -91,24 +91,29 @@ def test_a_state_without_alerts_is_written_at_once() -> None:
     asyncio.run(run())
 
 
-def test_states_wait_for_their_alerts_and_stay_in_order() -> None:
+def test_states_wait_for_their_alerts_and_each_meter_stays_in_order() -> None:
     async def run() -> None:
         producer = Producer()
         writer, store, _ = writer_for(producer)
         pending: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        pending_m4: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         await writer.set(b"m1", b"s1", 0, after=[alert(pending)])
-        await writer.set(b"m1", b"s2", 0)          # same partition, no alert: behind s1 all the same
-        await writer.set(b"m2", b"t1", 0)
-        await writer.set(b"m3", b"u1", 1)          # another partition: not held
+        await writer.set(b"m1", b"s2", 0)          # same meter, no alert: behind s1 all the same
+        await writer.set(b"m4", b"v1", 0, after=[alert(pending_m4, b"m4")])  # same partition, held too
+        await writer.set(b"m2", b"t1", 0)          # same partition, another meter, nothing held: at once
+        await writer.set(b"m3", b"u1", 1)
         await settle()
-        assert producer.states() == [b"u1"]
-        assert store == {b"m3": b"u1"}, "a held state must not reach the local store (RocksDB keeps it)"
-        assert writer.get(b"m1") == b"s2" and writer.get(b"m2") == b"t1"  # the agent sees the newest
+        assert producer.states() == [b"t1", b"u1"]
+        assert store == {b"m2": b"t1", b"m3": b"u1"}, "a held state must not reach the local store (RocksDB keeps it)"
+        assert writer.get(b"m1") == b"s2" and writer.get(b"m4") == b"v1"  # the agent sees the newest
         assert writer.held == 3
+        pending_m4.set_result(None)                # m4's alert first: it still waits behind m1 (one queue)
+        await settle()
+        assert producer.states() == [b"t1", b"u1"]
         pending.set_result(None)
         await settle()
-        assert producer.states() == [b"u1", b"s1", b"s2", b"t1"]
-        assert store == {b"m1": b"s2", b"m2": b"t1", b"m3": b"u1"}
+        assert producer.states() == [b"t1", b"u1", b"s1", b"s2", b"v1"]
+        assert store == {b"m1": b"s2", b"m2": b"t1", b"m3": b"u1", b"m4": b"v1"}
         assert writer.held == 0
         await writer.set(b"m1", b"s3", 0)          # the hold is over: written at once again
         assert producer.states()[-1] == b"s3"
