@@ -125,7 +125,7 @@ class StateWriter:
 
     @property
     def held(self) -> int:
-        """How many states wait for their alerts (or for an earlier state of their partition)."""
+        """How many states wait for their alerts, or behind an earlier held state of their partition."""
         return sum(len(queue) for queue in self._queues.values())
 
     async def set(self, key: bytes, value: bytes, partition: int, after: Sequence[SentAlert] = ()) -> None:
