@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -22,7 +23,7 @@ from streams.detection import bank_factory
 from streams.incidents import IncidentOutcome, process_incident
 from streams.offline import OfflineWatch, Pacer, partition_of
 from streams.processing import Outcome, ReadingProcessor, SourceRecord
-from streams.state_writes import SentAlert, StateWriter, delivered
+from streams.state_writes import SentAlert, StateWriter, delivered, failed_delivery
 from streams.topics import DEAD_LETTER_MAX_BYTES
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,11 @@ def create_app(settings: Settings) -> faust.App:
         sent = []
         for alert in outcome.alerts:
             key, value = (alert.meter_id or alert.grid_cell or "").encode(), encode(alert)
-            sent.append(SentAlert(key, value, await send_alert(key, value)))
+            try:
+                delivery = await send_alert(key, value)
+            except (KafkaError, ProducerSendError) as exc:  # refused at once: sent again like a failed delivery
+                delivery = failed_delivery(exc)
+            sent.append(SentAlert(key, value, delivery))
             metrics.ALERTS_EMITTED.labels(alert.kind.value, alert.severity.value, alert.event).inc()
         if outcome.dead_letter is not None:
             letter = outcome.dead_letter
@@ -152,8 +157,12 @@ def create_app(settings: Settings) -> faust.App:
                 incident_cells.get)
             # Alerts delivered first, as for meters (streams/state_writes.py); reports are few, so
             # the agent simply waits.
-            for alert in await emit(outcome):
-                await delivered(alert, send_alert, lambda: bool(app.should_stop))
+            try:
+                for alert in await emit(outcome):
+                    await delivered(alert, send_alert, lambda: bool(app.should_stop))
+            except (KafkaError, ProducerSendError) as exc:  # given up at a stop: this report is processed again
+                state_writer.give_up(exc)
+                raise
             if outcome.state is not None and outcome.grid_cell is not None:
                 incident_cells[outcome.grid_cell] = outcome.state  # assignment reaches the changelog
             metrics.INCIDENTS_PROCESSED.inc()

@@ -40,17 +40,21 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from faust.exceptions import ProducerSendError
-from faust.streams import _current_event, current_event
-from faust.types import TP, EventT
+from faust.streams import _current_event
+from faust.types import TP
 
 log = logging.getLogger(__name__)
 RESEND_FIRST_PAUSE_S = 0.5
 RESEND_MAX_PAUSE_S = 30.0
+# A flush (before a commit) waits this long at most for held states; then the commit fails, and
+# the worker with it, well before the group would evict it (broker_max_poll_interval, 1,000 s).
+HELD_WAIT_S = 300.0
 
 Resend = Callable[[bytes, bytes], Awaitable[Awaitable[Any]]]
 
@@ -69,8 +73,29 @@ class _Held:
     key: bytes
     value: bytes
     alerts: Sequence[SentAlert]
-    event: EventT | None  # the record's: a RocksDB store finds the partition's database through it
     written: asyncio.Future[None] | None = field(default=None)  # made when a flush waits for it
+
+
+class _PartitionEvent:
+    """What a Faust store reads from the current event to write a key: its message's partition
+    (RocksDB keeps a database per partition). Stands in for the held record's event, which the
+    writer need not keep alive."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition)
+
+
+class StateWritesFailed(RuntimeError):
+    """Held states were given up: no offset may be committed past their records any more."""
+
+
+def failed_delivery(exc: BaseException) -> asyncio.Future[Any]:
+    """A delivery that failed at once (the producer refused the send): sent again like any other."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(exc)
+    return future
 
 
 def can_mend(exc: BaseException) -> bool:
@@ -117,6 +142,7 @@ class StateWriter:
         self._queues: dict[int, deque[_Held]] = {}   # partition → its held states, in order
         self._releasing: dict[int, asyncio.Task[None]] = {}
         self._flush_wrapped = False
+        self._failed: BaseException | None = None  # once set, every flush (so every commit) fails
 
     def get(self, key: bytes) -> bytes | None:
         """The key's newest state, held or written."""
@@ -140,8 +166,15 @@ class StateWriter:
         if queue is None:
             queue = self._queues[partition] = deque()
             self._releasing[partition] = asyncio.ensure_future(self._release(partition, queue))
-        queue.append(_Held(key, value, after, current_event()))
+        queue.append(_Held(key, value, after))
         self._held_values[key] = value
+
+    def give_up(self, exc: BaseException) -> None:
+        """No offset may be committed any more: records whose alerts or states were not written
+        must be processed again by the next worker. Every later flush raises."""
+        if self._failed is None:
+            log.error("state or alert writes given up (%r): no offset is committed from now on", exc)
+            self._failed = exc
 
     def _last_held(self) -> list[asyncio.Future[None]]:
         """Futures done once every state held now is written. Later ones are not waited for:
@@ -156,29 +189,34 @@ class StateWriter:
         return waiting
 
     async def _release(self, partition: int, queue: deque[_Held]) -> None:
+        # Faust's stores read the current event (a weak reference that its streams set per record,
+        # in the agent's task); this task writes for held records of one partition.
+        stand_in = _PartitionEvent(partition)
+        _current_event.set(weakref.ref(stand_in))
         try:
             while queue:
                 held = queue[0]
                 for alert in held.alerts:
                     await delivered(alert, self._resend, lambda: bool(self._app.should_stop))
-                # Faust's stores read the current event (a weak reference, set per record in the
-                # agent's task); this task writes for the held record, so it is that record's.
-                _current_event.set(None if held.event is None else weakref.ref(held.event))
                 await self._write(held.key, held.value, partition)
                 if self._held_values.get(held.key) is held.value:
                     del self._held_values[held.key]
                 queue.popleft()
-                if held.written is not None:
+                if held.written is not None and not held.written.done():
                     held.written.set_result(None)
-        except Exception as exc:  # noqa: BLE001 - a worker that cannot write states stops
+        except BaseException as exc:  # given up, or cancelled at a stop: no commit past them
+            self.give_up(exc)
             log.error("%d states of partition %d not written (%r): their records will be processed again",
                       len(queue), partition, exc)
+            failure = StateWritesFailed(f"states of partition {partition} not written: {exc!r}")
             for held in queue:
                 if held.written is not None and not held.written.done():
-                    held.written.set_exception(exc)  # the commit waiting for them fails: no offset past them
+                    held.written.set_exception(failure)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             if not self._app.should_stop:
                 await self._app.crash(exc)
-        finally:  # no await since the queue was last seen empty: nothing was added unseen
+        finally:  # the queue goes with its task (on success, it was seen empty with no await since)
             del self._queues[partition], self._releasing[partition]
 
     async def _write(self, key: bytes, value: bytes, partition: int) -> None:
@@ -202,10 +240,22 @@ class StateWriter:
 
         async def flush_with_held_states() -> None:
             held = self._last_held()
+            self._raise_if_failed()
             await flush()              # the alerts the held states wait for go out
             if held:
-                await asyncio.gather(*held)
+                # wait, not gather: a cancelled flush must not cancel futures other flushes share
+                done, pending = await asyncio.wait(held, timeout=HELD_WAIT_S)
+                if pending:
+                    raise StateWritesFailed(f"{len(pending)} partitions' states still wait for their alerts "
+                                            f"after {HELD_WAIT_S:.0f} s: no commit")
+                for future in done:
+                    future.result()    # a partition given up: no commit
                 await flush()          # and then the states
+            self._raise_if_failed()
 
         producer.flush = flush_with_held_states  # type: ignore[method-assign]
         self._flush_wrapped = True
+
+    def _raise_if_failed(self) -> None:
+        if self._failed is not None:
+            raise StateWritesFailed(f"writes were given up ({self._failed!r}): no offset is committed")

@@ -12,16 +12,26 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from faust.streams import current_event
 
-from streams.state_writes import SentAlert, StateWriter
+from streams.state_writes import SentAlert, StateWriter, StateWritesFailed, failed_delivery
 
 CHANGELOG = "meter-state-changelog"
 
 
 class Store(dict[bytes, bytes]):
+    """A table's local store; notes the partition of the current event at each write, as RocksDB's
+    store needs one (its database per partition)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.persisted: dict[Any, int] = {}
+        self.partitions: list[int | None] = []
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        event = current_event()
+        self.partitions.append(None if event is None else event.message.partition)
+        super().__setitem__(key, value)
 
     def set_persisted_offset(self, tp: Any, offset: int) -> None:
         self.persisted[tp] = offset
@@ -35,10 +45,12 @@ class Producer:
         self.futures: list[asyncio.Future[Any]] = []
         self.deliver_at_once = deliver_at_once
         self.flushes = 0
+        self.log: list[str] = []  # "send <value>" and "flush", in order
 
     async def send(self, topic: str, key: bytes, value: bytes, *, partition: int | None, timestamp: Any,
                    headers: Any) -> asyncio.Future[Any]:
         self.sent.append((topic, key, value, partition))
+        self.log.append(f"send {value.decode()}")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.deliver_at_once:
             future.set_result(SimpleNamespace(offset=len(self.sent) - 1))
@@ -47,6 +59,7 @@ class Producer:
 
     async def flush(self) -> None:
         self.flushes += 1
+        self.log.append("flush")
         await asyncio.sleep(0)
 
     def states(self) -> list[bytes]:
@@ -181,7 +194,91 @@ def test_a_stopping_worker_gives_up_its_held_states_and_the_commit_fails(monkeyp
         flushing = asyncio.ensure_future(producer.flush())
         await settle()
         failed.set_exception(KafkaConnectionError("broker away"))
-        with pytest.raises(KafkaConnectionError):
+        with pytest.raises(StateWritesFailed):
             await asyncio.wait_for(flushing, timeout=5)
         assert resent == [] and producer.states() == [] and store == {}
+        with pytest.raises(StateWritesFailed):  # and every later commit too: none may pass these records
+            await producer.flush()
+    asyncio.run(run())
+
+
+def test_a_flush_waits_for_the_last_held_state_of_a_partition_then_flushes_it() -> None:
+    async def run() -> None:
+        producer = Producer()
+        writer, _, _ = writer_for(producer)
+        first: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        second: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await writer.set(b"m1", b"s1", 0, after=[alert(first)])
+        await writer.set(b"m2", b"t1", 0, after=[alert(second, b"m2")])
+        flushing = asyncio.ensure_future(producer.flush())
+        await settle()                             # the flush has begun while both are held
+        first.set_result(None)
+        await settle()
+        assert producer.states() == [b"s1"] and not flushing.done(), "committed ahead of a later held state"
+        second.set_result(None)
+        await asyncio.wait_for(flushing, timeout=5)
+        # the states' changelog records are flushed too, not only sent
+        assert producer.log[-2:] == ["send t1", "flush"], producer.log
+    asyncio.run(run())
+
+
+def test_held_states_are_stored_under_their_partition() -> None:
+    # A RocksDB store picks the partition's database from the current event; the held state is
+    # written from another task than the record's, after Faust's weak reference to it has gone.
+    async def run() -> None:
+        producer = Producer()
+        writer, store, _ = writer_for(producer)
+        pending: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await writer.set(b"m1", b"s1", 5, after=[alert(pending)])
+        pending.set_result(None)
+        await settle()
+        assert store == {b"m1": b"s1"} and store.partitions == [5]
+    asyncio.run(run())
+
+
+def test_a_cancelled_flush_leaves_the_held_states_to_be_written() -> None:
+    # Faust cancels a flush on a timeout or a new rebalance; the states must still go out.
+    async def run() -> None:
+        producer = Producer()
+        writer, _, _ = writer_for(producer)
+        pending: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await writer.set(b"m1", b"s1", 0, after=[alert(pending)])
+        flushing = asyncio.ensure_future(producer.flush())
+        await settle()
+        await writer.set(b"m1", b"s2", 0)
+        flushing.cancel()
+        await settle()
+        pending.set_result(None)
+        await settle()
+        assert producer.states() == [b"s1", b"s2"]
+        await asyncio.wait_for(producer.flush(), timeout=5)  # and commits go on
+    asyncio.run(run())
+
+
+def test_a_commit_fails_rather_than_wait_for_ever(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("streams.state_writes.HELD_WAIT_S", 0.05)
+
+    async def run() -> None:
+        producer = Producer()
+        writer, _, _ = writer_for(producer)
+        never: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await writer.set(b"m1", b"s1", 0, after=[alert(never)])
+        with pytest.raises(StateWritesFailed, match="still wait"):
+            await asyncio.wait_for(producer.flush(), timeout=5)
+        assert producer.states() == []
+        never.set_result(None)  # delivered at last: written, and nothing left pending
+        await settle()
+        assert producer.states() == [b"s1"]
+    asyncio.run(run())
+
+
+def test_an_alert_refused_at_the_send_is_sent_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("streams.state_writes.RESEND_FIRST_PAUSE_S", 0.01)
+
+    async def run() -> None:
+        producer = Producer()
+        writer, _, resent = writer_for(producer)
+        await writer.set(b"m1", b"s1", 0, after=[alert(failed_delivery(KafkaConnectionError("no leader")))])
+        await asyncio.sleep(0.1)
+        assert resent == [(b"m1", b'{"alert": 1}')] and producer.states() == [b"s1"]
     asyncio.run(run())
