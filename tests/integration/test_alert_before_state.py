@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from shouwang.settings import Settings
 from shouwang.topics import Topics
+from streams.offline import partition_of
 from streams.topics import changelog, provision_topics
 from tests.conftest import settings_env
 from tests.kafka_helpers import (
@@ -35,6 +37,16 @@ from tests.kafka_helpers import (
 pytestmark = pytest.mark.kafka
 T0 = 1_772_323_200  # 2026-03-01T00:00:00Z
 METER = "held-1"
+
+
+def _committed(settings: Settings, topic: str, partition: int) -> int:
+    """The worker group's committed offset of one partition (0 if none); reading it joins nothing."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=settings.worker_id,
+                             enable_auto_commit=False)
+    try:
+        return int(consumer.committed(TopicPartition(topic, partition)) or 0)
+    finally:
+        consumer.close()
 
 
 def _reading(hour: int, register: float) -> tuple[bytes, bytes]:
@@ -66,6 +78,9 @@ def test_an_alert_never_delivered_before_sigkill_is_raised_after_it(kafka_settin
     finally:
         stop(worker, signal.SIGKILL)
     assert written == 3, f"the state after the undelivered alert reached the changelog ({written} states)"
+    # The meter's four records are offsets 0-3 of its partition: none past the alerting one may be committed.
+    partition = partition_of(METER, kafka_settings.readings_partitions)
+    assert _committed(kafka_settings, topics.readings, partition) <= 3, "an offset was committed past the alert"
 
     worker = start_shouwang(["worker"], env, tmp_path / "worker-2.log")
     try:
@@ -73,8 +88,11 @@ def test_an_alert_never_delivered_before_sigkill_is_raised_after_it(kafka_settin
         alerts = consume(kafka_settings.bootstrap_servers, topics.alerts,
                          until=lambda found: any(b"data_quality" in r.value for r in found), timeout=90)
         assert worker.poll() is None
+        processed_again = readings_processed(metrics)
+        states = len(read_all(kafka_settings.bootstrap_servers, state_changelog))
     finally:
         code = stop(worker)
     assert code == 0, (tmp_path / "worker-2.log").read_text()[-3000:]
     raised = [json.loads(r.value) for r in alerts]
-    assert [(a["meter_id"], a["kind"], a["event"]) for a in raised] == [(METER, "data_quality", "raised")], raised
+    assert [(a["meter_id"], a["kind"], a["event"]) for a in raised] == [(METER, "data_quality", "raised")], (
+        f"alerts {raised}; the second worker processed {processed_again:.0f} readings; {states} changelog states")
