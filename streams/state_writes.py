@@ -140,7 +140,7 @@ class StateWriter:
         self._topic: str | None = None
         self._held_values: dict[bytes, bytes] = {}   # key → its newest held state
         self._queues: dict[int, deque[_Held]] = {}   # partition → its held states, in order
-        self._releasing: dict[int, asyncio.Task[None]] = {}
+        self._releasing: dict[int, asyncio.Task[None]] = {}  # held here: asyncio keeps tasks weakly
         self._flush_wrapped = False
         self._failed: BaseException | None = None  # once set, every flush (so every commit) fails
 
@@ -176,6 +176,9 @@ class StateWriter:
             log.error("state or alert writes given up (%r): no offset is committed from now on", exc)
             self._failed = exc
 
+    def _stopping(self) -> bool:
+        return bool(self._app.should_stop)
+
     def _last_held(self) -> list[asyncio.Future[None]]:
         """Futures done once every state held now is written. Later ones are not waited for:
         under steady alerts a partition may never be empty, and a commit must not wait for ever."""
@@ -197,7 +200,7 @@ class StateWriter:
             while queue:
                 held = queue[0]
                 for alert in held.alerts:
-                    await delivered(alert, self._resend, lambda: bool(self._app.should_stop))
+                    await delivered(alert, self._resend, self._stopping)
                 await self._write(held.key, held.value, partition)
                 if self._held_values.get(held.key) is held.value:
                     del self._held_values[held.key]

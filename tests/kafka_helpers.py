@@ -17,6 +17,13 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+T0 = 1_772_323_200  # 2026-03-01T00:00:00Z: hour 0 of the integration tests' readings
+
+
+def hourly_reading(meter: str, hour: int, register: float) -> bytes:
+    """One reading of ``meter``, ``hour`` hours after ``T0``, as a Kafka record value."""
+    return json.dumps({"meter_id": meter, "ts": T0 + 3600 * hour, "register_l": register}).encode()
+
 
 def produce(bootstrap: str, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")

@@ -24,6 +24,7 @@ from streams.topics import changelog, provision_topics
 from tests.conftest import settings_env
 from tests.kafka_helpers import (
     consume,
+    hourly_reading,
     produce,
     read_all,
     readings_processed,
@@ -35,7 +36,6 @@ from tests.kafka_helpers import (
 )
 
 pytestmark = pytest.mark.kafka
-T0 = 1_772_323_200  # 2026-03-01T00:00:00Z
 METER = "held-1"
 
 
@@ -50,7 +50,7 @@ def _committed(settings: Settings, topic: str, partition: int) -> int:
 
 
 def _reading(hour: int, register: float) -> tuple[bytes, bytes]:
-    return METER.encode(), json.dumps({"meter_id": METER, "ts": T0 + 3600 * hour, "register_l": register}).encode()
+    return METER.encode(), hourly_reading(METER, hour, register)
 
 
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])  # RocksDB keeps its local store across the crash

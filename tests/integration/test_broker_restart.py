@@ -42,6 +42,7 @@ from shouwang.topics import Topics
 from streams.topics import provision_topics
 from tests.conftest import LIB_DIR, settings_env
 from tests.kafka_helpers import (
+    T0,
     consume,
     produce,
     read_all,
@@ -53,7 +54,6 @@ from tests.kafka_helpers import (
 )
 
 pytestmark = pytest.mark.kafka
-T0 = 1_772_323_200  # 2026-03-01T00:00:00Z
 METERS = [f"b-{i:02d}" for i in range(30)]
 DOWN_S = 30.0
 BEFORE = range(3)      # hours sent before the outage: registers 1000, 1010, 1020

@@ -40,10 +40,19 @@ from shouwang.settings import Settings
 from shouwang.topics import Topics
 from streams.topics import provision_topics
 from tests.conftest import settings_env
-from tests.kafka_helpers import consume, read_all, readings_processed, start_shouwang, stop, until, values, wait_http
+from tests.kafka_helpers import (
+    T0,
+    consume,
+    read_all,
+    readings_processed,
+    start_shouwang,
+    stop,
+    until,
+    values,
+    wait_http,
+)
 
 pytestmark = pytest.mark.kafka
-T0 = 1_772_323_200  # 2026-03-01T00:00:00Z
 FLOOD = 2_000
 HOURS = 6
 # (meter index mod 3, hour) → the alert a meter flag at that hour must raise

@@ -4,7 +4,6 @@ lost or duplicated across the handover — on the real broker."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -15,15 +14,20 @@ from shouwang.settings import Settings
 from shouwang.topics import Topics
 from streams.topics import provision_topics
 from tests.conftest import settings_env
-from tests.kafka_helpers import consume, produce, readings_processed, start_shouwang, stop, until, values, wait_http
+from tests.kafka_helpers import (
+    consume,
+    hourly_reading,
+    produce,
+    readings_processed,
+    start_shouwang,
+    stop,
+    until,
+    values,
+    wait_http,
+)
 
 pytestmark = pytest.mark.kafka
-T0 = 1_772_323_200  # 2026-03-01T00:00:00Z
 METERS = [f"s-{i}" for i in range(40)]
-
-
-def _reading(meter: str, hour: int, register: float) -> bytes:
-    return json.dumps({"meter_id": meter, "ts": T0 + 3600 * hour, "register_l": register}).encode()
 
 
 def test_two_workers_split_the_meters_and_their_state_follows(kafka_settings: Settings, tmp_path: Path) -> None:
@@ -37,7 +41,7 @@ def test_two_workers_split_the_meters_and_their_state_follows(kafka_settings: Se
     try:
         wait_http(urls[0])
         produce(kafka_settings.bootstrap_servers, topics.readings,
-                [(m.encode(), _reading(m, h, 500.0 + 5 * h)) for h in range(3) for m in METERS])
+                [(m.encode(), hourly_reading(m, h, 500.0 + 5 * h)) for h in range(3) for m in METERS])
         until(lambda: readings_processed(urls[0]) >= 3 * len(METERS), what="first worker caught up")
         time.sleep(2)  # its changelog writes and offsets are out
         second = start_shouwang(["worker"], envs[1], tmp_path / "worker-b.log")
@@ -49,7 +53,7 @@ def test_two_workers_split_the_meters_and_their_state_follows(kafka_settings: Se
         # Every meter's register goes back by 400 L: only the worker holding that meter's state
         # (whichever it is now) can tell.
         produce(kafka_settings.bootstrap_servers, topics.readings,
-                [(m.encode(), _reading(m, 3, 110.0)) for m in METERS])
+                [(m.encode(), hourly_reading(m, 3, 110.0)) for m in METERS])
         alerts = values(consume(kafka_settings.bootstrap_servers, topics.alerts,
                                 until=lambda found: sum(b'"data_quality"' in r.value for r in found) >= len(METERS),
                                 timeout=90))

@@ -15,10 +15,19 @@ from shouwang.topics import Topics
 from streams.offline import partition_of
 from streams.topics import provision_topics
 from tests.conftest import settings_env
-from tests.kafka_helpers import consume, produce, readings_processed, start_shouwang, stop, until, values, wait_http
+from tests.kafka_helpers import (
+    consume,
+    hourly_reading,
+    produce,
+    readings_processed,
+    start_shouwang,
+    stop,
+    until,
+    values,
+    wait_http,
+)
 
 pytestmark = pytest.mark.kafka
-T0 = 1_772_323_200  # 2026-03-01T00:00:00Z
 
 
 def _persisted_offsets(var_dir: Path) -> set[int]:
@@ -36,10 +45,6 @@ def _persisted_offsets(var_dir: Path) -> set[int]:
     return found
 
 
-def _reading(meter: str, hour: int, register: float) -> bytes:
-    return json.dumps({"meter_id": meter, "ts": T0 + 3600 * hour, "register_l": register}).encode()
-
-
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_state_survives_sigkill_and_mis_keyed_records_are_rekeyed(kafka_settings: Settings, tmp_path: Path,
                                                                    store: str) -> None:
@@ -55,7 +60,7 @@ def test_state_survives_sigkill_and_mis_keyed_records_are_rekeyed(kafka_settings
     try:
         wait_http(metrics)
         # Three hours of readings per meter; the ones of k-0 come keyed by a wrong key.
-        records = [(b"wrong-key" if m == "k-0" else m.encode(), _reading(m, h, 1000.0 + 10 * h))
+        records = [(b"wrong-key" if m == "k-0" else m.encode(), hourly_reading(m, h, 1000.0 + 10 * h))
                    for h in range(3) for m in meters]
         produce(kafka_settings.bootstrap_servers, topics.readings, records)
         until(lambda: readings_processed(metrics) >= len(records))
@@ -78,7 +83,7 @@ def test_state_survives_sigkill_and_mis_keyed_records_are_rekeyed(kafka_settings
         # The register of every meter goes back by 900 L. Only a worker that remembers each meter's
         # last register (recovered from the changelog, not from memory) can tell.
         produce(kafka_settings.bootstrap_servers, topics.readings,
-                [(m.encode(), _reading(m, 3, 1120.0 - 900)) for m in meters])
+                [(m.encode(), hourly_reading(m, 3, 1120.0 - 900)) for m in meters])
         alerts = values(consume(kafka_settings.bootstrap_servers, topics.alerts,
                                 until=lambda found: len({json.loads(r.value)["meter_id"] for r in found
                                                          if b"data_quality" in r.value}) >= len(meters),

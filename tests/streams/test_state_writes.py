@@ -51,7 +51,7 @@ class Producer:
                    headers: Any) -> asyncio.Future[Any]:
         self.sent.append((topic, key, value, partition))
         self.log.append(f"send {value.decode()}")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future = pending()
         if self.deliver_at_once:
             future.set_result(SimpleNamespace(offset=len(self.sent) - 1))
         self.futures.append(future)
@@ -87,6 +87,11 @@ def alert(loop_future: asyncio.Future[Any], meter: bytes = b"m1") -> SentAlert:
     return SentAlert(meter, b'{"alert": 1}', loop_future)
 
 
+def pending() -> asyncio.Future[Any]:
+    """A delivery (or any outcome) the test completes when it chooses."""
+    return asyncio.get_running_loop().create_future()
+
+
 async def settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
@@ -108,11 +113,11 @@ def test_states_wait_for_their_alerts_and_each_meter_stays_in_order() -> None:
     async def run() -> None:
         producer = Producer()
         writer, store, _ = writer_for(producer)
-        pending: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        pending_m4: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await writer.set(b"m1", b"s1", 0, after=[alert(pending)])
+        waiting = pending()
+        waiting_m4 = pending()
+        await writer.set(b"m1", b"s1", 0, after=[alert(waiting)])
         await writer.set(b"m1", b"s2", 0)          # same meter, no alert: behind s1 all the same
-        await writer.set(b"m4", b"v1", 0, after=[alert(pending_m4, b"m4")])  # same partition, held too
+        await writer.set(b"m4", b"v1", 0, after=[alert(waiting_m4, b"m4")])  # same partition, held too
         await writer.set(b"m2", b"t1", 0)          # same partition, another meter, nothing held: at once
         await writer.set(b"m3", b"u1", 1)
         await settle()
@@ -120,10 +125,10 @@ def test_states_wait_for_their_alerts_and_each_meter_stays_in_order() -> None:
         assert store == {b"m2": b"t1", b"m3": b"u1"}, "a held state must not reach the local store (RocksDB keeps it)"
         assert writer.get(b"m1") == b"s2" and writer.get(b"m4") == b"v1"  # the agent sees the newest
         assert writer.held == 3
-        pending_m4.set_result(None)                # m4's alert first: it still waits behind m1 (one queue)
+        waiting_m4.set_result(None)                # m4's alert first: it still waits behind m1 (one queue)
         await settle()
         assert producer.states() == [b"t1", b"u1"]
-        pending.set_result(None)
+        waiting.set_result(None)
         await settle()
         assert producer.states() == [b"t1", b"u1", b"s1", b"s2", b"v1"]
         assert store == {b"m1": b"s2", b"m2": b"t1", b"m3": b"u1", b"m4": b"v1"}
@@ -137,12 +142,12 @@ def test_a_flush_waits_for_the_states_held_when_it_began() -> None:
     async def run() -> None:
         producer = Producer()
         writer, _, _ = writer_for(producer)
-        first: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        first = pending()
         await writer.set(b"m1", b"s1", 0, after=[alert(first)])
         flushing = asyncio.ensure_future(producer.flush())  # the wrapped flush, as Faust calls it
         await settle()
         assert not flushing.done(), "a commit went ahead of a held state"
-        later: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        later = pending()
         await writer.set(b"m2", b"t1", 0, after=[alert(later)])  # held after the flush began
         first.set_result(None)
         await asyncio.wait_for(flushing, timeout=5)  # done without waiting for the later one
@@ -160,7 +165,7 @@ def test_an_alert_the_producer_gave_up_on_is_sent_again_before_the_state(monkeyp
     async def run() -> None:
         producer = Producer()
         writer, _, resent = writer_for(producer)
-        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failed = pending()
         await writer.set(b"m1", b"s1", 0, after=[alert(failed)])
         failed.set_exception(KafkaConnectionError("broker away"))
         await asyncio.sleep(0.1)
@@ -173,7 +178,7 @@ def test_an_alert_that_cannot_be_sent_does_not_hold_the_partition_for_ever() -> 
     async def run() -> None:
         producer = Producer()
         writer, _, resent = writer_for(producer)
-        refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        refused = pending()
         await writer.set(b"m1", b"s1", 0, after=[alert(refused)])
         refused.set_exception(MessageSizeTooLargeError())
         await settle()
@@ -189,7 +194,7 @@ def test_a_stopping_worker_gives_up_its_held_states_and_the_commit_fails(monkeyp
     async def run() -> None:
         producer = Producer()
         writer, store, resent = writer_for(producer, stopping=True)
-        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failed = pending()
         await writer.set(b"m1", b"s1", 0, after=[alert(failed)])
         flushing = asyncio.ensure_future(producer.flush())
         await settle()
@@ -206,8 +211,8 @@ def test_a_flush_waits_for_the_last_held_state_of_a_partition_then_flushes_it() 
     async def run() -> None:
         producer = Producer()
         writer, _, _ = writer_for(producer)
-        first: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        second: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        first = pending()
+        second = pending()
         await writer.set(b"m1", b"s1", 0, after=[alert(first)])
         await writer.set(b"m2", b"t1", 0, after=[alert(second, b"m2")])
         flushing = asyncio.ensure_future(producer.flush())
@@ -228,9 +233,9 @@ def test_held_states_are_stored_under_their_partition() -> None:
     async def run() -> None:
         producer = Producer()
         writer, store, _ = writer_for(producer)
-        pending: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await writer.set(b"m1", b"s1", 5, after=[alert(pending)])
-        pending.set_result(None)
+        waiting = pending()
+        await writer.set(b"m1", b"s1", 5, after=[alert(waiting)])
+        waiting.set_result(None)
         await settle()
         assert store == {b"m1": b"s1"} and store.partitions == [5]
     asyncio.run(run())
@@ -241,14 +246,14 @@ def test_a_cancelled_flush_leaves_the_held_states_to_be_written() -> None:
     async def run() -> None:
         producer = Producer()
         writer, _, _ = writer_for(producer)
-        pending: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await writer.set(b"m1", b"s1", 0, after=[alert(pending)])
+        waiting = pending()
+        await writer.set(b"m1", b"s1", 0, after=[alert(waiting)])
         flushing = asyncio.ensure_future(producer.flush())
         await settle()
         await writer.set(b"m1", b"s2", 0)
         flushing.cancel()
         await settle()
-        pending.set_result(None)
+        waiting.set_result(None)
         await settle()
         assert producer.states() == [b"s1", b"s2"]
         await asyncio.wait_for(producer.flush(), timeout=5)  # and commits go on
@@ -261,7 +266,7 @@ def test_a_commit_fails_rather_than_wait_for_ever(monkeypatch: pytest.MonkeyPatc
     async def run() -> None:
         producer = Producer()
         writer, _, _ = writer_for(producer)
-        never: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        never = pending()
         await writer.set(b"m1", b"s1", 0, after=[alert(never)])
         with pytest.raises(StateWritesFailed, match="still wait"):
             await asyncio.wait_for(producer.flush(), timeout=5)
