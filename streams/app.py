@@ -18,7 +18,7 @@ from shouwang.events import encode
 from shouwang.logs import logging_config
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams import faust_fixes, metrics
+from streams import faust_fixes, memory_store, metrics
 from streams.detection import bank_factory
 from streams.incidents import IncidentOutcome, process_incident
 from streams.offline import OfflineWatch, Pacer, partition_of
@@ -76,8 +76,10 @@ def create_app(settings: Settings) -> faust.App:
     # household's learned routine from Kafka.
     # bytes keys and values are stored raw (a Schema with raw serializers is not applied when the
     # table recovers from its changelog, which then tries JSON: found by the SIGKILL test).
+    # With the memory store, the table reads its changelog back itself (streams/memory_store.py).
     meter_state = app.Table("meter-state", partitions=settings.readings_partitions,
-                            key_type=bytes, value_type=bytes)
+                            key_type=bytes, value_type=bytes,
+                            store=memory_store.STORE_URL if settings.worker_store.startswith("memory:") else None)
 
     async def send_alert(key: bytes, value: bytes) -> Awaitable[Any]:
         return await alerts.send(key=key, value=value)

@@ -1,0 +1,106 @@
+"""The meter-state table's memory store reads its changelog back itself, on the real broker: the
+latest value of each key of the partitions it is given (tombstones delete), nothing of the others
+or of standbys, its persisted offset is the last record it applied, and a revoked partition's states
+go with it. The whole worker recovering through it: tests/integration/test_worker_state.py and
+test_kill_mid_stream.py (memory store)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from aiokafka import TopicPartition as KafkaTP
+from faust.types import TP
+from kafka import KafkaProducer
+
+from shouwang.settings import Settings
+from streams.app import create_app
+from streams.memory_store import ChangelogReadingStore, _bootstrap, read_partitions
+from streams.topics import changelog, provision_topics
+
+pytestmark = pytest.mark.kafka
+
+
+def _write(settings: Settings, topic: str, records: list[tuple[int, bytes, bytes | None]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    for partition, key, value in records:
+        producer.send(topic, key=key, value=value, partition=partition)
+    producer.flush(timeout=30)
+    producer.close()
+
+
+@pytest.fixture
+def meter_state(kafka_settings: Settings) -> Iterator[tuple[ChangelogReadingStore, str]]:
+    """The worker app's meter-state store (the app not started) and its changelog topic, written:
+    partition 0 holds two values of m-a; partition 1 m-b and m-c, then a tombstone for m-c;
+    partition 2 m-d."""
+    provision_topics(kafka_settings)
+    topic = changelog(kafka_settings, "meter-state")
+    _write(kafka_settings, topic, [(0, b"m-a", b"a1"), (0, b"m-a", b"a2"), (1, b"m-b", b"b1"),
+                                   (1, b"m-c", b"c1"), (1, b"m-c", None), (2, b"m-d", b"d1")])
+    store = create_app(kafka_settings).tables["meter-state"].data
+    assert isinstance(store, ChangelogReadingStore)
+    yield store, topic
+
+
+def _rebalance(store: ChangelogReadingStore, assigned: set[TP], revoked: set[TP] = frozenset()) -> None:
+    asyncio.run(store.on_rebalance(set(assigned), set(revoked), set(assigned), store.app.consumer_generation_id))
+
+
+def test_a_new_partition_is_read_back_to_each_keys_latest_value(meter_state: tuple[ChangelogReadingStore, str]) -> None:
+    store, topic = meter_state
+    _rebalance(store, {TP(topic, 0), TP(topic, 1)})
+    assert dict(store.data) == {b"m-a": b"a2", b"m-b": b"b1"}  # m-c deleted; m-d's partition not given
+    assert store.persisted_offset(TP(topic, 0)) == 1 and store.persisted_offset(TP(topic, 1)) == 2
+    assert store.persisted_offset(TP(topic, 2)) is None  # Faust's recovery reads it from the start
+
+
+def test_a_revoked_partition_takes_its_states_and_offset_with_it(meter_state: tuple[ChangelogReadingStore, str],
+                                                               kafka_settings: Settings) -> None:
+    store, topic = meter_state
+    _rebalance(store, {TP(topic, 0), TP(topic, 1)})
+    _write(kafka_settings, topic, [(0, b"m-a", b"a3")])  # written by this worker while it held partition 0
+    _rebalance(store, {TP(topic, 0)}, revoked={TP(topic, 1)})
+    assert dict(store.data) == {b"m-a": b"a2"}  # partition 0 kept, not read again: the store is its newest copy
+    assert store.persisted_offset(TP(topic, 1)) is None
+    _rebalance(store, {TP(topic, 0), TP(topic, 1)})  # assigned again: read again in full
+    assert dict(store.data) == {b"m-a": b"a2", b"m-b": b"b1"} and store.persisted_offset(TP(topic, 1)) == 2
+
+
+def test_standby_partitions_and_other_topics_are_left_to_faust(meter_state: tuple[ChangelogReadingStore, str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    store, topic = meter_state
+    monkeypatch.setattr(store.app.assignor, "assigned_standbys", lambda: {TP(topic, 1)})
+    _rebalance(store, {TP(topic, 0), TP(topic, 1), TP("readings", 0)})
+    assert dict(store.data) == {b"m-a": b"a2"} and store.persisted_offset(TP(topic, 1)) is None
+
+
+def test_reading_starts_at_the_given_offset_and_passes_empty_partitions(kafka_settings: Settings) -> None:
+    provision_topics(kafka_settings)
+    topic = changelog(kafka_settings, "meter-state")
+    _write(kafka_settings, topic, [(3, f"k{i}".encode(), b"v") for i in range(5)])
+    batches: list[list[int]] = []
+    starts: dict[KafkaTP, int | None] = {KafkaTP(topic, 3): 2, KafkaTP(topic, 0): None}
+    read = asyncio.run(read_partitions(kafka_settings.bootstrap_servers, starts,
+                                       lambda tp, records: batches.append([r.offset for r in records])))
+    assert read == 3 and [offset for batch in batches for offset in batch] == [2, 3, 4]
+
+
+def test_reading_stops_when_told_to(kafka_settings: Settings) -> None:
+    provision_topics(kafka_settings)
+    topic = changelog(kafka_settings, "meter-state")
+    _write(kafka_settings, topic, [(0, b"k", b"v")])
+    read = asyncio.run(read_partitions(kafka_settings.bootstrap_servers, {KafkaTP(topic, 0): None},
+                                       lambda tp, records: None, go_on=lambda: False))
+    assert read == 0
+
+
+def test_faust_broker_urls_become_a_bootstrap_list() -> None:
+    assert _bootstrap(["kafka://10.0.0.1:9092", "kafka://b:9093"]) == "10.0.0.1:9092,b:9093"
+
+
+def test_only_the_memory_store_reads_back_itself(kafka_settings: Settings) -> None:
+    rocks = kafka_settings.model_copy(update={"worker_store": "rocksdb://"})
+    assert not isinstance(create_app(rocks).tables["meter-state"].data, ChangelogReadingStore)
+    assert type(create_app(kafka_settings).tables["incident-cells"].data).__name__ == "Store"  # JSON values
