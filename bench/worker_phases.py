@@ -79,7 +79,8 @@ def metric(url: str, name: str) -> float:
 
 async def state_bytes(bootstrap: str, changelog: str, partition_count: int) -> tuple[int, float]:
     """Meters in the state changelog and the median size of each meter's latest state."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    # earliest: a reset to the default latest still in flight can override seek_to_beginning (aiokafka)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()
     latest: dict[bytes, int] = {}
