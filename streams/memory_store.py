@@ -94,6 +94,12 @@ class ChangelogReadingStore(memory.Store):
     def persisted_offset(self, tp: TP) -> int | None:
         return self._read_to.get(tp)
 
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        # A state written to the changelog was in this store first, so a partition read back stays
+        # complete up to its latest write: a later rebalance that keeps it reads nothing again.
+        if tp in self._read_to:
+            self._read_to[tp] = max(self._read_to[tp], offset)
+
     async def on_rebalance(self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP],
                            generation_id: int = 0) -> None:
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)

@@ -1,8 +1,8 @@
 """The meter-state table's memory store reads its changelog back itself, on the real broker: the
 latest value of each key of the partitions it is given (tombstones delete), nothing of the others
-or of standbys, its persisted offset is the last record it applied, and a revoked partition's states
-go with it. The whole worker recovering through it: tests/integration/test_worker_state.py and
-test_kill_mid_stream.py (memory store)."""
+or of standbys, its persisted offset is the last record it applied (then the worker's own last
+write), and a revoked partition's states go with it. The whole worker recovering through it:
+tests/integration/test_worker_state.py and test_kill_mid_stream.py (memory store)."""
 
 from __future__ import annotations
 
@@ -66,6 +66,16 @@ def test_a_revoked_partition_takes_its_states_and_offset_with_it(meter_state: tu
     assert store.persisted_offset(TP(topic, 1)) is None
     _rebalance(store, {TP(topic, 0), TP(topic, 1)})  # assigned again: read again in full
     assert dict(store.data) == {b"m-a": b"a2", b"m-b": b"b1"} and store.persisted_offset(TP(topic, 1)) == 2
+
+
+def test_the_offset_follows_this_workers_own_writes_of_a_partition_it_read(
+        meter_state: tuple[ChangelogReadingStore, str]) -> None:
+    store, topic = meter_state
+    _rebalance(store, {TP(topic, 0)})
+    store.set_persisted_offset(TP(topic, 0), 9)
+    store.set_persisted_offset(TP(topic, 0), 5)  # an earlier write's delivery reported late
+    store.set_persisted_offset(TP(topic, 1), 4)  # not read back here: Faust's recovery reads it all
+    assert store.persisted_offset(TP(topic, 0)) == 9 and store.persisted_offset(TP(topic, 1)) is None
 
 
 def test_standby_partitions_and_other_topics_are_left_to_faust(meter_state: tuple[ChangelogReadingStore, str],
