@@ -9,9 +9,11 @@ far it read as its persisted offset: Faust's recovery then reads only what came 
 normally), exactly as it does for a RocksDB store that kept its files.
 
 **Safe when it stops short.** The persisted offset is always the offset of the last record
-applied, so a read cut short (broker away, time out, a new rebalance) leaves the rest to Faust's
-own recovery, which goes on from there. Standby partitions are left to Faust, and a revoked
-partition's states are dropped with its offset, so one assigned again is read again in full.
+applied, so a read cut short leaves the rest to Faust's own recovery, which goes on from there. The
+read runs inside the rebalance callback, where the Kafka client sends no heartbeats, so it stops
+after half the session timeout (5 s: about 250,000 meters here) rather than be evicted from the
+group. Standby partitions are left to Faust. A partition no longer active here (revoked, or kept as
+a standby only) loses its states and offset, so one active again is read again in full.
 
 Only for tables whose keys and values are raw bytes (the meter-state table): they are stored as
 the changelog holds them, as ``StateWriter`` writes them.
@@ -19,6 +21,7 @@ the changelog holds them, as ``StateWriter`` writes them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka import TopicPartition as KafkaTP
 from aiokafka.errors import KafkaError
 from faust.stores import STORES, memory
+from faust.streams import current_event
 from faust.types import TP
 from yarl import URL
 
@@ -37,8 +41,9 @@ SCHEME = "shouwang-memory"
 STORES.aliases[SCHEME] = f"{__name__}:ChangelogReadingStore"
 STORE_URL = f"{SCHEME}://changelog"  # with a host: a bare scheme is a false URL, and Faust ignores it
 
-# A read that takes longer than this is left to Faust's recovery (which then goes on from where it
-# stopped): a rebalance must not wait for ever on a broker that went away.
+# The read runs inside the rebalance callback (no heartbeats meanwhile): it stops after half the
+# session timeout, and Faust's recovery goes on from the last record applied.
+READ_SHARE_OF_SESSION = 0.5
 READ_TIMEOUT_S = 300.0
 FETCH_BYTES = 4 * 1024 * 1024  # per partition (4× the default): large fetches, with a bound on what is in flight
 
@@ -46,40 +51,40 @@ Apply = Callable[[KafkaTP, list[ConsumerRecord]], None]
 
 
 async def read_partitions(bootstrap: str, starts: Mapping[KafkaTP, int | None], apply: Apply, *,
-                          timeout: float = READ_TIMEOUT_S, go_on: Callable[[], bool] = lambda: True) -> int:
+                          timeout: float, go_on: Callable[[], bool] = lambda: True) -> dict[KafkaTP, int]:
     """Read each partition from its start offset (``None``: from its beginning) to the end offset it
     had when the read began, handing every fetched batch to ``apply`` in offset order. Returns the
-    number of records read; stops early (without error) when ``go_on()`` turns false or time runs out."""
+    end offsets of the partitions read to the end; stops early when ``go_on()`` turns false or after
+    ``timeout`` seconds (``TimeoutError`` if the broker has not even answered by then)."""
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        return max(0.0, deadline - time.monotonic())
+
     if not starts:
-        return 0
+        return {}
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=FETCH_BYTES, fetch_max_bytes=4 * FETCH_BYTES,
                                 request_timeout_ms=60_000)
-    await consumer.start()
     try:
+        await asyncio.wait_for(consumer.start(), left())
         consumer.assign(list(starts))
-        ends = await consumer.end_offsets(list(starts))
+        ends = await asyncio.wait_for(consumer.end_offsets(list(starts)), left())
         # Explicit offsets: assign() starts a reset to the default strategy, and aiokafka applies the answer
         # of a reset in flight to a later seek_to_beginning too (found by test_memory_store: a partition
         # was left at its end, unread).
-        beginnings = await consumer.beginning_offsets(list(starts))
+        beginnings = await asyncio.wait_for(consumer.beginning_offsets(list(starts)), left())
         for tp, start in starts.items():
             consumer.seek(tp, max(beginnings[tp], start or 0))
         pending = {tp for tp in starts if await consumer.position(tp) < ends[tp]}
-        deadline, read = time.monotonic() + timeout, 0
-        while pending and go_on():
-            if time.monotonic() > deadline:
-                log.warning("reading %d changelog partitions back took over %.0f s: Faust's recovery "
-                            "reads the rest", len(pending), timeout)
-                break
-            fetched = await consumer.getmany(*pending, timeout_ms=1000)
+        while pending and go_on() and left() > 0:
+            fetched = await consumer.getmany(*pending, timeout_ms=int(min(1.0, left()) * 1000))
             for tp, records in fetched.items():
                 if records:
                     apply(tp, records)
-                    read += len(records)
             pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
-        return read
+        return {tp: ends[tp] for tp in starts if tp not in pending}
     finally:
         await consumer.stop()
 
@@ -89,7 +94,8 @@ class ChangelogReadingStore(memory.Store):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._read_to: dict[TP, int] = {}  # the offset of the last changelog record applied
+        # Per active changelog partition read back here: the offset up to which the store is complete.
+        self._read_to: dict[TP, int] = {}
 
     def persisted_offset(self, tp: TP) -> int | None:
         return self._read_to.get(tp)
@@ -100,17 +106,34 @@ class ChangelogReadingStore(memory.Store):
         if tp in self._read_to:
             self._read_to[tp] = max(self._read_to[tp], offset)
 
+    def __setitem__(self, key: Any, value: Any) -> None:
+        # The worker's own writes (``StateWriter``, under the record's event or a stand-in for its
+        # partition) are noted with their partition, so they leave with it like the states read back.
+        event = current_event()
+        if event is not None:
+            self._key_partition[key] = event.message.partition
+        super().__setitem__(key, value)
+
     async def on_rebalance(self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP],
                            generation_id: int = 0) -> None:
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         mine = set(self.table.changelog_topic.topics)
-        for tp in revoked:
-            if tp.topic in mine:
-                self._forget(tp)
         standbys = self.app.assignor.assigned_standbys()
-        to_read = {tp for tp in assigned if tp.topic in mine and tp not in standbys and tp not in self._read_to}
+        actives = {tp for tp in assigned if tp.topic in mine and tp not in standbys}
+        # A partition no longer active here, revoked or kept as a standby only, loses its states and
+        # offset (Faust's memory store drops a standby's states once recovery ends): one that is
+        # active again is read again in full.
+        for tp in {*revoked, *self._read_to}:
+            if tp.topic in mine and tp not in actives:
+                self._forget(tp)
+        to_read = actives - self._read_to.keys()
         if to_read:
-            await self._read(to_read, generation_id)
+            await self._read(to_read)
+
+    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
+        # Faust's version drops every key of a partition not active in the recovery that ended; that
+        # can be an earlier generation's, after this one read its partitions back. Keep those.
+        await super().on_recovery_completed({*active_tps, *self._read_to}, standby_tps)
 
     def _forget(self, tp: TP) -> None:
         self._read_to.pop(tp, None)
@@ -119,22 +142,33 @@ class ChangelogReadingStore(memory.Store):
             self.data.pop(key, None)
             del self._key_partition[key]
 
-    async def _read(self, tps: Iterable[TP], generation_id: int) -> None:
+    async def _read(self, tps: Iterable[TP]) -> None:
+        """Read inside the rebalance callback, where the Kafka client sends no heartbeats: at most
+        half the session timeout, or the group would evict this worker. Faust's recovery reads
+        whatever is left, from the last record applied."""
         started = time.monotonic()
         starts: dict[KafkaTP, int | None] = {KafkaTP(tp.topic, tp.partition): None for tp in tps}
+        budget = min(READ_TIMEOUT_S, READ_SHARE_OF_SESSION * float(self.app.conf.broker_session_timeout))
+        applied = 0
 
-        def still_this_generation() -> bool:
-            return not self.app.should_stop and generation_id == self.app.consumer_generation_id
+        def apply(tp: KafkaTP, records: list[ConsumerRecord]) -> None:
+            nonlocal applied
+            self._apply(tp, records)
+            applied += len(records)
 
         try:
-            read = await read_partitions(_bootstrap(self.app.conf.broker), starts, self._apply,
-                                         go_on=still_this_generation)
+            ends = await read_partitions(_bootstrap(self.app.conf.broker), starts, apply, timeout=budget,
+                                         go_on=lambda: not self.app.should_stop)
         except (KafkaError, OSError, TimeoutError) as exc:  # Faust's recovery reads whatever this did not
-            log.warning("reading the %s changelog back failed (%r): Faust's recovery reads the rest",
-                        self.table.name, exc)
+            log.warning("reading the %s changelog back stopped (%r) after %d records: Faust's recovery "
+                        "reads the rest", self.table.name, exc, applied)
             return
-        log.info("%s: %d changelog records of %d partitions read back in %.1f s; %d keys",
-                 self.table.name, read, len(starts), time.monotonic() - started, len(self.data))
+        for ktp, end in ends.items():  # complete up to the end, even where the last offsets held no record
+            tp = TP(ktp.topic, ktp.partition)
+            self._read_to[tp] = max(self._read_to.get(tp, -1), end - 1)
+        log.info("%s: %d changelog records read back in %.1f s, %d of %d partitions to their end%s",
+                 self.table.name, applied, time.monotonic() - started, len(ends), len(starts),
+                 "" if len(ends) == len(starts) else f" (the {budget:.0f} s budget ran out: Faust reads the rest)")
 
     def _apply(self, tp: KafkaTP, records: list[ConsumerRecord]) -> None:
         data, partitions = self.data, self._key_partition

@@ -7,16 +7,21 @@ tests/integration/test_worker_state.py and test_kill_mid_stream.py (memory store
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import weakref
 from collections.abc import Iterator
 
 import pytest
 from aiokafka import TopicPartition as KafkaTP
+from faust.streams import _current_event
 from faust.types import TP
 from kafka import KafkaProducer
 
 from shouwang.settings import Settings
+from streams import memory_store
 from streams.app import create_app
 from streams.memory_store import ChangelogReadingStore, _bootstrap, read_partitions
+from streams.state_writes import _PartitionEvent
 from streams.topics import changelog, provision_topics
 
 pytestmark = pytest.mark.kafka
@@ -56,26 +61,80 @@ def test_a_new_partition_is_read_back_to_each_keys_latest_value(meter_state: tup
     assert store.persisted_offset(TP(topic, 2)) is None  # Faust's recovery reads it from the start
 
 
+def _write_as_worker(store: ChangelogReadingStore, partition: int, key: bytes, value: bytes) -> None:
+    """A state written as ``StateWriter`` writes it: into the store, under an event of its partition."""
+    event = _PartitionEvent(partition)  # the stand-in the writer uses for a held state's record
+
+    def write() -> None:
+        _current_event.set(weakref.ref(event))
+        store[key] = value
+
+    contextvars.copy_context().run(write)
+
+
 def test_a_revoked_partition_takes_its_states_and_offset_with_it(meter_state: tuple[ChangelogReadingStore, str],
                                                                kafka_settings: Settings) -> None:
     store, topic = meter_state
     _rebalance(store, {TP(topic, 0), TP(topic, 1)})
-    _write(kafka_settings, topic, [(0, b"m-a", b"a3")])  # written by this worker while it held partition 0
+    _write_as_worker(store, 0, b"m-a", b"a3")  # this worker's own writes: a newer state, a new meter
+    _write_as_worker(store, 1, b"m-new", b"n1")
+    _write(kafka_settings, topic, [(0, b"m-a", b"a3"), (1, b"m-new", b"n1")])
+    store.set_persisted_offset(TP(topic, 0), 2)  # as its changelog write is delivered
     _rebalance(store, {TP(topic, 0)}, revoked={TP(topic, 1)})
-    assert dict(store.data) == {b"m-a": b"a2"}  # partition 0 kept, not read again: the store is its newest copy
-    assert store.persisted_offset(TP(topic, 1)) is None
+    assert dict(store.data) == {b"m-a": b"a3"}  # partition 1 gone, the meter written here with it
+    assert store.persisted_offset(TP(topic, 0)) == 2 and store.persisted_offset(TP(topic, 1)) is None
     _rebalance(store, {TP(topic, 0), TP(topic, 1)})  # assigned again: read again in full
+    assert dict(store.data) == {b"m-a": b"a3", b"m-b": b"b1", b"m-new": b"n1"}
+    assert store.persisted_offset(TP(topic, 1)) == 3
+
+
+def test_a_partition_kept_as_a_standby_only_is_read_again_when_active_again(
+        meter_state: tuple[ChangelogReadingStore, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    store, topic = meter_state
+    both = {TP(topic, 0), TP(topic, 1)}
+    _rebalance(store, both)
+    monkeypatch.setattr(store.app.assignor, "assigned_standbys", lambda: {TP(topic, 1)})
+    _rebalance(store, both)  # partition 1 now a standby here: not revoked, but no longer this store's to keep
+    asyncio.run(store.on_recovery_completed({TP(topic, 0)}, {TP(topic, 1)}))  # Faust drops non-active states
+    assert store.persisted_offset(TP(topic, 1)) is None
+    monkeypatch.setattr(store.app.assignor, "assigned_standbys", set)
+    _rebalance(store, both)
     assert dict(store.data) == {b"m-a": b"a2", b"m-b": b"b1"} and store.persisted_offset(TP(topic, 1)) == 2
 
 
-def test_the_offset_follows_this_workers_own_writes_of_a_partition_it_read(
-        meter_state: tuple[ChangelogReadingStore, str]) -> None:
+def test_an_older_recovery_ending_keeps_what_was_read(meter_state: tuple[ChangelogReadingStore, str]) -> None:
     store, topic = meter_state
+    _rebalance(store, {TP(topic, 0), TP(topic, 1)})
+    asyncio.run(store.on_recovery_completed({TP(topic, 0)}, set()))  # the end of a recovery of an older assignment
+    assert dict(store.data) == {b"m-a": b"a2", b"m-b": b"b1"}
+
+
+def test_an_empty_partition_is_complete_at_its_end(meter_state: tuple[ChangelogReadingStore, str]) -> None:
+    store, topic = meter_state
+    _rebalance(store, {TP(topic, 3)})
+    assert store.persisted_offset(TP(topic, 3)) == -1  # Faust's "nothing read yet", with nothing to read
+
+
+def test_a_read_out_of_time_leaves_the_partition_to_faust(meter_state: tuple[ChangelogReadingStore, str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    store, topic = meter_state
+    monkeypatch.setattr(memory_store, "READ_TIMEOUT_S", 0.0)
     _rebalance(store, {TP(topic, 0)})
-    store.set_persisted_offset(TP(topic, 0), 9)
-    store.set_persisted_offset(TP(topic, 0), 5)  # an earlier write's delivery reported late
-    store.set_persisted_offset(TP(topic, 1), 4)  # not read back here: Faust's recovery reads it all
-    assert store.persisted_offset(TP(topic, 0)) == 9 and store.persisted_offset(TP(topic, 1)) is None
+    assert dict(store.data) == {} and store.persisted_offset(TP(topic, 0)) is None
+
+
+def test_the_read_takes_at_most_half_the_session_timeout(meter_state: tuple[ChangelogReadingStore, str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    store, _ = meter_state
+    budgets: list[float] = []
+
+    async def read(bootstrap: str, starts: object, apply: object, *, timeout: float, go_on: object) -> dict:
+        budgets.append(timeout)
+        return {}
+
+    monkeypatch.setattr(memory_store, "read_partitions", read)
+    _rebalance(store, {TP(store.table.changelog_topic.get_topic_name(), 0)})
+    assert budgets == [store.app.conf.broker_session_timeout / 2] == [5.0]
 
 
 def test_standby_partitions_and_other_topics_are_left_to_faust(meter_state: tuple[ChangelogReadingStore, str],
@@ -92,18 +151,19 @@ def test_reading_starts_at_the_given_offset_and_passes_empty_partitions(kafka_se
     _write(kafka_settings, topic, [(3, f"k{i}".encode(), b"v") for i in range(5)])
     batches: list[list[int]] = []
     starts: dict[KafkaTP, int | None] = {KafkaTP(topic, 3): 2, KafkaTP(topic, 0): None}
-    read = asyncio.run(read_partitions(kafka_settings.bootstrap_servers, starts,
-                                       lambda tp, records: batches.append([r.offset for r in records])))
-    assert read == 3 and [offset for batch in batches for offset in batch] == [2, 3, 4]
+    ends = asyncio.run(read_partitions(kafka_settings.bootstrap_servers, starts,
+                                       lambda tp, records: batches.append([r.offset for r in records]), timeout=60))
+    assert [offset for batch in batches for offset in batch] == [2, 3, 4]
+    assert ends == {KafkaTP(topic, 3): 5, KafkaTP(topic, 0): 0}
 
 
 def test_reading_stops_when_told_to(kafka_settings: Settings) -> None:
     provision_topics(kafka_settings)
     topic = changelog(kafka_settings, "meter-state")
     _write(kafka_settings, topic, [(0, b"k", b"v")])
-    read = asyncio.run(read_partitions(kafka_settings.bootstrap_servers, {KafkaTP(topic, 0): None},
-                                       lambda tp, records: None, go_on=lambda: False))
-    assert read == 0
+    ends = asyncio.run(read_partitions(kafka_settings.bootstrap_servers, {KafkaTP(topic, 0): None},
+                                       lambda tp, records: None, timeout=60, go_on=lambda: False))
+    assert ends == {}
 
 
 def test_faust_broker_urls_become_a_bootstrap_list() -> None:
