@@ -44,7 +44,6 @@ STORE_URL = f"{SCHEME}://changelog"  # with a host: a bare scheme is a false URL
 # The read runs inside the rebalance callback (no heartbeats meanwhile): it stops after half the
 # session timeout, and Faust's recovery goes on from the last record applied.
 READ_SHARE_OF_SESSION = 0.5
-READ_TIMEOUT_S = 300.0
 FETCH_BYTES = 4 * 1024 * 1024  # per partition (4× the default): large fetches, with a bound on what is in flight
 
 Apply = Callable[[KafkaTP, list[ConsumerRecord]], None]
@@ -148,7 +147,7 @@ class ChangelogReadingStore(memory.Store):
         whatever is left, from the last record applied."""
         started = time.monotonic()
         starts: dict[KafkaTP, int | None] = {KafkaTP(tp.topic, tp.partition): None for tp in tps}
-        budget = min(READ_TIMEOUT_S, READ_SHARE_OF_SESSION * float(self.app.conf.broker_session_timeout))
+        budget = READ_SHARE_OF_SESSION * float(self.app.conf.broker_session_timeout)
         applied = 0
 
         def apply(tp: KafkaTP, records: list[ConsumerRecord]) -> None:

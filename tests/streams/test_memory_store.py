@@ -118,7 +118,7 @@ def test_an_empty_partition_is_complete_at_its_end(meter_state: tuple[ChangelogR
 def test_a_read_out_of_time_leaves_the_partition_to_faust(meter_state: tuple[ChangelogReadingStore, str],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     store, topic = meter_state
-    monkeypatch.setattr(memory_store, "READ_TIMEOUT_S", 0.0)
+    monkeypatch.setattr(memory_store, "READ_SHARE_OF_SESSION", 0.0)
     _rebalance(store, {TP(topic, 0)})
     assert dict(store.data) == {} and store.persisted_offset(TP(topic, 0)) is None
 
