@@ -20,23 +20,38 @@ class AdminError(ValueError):
     """Invalid enrolment or configuration; the message says what is wrong."""
 
 
-def create_household(session: Session, *, name: str, timezone: str, grid_cell: str,
-                     consent_given_by: str, consent_given_at: datetime, consent_scope: str,
-                     address: str | None = None, community: str | None = None) -> Household:
+def create_household(
+    session: Session,
+    *,
+    name: str,
+    timezone: str,
+    grid_cell: str,
+    consent_given_by: str,
+    consent_given_at: datetime,
+    consent_scope: str,
+    address: str | None = None,
+    community: str | None = None,
+) -> Household:
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise AdminError(f"unknown timezone {timezone!r}; use an IANA name such as Asia/Shanghai") from exc
-    household = Household(name=name, timezone=timezone, grid_cell=grid_cell, community=community,
-                          address=address, consent_given_by=consent_given_by,
-                          consent_given_at=consent_given_at, consent_scope=consent_scope)
+    household = Household(
+        name=name,
+        timezone=timezone,
+        grid_cell=grid_cell,
+        community=community,
+        address=address,
+        consent_given_by=consent_given_by,
+        consent_given_at=consent_given_at,
+        consent_scope=consent_scope,
+    )
     session.add(household)
     session.flush()
     return household
 
 
-def add_meter(session: Session, household: Household, *, meter_id: str,
-              reporting_interval_s: int = 3600) -> Meter:
+def add_meter(session: Session, household: Household, *, meter_id: str, reporting_interval_s: int = 3600) -> Meter:
     existing = session.get(Meter, meter_id)
     if existing is not None:
         raise AdminError(f"meter {meter_id} is already enrolled (household {existing.household_id})")
@@ -46,8 +61,15 @@ def add_meter(session: Session, household: Household, *, meter_id: str,
     return meter
 
 
-def create_recipient(session: Session, *, name: str, role: str, webhook_url: str | None,
-                     allow: Sequence[str] = (), require_https: bool = True) -> tuple[Recipient, str | None]:
+def create_recipient(
+    session: Session,
+    *,
+    name: str,
+    role: str,
+    webhook_url: str | None,
+    allow: Sequence[str] = (),
+    require_https: bool = True,
+) -> tuple[Recipient, str | None]:
     """A recipient and (optionally) its webhook endpoint; returns the signing secret once."""
     if role not in ROLES:
         raise AdminError(f"role must be one of {', '.join(ROLES)}")
@@ -56,13 +78,13 @@ def create_recipient(session: Session, *, name: str, role: str, webhook_url: str
     session.flush()
     secret = None
     if webhook_url is not None:
-        secret = add_endpoint(session, recipient, url=webhook_url, allow=allow,
-                              require_https=require_https).secret
+        secret = add_endpoint(session, recipient, url=webhook_url, allow=allow, require_https=require_https).secret
     return recipient, secret
 
 
-def add_endpoint(session: Session, recipient: Recipient, *, url: str, allow: Sequence[str] = (),
-                 require_https: bool = True) -> WebhookEndpoint:
+def add_endpoint(
+    session: Session, recipient: Recipient, *, url: str, allow: Sequence[str] = (), require_https: bool = True
+) -> WebhookEndpoint:
     try:
         check_url(url, allow=allow, require_https=require_https)
     except UnsafeURLError as exc:
@@ -73,9 +95,16 @@ def add_endpoint(session: Session, recipient: Recipient, *, url: str, allow: Seq
     return endpoint
 
 
-def subscribe(session: Session, recipient: Recipient, *, household_id: str | None = None,
-              grid_cell: str | None = None, community: str | None = None,
-              kinds: Sequence[str] | None = None, min_severity: str = "info") -> Subscription:
+def subscribe(
+    session: Session,
+    recipient: Recipient,
+    *,
+    household_id: str | None = None,
+    grid_cell: str | None = None,
+    community: str | None = None,
+    kinds: Sequence[str] | None = None,
+    min_severity: str = "info",
+) -> Subscription:
     scopes = [s for s in (household_id, grid_cell, community) if s is not None]
     if len(scopes) > 1:
         raise AdminError("subscribe to one of household_id, grid_cell or community, not several")
@@ -91,9 +120,14 @@ def subscribe(session: Session, recipient: Recipient, *, household_id: str | Non
             raise AdminError(f"unknown kinds {sorted(unknown)}; kinds are {', '.join(sorted(ALL_KINDS))}")
     if min_severity not in SEVERITIES:
         raise AdminError(f"min_severity must be one of {', '.join(SEVERITIES)}")
-    subscription = Subscription(recipient_id=recipient.id, household_id=household_id, grid_cell=grid_cell,
-                                community=community, kinds=list(kinds) if kinds is not None else None,
-                                min_severity=min_severity)
+    subscription = Subscription(
+        recipient_id=recipient.id,
+        household_id=household_id,
+        grid_cell=grid_cell,
+        community=community,
+        kinds=list(kinds) if kinds is not None else None,
+        min_severity=min_severity,
+    )
     session.add(subscription)
     session.flush()
     return subscription
@@ -112,15 +146,32 @@ def withdraw_consent(household: Household, *, by: str, now: datetime) -> None:
         household.consent_withdrawn_at, household.consent_withdrawn_by = now, by
 
 
-def add_silence(session: Session, *, created_by: str, reason: str, starts_at: datetime, ends_at: datetime,
-                household_id: str | None = None, meter_id: str | None = None,
-                grid_cell: str | None = None, kind: str | None = None) -> Silence:
+def add_silence(
+    session: Session,
+    *,
+    created_by: str,
+    reason: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    household_id: str | None = None,
+    meter_id: str | None = None,
+    grid_cell: str | None = None,
+    kind: str | None = None,
+) -> Silence:
     if ends_at <= starts_at:
         raise AdminError("a silence must end after it starts")
     if not any((household_id, meter_id, grid_cell, kind)):
         raise AdminError("a silence needs at least one matcher (household, meter, grid cell or kind)")
-    silence = Silence(household_id=household_id, meter_id=meter_id, grid_cell=grid_cell, kind=kind,
-                      starts_at=starts_at, ends_at=ends_at, created_by=created_by, reason=reason)
+    silence = Silence(
+        household_id=household_id,
+        meter_id=meter_id,
+        grid_cell=grid_cell,
+        kind=kind,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_by=created_by,
+        reason=reason,
+    )
     session.add(silence)
     session.flush()
     return silence

@@ -34,10 +34,10 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")     # readers never block the writer
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA synchronous=NORMAL")   # durable with WAL, and much faster than FULL
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable with WAL, and much faster than FULL
     cursor.close()
 
 

@@ -51,9 +51,16 @@ class DispatchConfig:
 
 
 class Dispatcher:
-    def __init__(self, store: Store, config: DispatchConfig, *, client: httpx.AsyncClient,
-                 limiter: EndpointLimiter, clock: Callable[[], datetime] = utcnow,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: DispatchConfig,
+        *,
+        client: httpx.AsyncClient,
+        limiter: EndpointLimiter,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
         self.store, self.config, self.client, self.limiter = store, config, client, limiter
         self.clock = clock
         self.rng = rng or random.Random()
@@ -63,27 +70,50 @@ class Dispatcher:
         lease_until = now + self.config.lease
         claimed: list[Claimed] = []
         with self.store.transaction() as session:
-            candidates = session.execute(
-                select(Delivery.id).where(
-                    Delivery.status == "pending", Delivery.next_attempt_at <= now,
-                    or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
-                .order_by(Delivery.next_attempt_at).limit(self.config.batch_size)).scalars().all()
+            candidates = (
+                session.execute(
+                    select(Delivery.id)
+                    .where(
+                        Delivery.status == "pending",
+                        Delivery.next_attempt_at <= now,
+                        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
+                    )
+                    .order_by(Delivery.next_attempt_at)
+                    .limit(self.config.batch_size)
+                )
+                .scalars()
+                .all()
+            )
         for delivery_id in candidates:
             with self.store.transaction() as session:
                 taken = session.execute(
-                    update(Delivery).where(
-                        Delivery.id == delivery_id, Delivery.status == "pending",
-                        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
-                    .values(claimed_until=lease_until)).rowcount
+                    update(Delivery)
+                    .where(
+                        Delivery.id == delivery_id,
+                        Delivery.status == "pending",
+                        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
+                    )
+                    .values(claimed_until=lease_until)
+                ).rowcount
                 if taken != 1:
                     continue  # another dispatcher got it first
                 row = session.execute(
-                    select(Delivery, WebhookEndpoint).join(
-                        WebhookEndpoint, Delivery.endpoint_id == WebhookEndpoint.id)
-                    .where(Delivery.id == delivery_id)).one()
+                    select(Delivery, WebhookEndpoint)
+                    .join(WebhookEndpoint, Delivery.endpoint_id == WebhookEndpoint.id)
+                    .where(Delivery.id == delivery_id)
+                ).one()
                 delivery, endpoint = row
-                claimed.append(Claimed(delivery.id, endpoint.id, endpoint.url, endpoint.secret,
-                                       delivery.payload.encode(), delivery.attempts, delivery.created_at))
+                claimed.append(
+                    Claimed(
+                        delivery.id,
+                        endpoint.id,
+                        endpoint.url,
+                        endpoint.secret,
+                        delivery.payload.encode(),
+                        delivery.attempts,
+                        delivery.created_at,
+                    )
+                )
         return claimed
 
     async def run_once(self) -> int:
@@ -109,19 +139,28 @@ class Dispatcher:
     async def _deliver(self, item: Claimed) -> None:
         async with self.limiter.slot(item.endpoint_id):
             try:
-                await asyncio.to_thread(check_url, item.url, allow=self.config.allow,
-                                        require_https=self.config.require_https)
+                await asyncio.to_thread(
+                    check_url, item.url, allow=self.config.allow, require_https=self.config.require_https
+                )
             except UnsafeURLError as exc:
-                result = AttemptResult(outcome="reject", status_code=None, error=str(exc),
-                                       duration_s=0.0, retry_after_s=None)
+                result = AttemptResult(
+                    outcome="reject", status_code=None, error=str(exc), duration_s=0.0, retry_after_s=None
+                )
             else:
                 try:
-                    result = await send_once(self.client, url=item.url, secret=item.secret,
-                                             message_id=item.id, body=item.payload, now=self.clock(),
-                                             timeout_s=self.config.timeout_s)
+                    result = await send_once(
+                        self.client,
+                        url=item.url,
+                        secret=item.secret,
+                        message_id=item.id,
+                        body=item.payload,
+                        now=self.clock(),
+                        timeout_s=self.config.timeout_s,
+                    )
                 except ValueError as exc:  # our own stored data is unusable: retrying cannot help
-                    result = AttemptResult(outcome="reject", status_code=None, error=str(exc)[:300],
-                                           duration_s=0.0, retry_after_s=None)
+                    result = AttemptResult(
+                        outcome="reject", status_code=None, error=str(exc)[:300], duration_s=0.0, retry_after_s=None
+                    )
         await asyncio.to_thread(self.record, item, result)
 
     def record(self, item: Claimed, result: AttemptResult) -> None:
@@ -134,9 +173,16 @@ class Dispatcher:
             delivery.attempts += 1
             delivery.claimed_until = None
             delivery.last_status_code, delivery.last_error = result.status_code, result.error
-            session.add(DeliveryAttempt(delivery_id=delivery.id, at=now, outcome=result.outcome,
-                                        status_code=result.status_code, error=result.error,
-                                        duration_ms=round(result.duration_s * 1000)))
+            session.add(
+                DeliveryAttempt(
+                    delivery_id=delivery.id,
+                    at=now,
+                    outcome=result.outcome,
+                    status_code=result.status_code,
+                    error=result.error,
+                    duration_ms=round(result.duration_s * 1000),
+                )
+            )
             if result.outcome == "delivered":
                 delivery.status, delivery.delivered_at = "delivered", now
                 metrics.DELIVERY_LATENCY.observe(max(0.0, (now - item.created_at).total_seconds()))
@@ -145,8 +191,12 @@ class Dispatcher:
                 if delay is None:
                     delivery.status = "dead"
                     metrics.DELIVERIES_DEAD.labels("retries_exhausted").inc()
-                    log.warning("delivery %s dead after %d attempts: %s", delivery.id, delivery.attempts,
-                                result.error or result.status_code)
+                    log.warning(
+                        "delivery %s dead after %d attempts: %s",
+                        delivery.id,
+                        delivery.attempts,
+                        result.error or result.status_code,
+                    )
                 else:
                     delay = max(delay, result.retry_after_s or 0.0)
                     delivery.next_attempt_at = now + timedelta(seconds=delay)
@@ -166,12 +216,12 @@ class Dispatcher:
             when = now.isoformat(timespec="seconds")
             endpoint.disabled_reason = f"the receiver answered 410 Gone at {when}"
         gone = session.execute(
-            update(Delivery).where(Delivery.endpoint_id == endpoint_id, Delivery.status == "pending")
-            .values(status="dead", last_error="endpoint disabled: the receiver answered 410 Gone",
-                    claimed_until=None)).rowcount
+            update(Delivery)
+            .where(Delivery.endpoint_id == endpoint_id, Delivery.status == "pending")
+            .values(status="dead", last_error="endpoint disabled: the receiver answered 410 Gone", claimed_until=None)
+        ).rowcount
         metrics.DELIVERIES_DEAD.labels("endpoint_gone").inc(gone)
-        log.warning("endpoint %s disabled after 410 Gone; %d pending deliveries dead-lettered",
-                    endpoint_id, gone)
+        log.warning("endpoint %s disabled after 410 Gone; %d pending deliveries dead-lettered", endpoint_id, gone)
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -38,8 +38,9 @@ def acknowledge(session: Session, alert: Alert, *, by: str, now: datetime) -> Al
     return alert
 
 
-def resolve(session: Session, alert: Alert, *, by: str, outcome: str, note: str | None, now: datetime,
-            config: RouterConfig) -> Alert:
+def resolve(
+    session: Session, alert: Alert, *, by: str, outcome: str, note: str | None, now: datetime, config: RouterConfig
+) -> Alert:
     """Closed by a person with an outcome; everyone told so far hears how it ended."""
     if outcome not in OUTCOMES:
         raise LifecycleError(f"outcome must be one of {', '.join(OUTCOMES)}")
@@ -51,22 +52,38 @@ def resolve(session: Session, alert: Alert, *, by: str, outcome: str, note: str 
     alert.outcome, alert.resolution_note = outcome, note
     alert.next_escalation_at = alert.next_reminder_at = None
     alert.updated_at = now
-    session.add(AlertTransition(alert_id=alert.id, event="resolved_by_person", at=now, actor=by,
-                                recorded_at=now))
+    session.add(AlertTransition(alert_id=alert.id, event="resolved_by_person", at=now, actor=by, recorded_at=now))
     household = session.get(Household, alert.household_id) if alert.household_id else None
     if alert.silenced_by is None:
-        record_notifications(session, alert=alert, household=household,
-                             recipients=previously_notified(session, alert), event_type="alert.resolved",
-                             tier=alert.escalation_tier, now=now, public_url=config.public_url)
+        record_notifications(
+            session,
+            alert=alert,
+            household=household,
+            recipients=previously_notified(session, alert),
+            event_type="alert.resolved",
+            tier=alert.escalation_tier,
+            now=now,
+            public_url=config.public_url,
+        )
     return alert
 
 
 def escalate_due(session: Session, *, now: datetime, config: RouterConfig) -> list[Alert]:
     """Alerts nobody acknowledged in time move to the next tier of their chain. A tier with
     nobody subscribed is passed over at once, so the chain never stalls on an empty step."""
-    due = list(session.scalars(select(Alert).where(
-        Alert.status == "raised", Alert.silenced_by.is_(None), Alert.next_escalation_at.is_not(None),
-        Alert.next_escalation_at <= now).order_by(Alert.next_escalation_at).limit(200)))
+    due = list(
+        session.scalars(
+            select(Alert)
+            .where(
+                Alert.status == "raised",
+                Alert.silenced_by.is_(None),
+                Alert.next_escalation_at.is_not(None),
+                Alert.next_escalation_at <= now,
+            )
+            .order_by(Alert.next_escalation_at)
+            .limit(200)
+        )
+    )
     for alert in due:
         household = session.get(Household, alert.household_id) if alert.household_id else None
         tier = alert.escalation_tier
@@ -80,11 +97,19 @@ def escalate_due(session: Session, *, now: datetime, config: RouterConfig) -> li
             if not recipients:
                 continue
             alert.escalation_tier = tier
-            record_notifications(session, alert=alert, household=household, recipients=recipients,
-                                 event_type="alert.escalated", tier=tier, now=now,
-                                 public_url=config.public_url)
-            session.add(AlertTransition(alert_id=alert.id, event=f"escalated:{tier}", at=now,
-                                        actor="router", recorded_at=now))
+            record_notifications(
+                session,
+                alert=alert,
+                household=household,
+                recipients=recipients,
+                event_type="alert.escalated",
+                tier=tier,
+                now=now,
+                public_url=config.public_url,
+            )
+            session.add(
+                AlertTransition(alert_id=alert.id, event=f"escalated:{tier}", at=now, actor="router", recorded_at=now)
+            )
             metrics.ESCALATIONS.labels(alert.severity, str(tier)).inc()
             wait = config.policy.wait_after(alert.severity, tier)
             alert.next_escalation_at = now + wait if wait is not None else None
@@ -95,16 +120,36 @@ def escalate_due(session: Session, *, now: datetime, config: RouterConfig) -> li
 
 def remind_due(session: Session, *, now: datetime, config: RouterConfig) -> list[Alert]:
     """While an alert stays unacknowledged, everyone told so far is reminded at the repeat interval."""
-    due = list(session.scalars(select(Alert).where(
-        Alert.status == "raised", Alert.silenced_by.is_(None), Alert.next_reminder_at.is_not(None),
-        Alert.next_reminder_at <= now).order_by(Alert.next_reminder_at).limit(200)))
+    due = list(
+        session.scalars(
+            select(Alert)
+            .where(
+                Alert.status == "raised",
+                Alert.silenced_by.is_(None),
+                Alert.next_reminder_at.is_not(None),
+                Alert.next_reminder_at <= now,
+            )
+            .order_by(Alert.next_reminder_at)
+            .limit(200)
+        )
+    )
     for alert in due:
         household = session.get(Household, alert.household_id) if alert.household_id else None
-        record_notifications(session, alert=alert, household=household,
-                             recipients=previously_notified(session, alert), event_type="alert.reminder",
-                             tier=alert.escalation_tier, now=now, public_url=config.public_url)
-        session.add(AlertTransition(alert_id=alert.id, event=f"reminder:{int(now.timestamp())}", at=now,
-                                    actor="router", recorded_at=now))
+        record_notifications(
+            session,
+            alert=alert,
+            household=household,
+            recipients=previously_notified(session, alert),
+            event_type="alert.reminder",
+            tier=alert.escalation_tier,
+            now=now,
+            public_url=config.public_url,
+        )
+        session.add(
+            AlertTransition(
+                alert_id=alert.id, event=f"reminder:{int(now.timestamp())}", at=now, actor="router", recorded_at=now
+            )
+        )
         alert.next_reminder_at = now + config.repeat_interval
         alert.updated_at = now
     return due

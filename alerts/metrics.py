@@ -5,33 +5,37 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 ALERT_EVENTS = Counter(
-    "shouwang_router_alert_events_total", "Alert events consumed, by what became of them.",
-    ["kind", "severity", "event", "result"])
+    "shouwang_router_alert_events_total",
+    "Alert events consumed, by what became of them.",
+    ["kind", "severity", "event", "result"],
+)
 NOTIFICATIONS = Counter(
-    "shouwang_router_notifications_total", "Notifications recorded, per recipient.",
-    ["event_type", "role"])
-DELIVERIES = Counter(
-    "shouwang_webhook_deliveries_total", "Webhook delivery attempts by outcome.", ["outcome"])
-DELIVERY_RETRIES = Counter(
-    "shouwang_webhook_retries_total", "Webhook attempts scheduled again after a failure.")
+    "shouwang_router_notifications_total", "Notifications recorded, per recipient.", ["event_type", "role"]
+)
+DELIVERIES = Counter("shouwang_webhook_deliveries_total", "Webhook delivery attempts by outcome.", ["outcome"])
+DELIVERY_RETRIES = Counter("shouwang_webhook_retries_total", "Webhook attempts scheduled again after a failure.")
 DELIVERIES_DEAD = Counter(
     "shouwang_webhook_dead_letters_total",
     "Deliveries given up (schedule exhausted, rejected, endpoint gone).",
-    ["reason"])
+    ["reason"],
+)
 DELIVERY_LATENCY = Histogram(
-    "shouwang_webhook_delivery_latency_seconds", "From recording a notification to its delivery.",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 86400))
-ESCALATIONS = Counter(
-    "shouwang_alert_escalations_total", "Alerts escalated to a further tier.", ["severity", "tier"])
+    "shouwang_webhook_delivery_latency_seconds",
+    "From recording a notification to its delivery.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 86400),
+)
+ESCALATIONS = Counter("shouwang_alert_escalations_total", "Alerts escalated to a further tier.", ["severity", "tier"])
 TIME_TO_ACK = Histogram(
-    "shouwang_alert_time_to_acknowledge_seconds", "From an alert's raise to its acknowledgement.",
-    ["kind"], buckets=(60, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400))
-OPEN_ALERTS = Gauge(
-    "shouwang_alerts_open", "Alerts raised and not yet resolved.", ["kind", "severity", "status"])
+    "shouwang_alert_time_to_acknowledge_seconds",
+    "From an alert's raise to its acknowledgement.",
+    ["kind"],
+    buckets=(60, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+)
+OPEN_ALERTS = Gauge("shouwang_alerts_open", "Alerts raised and not yet resolved.", ["kind", "severity", "status"])
 METERS_ENROLLED = Gauge(
-    "shouwang_meters_enrolled", "Meters enrolled in the store (compare with shouwang_worker_meters_reporting).")
-PENDING_DELIVERIES = Gauge(
-    "shouwang_webhook_pending_deliveries", "Deliveries waiting in the outbox.")
+    "shouwang_meters_enrolled", "Meters enrolled in the store (compare with shouwang_worker_meters_reporting)."
+)
+PENDING_DELIVERIES = Gauge("shouwang_webhook_pending_deliveries", "Deliveries waiting in the outbox.")
 
 # Known label values start at 0, so that rate() and increase() see the very first event too.
 DELIVERY_OUTCOMES = ("delivered", "retry", "reject", "disable")

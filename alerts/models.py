@@ -244,7 +244,6 @@ class DeliveryAttempt(Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
 
 
-
 class ApiKey(Base):
     """A bearer key for the API. Only a SHA-256 of its secret is stored (the secret is 32 random
     bytes, so a slow hash adds nothing); the full token is shown once, when issued."""

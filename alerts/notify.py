@@ -19,14 +19,16 @@ from alerts.payloads import alert_payload
 from alerts.policy import ROLE_KINDS, severity_at_least
 
 
-def subscribed_recipients(session: Session, *, alert: Alert, household: Household | None,
-                          roles: Iterable[str]) -> list[Recipient]:
+def subscribed_recipients(
+    session: Session, *, alert: Alert, household: Household | None, roles: Iterable[str]
+) -> list[Recipient]:
     """Recipients of these roles whose subscriptions cover this alert's household or cell."""
     roles = set(roles)
     if not roles:
         return []
-    scopes = [(Subscription.household_id.is_(None) & Subscription.grid_cell.is_(None)
-               & Subscription.community.is_(None))]  # staff subscribed to everything
+    scopes = [
+        (Subscription.household_id.is_(None) & Subscription.grid_cell.is_(None) & Subscription.community.is_(None))
+    ]  # staff subscribed to everything
     grid_cell = household.grid_cell if household else alert.grid_cell
     if household is not None:
         scopes.append(Subscription.household_id == household.id)
@@ -35,7 +37,8 @@ def subscribed_recipients(session: Session, *, alert: Alert, household: Househol
     if grid_cell:
         scopes.append(Subscription.grid_cell == grid_cell)
     rows = session.execute(
-        select(Subscription, Recipient).join(Recipient, Subscription.recipient_id == Recipient.id)
+        select(Subscription, Recipient)
+        .join(Recipient, Subscription.recipient_id == Recipient.id)
         .where(Recipient.role.in_(roles), or_(*scopes))
         .order_by(Recipient.id)
     ).all()
@@ -47,8 +50,9 @@ def subscribed_recipients(session: Session, *, alert: Alert, household: Househol
     return list(chosen.values())
 
 
-def _subscription_admits(subscription: Subscription, recipient: Recipient, alert: Alert,
-                         household: Household | None) -> bool:
+def _subscription_admits(
+    subscription: Subscription, recipient: Recipient, alert: Alert, household: Household | None
+) -> bool:
     if alert.kind not in ROLE_KINDS.get(recipient.role, frozenset()):
         return False
     # A family member hears only about the household they subscribed to, never a whole cell.
@@ -68,21 +72,42 @@ def previously_notified(session: Session, alert: Alert) -> list[Recipient]:
     return list(session.scalars(select(Recipient).where(Recipient.id.in_(ids)).order_by(Recipient.id)))
 
 
-def record_notifications(session: Session, *, alert: Alert, household: Household | None,
-                         recipients: Iterable[Recipient], event_type: str, tier: int, now: datetime,
-                         public_url: str) -> list[Delivery]:
+def record_notifications(
+    session: Session,
+    *,
+    alert: Alert,
+    household: Household | None,
+    recipients: Iterable[Recipient],
+    event_type: str,
+    tier: int,
+    now: datetime,
+    public_url: str,
+) -> list[Delivery]:
     """One outbox row per active endpoint of each recipient, in the caller's transaction."""
     deliveries = []
-    payload = alert_payload(event_type=event_type, alert=alert, household=household, tier=tier,
-                            now=now, public_url=public_url)
+    payload = alert_payload(
+        event_type=event_type, alert=alert, household=household, tier=tier, now=now, public_url=public_url
+    )
     for recipient in recipients:
-        endpoints = session.scalars(select(WebhookEndpoint).where(
-            WebhookEndpoint.recipient_id == recipient.id, WebhookEndpoint.status == "active"))
+        endpoints = session.scalars(
+            select(WebhookEndpoint).where(
+                WebhookEndpoint.recipient_id == recipient.id, WebhookEndpoint.status == "active"
+            )
+        )
         for endpoint in endpoints:
-            delivery = Delivery(id=new_message_id(), alert_id=alert.id, recipient_id=recipient.id,
-                                endpoint_id=endpoint.id, event_type=event_type, tier=tier,
-                                payload=payload, status="pending", attempts=0, next_attempt_at=now,
-                                created_at=now)
+            delivery = Delivery(
+                id=new_message_id(),
+                alert_id=alert.id,
+                recipient_id=recipient.id,
+                endpoint_id=endpoint.id,
+                event_type=event_type,
+                tier=tier,
+                payload=payload,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
             session.add(delivery)
             deliveries.append(delivery)
         metrics.NOTIFICATIONS.labels(event_type, recipient.role).inc()

@@ -12,16 +12,16 @@ from typing import Any
 
 from alerts.models import Alert, Household
 
-EVENT_TYPES = ("alert.raised", "alert.updated", "alert.escalated", "alert.reminder", "alert.resolved",
-               "endpoint.ping")
+EVENT_TYPES = ("alert.raised", "alert.updated", "alert.escalated", "alert.reminder", "alert.resolved", "endpoint.ping")
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value else None
 
 
-def alert_payload(*, event_type: str, alert: Alert, household: Household | None, tier: int,
-                  now: datetime, public_url: str) -> str:
+def alert_payload(
+    *, event_type: str, alert: Alert, household: Household | None, tier: int, now: datetime, public_url: str
+) -> str:
     data: dict[str, Any] = {
         "alert_id": alert.id,
         "status": alert.status,
@@ -31,8 +31,12 @@ def alert_payload(*, event_type: str, alert: Alert, household: Household | None,
         "at": _iso(alert.raised_at),
         "meter_id": alert.meter_id,
         "grid_cell": alert.grid_cell,
-        "household": None if household is None else {
-            "id": household.id, "name": household.name, "address": household.address,
+        "household": None
+        if household is None
+        else {
+            "id": household.id,
+            "name": household.name,
+            "address": household.address,
             "timezone": household.timezone,
         },
         "explanation": {"zh": alert.explanation_zh, "en": alert.explanation_en},
@@ -41,8 +45,12 @@ def alert_payload(*, event_type: str, alert: Alert, household: Household | None,
         "acknowledge_url": f"{public_url.rstrip('/')}/v1/alerts/{alert.id}/ack",
     }
     if alert.status == "resolved":
-        data["resolution"] = {"outcome": alert.outcome, "by": alert.resolved_by,
-                              "at": _iso(alert.resolved_at), "note": alert.resolution_note}
+        data["resolution"] = {
+            "outcome": alert.outcome,
+            "by": alert.resolved_by,
+            "at": _iso(alert.resolved_at),
+            "note": alert.resolution_note,
+        }
     body = {"type": event_type, "timestamp": _iso(now), "data": data}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 

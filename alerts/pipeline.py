@@ -25,9 +25,11 @@ class RouterConfig:
 
 
 def router_config(settings: Settings) -> RouterConfig:
-    return RouterConfig(policy=parse_policy(settings.escalation),
-                        repeat_interval=parse_duration(settings.repeat_interval),
-                        public_url=settings.public_url)
+    return RouterConfig(
+        policy=parse_policy(settings.escalation),
+        repeat_interval=parse_duration(settings.repeat_interval),
+        public_url=settings.public_url,
+    )
 
 
 @dataclass

@@ -120,8 +120,7 @@ def parse_policy(text: str | None) -> EscalationPolicy:
                 raise ValueError(f"escalation for {severity}, step {index + 1}: use [roles] or [roles, wait]")
             last = index == len(steps) - 1
             if not last and len(step) != 2:
-                raise ValueError(f"escalation for {severity}, step {index + 1}: a wait is needed "
-                                 "before the next step")
+                raise ValueError(f"escalation for {severity}, step {index + 1}: a wait is needed before the next step")
             tiers.append(_tier(str(step[0]), str(step[1]) if len(step) == 2 and not last else None))
         chains[severity] = tiers
     return EscalationPolicy(chains)

@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 
 class Router:
-    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
-                 timer_tick_s: float = 1.0) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Callable[[], datetime] = utcnow, timer_tick_s: float = 1.0
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.timer_tick_s = timer_tick_s
@@ -57,29 +58,44 @@ class Router:
                 raise EventError("empty message (null value)")
             event = decode_alert(record.value)
         except EventError as exc:
-            return "dead-letter", DeadLetter(str(exc), "invalid", record.key, record.value,
-                                             record.topic, record.partition, record.offset)
+            return "dead-letter", DeadLetter(
+                str(exc), "invalid", record.key, record.value, record.topic, record.partition, record.offset
+            )
         try:
             with self.store.transaction() as session:
-                ctx = self.pipeline.run(RouteContext(session=session, event=event, now=self.clock(),
-                                                     config=self.config))
+                ctx = self.pipeline.run(
+                    RouteContext(session=session, event=event, now=self.clock(), config=self.config)
+                )
         except IntegrityError:
             ctx_result = "duplicate"  # another router recorded the same transition first
         else:
             ctx_result = ctx.result
-        metrics.ALERT_EVENTS.labels(event.kind.value, event.severity.value, event.event,
-                                    ctx_result.split(":")[0]).inc()
+        metrics.ALERT_EVENTS.labels(event.kind.value, event.severity.value, event.event, ctx_result.split(":")[0]).inc()
         # Ids only (no names, no addresses): enough to follow one alert across the processes' logs.
-        log.info("alert %s %s: %s", event.alert_id, event.event, ctx_result,
-                 extra={"alert_id": event.alert_id, "meter_id": event.meter_id, "grid_cell": event.grid_cell,
-                        "kind": event.kind.value, "result": ctx_result})
+        log.info(
+            "alert %s %s: %s",
+            event.alert_id,
+            event.event,
+            ctx_result,
+            extra={
+                "alert_id": event.alert_id,
+                "meter_id": event.meter_id,
+                "grid_cell": event.grid_cell,
+                "kind": event.kind.value,
+                "result": ctx_result,
+            },
+        )
         return ctx_result, None
 
     async def consume(self) -> None:
         consumer = AIOKafkaConsumer(
-            self.topics.alerts, bootstrap_servers=self.settings.bootstrap_servers,
-            group_id=self.settings.router_id, enable_auto_commit=False, auto_offset_reset="earliest",
-            client_id=self.settings.router_id)
+            self.topics.alerts,
+            bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=self.settings.router_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id=self.settings.router_id,
+        )
         producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap_servers, acks="all")
         await consumer.start()
         await producer.start()
@@ -92,8 +108,13 @@ class Router:
             await consumer.stop()
             await producer.stop()
 
-    async def _handle_partition(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer,
-                                partition: TopicPartition, records: list[ConsumerRecord]) -> None:
+    async def _handle_partition(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        partition: TopicPartition,
+        records: list[ConsumerRecord],
+    ) -> None:
         for record in records:
             try:
                 _result, letter = await asyncio.to_thread(self.handle, record)
@@ -103,8 +124,9 @@ class Router:
                 await asyncio.sleep(1.0)
                 return
             if letter is not None:
-                await producer.send_and_wait(self.topics.deadletter, key=letter.key, value=letter.value,
-                                             headers=letter.headers())
+                await producer.send_and_wait(
+                    self.topics.deadletter, key=letter.key, value=letter.value, headers=letter.headers()
+                )
             await consumer.commit({partition: record.offset + 1})
             self.wake.set()
 
@@ -118,9 +140,11 @@ class Router:
 
     def refresh_gauges(self) -> None:
         with self.store.transaction() as session:
-            counts = session.execute(select(Alert.kind, Alert.severity, Alert.status, func.count())
-                                     .where(Alert.status != "resolved")
-                                     .group_by(Alert.kind, Alert.severity, Alert.status)).all()
+            counts = session.execute(
+                select(Alert.kind, Alert.severity, Alert.status, func.count())
+                .where(Alert.status != "resolved")
+                .group_by(Alert.kind, Alert.severity, Alert.status)
+            ).all()
             pending = session.scalar(select(func.count()).where(Delivery.status == "pending"))
             enrolled = session.scalar(select(func.count()).select_from(Meter))
         # Update in place (no clear()): a scrape between clear and set would see no series and
@@ -147,14 +171,24 @@ class Router:
     async def run(self) -> None:
         settings = self.settings
         client = make_client(timeout_s=settings.webhook_timeout_s)
-        dispatcher = Dispatcher(self.store, DispatchConfig(
-            schedule=parse_schedule(settings.webhook_retry_schedule),
-            lease=parse_duration(f"{settings.webhook_lease_s}s"), timeout_s=settings.webhook_timeout_s,
-            allow=settings.webhook_allowlist, require_https=settings.webhook_require_https),
-            client=client, limiter=EndpointLimiter(settings.webhook_endpoint_concurrency), clock=self.clock)
-        tasks = [asyncio.create_task(self.consume(), name="consume"),
-                 asyncio.create_task(dispatcher.run(self.stop_event, self.wake), name="dispatch"),
-                 asyncio.create_task(self.timers(), name="timers")]
+        dispatcher = Dispatcher(
+            self.store,
+            DispatchConfig(
+                schedule=parse_schedule(settings.webhook_retry_schedule),
+                lease=parse_duration(f"{settings.webhook_lease_s}s"),
+                timeout_s=settings.webhook_timeout_s,
+                allow=settings.webhook_allowlist,
+                require_https=settings.webhook_require_https,
+            ),
+            client=client,
+            limiter=EndpointLimiter(settings.webhook_endpoint_concurrency),
+            clock=self.clock,
+        )
+        tasks = [
+            asyncio.create_task(self.consume(), name="consume"),
+            asyncio.create_task(dispatcher.run(self.stop_event, self.wake), name="dispatch"),
+            asyncio.create_task(self.timers(), name="timers"),
+        ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -170,8 +204,7 @@ class Router:
 def run_router(settings: Settings) -> None:
     """Entry point of `shouwang router`: metrics endpoint, signals, the router until stopped."""
     start_http_server(settings.router_metrics_port, addr=settings.router_metrics_host)
-    log.info("router metrics on http://%s:%d/metrics", settings.router_metrics_host,
-             settings.router_metrics_port)
+    log.info("router metrics on http://%s:%d/metrics", settings.router_metrics_host, settings.router_metrics_port)
 
     async def main() -> None:
         router = Router(settings)

@@ -16,8 +16,11 @@ from alerts.policy import AWAY_MUTED_KINDS, severity_at_least
 def deduplicate(ctx: RouteContext) -> None:
     """A re-delivered event (same alert id, same transition) changes nothing — except that a
     later report merged into an incident raises its report count (nobody is told again)."""
-    seen = ctx.session.scalar(select(AlertTransition.id).where(
-        AlertTransition.alert_id == ctx.event.alert_id, AlertTransition.event == ctx.event.event))
+    seen = ctx.session.scalar(
+        select(AlertTransition.id).where(
+            AlertTransition.alert_id == ctx.event.alert_id, AlertTransition.event == ctx.event.event
+        )
+    )
     if seen is not None:
         if ctx.event.kind.value == "incident" and ctx.event.event == "raised":
             _merge_report_count(ctx)
@@ -50,15 +53,26 @@ def record_lifecycle(ctx: RouteContext) -> None:
         event = ctx.event = event.model_copy(update={"event": "raised"})
     if alert is None:
         alert = Alert(
-            id=event.alert_id, kind=event.kind.value, severity=event.severity.value, status="raised",
-            meter_id=event.meter_id, household_id=ctx.household.id if ctx.household else None,
+            id=event.alert_id,
+            kind=event.kind.value,
+            severity=event.severity.value,
+            status="raised",
+            meter_id=event.meter_id,
+            household_id=ctx.household.id if ctx.household else None,
             grid_cell=ctx.household.grid_cell if ctx.household else event.grid_cell,
-            since=event.since, raised_at=event.at, explanation_zh=event.explanation.zh,
-            explanation_en=event.explanation.en, facts=dict(event.facts), escalation_tier=0,
-            created_at=ctx.now, updated_at=ctx.now)
+            since=event.since,
+            raised_at=event.at,
+            explanation_zh=event.explanation.zh,
+            explanation_en=event.explanation.en,
+            facts=dict(event.facts),
+            escalation_tier=0,
+            created_at=ctx.now,
+            updated_at=ctx.now,
+        )
         session.add(alert)
-    session.add(AlertTransition(alert_id=alert.id, event=event.event, at=event.at, actor="detector",
-                                recorded_at=ctx.now))
+    session.add(
+        AlertTransition(alert_id=alert.id, event=event.event, at=event.at, actor="detector", recorded_at=ctx.now)
+    )
     ctx.alert = alert
     if event.event == "escalated":
         if alert.status == "resolved":
@@ -101,8 +115,7 @@ def apply_silences(ctx: RouteContext) -> None:
         ctx.stop(f"silenced:{reason}")
 
 
-def silence_reason(session: Session, alert: Alert, household: Household | None,
-                   now: datetime) -> str | None:
+def silence_reason(session: Session, alert: Alert, household: Household | None, now: datetime) -> str | None:
     """Why this alert must not be notified now, or None."""
     if household is not None and not household.consent_active:
         return "consent"
@@ -116,8 +129,12 @@ def silence_reason(session: Session, alert: Alert, household: Household | None,
 
 
 def _matches(silence: Silence, alert: Alert) -> bool:
-    pairs = ((silence.household_id, alert.household_id), (silence.meter_id, alert.meter_id),
-             (silence.grid_cell, alert.grid_cell), (silence.kind, alert.kind))
+    pairs = (
+        (silence.household_id, alert.household_id),
+        (silence.meter_id, alert.meter_id),
+        (silence.grid_cell, alert.grid_cell),
+        (silence.kind, alert.kind),
+    )
     return all(wanted is None or wanted == actual for wanted, actual in pairs)
 
 
@@ -143,8 +160,15 @@ def notify(ctx: RouteContext) -> None:
         recipients = previously_notified(session, alert)
         event_type = "alert.resolved"
     ctx.deliveries = record_notifications(
-        session, alert=alert, household=ctx.household, recipients=recipients, event_type=event_type,
-        tier=alert.escalation_tier, now=ctx.now, public_url=config.public_url)
+        session,
+        alert=alert,
+        household=ctx.household,
+        recipients=recipients,
+        event_type=event_type,
+        tier=alert.escalation_tier,
+        now=ctx.now,
+        public_url=config.public_url,
+    )
     if not ctx.deliveries:
         ctx.result = "no-recipient"
 

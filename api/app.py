@@ -64,8 +64,9 @@ class BodyLimit:
             await self._reject(scope, receive, send)
 
     async def _reject(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        response = JSONResponse({"error": {"code": "too_large", "message":
-                                           f"the body exceeds {self.max_bytes} bytes"}}, status_code=413)
+        response = JSONResponse(
+            {"error": {"code": "too_large", "message": f"the body exceeds {self.max_bytes} bytes"}}, status_code=413
+        )
         await response(scope, receive, send)
 
 
@@ -81,8 +82,9 @@ class _TooLarge(ApiError):
 async def _connect_producer(app: FastAPI, settings: Settings) -> None:
     """Connect to Kafka in the background, retrying: the API serves health and reads meanwhile."""
     while True:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
-                                    enable_idempotence=True, client_id="shouwang-api")
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True, client_id="shouwang-api"
+        )
         try:
             await producer.start()
         except Exception as exc:  # noqa: BLE001 - any failure means "not reachable yet"
@@ -100,8 +102,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = store or Store(settings.store_url)
         with app.state.store.transaction() as session:
-            token = ensure_admin_key(session, admin_token=settings.admin_token.get_secret_value()
-                                     if settings.admin_token else None)
+            token = ensure_admin_key(
+                session, admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None
+            )
         if token is not None:
             # Printed once, to the console only (never to the log): it cannot be shown again.
             print(f"\nFirst operator API key (shown once, keep it safe):\n  {token}\n", flush=True)
@@ -116,10 +119,14 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         if store is None:
             app.state.store.close()
 
-    app = FastAPI(title="Shouwang API", version="1.0.0", lifespan=lifespan,
-                  description="Water-meter risk early warning for elders living alone: enrolment, subscriptions, "
-                  "alerts, readings and incident ingest. Every route but /healthz and /readyz needs "
-                  "`Authorization: Bearer <API key>`; what a key sees depends on its role.")
+    app = FastAPI(
+        title="Shouwang API",
+        version="1.0.0",
+        lifespan=lifespan,
+        description="Water-meter risk early warning for elders living alone: enrolment, subscriptions, "
+        "alerts, readings and incident ingest. Every route but /healthz and /readyz needs "
+        "`Authorization: Bearer <API key>`; what a key sees depends on its role.",
+    )
     app.state.settings = settings
     app.state.rate_limits = TokenBuckets(rate_per_s=settings.ingest_rate_per_s, burst=settings.ingest_burst)
     install_error_handlers(app)
@@ -147,8 +154,13 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     def healthz() -> Health:
         return Health(status="ok")
 
-    @app.get("/readyz", response_model=Health, tags=["health"], responses={503: {"model": Health}},
-             summary="The database and Kafka are reachable")
+    @app.get(
+        "/readyz",
+        response_model=Health,
+        tags=["health"],
+        responses={503: {"model": Health}},
+        summary="The database and Kafka are reachable",
+    )
     async def readyz(request: Request) -> JSONResponse:
         checks = {"database": "ok", "kafka": "ok"}
         try:
@@ -164,14 +176,24 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
             except Exception as exc:  # noqa: BLE001 - reported as the check's state
                 checks["kafka"] = f"unreachable ({type(exc).__name__})"
         ready = all(value == "ok" for value in checks.values())
-        return JSONResponse(Health(status="ready" if ready else "not ready", checks=checks).model_dump(),
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            Health(status="ready" if ready else "not ready", checks=checks).model_dump(),
+            status_code=200 if ready else 503,
+        )
 
-    @app.get("/metrics", tags=["health"], response_class=Response, responses=error_responses(401, 403),
-             summary="Prometheus metrics (operator key; Prometheus sends it as a bearer token)")
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses=error_responses(401, 403),
+        summary="Prometheus metrics (operator key; Prometheus sends it as a bearer token)",
+    )
     def prometheus_metrics(_: Operator) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST.split(";")[0],
-                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return Response(
+            generate_latest(),
+            media_type=CONTENT_TYPE_LATEST.split(";")[0],
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
 
     return app
 
@@ -192,8 +214,14 @@ def run_api(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
 
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None,
-                server_header=False, proxy_headers=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,
+    )
 
 
 __all__ = ["create_app", "run_api"]

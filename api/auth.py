@@ -50,7 +50,8 @@ class Principal:
             return True
         if self.role == "supervisor":
             return (self.community is not None and household.community == self.community) or (
-                household.grid_cell in self.grid_cells)
+                household.grid_cell in self.grid_cells
+            )
         if self.role == "grid_worker":
             return household.grid_cell in self.grid_cells
         if self.role == "family":
@@ -68,13 +69,27 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def issue_key(session: Session, *, name: str, role: str, created_by: str | None,
-              recipient_id: str | None = None, grid_cells: list[str] | None = None,
-              community: str | None = None) -> tuple[ApiKey, str]:
+def issue_key(
+    session: Session,
+    *,
+    name: str,
+    role: str,
+    created_by: str | None,
+    recipient_id: str | None = None,
+    grid_cells: list[str] | None = None,
+    community: str | None = None,
+) -> tuple[ApiKey, str]:
     """A new key and its token (returned once, never stored)."""
     secret = secrets.token_urlsafe(32)
-    key = ApiKey(name=name, role=role, secret_hash=_hash(secret), recipient_id=recipient_id,
-                 grid_cells=grid_cells, community=community, created_by=created_by)
+    key = ApiKey(
+        name=name,
+        role=role,
+        secret_hash=_hash(secret),
+        recipient_id=recipient_id,
+        grid_cells=grid_cells,
+        community=community,
+        created_by=created_by,
+    )
     session.add(key)
     session.flush()
     return key, f"{_PREFIX}{key.id}_{secret}"
@@ -88,8 +103,14 @@ def ensure_admin_key(session: Session, *, admin_token: str | None) -> str | None
     if admin_token:
         token_hash = _hash(admin_token)
         if existing is None:
-            session.add(ApiKey(id="key_admin", name="first operator (SHOUWANG_ADMIN_TOKEN)", role="operator",
-                               secret_hash=token_hash))
+            session.add(
+                ApiKey(
+                    id="key_admin",
+                    name="first operator (SHOUWANG_ADMIN_TOKEN)",
+                    role="operator",
+                    secret_hash=token_hash,
+                )
+            )
         elif existing.secret_hash != token_hash:
             existing.secret_hash, existing.revoked_at = token_hash, None
         return None
@@ -110,10 +131,22 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
         raise AuthError("invalid or revoked API key")
     households: frozenset[str] = frozenset()
     if key.role == "family" and key.recipient_id:
-        households = frozenset(session.scalars(select(Subscription.household_id).where(
-            Subscription.recipient_id == key.recipient_id, Subscription.household_id.is_not(None))))
-    return Principal(key_id=key.id, name=key.name, role=key.role, grid_cells=frozenset(key.grid_cells or ()),
-                     community=key.community, household_ids=households, recipient_id=key.recipient_id)
+        households = frozenset(
+            session.scalars(
+                select(Subscription.household_id).where(
+                    Subscription.recipient_id == key.recipient_id, Subscription.household_id.is_not(None)
+                )
+            )
+        )
+    return Principal(
+        key_id=key.id,
+        name=key.name,
+        role=key.role,
+        grid_cells=frozenset(key.grid_cells or ()),
+        community=key.community,
+        household_ids=households,
+        recipient_id=key.recipient_id,
+    )
 
 
 def _find_key(session: Session, token: str) -> ApiKey | None:

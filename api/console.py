@@ -23,7 +23,8 @@ templates = Jinja2Templates(directory=HERE / "templates")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
@@ -61,5 +62,6 @@ def console_static(name: str) -> FileResponse:
     """The console's script and style sheet (no authentication: static files, no data)."""
     if name not in STATIC_FILES:
         raise not_found(f"file {name}")
-    return FileResponse(STATIC / name, media_type=STATIC_FILES[name],
-                        headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
+    return FileResponse(
+        STATIC / name, media_type=STATIC_FILES[name], headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+    )

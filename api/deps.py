@@ -29,11 +29,17 @@ def get_session(store: Annotated[Store, Depends(get_store)]) -> Iterator[Session
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_principal(store: Annotated[Store, Depends(get_store)],
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+def get_principal(
+    store: Annotated[Store, Depends(get_store)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise ApiError(401, "unauthorized", "an API key is required: Authorization: Bearer swk_…",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "unauthorized",
+            "an API key is required: Authorization: Bearer swk_…",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     try:
         with store.transaction() as session:
             return authenticate(session, credentials.credentials)

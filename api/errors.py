@@ -35,8 +35,15 @@ class ErrorResponse(BaseModel):
 class ApiError(HTTPException):
     """An error with a machine-readable code and a message that says what was wrong."""
 
-    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
-                 details: list[ErrorDetail] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        details: list[ErrorDetail] | None = None,
+    ) -> None:
         super().__init__(status_code=status, detail=message, headers=headers)
         self.code = code
         self.details = details
@@ -51,8 +58,7 @@ def forbidden(message: str = "your key's role may not do this") -> ApiError:
 
 
 def _body(code: str, message: str, details: list[ErrorDetail] | None = None) -> dict[str, Any]:
-    return ErrorResponse(error=ErrorBody(code=code, message=message, details=details)).model_dump(
-        exclude_none=True)
+    return ErrorResponse(error=ErrorBody(code=code, message=message, details=details)).model_dump(exclude_none=True)
 
 
 # What a pattern allows, in words (a regular expression tells a client little); as in shouwang.events.
@@ -73,8 +79,9 @@ def _field(loc: tuple[Any, ...]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(_body(exc.code, str(exc.detail), exc.details), status_code=exc.status_code,
-                            headers=exc.headers)
+        return JSONResponse(
+            _body(exc.code, str(exc.detail), exc.details), status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -102,8 +109,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         request_id = uuid.uuid4().hex[:12]
-        log.error("internal error %s on %s %s", request_id, request.method, request.url.path,
-                  exc_info=(type(exc), exc, exc.__traceback__))
+        log.error(
+            "internal error %s on %s %s",
+            request_id,
+            request.method,
+            request.url.path,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
         return JSONResponse(_body("internal", f"internal error (request id {request_id})"), status_code=500)
 
 

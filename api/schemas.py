@@ -14,8 +14,9 @@ from shouwang.events import GridCell, MeterId, Timestamp
 Role = Literal["family", "grid_worker", "supervisor", "operator"]
 KeyRole = Literal["operator", "supervisor", "grid_worker", "family", "device"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
-Kind = Literal["no_usage", "continuous_flow", "spike", "meter_offline", "data_quality", "routine_change",
-               "incident", "hotspot"]
+Kind = Literal[
+    "no_usage", "continuous_flow", "spike", "meter_offline", "data_quality", "routine_change", "incident", "hotspot"
+]
 Outcome = Literal["false_alarm", "resident_fine", "help_given", "emergency"]
 
 

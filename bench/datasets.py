@@ -33,19 +33,20 @@ Meters = dict[str, Points]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATA = REPO_ROOT.parent / "shared" / "data" / "dev"
-STEP_S = 900                        # 15-minute readings
+STEP_S = 900  # 15-minute readings
 US_GALLON_L = 3.785411784
-CIWS_GAL_PER_PULSE = 0.041619       # see load_ciws for the evidence that this holds for site 019
-CIWS_LITRES_PER_PULSE = CIWS_GAL_PER_PULSE * US_GALLON_L   # 0.157546...
+CIWS_GAL_PER_PULSE = 0.041619  # see load_ciws for the evidence that this holds for site 019
+CIWS_LITRES_PER_PULSE = CIWS_GAL_PER_PULSE * US_GALLON_L  # 0.157546...
 LOCAL_TZ = {"daiad": "Europe/Madrid", "weusedto": "Europe/Rome", "ciws": "America/Denver"}
-_METER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")   # shouwang.events.MeterId
+_METER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")  # shouwang.events.MeterId
 _DAIAD_TS = re.compile(r"(\d{2})/(\d{2})/(\d{4}) (\d{2}):(\d{2}):(\d{2})")
 _CIWS_TS = re.compile(r"(\d{2}|\d{4})-(\d{1,2})-(\d{1,2}) (\d{1,2}):(\d{2}):(\d{2})")
 _EPOCH_2000 = 946_684_800.0
 
 
-def resample_register(points: Sequence[tuple[float, float]], step_s: float, *,
-                      max_gap_s: float | None = None) -> Points:
+def resample_register(
+    points: Sequence[tuple[float, float]], step_s: float, *, max_gap_s: float | None = None
+) -> Points:
     """Register values at every multiple of ``step_s`` (epoch-aligned) inside the span of ``points``.
 
     ``points`` are (epoch_s, register_l) sorted by time. A boundary that coincides with a reading takes that
@@ -65,8 +66,8 @@ def resample_register(points: Sequence[tuple[float, float]], step_s: float, *,
     if last < first:
         return []
     grid = np.arange(first, last + 1, dtype=float) * step_s
-    hi = np.searchsorted(t, grid, side="right")          # first reading after the boundary
-    lo = hi - 1                                          # last reading at or before it (grid >= t[0])
+    hi = np.searchsorted(t, grid, side="right")  # first reading after the boundary
+    lo = hi - 1  # last reading at or before it (grid >= t[0])
     hi = np.minimum(hi, len(t) - 1)
     span = t[hi] - t[lo]
     exact = t[lo] == grid
@@ -76,8 +77,9 @@ def resample_register(points: Sequence[tuple[float, float]], step_s: float, *,
     return [(float(g), float(v)) for g, v in zip(grid[keep], values[keep], strict=True)]
 
 
-def write_replay_csv(meters: Mapping[str, Sequence[tuple[float, float]]], out_path: str | Path,
-                     tz: tzinfo | str | None = None) -> int:
+def write_replay_csv(
+    meters: Mapping[str, Sequence[tuple[float, float]]], out_path: str | Path, tz: tzinfo | str | None = None
+) -> int:
     """Write ``meter_id,ts,register_l`` rows (meters in id order, readings in the given order); returns rows.
 
     ``ts`` is ISO 8601 with the UTC offset of ``tz`` (an IANA name or tzinfo; UTC ``+00:00`` if None), whole
@@ -223,8 +225,10 @@ def load_weusedto(data_dir: str | Path, *, stats: dict[str, int] | None = None) 
     skipped = [0]
     whole = _read_columns(folder / "feed_WholeHouse.MYD.csv", skipped, nonnegative=False)
     house = _weusedto_house(whole)
-    flows = {name: _read_columns(folder / f"feed_{name}.MYD.csv", skipped)
-             for name in ("Bidet", "Kitchenfaucet", "Shower", "Washbasin", "Washingmachine")}
+    flows = {
+        name: _read_columns(folder / f"feed_{name}.MYD.csv", skipped)
+        for name in ("Bidet", "Kitchenfaucet", "Shower", "Washbasin", "Washingmachine")
+    }
     events = [_read_columns(folder / name, skipped) for name in ("feed.Toilet.csv", "feed_Dishwasher30.MYD.csv")]
     registers = []
     for table in flows.values():
@@ -240,8 +244,10 @@ def load_weusedto(data_dir: str | Path, *, stats: dict[str, int] | None = None) 
     grid = np.arange(first, last + 1, dtype=float) * STEP_S
     live = np.logical_and.reduce([_reporting(b, grid, 1800.0) for b in beats])
     total = np.sum([np.interp(grid[live], knots, cum) for knots, cum in registers], axis=0)
-    meters = {"weusedto-house": house,
-              "weusedto-fixtures": [(float(g), float(v)) for g, v in zip(grid[live], total, strict=True)]}
+    meters = {
+        "weusedto-house": house,
+        "weusedto-fixtures": [(float(g), float(v)) for g, v in zip(grid[live], total, strict=True)],
+    }
     read = len(whole) + sum(map(len, flows.values())) + sum(map(len, events))
     _count(stats, meters, skipped=skipped[0], read=read)
     return meters
@@ -258,10 +264,14 @@ def _read_columns(path: Path, skipped: list[int], *, nonnegative: bool = True) -
             try:
                 values = [float(f) for f in fields]
             except ValueError:
-                skipped[0] += number > 0    # a header line is expected, not a skipped row
+                skipped[0] += number > 0  # a header line is expected, not a skipped row
                 continue
-            if len(values) < 2 or not all(map(math.isfinite, values)) or values[0] < _EPOCH_2000 \
-                    or (nonnegative and values[1] < 0):
+            if (
+                len(values) < 2
+                or not all(map(math.isfinite, values))
+                or values[0] < _EPOCH_2000
+                or (nonnegative and values[1] < 0)
+            ):
                 skipped[0] += 1
                 continue
             rows.append(values)
@@ -277,7 +287,7 @@ def _intervals_to_register(starts: np.ndarray, ends: np.ndarray, litres: np.ndar
     rate = litres / (ends - starts)
     knots, where = np.unique(np.concatenate([starts, ends]), return_inverse=True)
     rate_after = np.cumsum(np.bincount(where, np.concatenate([rate, -rate]), minlength=len(knots)))
-    rate_after[np.abs(rate_after) < 1e-12] = 0.0       # float residue where rates cancel out: idle, not a trickle
+    rate_after[np.abs(rate_after) < 1e-12] = 0.0  # float residue where rates cancel out: idle, not a trickle
     cumulative = np.concatenate([[0.0], np.cumsum(rate_after[:-1] * np.diff(knots))])
     return knots, cumulative
 
@@ -308,11 +318,11 @@ def _weusedto_house(table: np.ndarray, max_gap_s: float = 1800.0, max_increment_
         increment = flow * (t - previous) if previous is not None else 0.0
         previous = t
         if not (math.isfinite(increment) and 0 <= increment <= max_increment_l):
-            close()                                   # corrupt record: the series breaks here
+            close()  # corrupt record: the series breaks here
             continue
         register += increment
         if segment and t - segment[-1][0] > max_gap_s:
-            close()                                   # an outage: this increment spans it, no intraday detail
+            close()  # an outage: this increment spans it, no intraday detail
         elif segment and increment > 0:
             hours.add(datetime.fromtimestamp(t, UTC).hour)
         segment.append((float(t), register))
@@ -363,8 +373,10 @@ def load_ciws(data_dir: str | Path, *, stats: dict[str, int] | None = None, max_
         t = np.asarray(times)[order]
         register = np.cumsum(np.asarray(pulses, dtype=float)[order]) * CIWS_LITRES_PER_PULSE
         meter_id = f"ciws-{site}"
-        meters[meter_id] = sorted(meters.get(meter_id, []) + resample_register(
-            list(zip(t.tolist(), register.tolist(), strict=True)), STEP_S, max_gap_s=max_gap_s))
+        meters[meter_id] = sorted(
+            meters.get(meter_id, [])
+            + resample_register(list(zip(t.tolist(), register.tolist(), strict=True)), STEP_S, max_gap_s=max_gap_s)
+        )
     _count(stats, meters, skipped=skipped, read=read)
     return meters
 
@@ -374,8 +386,9 @@ def _count(stats: dict[str, int] | None, meters: Meters, *, skipped: int, read: 
         stats.update(meters=len(meters), rows=sum(map(len, meters.values())), read=read, skipped=skipped)
 
 
-def select(meters: Meters, *, count: int | None = None, days: float | None = None,
-           ids: Sequence[str] | None = None) -> Meters:
+def select(
+    meters: Meters, *, count: int | None = None, days: float | None = None, ids: Sequence[str] | None = None
+) -> Meters:
     """The given ids (or the first ``count`` by sorted id), each cut to its first ``days`` days."""
     chosen = list(ids) if ids else sorted(meters)[:count] if count is not None else sorted(meters)
     missing = [m for m in chosen if m not in meters]
@@ -412,8 +425,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
     meters = select(meters, count=args.meters, days=args.days, ids=ids)
     rows = write_replay_csv(meters, args.out, tz=args.tz or LOCAL_TZ[args.dataset])
-    print(f"{args.dataset}: {len(meters)} meters, {rows} rows -> {args.out} (source: {stats['read']} rows parsed, "
-          f"{stats['skipped']} unparsable skipped)", file=sys.stderr)
+    print(
+        f"{args.dataset}: {len(meters)} meters, {rows} rows -> {args.out} (source: {stats['read']} rows parsed, "
+        f"{stats['skipped']} unparsable skipped)",
+        file=sys.stderr,
+    )
     return 0
 
 

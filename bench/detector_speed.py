@@ -29,8 +29,10 @@ SLICE = Path(__file__).resolve().parent.parent / "tests" / "data" / "daiad_slice
 def _observations(path: Path, tz: str) -> list[list[Observation]]:
     with path.open(encoding="utf-8") as lines:
         parsed = read_readings(lines, tz)
-    return [[Observation(meter, datetime.fromtimestamp(t, UTC), r) for t, r in points]
-            for meter, points in parsed.meters.items()]
+    return [
+        [Observation(meter, datetime.fromtimestamp(t, UTC), r) for t, r in points]
+        for meter, points in parsed.meters.items()
+    ]
 
 
 def _timings_us(meters: list[list[Observation]], tz: str, empty: bool) -> list[float]:

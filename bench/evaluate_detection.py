@@ -44,16 +44,20 @@ H = 3600.0
 SILENCE_RULES_H = (8.0, 12.0, 24.0)
 FLOW_RULE_H = 24.0
 INJECTIONS_PER_HOME = 6
-DEFAULT_DATA = {"daiad": DEV_DATA / "daiad-2016" / "swm_trialA_clean.zip", "weusedto": DEV_DATA / "weusedto",
-                "ciws": DEV_DATA / "ciws"}
+DEFAULT_DATA = {
+    "daiad": DEV_DATA / "daiad-2016" / "swm_trialA_clean.zip",
+    "weusedto": DEV_DATA / "weusedto",
+    "ciws": DEV_DATA / "ciws",
+}
 LOADERS = {"daiad": load_daiad, "weusedto": load_weusedto, "ciws": load_ciws}
 
 
 def _bank(tz: str, sensitivity: float | None, only_no_usage: bool = False) -> DetectorBank:
     detectors = default_detectors()
     if sensitivity is not None:
-        detectors = [NoUsageDetector(false_alarms_per_month=sensitivity) if d.name == "no_usage" else d
-                     for d in detectors]
+        detectors = [
+            NoUsageDetector(false_alarms_per_month=sensitivity) if d.name == "no_usage" else d for d in detectors
+        ]
     if only_no_usage:
         detectors = [d for d in detectors if d.name == "no_usage"]
     return DetectorBank(detectors, tz=tz)
@@ -89,10 +93,10 @@ def _branch(points: Points, i: int, episode: str, value: float) -> Points:
     """The readings after index ``i`` with the episode injected from ``points[i]``'s time."""
     t0, r0 = points[i]
     if episode == "collapse":
-        return [(t, r0) for t, _ in points[i + 1:] if t <= t0 + 48 * H]
+        return [(t, r0) for t, _ in points[i + 1 :] if t <= t0 + 48 * H]
     if episode == "leak":
-        return [(t, r + value * (t - t0) / H) for t, r in points[i + 1:] if t <= t0 + 30 * H]
-    return [(t, r + value) for t, r in points[i + 1:i + 2]]
+        return [(t, r + value * (t - t0) / H) for t, r in points[i + 1 :] if t <= t0 + 30 * H]
+    return [(t, r + value) for t, r in points[i + 1 : i + 2]]
 
 
 def _first(bank: DetectorBank, meter: str, branch: Points, kind: str) -> float | None:
@@ -158,8 +162,14 @@ def evaluate_home(args: tuple[str, Points, int, str, float | None, bool]) -> dic
                 injected.setdefault(f"{key}@flow24h", []).append(None if rule is None else (rule - t) / H)
     # Months of coverage, not of calendar: a meter silent for half a year is not watched then.
     covered = sum(min(b[0] - a[0], 6 * H) for a, b in itertools.pairwise(points))
-    return {"meter": meter, "months": covered / 86400.0 / 30.4,
-            "raised": raised, "injected": injected, "real": _real_rules(points), "next_use": _next_uses(points)}
+    return {
+        "meter": meter,
+        "months": covered / 86400.0 / 30.4,
+        "raised": raised,
+        "injected": injected,
+        "real": _real_rules(points),
+        "next_use": _next_uses(points),
+    }
 
 
 def _next_uses(points: Points) -> list[float]:
@@ -224,11 +234,15 @@ def summarise(results: list[dict]) -> dict:
         rules.update(r["real"])
     windows = {"collapse": 24.0, "leak5": 26.0, "leak30": 26.0, "burst": 0.0}
     injected = {key: (*_stats(values, windows[key.split("@")[0]]), len(values)) for key, values in pooled.items()}
-    return {"homes": len(results), "home_months": months,
-            "alarms_per_home_month": {k: v / months for k, v in sorted(per_kind.items())},
-            "no_usage_false_per_home_month": false / months, "no_usage_absences_per_home_month": absent / months,
-            "rules_per_home_month": {k: v / months for k, v in sorted(rules.items())},
-            "injected": injected}
+    return {
+        "homes": len(results),
+        "home_months": months,
+        "alarms_per_home_month": {k: v / months for k, v in sorted(per_kind.items())},
+        "no_usage_false_per_home_month": false / months,
+        "no_usage_absences_per_home_month": absent / months,
+        "rules_per_home_month": {k: v / months for k, v in sorted(rules.items())},
+        "injected": injected,
+    }
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -243,36 +257,60 @@ def markdown(summary: dict, curve: list[tuple[float, dict]]) -> str:
         recall_text = "—" if recall is None else f"{recall:.1%} of {n}"
         return f"| {name} | {alarms} | {recall_text} | {_fmt(median)} | {_fmt(p90)} |"
 
-    lines = [f"{summary['homes']} homes, {summary['home_months']:.0f} home-months.", "",
-             "| detector or rule | alarms per home-month (real data) | recall in window (injected) "
-             "| median delay h | p90 delay h |", "|---|---|---|---|---|",
-             row("`no_usage`", f"{summary['no_usage_false_per_home_month']:.2f} false + "
-                 f"{summary['no_usage_absences_per_home_month']:.2f} absences", "collapse")]
+    lines = [
+        f"{summary['homes']} homes, {summary['home_months']:.0f} home-months.",
+        "",
+        "| detector or rule | alarms per home-month (real data) | recall in window (injected) "
+        "| median delay h | p90 delay h |",
+        "|---|---|---|---|---|",
+        row(
+            "`no_usage`",
+            f"{summary['no_usage_false_per_home_month']:.2f} false + "
+            f"{summary['no_usage_absences_per_home_month']:.2f} absences",
+            "collapse",
+        ),
+    ]
     for hours in SILENCE_RULES_H:
-        lines.append(row(f"rule: silence ≥ {hours:.0f} h", f"{rules.get(f'{hours:.0f}h:false', 0):.2f} false + "
-                         f"{rules.get(f'{hours:.0f}h:absence', 0):.2f} absences", f"collapse@{hours:.0f}h"))
-    lines += [row("`continuous_flow`, 5 L/h leak", f"{a.get('continuous_flow', 0):.2f} episodes", "leak5"),
-              row("`continuous_flow`, 30 L/h leak", "(same)", "leak30"),
-              row("rule: flow ≥ 24 h, 5 L/h leak", f"{rules.get('flow24h', 0):.2f} episodes", "leak5@flow24h"),
-              row("rule: flow ≥ 24 h, 30 L/h leak", "(same)", "leak30@flow24h"),
-              row("`spike`, 300–700 L burst", f"{a.get('spike', 0):.2f}", "burst"),
-              row("`meter_offline`", f"{a.get('meter_offline', 0):.2f}", None),
-              row("`data_quality`", f"{a.get('data_quality', 0):.2f}", None),
-              row("`routine_change`", f"{a.get('routine_change', 0):.2f}", None)]
+        lines.append(
+            row(
+                f"rule: silence ≥ {hours:.0f} h",
+                f"{rules.get(f'{hours:.0f}h:false', 0):.2f} false + "
+                f"{rules.get(f'{hours:.0f}h:absence', 0):.2f} absences",
+                f"collapse@{hours:.0f}h",
+            )
+        )
+    lines += [
+        row("`continuous_flow`, 5 L/h leak", f"{a.get('continuous_flow', 0):.2f} episodes", "leak5"),
+        row("`continuous_flow`, 30 L/h leak", "(same)", "leak30"),
+        row("rule: flow ≥ 24 h, 5 L/h leak", f"{rules.get('flow24h', 0):.2f} episodes", "leak5@flow24h"),
+        row("rule: flow ≥ 24 h, 30 L/h leak", "(same)", "leak30@flow24h"),
+        row("`spike`, 300–700 L burst", f"{a.get('spike', 0):.2f}", "burst"),
+        row("`meter_offline`", f"{a.get('meter_offline', 0):.2f}", None),
+        row("`data_quality`", f"{a.get('data_quality', 0):.2f}", None),
+        row("`routine_change`", f"{a.get('routine_change', 0):.2f}", None),
+    ]
     if curve:
-        lines += ["", "`no_usage` sensitivity (alarm budget per home-month) → what it does:", "",
-                  "| sensitivity | false per home-month | absences | collapses within 24 h | median delay h "
-                  "| p90 delay h |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "`no_usage` sensitivity (alarm budget per home-month) → what it does:",
+            "",
+            "| sensitivity | false per home-month | absences | collapses within 24 h | median delay h | p90 delay h |",
+            "|---|---|---|---|---|---|",
+        ]
         for sensitivity, s in curve:
             recall, median, p90, _ = s["injected"]["collapse"]
-            lines.append(f"| {sensitivity:g} | {s['no_usage_false_per_home_month']:.2f} | "
-                         f"{s['no_usage_absences_per_home_month']:.2f} | {recall:.1%} | {_fmt(median)} | {_fmt(p90)} |")
+            lines.append(
+                f"| {sensitivity:g} | {s['no_usage_false_per_home_month']:.2f} | "
+                f"{s['no_usage_absences_per_home_month']:.2f} | {recall:.1%} | {_fmt(median)} | {_fmt(p90)} |"
+            )
     return "\n".join(lines)
 
 
 def _run(meters: dict[str, Points], tz: str, sensitivity: float | None, only_no_usage: bool) -> dict:
-    jobs = [(meter, points, seed, tz, sensitivity, only_no_usage)
-            for seed, (meter, points) in enumerate(sorted(meters.items()))]
+    jobs = [
+        (meter, points, seed, tz, sensitivity, only_no_usage)
+        for seed, (meter, points) in enumerate(sorted(meters.items()))
+    ]
     with Pool(2) as pool:
         results = pool.map(evaluate_home, jobs, chunksize=1)
     return summarise(results)
@@ -294,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     meters = {name: points for name, points in LOADERS[args.dataset](data).items() if len(points) > 1000}
     if args.homes:
-        meters = {m: meters[m] for m in sorted(meters)[:args.homes]}
+        meters = {m: meters[m] for m in sorted(meters)[: args.homes]}
     tz = LOCAL_TZ[args.dataset]
     print(f"evaluating {len(meters)} homes …", file=sys.stderr)
     summary = _run(meters, tz, None, False)

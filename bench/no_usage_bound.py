@@ -59,7 +59,7 @@ def bound(meters: dict[str, list[tuple[float, float]]], zone: ZoneInfo, lam: flo
         test, uses = _cells(points, zone, middle, float("inf"), split)
         months += (points[-1][0] - middle) / 86400 / 30.4
         for (hour, day), count in uses.items():
-            parts = [(np.asarray(train.get(((hour + d) % 24, day), [])), w) for d, w in ((-1, .5), (0, 1.), (1, .5))]
+            parts = [(np.asarray(train.get(((hour + d) % 24, day), [])), w) for d, w in ((-1, 0.5), (0, 1.0), (1, 0.5))]
             total = sum(w * len(a) for a, w in parts)
             if not total:
                 limit = 12.0

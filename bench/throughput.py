@@ -63,8 +63,9 @@ from streams.topics import provision_topics
 SLICE = REPO_ROOT / "tests" / "data" / "daiad_slice.csv"
 
 
-def household_records(records: int, meters: int, batch: int, *, first_round: int = 0,
-                      prefix: str = "M") -> Iterator[tuple[bytes, bytes]]:
+def household_records(
+    records: int, meters: int, batch: int, *, first_round: int = 0, prefix: str = "M"
+) -> Iterator[tuple[bytes, bytes]]:
     """``records`` Kafka records, round-robin over ``meters`` meters, each meter replaying one of the
     real homes of the shipped DAIAD slice from its own starting hour (so detectors see real
     routines, real silences and their real alert rate, not a synthetic ramp)."""
@@ -72,17 +73,19 @@ def household_records(records: int, meters: int, batch: int, *, first_round: int
         homes = [sorted(points) for points in read_readings(lines, "Europe/Madrid").meters.values()]
     per_meter = (first_round + -(-records // meters)) * batch
     if per_meter > min(len(home) for home in homes):
-        raise SystemExit(f"{per_meter} readings per meter: the slice's homes have {min(map(len, homes))}; "
-                         "use more meters or fewer records")
+        raise SystemExit(
+            f"{per_meter} readings per meter: the slice's homes have {min(map(len, homes))}; "
+            "use more meters or fewer records"
+        )
     for i in range(records):
         meter_index, round_index = i % meters, first_round + i // meters
         home = homes[meter_index % len(homes)]
         start = (meter_index * 131) % max(1, len(home) - per_meter)
         first = start + round_index * batch
-        points = home[first:first + batch]
+        points = home[first : first + batch]
         meter = f"{prefix}-{meter_index:06d}"
         if batch == 1:
-            (ts, register), = points
+            ((ts, register),) = points
             value = {"meter_id": meter, "ts": ts, "register_l": register}
         else:  # a day (or so) of hourly values in one upload, as NB-IoT meters send them
             value = {"meter_id": meter, "readings": [{"ts": ts, "register_l": register} for ts, register in points]}
@@ -107,9 +110,15 @@ async def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, byt
 
 
 async def bare_consumer(bootstrap: str, topic: str, records: int, *, validate: bool) -> float:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}",
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
+    )
     await consumer.start()
     seen, began = 0, None
     try:
@@ -140,8 +149,7 @@ def processor_rate(settings: Settings, records: list[tuple[bytes, bytes]]) -> fl
     return len(records) / (time.process_time() - began)
 
 
-def worker_rate(settings: Settings, readings: int, log: Path,
-                code: Path | None = None) -> tuple[float, float, float]:
+def worker_rate(settings: Settings, readings: int, log: Path, code: Path | None = None) -> tuple[float, float, float]:
     """Readings/s of a worker that processes ``readings`` readings from its group's position, the
     worker's CPU µs per reading over the same stretch (steadier than the rate on a
     busy machine: time spent waiting for a core is not counted), and its peak RSS in MB."""
@@ -156,8 +164,11 @@ def worker_rate(settings: Settings, readings: int, log: Path,
                 first = (time.perf_counter(), count, cpu_seconds(worker.pid))
             if count >= readings and first is not None:
                 done = count - first[1]
-                return (done / (time.perf_counter() - first[0]), (cpu_seconds(worker.pid) - first[2]) / done * 1e6,
-                        peak_rss_mb(worker.pid))
+                return (
+                    done / (time.perf_counter() - first[0]),
+                    (cpu_seconds(worker.pid) - first[2]) / done * 1e6,
+                    peak_rss_mb(worker.pid),
+                )
             time.sleep(0.5)  # a scrape costs the worker CPU: not too often
         raise TimeoutError(f"the worker did not finish (see {log})")
     finally:
@@ -174,38 +185,61 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2_000, help="offered readings/s in the latency phase")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--no-state-phases", action="store_true", help="only the throughput runs")
-    parser.add_argument("--compare-with", type=Path, metavar="CHECKOUT",
-                        help="also run the worker of another checkout (e.g. `git worktree add /tmp/base <commit>`) "
-                             "after each run's worker, on the same records")
-    parser.add_argument("--store", default="memory://", choices=["memory://", "rocksdb://"],
-                        help="the worker's table store")
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run the worker of another checkout (e.g. `git worktree add /tmp/base <commit>`) "
+        "after each run's worker, on the same records",
+    )
+    parser.add_argument(
+        "--store", default="memory://", choices=["memory://", "rocksdb://"], help="the worker's table store"
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="shouwang-bench-"))
-    broker = LocalBroker(home=home / "kafka", lib_dir=REPO_ROOT / "broker" / "lib", port=free_port(),
-                         controller_port=free_port(), heap="1g")
+    broker = LocalBroker(
+        home=home / "kafka",
+        lib_dir=REPO_ROOT / "broker" / "lib",
+        port=free_port(),
+        controller_port=free_port(),
+        heap="1g",
+    )
     broker.start()
     try:
-        settings = Settings(kafka_bootstrap=broker.bootstrap, topic_prefix="bench.", var_dir=home / "var",
-                            readings_partitions=8, worker_web_port=free_port(), worker_store=args.store)
+        settings = Settings(
+            kafka_bootstrap=broker.bootstrap,
+            topic_prefix="bench.",
+            var_dir=home / "var",
+            readings_partitions=8,
+            worker_web_port=free_port(),
+            worker_store=args.store,
+        )
         provision_topics(settings)
         topics = Topics.from_settings(settings)
         records = list(household_records(args.records, args.meters, args.batch))
         seconds = asyncio.run(produce(broker.bootstrap, topics.readings, records))
-        print(f"Apache Kafka {kafka_version(broker.lib_dir)}; produced {args.records:,} records of {args.batch} "
-              f"readings ({args.meters:,} meters, {args.records // args.meters} records each) in {seconds:.1f} s",
-              flush=True)
-        results: dict[str, list[float]] = {"bare aiokafka, json only": [], "bare aiokafka, full validation": [],
-                                           "the worker's own work alone (no Kafka, no Faust)": [],
-                                           "shouwang worker (Faust), all detectors": []}
+        print(
+            f"Apache Kafka {kafka_version(broker.lib_dir)}; produced {args.records:,} records of {args.batch} "
+            f"readings ({args.meters:,} meters, {args.records // args.meters} records each) in {seconds:.1f} s",
+            flush=True,
+        )
+        results: dict[str, list[float]] = {
+            "bare aiokafka, json only": [],
+            "bare aiokafka, full validation": [],
+            "the worker's own work alone (no Kafka, no Faust)": [],
+            "shouwang worker (Faust), all detectors": [],
+        }
         if args.compare_with:
             results[f"the worker of {args.compare_with}"] = []
         rss: list[float] = []
         cpu_per_reading: list[float] = []
         for run in range(args.runs):
             results["bare aiokafka, json only"].append(
-                asyncio.run(bare_consumer(broker.bootstrap, topics.readings, args.records, validate=False)))
+                asyncio.run(bare_consumer(broker.bootstrap, topics.readings, args.records, validate=False))
+            )
             results["bare aiokafka, full validation"].append(
-                asyncio.run(bare_consumer(broker.bootstrap, topics.readings, args.records, validate=True)))
+                asyncio.run(bare_consumer(broker.bootstrap, topics.readings, args.records, validate=True))
+            )
             results["the worker's own work alone (no Kafka, no Faust)"].append(processor_rate(settings, records))
             run_settings = settings.model_copy(update={"worker_id": f"bench-worker-{run}"})
             provision_topics(run_settings)  # its table's changelog, like `shouwang topics` does
@@ -216,11 +250,16 @@ def main() -> None:
             if args.compare_with:
                 base_settings = settings.model_copy(update={"worker_id": f"bench-base-{run}"})
                 provision_topics(base_settings)
-                base_readings, _, _ = worker_rate(base_settings, args.records * args.batch, home / f"b{run}.log",
-                                                  code=args.compare_with)
+                base_readings, _, _ = worker_rate(
+                    base_settings, args.records * args.batch, home / f"b{run}.log", code=args.compare_with
+                )
                 results[f"the worker of {args.compare_with}"].append(base_readings / args.batch)
-            print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in results.items())
-                  + f"; worker CPU {cpu:.1f} µs per reading", flush=True)
+            print(
+                f"run {run + 1}: "
+                + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in results.items())
+                + f"; worker CPU {cpu:.1f} µs per reading",
+                flush=True,
+            )
         ceiling = statistics.median(results["bare aiokafka, json only"])
         print(f"\n| consumer | records/s (median of {args.runs}) | readings/s | share of the bare consumer |")
         print("|---|---:|---:|---:|")
@@ -228,12 +267,23 @@ def main() -> None:
             median = statistics.median(rates)
             print(f"| {name} | {median:,.0f} | {median * args.batch:,.0f} | {median / ceiling:.1%} |")
         if args.compare_with:  # each run's two workers ran back to back: their ratio is steadier than either
-            ratios = [ours / theirs for ours, theirs in zip(results["shouwang worker (Faust), all detectors"],
-                                                            results[f"the worker of {args.compare_with}"], strict=True)]
-            print(f"\nthis worker against that of {args.compare_with}: {statistics.median(ratios):.2f}× "
-                  f"(median of the runs' ratios: {', '.join(f'{ratio:.2f}' for ratio in ratios)})")
-        print(f"\nworker CPU {statistics.median(cpu_per_reading):.1f} µs per reading; "
-              f"peak RSS {statistics.median(rss):.0f} MB ({args.meters:,} meters)", flush=True)
+            ratios = [
+                ours / theirs
+                for ours, theirs in zip(
+                    results["shouwang worker (Faust), all detectors"],
+                    results[f"the worker of {args.compare_with}"],
+                    strict=True,
+                )
+            ]
+            print(
+                f"\nthis worker against that of {args.compare_with}: {statistics.median(ratios):.2f}× "
+                f"(median of the runs' ratios: {', '.join(f'{ratio:.2f}' for ratio in ratios)})"
+            )
+        print(
+            f"\nworker CPU {statistics.median(cpu_per_reading):.1f} µs per reading; "
+            f"peak RSS {statistics.median(rss):.0f} MB ({args.meters:,} meters)",
+            flush=True,
+        )
         if not args.no_state_phases:
             state_phases(args, settings.model_copy(update={"worker_id": f"bench-worker-{args.runs - 1}"}), home)
     finally:
@@ -243,8 +293,11 @@ def main() -> None:
 def state_phases(args: argparse.Namespace, settings: Settings, home: Path) -> None:
     topics = Topics.from_settings(settings)
     bootstrap = settings.bootstrap_servers
-    asyncio.run(produce(bootstrap, topics.readings, household_records(args.state_meters, args.state_meters,
-                                                                       args.batch, prefix="S")))
+    asyncio.run(
+        produce(
+            bootstrap, topics.readings, household_records(args.state_meters, args.state_meters, args.batch, prefix="S")
+        )
+    )
     # The last throughput worker's group resumes after its records: only the new meters are left.
     fresh_rate, _, _ = worker_rate(settings, args.state_meters * args.batch, home / "w-state.log")
     print(f"{args.state_meters:,} new meters, one record each: {fresh_rate:,.0f} readings/s", flush=True)
@@ -253,18 +306,37 @@ def state_phases(args: argparse.Namespace, settings: Settings, home: Path) -> No
     print(f"state: {meters:,} meters in {changelog}, median {median_bytes:,.0f} bytes per meter", flush=True)
     result, worker = recovery(settings, home / "w-recovery.log", topics.readings, topics.alerts)
     try:
-        print(f"recovery of {meters:,} meters: first probe answered {result.seconds_to_first_alert:.1f} s after "
-              f"the process started; probes sent during recovery {result.probes_sent}, lost {result.probes_lost}; "
-              f"peak RSS {result.peak_rss_mb:.0f} MB", flush=True)
-        load = household_records(int(args.rate * args.seconds / args.batch) + args.meters, args.meters, args.batch,
-                                 first_round=args.records // args.meters)
-        probes = asyncio.run(steady_load(bootstrap, topics.readings, topics.alerts, load,
-                                         readings_per_record=args.batch, rate=args.rate, seconds=args.seconds))
+        print(
+            f"recovery of {meters:,} meters: first probe answered {result.seconds_to_first_alert:.1f} s after "
+            f"the process started; probes sent during recovery {result.probes_sent}, lost {result.probes_lost}; "
+            f"peak RSS {result.peak_rss_mb:.0f} MB",
+            flush=True,
+        )
+        load = household_records(
+            int(args.rate * args.seconds / args.batch) + args.meters,
+            args.meters,
+            args.batch,
+            first_round=args.records // args.meters,
+        )
+        probes = asyncio.run(
+            steady_load(
+                bootstrap,
+                topics.readings,
+                topics.alerts,
+                load,
+                readings_per_record=args.batch,
+                rate=args.rate,
+                seconds=args.seconds,
+            )
+        )
         latencies = probes.latencies_ms()
-        print(f"latency at {args.rate:,.0f} readings/s offered for {args.seconds:.0f} s: {len(latencies)} of "
-              f"{len(probes.sent)} probes answered; median {statistics.median(latencies):.1f} ms, "
-              f"p99 {quantile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms; "
-              f"peak RSS {peak_rss_mb(worker.pid):.0f} MB", flush=True)
+        print(
+            f"latency at {args.rate:,.0f} readings/s offered for {args.seconds:.0f} s: {len(latencies)} of "
+            f"{len(probes.sent)} probes answered; median {statistics.median(latencies):.1f} ms, "
+            f"p99 {quantile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms; "
+            f"peak RSS {peak_rss_mb(worker.pid):.0f} MB",
+            flush=True,
+        )
     finally:
         stop_worker(worker)
 

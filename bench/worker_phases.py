@@ -28,16 +28,18 @@ def worker_env(settings: Settings, log_level: str = "WARNING") -> dict[str, str]
     return settings.model_copy(update={"log_level": log_level}).subprocess_env()
 
 
-def start_worker(settings: Settings, log: Path, log_level: str = "WARNING",
-                 code: Path | None = None) -> subprocess.Popen[bytes]:
+def start_worker(
+    settings: Settings, log: Path, log_level: str = "WARNING", code: Path | None = None
+) -> subprocess.Popen[bytes]:
     """``shouwang worker`` in a child process; ``code``: run another checkout's code instead (an
     earlier commit, say, for a comparison in the same run), with this environment's packages."""
     env = worker_env(settings, log_level)
     if code is not None:
         env["PYTHONPATH"] = str(code)
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "shouwang", "worker"], env=env, cwd=code,
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "shouwang", "worker"], env=env, cwd=code, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:
@@ -80,8 +82,12 @@ def metric(url: str, name: str) -> float:
 async def state_bytes(bootstrap: str, changelog: str, partition_count: int) -> tuple[int, float]:
     """Meters in the state changelog and the median size of each meter's latest state."""
     # earliest: a reset to the default latest still in flight can override seek_to_beginning (aiokafka)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=8 * 1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
     await consumer.start()
     latest: dict[bytes, int] = {}
     try:
@@ -115,10 +121,17 @@ class Probes:
         return sorted((self.received[m] - t) * 1000 for m, t in self.sent.items() if m in self.received)
 
 
-async def _collect_alerts(bootstrap: str, topic: str, probes: Probes, stop: asyncio.Event,
-                          ready: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-alerts-{uuid.uuid4().hex[:8]}",
-                                auto_offset_reset="latest", enable_auto_commit=False, fetch_max_wait_ms=20)
+async def _collect_alerts(
+    bootstrap: str, topic: str, probes: Probes, stop: asyncio.Event, ready: asyncio.Event
+) -> None:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-alerts-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=20,
+    )
     await consumer.start()
     try:
         while not consumer.assignment():
@@ -138,8 +151,9 @@ async def _collect_alerts(bootstrap: str, topic: str, probes: Probes, stop: asyn
 
 
 @contextlib.asynccontextmanager
-async def probing(bootstrap: str, readings_topic: str,
-                  alerts_topic: str) -> AsyncIterator[tuple[Probes, Callable[[str], Awaitable[None]]]]:
+async def probing(
+    bootstrap: str, readings_topic: str, alerts_topic: str
+) -> AsyncIterator[tuple[Probes, Callable[[str], Awaitable[None]]]]:
     """Collect the alerts topic from now on and give a ``send(prefix)`` that sends one probe reading."""
     probes, stop, ready = Probes(), asyncio.Event(), asyncio.Event()
     collector = asyncio.create_task(_collect_alerts(bootstrap, alerts_topic, probes, stop, ready))
@@ -166,9 +180,18 @@ async def _until_answered(probes: Probes, settle_s: float) -> None:
         await asyncio.sleep(0.05)
 
 
-async def steady_load(bootstrap: str, readings_topic: str, alerts_topic: str, load: Iterator[tuple[bytes, bytes]],
-                      *, readings_per_record: int, rate: float, seconds: float, probes_per_s: float = 20,
-                      settle_s: float = 30.0) -> Probes:
+async def steady_load(
+    bootstrap: str,
+    readings_topic: str,
+    alerts_topic: str,
+    load: Iterator[tuple[bytes, bytes]],
+    *,
+    readings_per_record: int,
+    rate: float,
+    seconds: float,
+    probes_per_s: float = 20,
+    settle_s: float = 30.0,
+) -> Probes:
     """Offer ``rate`` readings/s for ``seconds`` (records from ``load``, plus probe readings that
     count towards the rate) and time each probe from its send to its alert on the alerts topic.
     Probes get ``settle_s`` after the load to come back: a late probe is slow, not lost."""
@@ -202,8 +225,14 @@ class Recovery:
     peak_rss_mb: float
 
 
-async def _probe_until_alert(bootstrap: str, readings_topic: str, alerts_topic: str, started: float,
-                             worker: subprocess.Popen[bytes], timeout: float) -> tuple[float, Probes]:
+async def _probe_until_alert(
+    bootstrap: str,
+    readings_topic: str,
+    alerts_topic: str,
+    started: float,
+    worker: subprocess.Popen[bytes],
+    timeout: float,
+) -> tuple[float, Probes]:
     """Send a probe every 0.5 s from the worker's start until one's alert comes back."""
     async with probing(bootstrap, readings_topic, alerts_topic) as (probes, send_probe):
         while not probes.received and time.perf_counter() - started < timeout and worker.poll() is None:
@@ -216,14 +245,16 @@ async def _probe_until_alert(bootstrap: str, readings_topic: str, alerts_topic: 
     return first, probes
 
 
-def recovery(settings: Settings, log: Path, readings_topic: str, alerts_topic: str) -> tuple[Recovery,
-                                                                                            subprocess.Popen[bytes]]:
+def recovery(
+    settings: Settings, log: Path, readings_topic: str, alerts_topic: str
+) -> tuple[Recovery, subprocess.Popen[bytes]]:
     """Start a worker whose table must be rebuilt from the changelog; time until it answers a probe.
     Returns the running worker (caught up) for the next phase."""
     started = time.perf_counter()
     worker = start_worker(settings, log, log_level="INFO")
-    first, probes = asyncio.run(_probe_until_alert(settings.bootstrap_servers, readings_topic, alerts_topic,
-                                                   started, worker, timeout=600))
+    first, probes = asyncio.run(
+        _probe_until_alert(settings.bootstrap_servers, readings_topic, alerts_topic, started, worker, timeout=600)
+    )
     lost = len(probes.sent) - len(probes.received)
     return Recovery(first, len(probes.sent), lost, peak_rss_mb(worker.pid)), worker
 

@@ -43,15 +43,26 @@ def _utc_offset(zone: ZoneInfo, hour: int) -> float:
 
 def default_detectors() -> list[Detector]:
     """The household detectors, with their default settings."""
-    return [DataQualityDetector(), MeterOfflineDetector(), NoUsageDetector(), ContinuousFlowDetector(),
-            SpikeDetector(), RoutineChangeDetector()]
+    return [
+        DataQualityDetector(),
+        MeterOfflineDetector(),
+        NoUsageDetector(),
+        ContinuousFlowDetector(),
+        SpikeDetector(),
+        RoutineChangeDetector(),
+    ]
 
 
 class DetectorBank:
     """All detectors for one meter, fed in event-time order; the household's local time is ``tz``."""
 
-    def __init__(self, detectors: Sequence[Detector] | None = None, *, tz: str = "Asia/Shanghai",
-                 intervals: IntervalBuilder | None = None) -> None:
+    def __init__(
+        self,
+        detectors: Sequence[Detector] | None = None,
+        *,
+        tz: str = "Asia/Shanghai",
+        intervals: IntervalBuilder | None = None,
+    ) -> None:
         self.detectors = list(detectors) if detectors is not None else default_detectors()
         self.tz = tz
         self._zone = ZoneInfo(tz)
@@ -70,11 +81,20 @@ class DetectorBank:
 
     def update(self, observation: Observation) -> list[Finding]:
         """One reading (the replay feeds them this way)."""
-        return self.update_points(observation.meter_id, [(observation.ts.timestamp(), observation.register_l)],
-                                  observation.flags, observation.ts)
+        return self.update_points(
+            observation.meter_id,
+            [(observation.ts.timestamp(), observation.register_l)],
+            observation.flags,
+            observation.ts,
+        )
 
-    def update_points(self, meter_id: str, points: Sequence[tuple[float, float]],
-                      flags: frozenset[str] = frozenset(), flagged_at: datetime | None = None) -> list[Finding]:
+    def update_points(
+        self,
+        meter_id: str,
+        points: Sequence[tuple[float, float]],
+        flags: frozenset[str] = frozenset(),
+        flagged_at: datetime | None = None,
+    ) -> list[Finding]:
         """An upload's readings in event-time order, as (epoch seconds, register litres): the same as
         ``update`` for each, without an ``Observation`` per reading. ``flags`` came with the last
         reading, whose time as sent is ``flagged_at`` (UTC from its epoch seconds if not given)."""
@@ -142,8 +162,7 @@ class DetectorBank:
                 raise ValueError("detector bank state is truncated")
             (length,) = _LENGTH.unpack_from(data, position)
             position += _LENGTH.size
-            target.load(data[position:position + length])
+            target.load(data[position : position + length])
             position += length
         if position != len(data):
             raise ValueError("detector bank state has trailing bytes")
-

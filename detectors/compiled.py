@@ -21,9 +21,23 @@ import warnings
 from collections.abc import MutableSequence
 from pathlib import Path
 
-COMPILED_MODULES = ("bank", "base", "continuous_flow", "data_quality", "findings", "history", "intervals",
-                    "meter_flags", "meter_offline", "no_usage", "priors", "routine_change", "spike", "state",
-                    "timefmt")
+COMPILED_MODULES = (
+    "bank",
+    "base",
+    "continuous_flow",
+    "data_quality",
+    "findings",
+    "history",
+    "intervals",
+    "meter_flags",
+    "meter_offline",
+    "no_usage",
+    "priors",
+    "routine_change",
+    "spike",
+    "state",
+    "timefmt",
+)
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUILD_DIR = PACKAGE_DIR / "_compiled"
 STAMP = BUILD_DIR / "stamp.json"
@@ -39,8 +53,7 @@ def ext_suffix() -> str:
 def source_digests(package_dir: Path | None = None) -> dict[str, str]:
     """sha256 of each compiled module's source (in this package, or a copy of it)."""
     directory = package_dir or PACKAGE_DIR
-    return {name: hashlib.sha256((directory / f"{name}.py").read_bytes()).hexdigest()
-            for name in COMPILED_MODULES}
+    return {name: hashlib.sha256((directory / f"{name}.py").read_bytes()).hexdigest() for name in COMPILED_MODULES}
 
 
 def pure_requested() -> bool:
@@ -60,16 +73,24 @@ def use_compiled(package_path: MutableSequence[str]) -> bool:
     if not isinstance(recorded, dict):
         recorded = {}
     if recorded.get("ext_suffix") != ext_suffix():
-        warnings.warn("detectors: the compiled modules were built for another Python; running the plain "
-                      "Python ones (`make install` compiles them again)", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            "detectors: the compiled modules were built for another Python; running the plain "
+            "Python ones (`make install` compiles them again)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return False
     try:
         current = source_digests()
     except OSError:
         current = {}  # a source missing: whatever was built, it is not built from what is here
     if recorded.get("sources") != current:
-        warnings.warn("detectors: the compiled modules are older than their sources; running the plain "
-                      "Python ones (`make install` compiles them again)", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            "detectors: the compiled modules are older than their sources; running the plain "
+            "Python ones (`make install` compiles them again)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return False
     if SHARED_LIB not in sys.modules:  # loaded by path: the build directory need not be on sys.path
         try:
@@ -79,8 +100,12 @@ def use_compiled(package_path: MutableSequence[str]) -> bool:
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
         except (ImportError, OSError) as exc:
-            warnings.warn(f"detectors: the compiled modules could not be loaded ({exc}); running the plain "
-                          "Python ones (`make install` compiles them again)", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"detectors: the compiled modules could not be loaded ({exc}); running the plain "
+                "Python ones (`make install` compiles them again)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             return False
         sys.modules[SHARED_LIB] = module
     package_path.insert(0, str(BUILD_DIR))

@@ -6,8 +6,25 @@ from detectors.base import Facts, Finding, Transition
 from detectors.timefmt import local_datetime
 
 
-def finding(kind: str, transition: Transition, severity: str, *, since: float, at: float, utc_offset: float,
-            zh: str, en: str, facts: Facts | None = None) -> Finding:
-    return Finding(transition=transition, kind=kind, severity=severity,
-                   since=local_datetime(since, utc_offset), at=local_datetime(at, utc_offset),
-                   explanation_zh=zh, explanation_en=en, facts=facts or {})
+def finding(
+    kind: str,
+    transition: Transition,
+    severity: str,
+    *,
+    since: float,
+    at: float,
+    utc_offset: float,
+    zh: str,
+    en: str,
+    facts: Facts | None = None,
+) -> Finding:
+    return Finding(
+        transition=transition,
+        kind=kind,
+        severity=severity,
+        since=local_datetime(since, utc_offset),
+        at=local_datetime(at, utc_offset),
+        explanation_zh=zh,
+        explanation_en=en,
+        facts=facts or {},
+    )

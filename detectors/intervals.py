@@ -40,8 +40,8 @@ class IntervalBuilder:
         self.max_rate_lph = max_rate_lph
         self.jitter_l = jitter_l
         self._last_ts = -math.inf
-        self._register = 0.0      # the base usage is counted from (the higher value after jitter)
-        self._last_raw = 0.0      # the register as last reported (what a duplicate must repeat)
+        self._register = 0.0  # the base usage is counted from (the higher value after jitter)
+        self._last_raw = 0.0  # the register as last reported (what a duplicate must repeat)
         self.late = 0
 
     def accept(self, ts: float, register: float, utc_offset: float) -> Interval | None:

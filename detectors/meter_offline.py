@@ -58,8 +58,9 @@ class MeterOfflineDetector:
         # Every gap is learned, outages too (slowly, in log space): a meter that reports once a
         # day must come to be expected once a day, and one outage barely moves an hourly meter.
         sample = math.log(min(max(gap, 10.0), 7 * 86400.0))
-        self._log_interval = sample if not self._log_interval else (
-            self._log_interval + _LEARN * (sample - self._log_interval))
+        self._log_interval = (
+            sample if not self._log_interval else (self._log_interval + _LEARN * (sample - self._log_interval))
+        )
         self._last = interval.end
         return findings
 
@@ -77,13 +78,26 @@ class MeterOfflineDetector:
     def _raised(self, at: float, offset: float) -> Finding:
         since = self._episode_since
         usual = self.usual_interval_s()
-        zh = (f"水表自{when_zh(since, at, offset)}起没有上报读数（已 {duration_zh(at - since)}，"
-              f"平时约每 {duration_zh(usual)} 一次）。这不代表没有用水，请检查水表或通信。")
-        en = (f"The meter has not reported since {when_en(since, at, offset)} ({duration_en(at - since)}; it "
-              f"usually reports every {duration_en(usual)}). This says nothing about water use: check the "
-              "meter or its link.")
-        return finding(self.name, "raised", "low", since=since, at=at, utc_offset=offset, zh=zh, en=en,
-                       facts={"overdue_h": round((at - since) / 3600.0, 2), "usual_interval_s": round(usual)})
+        zh = (
+            f"水表自{when_zh(since, at, offset)}起没有上报读数（已 {duration_zh(at - since)}，"
+            f"平时约每 {duration_zh(usual)} 一次）。这不代表没有用水，请检查水表或通信。"
+        )
+        en = (
+            f"The meter has not reported since {when_en(since, at, offset)} ({duration_en(at - since)}; it "
+            f"usually reports every {duration_en(usual)}). This says nothing about water use: check the "
+            "meter or its link."
+        )
+        return finding(
+            self.name,
+            "raised",
+            "low",
+            since=since,
+            at=at,
+            utc_offset=offset,
+            zh=zh,
+            en=en,
+            facts={"overdue_h": round((at - since) / 3600.0, 2), "usual_interval_s": round(usual)},
+        )
 
     def _resolved(self, interval: Interval) -> Finding:
         since, at, offset = self._episode_since, interval.end, interval.utc_offset

@@ -72,9 +72,17 @@ class NoUsageDetector:
 
     name: ClassVar[str] = "no_usage"
 
-    def __init__(self, *, false_alarms_per_month: float = 0.3, ceiling_h: float = 18.0,
-                 min_silence_h: float = 4.0, prior_weight: float = 20.0, memory: float = 0.985,
-                 use_litres: float = 0.5, neighbour_weight: float = 0.5) -> None:
+    def __init__(
+        self,
+        *,
+        false_alarms_per_month: float = 0.3,
+        ceiling_h: float = 18.0,
+        min_silence_h: float = 4.0,
+        prior_weight: float = 20.0,
+        memory: float = 0.985,
+        use_litres: float = 0.5,
+        neighbour_weight: float = 0.5,
+    ) -> None:
         self.false_alarms_per_month = false_alarms_per_month
         self.ceiling_h = ceiling_h
         self.min_silence_h = min_silence_h
@@ -84,17 +92,17 @@ class NoUsageDetector:
         self.neighbour_weight = neighbour_weight
         self._first_seen = 0.0
         self._last_reading = 0.0
-        self._last_use = 0.0        # end of the last interval with water use; 0: none yet
-        self._limit_s = 0.0         # how long the current silence may last; 0: not worked out yet
+        self._last_use = 0.0  # end of the last interval with water use; 0: none yet
+        self._limit_s = 0.0  # how long the current silence may last; 0: not worked out yet
         self._limit_hour = 0.0
         self._episode_since = 0.0
         self._episode_level = 0
-        self._silences = 0          # silences of an hour or more seen (for the household's rate)
+        self._silences = 0  # silences of an hour or more seen (for the household's rate)
         self._first_use_minute = -1.0  # an upper quantile (80 %) of the day's first use, local minutes
         self._today = 0
         self._first_use_today = 0xFFFF
         self._counts = [0.0] * (24 * _COLUMNS)  # per start hour: decayed count of silences ≥ each threshold
-        self._limits = [0.0] * 24   # hours a silence starting in each local hour may last; worked out daily
+        self._limits = [0.0] * 24  # hours a silence starting in each local hour may last; worked out daily
         self._limits_day = 0
 
     # -- learning and deciding -------------------------------------------------------------
@@ -152,10 +160,12 @@ class NoUsageDetector:
     def _learn(self, start_hour: float, hours: float) -> None:
         base = int(start_hour) * _COLUMNS
         counts, memory = self._counts, self.memory
-        row = [min(count * memory + (1.0 if hours >= threshold else 0.0), 60000.0)
-               for count, threshold in zip(counts[base:base + _COLUMNS], SILENCE_THRESHOLDS_H, strict=True)]
+        row = [
+            min(count * memory + (1.0 if hours >= threshold else 0.0), 60000.0)
+            for count, threshold in zip(counts[base : base + _COLUMNS], SILENCE_THRESHOLDS_H, strict=True)
+        ]
         # Kept at the precision it is stored with, so a restored detector decides exactly alike.
-        counts[base:base + _COLUMNS] = _ROW.unpack(_ROW.pack(*row))
+        counts[base : base + _COLUMNS] = _ROW.unpack(_ROW.pack(*row))
 
     def _note_first_use(self, t: float, utc_offset: float) -> None:
         day = local_day(t, utc_offset)
@@ -200,15 +210,15 @@ class NoUsageDetector:
         """
         keep = (self.min_silence_h <= _GRID) & (self.ceiling_h >= _GRID)
         grid = _GRID[keep]
-        log_survival = np.log(np.maximum(self.survival_table(), 1e-9))                  # 24 × columns
-        on_grid = np.exp(log_survival @ _TO_GRID[:, keep])                               # 24 × G
+        log_survival = np.log(np.maximum(self.survival_table(), 1e-9))  # 24 × columns
+        on_grid = np.exp(log_survival @ _TO_GRID[:, keep])  # 24 × G
         on_grid[:, grid > _THRESHOLDS[-1]] *= 0.5  # beyond what is learned: assume the tail keeps thinning
-        per_month = self.silences_per_month() * self.start_shares()                      # 24
+        per_month = self.silences_per_month() * self.start_shares()  # 24
         rows = np.arange(24)
 
         def best_for(index: int) -> tuple[np.ndarray, float]:
             """Each hour's limit (grid index) for one λ, and the false alarms per month it costs."""
-            best = (grid[None, :] + _LAMBDAS[index] * on_grid).argmin(axis=1)          # 24
+            best = (grid[None, :] + _LAMBDAS[index] * on_grid).argmin(axis=1)  # 24
             return best, float((on_grid[rows, best] * per_month).sum())
 
         # The first λ whose limits fit the budget. A larger λ never shortens a limit (survival does
@@ -258,18 +268,22 @@ class NoUsageDetector:
     def _finding(self, transition: str, interval: Interval, silence: float) -> Finding:
         since, at, offset = self._episode_since, interval.end, interval.utc_offset
         facts: dict[str, float | int | str | bool] = {
-            "silence_h": round(silence / 3600.0, 2), "limit_h": round(self._limit_s / 3600.0, 2),
-            "budget": round(self.alarm_budget(), 5)}
+            "silence_h": round(silence / 3600.0, 2),
+            "limit_h": round(self._limit_s / 3600.0, 2),
+            "budget": round(self.alarm_budget(), 5),
+        }
         if transition == "resolved":
             zh = f"已恢复用水：{when_zh(interval.end, at, offset)} 前后再次用水，此前 {duration_zh(silence)} 未用水。"
             en = f"Water use resumed by {when_en(interval.end, at, offset)} after {duration_en(silence)} without any."
-            return finding(self.name, "resolved", "high", since=since, at=at, utc_offset=offset, zh=zh, en=en,
-                           facts=facts)
+            return finding(
+                self.name, "resolved", "high", since=since, at=at, utc_offset=offset, zh=zh, en=en, facts=facts
+            )
         survival, seen = self.survival(self._limit_hour)
         column = max(k for k, t in enumerate(SILENCE_THRESHOLDS_H) if t <= max(1.0, silence / 3600.0))
         own_long = float(self._own_table()[int(self._limit_hour) % 24, column])
-        facts.update(probability=round(survival[column], 5), similar_silences=round(seen),
-                     as_long_silences=round(own_long))
+        facts.update(
+            probability=round(survival[column], 5), similar_silences=round(seen), as_long_silences=round(own_long)
+        )
         parts_zh, parts_en = [], []
         if self._first_use_minute >= 0 and self._last_reading - self._first_seen >= 7 * 86400:
             usual = clock_of_minute(self._first_use_minute)
@@ -280,10 +294,13 @@ class NoUsageDetector:
         parts_en.append(f"none since {when_en(since, at, offset)} ({duration_en(silence)})")
         start_clock = local_datetime(since, offset).strftime("%H")
         if seen >= 10:
-            parts_zh.append(f"此前 {round(seen)} 次在 {start_clock} 点前后开始的无用水时段中，"
-                            f"这么长的只有 {round(own_long)} 次")
-            parts_en.append(f"of {round(seen)} earlier silences starting around {start_clock}:00, "
-                            f"{round(own_long)} lasted this long")
+            parts_zh.append(
+                f"此前 {round(seen)} 次在 {start_clock} 点前后开始的无用水时段中，这么长的只有 {round(own_long)} 次"
+            )
+            parts_en.append(
+                f"of {round(seen)} earlier silences starting around {start_clock}:00, "
+                f"{round(own_long)} lasted this long"
+            )
         else:
             parts_zh.append("该户历史尚短，按一般家庭规律判断")
             parts_en.append("this household's history is still short, so it is judged against typical homes")
@@ -292,19 +309,52 @@ class NoUsageDetector:
             parts_en.append("still silent, escalated")
         zh = "；".join(parts_zh) + "。"
         en = "; ".join(parts_en).capitalize() + "."
-        return finding(self.name, transition, _SEVERITY[self._episode_level], since=since, at=at,  # type: ignore[arg-type]
-                       utc_offset=offset, zh=zh, en=en, facts=facts)
+        return finding(
+            self.name,
+            transition,
+            _SEVERITY[self._episode_level],
+            since=since,
+            at=at,  # type: ignore[arg-type]
+            utc_offset=offset,
+            zh=zh,
+            en=en,
+            facts=facts,
+        )
 
     # -- state ---------------------------------------------------------------------------------
     def dump(self) -> bytes:
         return _LAYOUT.pack(
-            (self._first_seen, self._last_reading, self._last_use, self._limit_s, self._limit_hour,
-             self._episode_since, self._episode_level, self._silences, self._first_use_minute,
-             self._today, self._first_use_today, self._limits_day), self._counts + self._limits)
+            (
+                self._first_seen,
+                self._last_reading,
+                self._last_use,
+                self._limit_s,
+                self._limit_hour,
+                self._episode_since,
+                self._episode_level,
+                self._silences,
+                self._first_use_minute,
+                self._today,
+                self._first_use_today,
+                self._limits_day,
+            ),
+            self._counts + self._limits,
+        )
 
     def load(self, data: bytes) -> None:
         scalars, halves = _LAYOUT.unpack(data)
-        self._counts, self._limits = halves[:24 * _COLUMNS], halves[24 * _COLUMNS:]
-        (self._first_seen, self._last_reading, self._last_use, self._limit_s, self._limit_hour,
-         self._episode_since, self._episode_level, self._silences, self._first_use_minute,
-         self._today, self._first_use_today, self._limits_day) = scalars  # type: ignore[assignment]
+        self._counts, self._limits = halves[: 24 * _COLUMNS], halves[24 * _COLUMNS :]
+        (
+            self._first_seen,
+            self._last_reading,
+            self._last_use,
+            self._limit_s,
+            self._limit_hour,
+            self._episode_since,
+            self._episode_level,
+            self._silences,
+            self._first_use_minute,
+            self._today,
+            self._first_use_today,
+            self._limits_day,
+        ) = scalars  # type: ignore[assignment]

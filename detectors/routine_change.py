@@ -38,8 +38,8 @@ def ledoit_wolf_shrinkage(centred: np.ndarray, gram: np.ndarray) -> float:
     squared = centred**2
     trace = np.sum(squared, axis=0) / samples
     mu = np.sum(trace) / features
-    delta_ = float(np.sum(gram**2)) / samples**2          # squared coefficients of <X.T, X>
-    beta_ = float(np.sum(squared.T @ squared))            # coefficients of <X2.T, X2>
+    delta_ = float(np.sum(gram**2)) / samples**2  # squared coefficients of <X.T, X>
+    beta_ = float(np.sum(squared.T @ squared))  # coefficients of <X2.T, X2>
     beta = 1.0 / (features * samples) * (beta_ / samples - delta_)
     delta = (delta_ - 2.0 * mu * trace.sum() + features * mu**2) / features
     beta = min(beta, delta)  # never shrink past the target
@@ -71,11 +71,15 @@ class RoutineChangeDetector:
         findings: list[Finding] = []
         if day != self._day:
             if self._day and self._covered_s >= _MIN_COVERAGE_S and self._first_use_h >= 0:
-                day_features = (self._first_use_h, math.log1p(self._litres), math.log1p(self._night_litres),
-                                float(self._active_hours))
+                day_features = (
+                    self._first_use_h,
+                    math.log1p(self._litres),
+                    math.log1p(self._night_litres),
+                    float(self._active_hours),
+                )
                 # Kept at the precision it is stored with, so a restored detector scores exactly alike.
                 self._days.extend(_DAY.unpack(_DAY.pack(*day_features)))
-                del self._days[:-DAYS * FEATURES]
+                del self._days[: -DAYS * FEATURES]
                 findings = self._judge(interval)
             self._day, self._first_use_h, self._litres, self._night_litres = day, -1.0, 0.0, 0.0
             self._covered_s, self._active_hours = 0.0, 0
@@ -124,32 +128,74 @@ class RoutineChangeDetector:
             self._open = 1
             self._episode_since = (self._day - RECENT + 1) * 86400.0 - offset
             zh = "近一周生活规律有变化：" + "；".join(zh for zh, _ in changes) + "。建议下次走访时关注。"
-            en = "The routine changed over the past week: " + "; ".join(en for _, en in changes) + \
-                ". Worth a look at the next visit."
-            return [finding(self.name, "raised", "low", since=self._episode_since, at=at, utc_offset=offset,
-                            zh=zh, en=en, facts={"distance": round(distance, 2)})]
+            en = (
+                "The routine changed over the past week: "
+                + "; ".join(en for _, en in changes)
+                + ". Worth a look at the next visit."
+            )
+            return [
+                finding(
+                    self.name,
+                    "raised",
+                    "low",
+                    since=self._episode_since,
+                    at=at,
+                    utc_offset=offset,
+                    zh=zh,
+                    en=en,
+                    facts={"distance": round(distance, 2)},
+                )
+            ]
         if self._open and distance < self.resolve_distance:
             self._open = 0
-            return [finding(self.name, "resolved", "low", since=self._episode_since, at=at, utc_offset=offset,
-                            zh="近一周的用水规律已回到平常水平。", en="The past week's routine is back to usual.",
-                            facts={"distance": round(distance, 2)})]
+            return [
+                finding(
+                    self.name,
+                    "resolved",
+                    "low",
+                    since=self._episode_since,
+                    at=at,
+                    utc_offset=offset,
+                    zh="近一周的用水规律已回到平常水平。",
+                    en="The past week's routine is back to usual.",
+                    facts={"distance": round(distance, 2)},
+                )
+            ]
         return []
 
     def dump(self) -> bytes:
         days = self._days + [0.0] * (DAYS * FEATURES - len(self._days))
-        return _LAYOUT.pack((self._day, self._first_use_h, self._litres, self._night_litres, self._covered_s,
-                             self._active_hours, self._episode_since, self._open * 2 + 0), days) + \
-            bytes([len(self._days) // FEATURES])
+        return _LAYOUT.pack(
+            (
+                self._day,
+                self._first_use_h,
+                self._litres,
+                self._night_litres,
+                self._covered_s,
+                self._active_hours,
+                self._episode_since,
+                self._open * 2 + 0,
+            ),
+            days,
+        ) + bytes([len(self._days) // FEATURES])
 
     def load(self, data: bytes) -> None:
         if not data:
             raise ValueError("routine_change state is empty")
         kept = data[-1]
         scalars, days = _LAYOUT.unpack(data[:-1])
-        (self._day, self._first_use_h, self._litres, self._night_litres, self._covered_s, self._active_hours,
-         self._episode_since, flags) = scalars  # type: ignore[assignment]
+        (
+            self._day,
+            self._first_use_h,
+            self._litres,
+            self._night_litres,
+            self._covered_s,
+            self._active_hours,
+            self._episode_since,
+            flags,
+        ) = scalars  # type: ignore[assignment]
         self._open = int(flags) // 2
-        self._days = days[:kept * FEATURES]
+        self._days = days[: kept * FEATURES]
 
 
 def _plain_changes(usual: np.ndarray, recent: np.ndarray) -> list[tuple[str, str]]:
@@ -157,19 +203,34 @@ def _plain_changes(usual: np.ndarray, recent: np.ndarray) -> list[tuple[str, str
     changes = []
     first_usual, first_recent = usual[0] * 60.0, recent[0] * 60.0
     if first_recent - first_usual >= 60.0:
-        changes.append((f"早上首次用水由平时约 {clock_of_minute(first_usual)} 推迟到约 {clock_of_minute(first_recent)}",
-                        f"first water use moved from about {clock_of_minute(first_usual)} "
-                        f"to about {clock_of_minute(first_recent)}"))
+        changes.append(
+            (
+                f"早上首次用水由平时约 {clock_of_minute(first_usual)} 推迟到约 {clock_of_minute(first_recent)}",
+                f"first water use moved from about {clock_of_minute(first_usual)} "
+                f"to about {clock_of_minute(first_recent)}",
+            )
+        )
     litres_usual, litres_recent = math.expm1(usual[1]), math.expm1(recent[1])
     if litres_recent <= 0.65 * litres_usual:
-        changes.append((f"日均用水由约 {litres_usual:.0f} 升降到约 {litres_recent:.0f} 升",
-                        f"daily water use fell from about {litres_usual:.0f} L to about {litres_recent:.0f} L"))
+        changes.append(
+            (
+                f"日均用水由约 {litres_usual:.0f} 升降到约 {litres_recent:.0f} 升",
+                f"daily water use fell from about {litres_usual:.0f} L to about {litres_recent:.0f} L",
+            )
+        )
     night_usual, night_recent = math.expm1(usual[2]), math.expm1(recent[2])
     if night_recent >= night_usual + 10.0 and night_recent >= 2.0 * night_usual:
-        changes.append((f"夜间（0–5 点）用水增多：日均约 {night_recent:.0f} 升，平时约 {night_usual:.0f} 升",
-                        f"more water at night (00:00–05:00): about {night_recent:.0f} L a day, "
-                        f"usually {night_usual:.0f} L"))
+        changes.append(
+            (
+                f"夜间（0–5 点）用水增多：日均约 {night_recent:.0f} 升，平时约 {night_usual:.0f} 升",
+                f"more water at night (00:00–05:00): about {night_recent:.0f} L a day, usually {night_usual:.0f} L",
+            )
+        )
     if recent[3] <= usual[3] - 3.0:
-        changes.append((f"有用水的小时数由约 {usual[3]:.0f} 个降到约 {recent[3]:.0f} 个",
-                        f"hours with any water use fell from about {usual[3]:.0f} to about {recent[3]:.0f}"))
+        changes.append(
+            (
+                f"有用水的小时数由约 {usual[3]:.0f} 个降到约 {recent[3]:.0f} 个",
+                f"hours with any water use fell from about {usual[3]:.0f} to about {recent[3]:.0f}",
+            )
+        )
     return changes

@@ -27,18 +27,25 @@ class SpikeDetector:
 
     name: ClassVar[str] = "spike"
 
-    def __init__(self, *, floor_l: float = 250.0, factor: float = 1.3, cap_l: float = 700.0,
-                 half_life_days: float = 30.0, warm_up_days: float = 14.0) -> None:
+    def __init__(
+        self,
+        *,
+        floor_l: float = 250.0,
+        factor: float = 1.3,
+        cap_l: float = 700.0,
+        half_life_days: float = 30.0,
+        warm_up_days: float = 14.0,
+    ) -> None:
         self.floor_l = floor_l
         self.factor = factor
         self.cap_l = cap_l
         self.half_life_days = half_life_days
         self.warm_up_days = warm_up_days
-        self._first = 0.0           # the first reading's time: until warm-up ends only the cap applies
-        self._hour = 0              # the clock hour (epoch hours) being summed
+        self._first = 0.0  # the first reading's time: until warm-up ends only the cap applies
+        self._hour = 0  # the clock hour (epoch hours) being summed
         self._hour_litres = 0.0
-        self._high_l = 0.0          # the household's largest recent hourly volume, slowly forgotten
-        self._high_at = 0.0         # when ``_high_l`` was last refreshed (for the forgetting)
+        self._high_l = 0.0  # the household's largest recent hourly volume, slowly forgotten
+        self._high_at = 0.0  # when ``_high_l`` was last refreshed (for the forgetting)
         self._open = 0
         self._episode_since = 0.0
 
@@ -99,18 +106,37 @@ class SpikeDetector:
     def _raised(self, interval: Interval) -> Finding:
         since, at, offset = self._episode_since, interval.end, interval.utc_offset
         volume, usual = self._hour_litres, self._high_l
-        zh = (f"{when_zh(at, at, offset)}前一小时内用水 {volume:.0f} 升，"
-              f"该户近几周单小时最多约 {usual:.0f} 升，疑似爆管或水龙头大开未关。")
-        en = (f"{volume:.0f} L of water in the hour to {when_en(at, at, offset)}; this home's largest hour in "
-              f"recent weeks was about {usual:.0f} L. A burst pipe or a tap left fully open?")
-        return finding(self.name, "raised", "high", since=since, at=at, utc_offset=offset, zh=zh, en=en,
-                       facts={"hour_l": round(volume, 1), "usual_max_l": round(usual, 1),
-                              "threshold_l": round(self.threshold(), 1)})
+        zh = (
+            f"{when_zh(at, at, offset)}前一小时内用水 {volume:.0f} 升，"
+            f"该户近几周单小时最多约 {usual:.0f} 升，疑似爆管或水龙头大开未关。"
+        )
+        en = (
+            f"{volume:.0f} L of water in the hour to {when_en(at, at, offset)}; this home's largest hour in "
+            f"recent weeks was about {usual:.0f} L. A burst pipe or a tap left fully open?"
+        )
+        return finding(
+            self.name,
+            "raised",
+            "high",
+            since=since,
+            at=at,
+            utc_offset=offset,
+            zh=zh,
+            en=en,
+            facts={
+                "hour_l": round(volume, 1),
+                "usual_max_l": round(usual, 1),
+                "threshold_l": round(self.threshold(), 1),
+            },
+        )
 
     def dump(self) -> bytes:
-        return _LAYOUT.pack((self._hour, self._hour_litres, self._high_l, self._high_at, self._open,
-                             self._episode_since, self._first))
+        return _LAYOUT.pack(
+            (self._hour, self._hour_litres, self._high_l, self._high_at, self._open, self._episode_since, self._first)
+        )
 
     def load(self, data: bytes) -> None:
-        (self._hour, self._hour_litres, self._high_l, self._high_at, self._open,
-         self._episode_since, self._first), _ = _LAYOUT.unpack(data)  # type: ignore[assignment]
+        (
+            (self._hour, self._hour_litres, self._high_l, self._high_at, self._open, self._episode_since, self._first),
+            _,
+        ) = _LAYOUT.unpack(data)  # type: ignore[assignment]

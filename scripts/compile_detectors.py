@@ -70,11 +70,9 @@ def main() -> int:
             install(Path(scratch), digests, started_at)
     except (RuntimeError, OSError) as exc:
         shutil.rmtree(BUILD_DIR, ignore_errors=True)
-        print(f"shouwang: the detectors were not compiled ({exc}); they run as plain Python, slower",
-              file=sys.stderr)
+        print(f"shouwang: the detectors were not compiled ({exc}); they run as plain Python, slower", file=sys.stderr)
         return 0  # the service works without it
-    print(f"compiled {len(COMPILED_MODULES)} detector modules in {time.monotonic() - began:.0f} s",
-          file=sys.stderr)
+    print(f"compiled {len(COMPILED_MODULES)} detector modules in {time.monotonic() - began:.0f} s", file=sys.stderr)
     return 0
 
 

@@ -36,13 +36,22 @@ def resolve_jars(lib_dir: Path, *, pom: Path = POM) -> None:
         return
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise BrokerError("Maven (mvn) is not installed; `make up` installs it, or run "
-                          "`apt-get install maven`")
+        raise BrokerError("Maven (mvn) is not installed; `make up` installs it, or run `apt-get install maven`")
     lib_dir.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-         f"-DoutputDirectory={lib_dir}", "-DincludeScope=runtime"],
-        capture_output=True, text=True, check=False,
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={lib_dir}",
+            "-DincludeScope=runtime",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0 or kafka_version(lib_dir) is None:
         tail = (result.stdout + result.stderr).strip().splitlines()[-5:]
@@ -154,8 +163,9 @@ class LocalBroker:
     def _java(self) -> str:
         java = shutil.which("java")
         if java is None:
-            raise BrokerError("Java 17+ is required for the local Kafka broker (`apt-get install "
-                              "openjdk-17-jre-headless`)")
+            raise BrokerError(
+                "Java 17+ is required for the local Kafka broker (`apt-get install openjdk-17-jre-headless`)"
+            )
         return java
 
     def write_config(self) -> None:
@@ -192,17 +202,28 @@ class LocalBroker:
 
     def format(self) -> None:
         result = subprocess.run(
-            [self._java(), "-cp", self._classpath(), *self._log_flags(), "kafka.tools.StorageTool",
-             "format", "-t", new_cluster_id(), "-c", str(self.properties_file)],
-            capture_output=True, text=True, check=False,
+            [
+                self._java(),
+                "-cp",
+                self._classpath(),
+                *self._log_flags(),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                new_cluster_id(),
+                "-c",
+                str(self.properties_file),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             detail = result.stderr.strip() or result.stdout.strip()
             raise BrokerError(f"formatting {self.data_dir} failed: {detail}")
 
     def _log_flags(self) -> list[str]:
-        return [f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-                f"-Dkafka.logs.dir={self.log_dir}"]
+        return [f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}", f"-Dkafka.logs.dir={self.log_dir}"]
 
     def pid(self) -> int | None:
         """The broker's pid if its process is alive."""
@@ -230,18 +251,31 @@ class LocalBroker:
             raise BrokerError(f"no Kafka jars in {self.lib_dir}; run `make broker-jars`")
         for port in (self.port, self.controller_port):
             if port_answers(self.host, port):
-                raise BrokerError(f"port {port} is already in use; set SHOUWANG_BROKER_PORT / "
-                                  "SHOUWANG_BROKER_CONTROLLER_PORT or stop what listens there")
+                raise BrokerError(
+                    f"port {port} is already in use; set SHOUWANG_BROKER_PORT / "
+                    "SHOUWANG_BROKER_CONTROLLER_PORT or stop what listens there"
+                )
         began = time.monotonic()
         self.write_config()
         if not self.is_formatted():
             self.format()
         console = (self.log_dir / "console.log").open("ab")
         process = subprocess.Popen(
-            [self._java(), "-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC",
-             "-Djava.awt.headless=true", *self._log_flags(), "-cp", self._classpath(),
-             "kafka.Kafka", str(self.properties_file)],
-            stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                self._java(),
+                "-Xms256m",
+                f"-Xmx{self.heap}",
+                "-XX:+UseG1GC",
+                "-Djava.awt.headless=true",
+                *self._log_flags(),
+                "-cp",
+                self._classpath(),
+                "kafka.Kafka",
+                str(self.properties_file),
+            ],
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it cleanly
         )
         console.close()
@@ -258,13 +292,16 @@ class LocalBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
-                raise BrokerError(f"the broker exited with code {process.returncode}; "
-                                  f"last lines of {self.server_log}: {self._log_tail()}")
+                raise BrokerError(
+                    f"the broker exited with code {process.returncode}; "
+                    f"last lines of {self.server_log}: {self._log_tail()}"
+                )
             if port_answers(self.host, self.port) and _metadata_answers(self.bootstrap):
                 return
             time.sleep(0.25)
-        raise BrokerError(f"the broker did not answer on {self.bootstrap} within {timeout:.0f} s; "
-                          f"see {self.server_log}")
+        raise BrokerError(
+            f"the broker did not answer on {self.bootstrap} within {timeout:.0f} s; see {self.server_log}"
+        )
 
     def stop(self, *, timeout: float = 30.0) -> bool:
         """Stop the broker; True if one was running."""
@@ -327,8 +364,7 @@ def _metadata_answers(bootstrap: str) -> bool:
     from kafka.errors import KafkaError
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000,
-                                 client_id="shouwang-readiness")
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, client_id="shouwang-readiness")
     except (KafkaError, OSError, ValueError):
         return False
     try:

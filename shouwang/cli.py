@@ -13,8 +13,11 @@ from pydantic import ValidationError
 from shouwang.broker import BrokerError, LocalBroker, kafka_version, resolve_jars
 from shouwang.settings import Settings, get_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Shouwang (守望): water-meter risk early warning for elders living alone.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Shouwang (守望): water-meter risk early warning for elders living alone.",
+)
 broker_app = typer.Typer(no_args_is_help=True, help="The embedded local Apache Kafka broker.")
 app.add_typer(broker_app, name="broker")
 incidents_app = typer.Typer(no_args_is_help=True, help="Residents' incident reports (随手拍).")
@@ -30,6 +33,7 @@ def incidents_classify() -> None:
     for line in classify_lines(sys.stdin):
         typer.echo(line)
 
+
 log = logging.getLogger("shouwang")
 
 
@@ -37,11 +41,22 @@ log = logging.getLogger("shouwang")
 def replay(
     readings: Annotated[Path, typer.Option("--readings", help="CSV with header meter_id,ts,register_l.")],
     out: Annotated[Path, typer.Option("--out", help="JSON Lines of alert transitions to write.")],
-    tz: Annotated[str | None, typer.Option("--tz", help="Households' time zone (and of timestamps without "
-                                           "an offset); default SHOUWANG_HOUSEHOLD_TZ.")] = None,
-    sensitivity: Annotated[float | None, typer.Option(
-        "--sensitivity", min=0.01, max=30.0, help="no_usage alarms per household-month it may spend on "
-        "silences that end by themselves; default SHOUWANG_NO_USAGE_FALSE_ALARMS_PER_MONTH.")] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz", help="Households' time zone (and of timestamps without an offset); default SHOUWANG_HOUSEHOLD_TZ."
+        ),
+    ] = None,
+    sensitivity: Annotated[
+        float | None,
+        typer.Option(
+            "--sensitivity",
+            min=0.01,
+            max=30.0,
+            help="no_usage alarms per household-month it may spend on "
+            "silences that end by themselves; default SHOUWANG_NO_USAGE_FALSE_ALARMS_PER_MONTH.",
+        ),
+    ] = None,
     escalations: Annotated[bool, typer.Option("--escalations", help="Also write `escalated` transitions.")] = False,
 ) -> None:
     """Backtest: run the stream's detectors over a CSV of meter history, write alert transitions."""
@@ -57,9 +72,13 @@ def replay(
 
 
 def local_broker(settings: Settings) -> LocalBroker:
-    return LocalBroker(home=settings.broker_dir, lib_dir=settings.broker_lib_dir,
-                       port=settings.broker_port, controller_port=settings.broker_controller_port,
-                       heap=settings.broker_heap)
+    return LocalBroker(
+        home=settings.broker_dir,
+        lib_dir=settings.broker_lib_dir,
+        port=settings.broker_port,
+        controller_port=settings.broker_controller_port,
+        heap=settings.broker_heap,
+    )
 
 
 def _fail(message: str) -> typer.Exit:
@@ -74,8 +93,10 @@ def broker_start() -> None:
     broker = local_broker(settings)
     resolve_jars(settings.broker_lib_dir)
     seconds = broker.start()
-    typer.echo(f"Apache Kafka {kafka_version(settings.broker_lib_dir)} answering on "
-               f"{broker.bootstrap} (ready in {seconds:.1f} s); data in {broker.data_dir}")
+    typer.echo(
+        f"Apache Kafka {kafka_version(settings.broker_lib_dir)} answering on "
+        f"{broker.bootstrap} (ready in {seconds:.1f} s); data in {broker.data_dir}"
+    )
 
 
 @broker_app.command("stop")
@@ -93,8 +114,7 @@ def broker_status() -> None:
     pid = broker.pid()
     if pid is None:
         raise _fail(f"local broker not running (would listen on {broker.bootstrap})")
-    typer.echo(f"Apache Kafka {kafka_version(settings.broker_lib_dir)} running, pid {pid}, "
-               f"on {broker.bootstrap}")
+    typer.echo(f"Apache Kafka {kafka_version(settings.broker_lib_dir)} running, pid {pid}, on {broker.bootstrap}")
 
 
 @app.command()
@@ -103,8 +123,12 @@ def topics() -> None:
     from streams.topics import provision_topics
 
     report = provision_topics(get_settings())
-    for label, names in (("created", report.created), ("grown", report.grown),
-                         ("reconfigured", report.reconfigured), ("unchanged", report.unchanged)):
+    for label, names in (
+        ("created", report.created),
+        ("grown", report.grown),
+        ("reconfigured", report.reconfigured),
+        ("unchanged", report.unchanged),
+    ):
         if names:
             typer.echo(f"{label}: {', '.join(names)}")
 
@@ -161,8 +185,12 @@ def up() -> None:
             if not broker.is_running():
                 seconds = broker.start()
                 started_broker = True
-                log.info("Apache Kafka %s ready on %s in %.1f s",
-                         kafka_version(settings.broker_lib_dir), broker.bootstrap, seconds)
+                log.info(
+                    "Apache Kafka %s ready on %s in %.1f s",
+                    kafka_version(settings.broker_lib_dir),
+                    broker.bootstrap,
+                    seconds,
+                )
         report = provision_topics(settings)
         log.info("topics ready (created: %s)", ", ".join(report.created) or "none")
         from alerts.db import upgrade
@@ -214,8 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:  # click hands typer.Exit's code back when not standalone
             sys.exit(code)
     except ValidationError as exc:
-        errors = "; ".join(f"SHOUWANG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                           for e in exc.errors())
+        errors = "; ".join(f"SHOUWANG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         typer.echo(f"shouwang: bad setting: {errors}", err=True)
         sys.exit(2)
     except BrokerError as exc:

@@ -19,8 +19,7 @@ from shouwang.topics import Topics
 
 
 def _producer() -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=get_settings().bootstrap_servers, acks="all",
-                         client_id="shouwang-cli")
+    return KafkaProducer(bootstrap_servers=get_settings().bootstrap_servers, acks="all", client_id="shouwang-cli")
 
 
 def send_reading(
@@ -30,17 +29,21 @@ def send_reading(
     flag: Annotated[list[MeterFlag] | None, typer.Option(help="A status flag the meter reports")] = None,
 ) -> None:
     """Validate one reading and produce it to the readings topic, keyed by meter id."""
-    data = {"meter_id": meter_id, "register_l": register_l,
-            "ts": ts or datetime.now(UTC).isoformat(timespec="seconds"),
-            "flags": [f.value for f in flag or []]}
+    data = {
+        "meter_id": meter_id,
+        "register_l": register_l,
+        "ts": ts or datetime.now(UTC).isoformat(timespec="seconds"),
+        "flags": [f.value for f in flag or []],
+    }
     try:
         reading = validate_reading_message(data)
     except EventError as exc:
         raise typer.BadParameter(str(exc)) from exc
     assert isinstance(reading, MeterReading)
     producer = _producer()
-    metadata = producer.send(Topics.from_settings(get_settings()).readings,
-                             key=reading.meter_id.encode(), value=encode(reading)).get(timeout=30)
+    metadata = producer.send(
+        Topics.from_settings(get_settings()).readings, key=reading.meter_id.encode(), value=encode(reading)
+    ).get(timeout=30)
     producer.close()
     typer.echo(f"sent to {metadata.topic}[{metadata.partition}]@{metadata.offset}")
 
@@ -75,8 +78,9 @@ def tail(
     name = getattr(names, topic, None)
     if name is None:
         raise typer.BadParameter("choose alerts, deadletter, readings or incidents")
-    consumer = KafkaConsumer(bootstrap_servers=get_settings().bootstrap_servers,
-                             enable_auto_commit=False, client_id="shouwang-tail")
+    consumer = KafkaConsumer(
+        bootstrap_servers=get_settings().bootstrap_servers, enable_auto_commit=False, client_id="shouwang-tail"
+    )
     partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
     if not partitions:
         raise typer.BadParameter(f"topic {name} does not exist; run `shouwang topics`")
@@ -102,9 +106,11 @@ def tail(
 def _record_as_json(record: object) -> dict[str, object]:
     value: bytes | None = getattr(record, "value", None)
     key: bytes | None = getattr(record, "key", None)
-    entry: dict[str, object] = {"partition": getattr(record, "partition", None),
-                                "offset": getattr(record, "offset", None),
-                                "key": key.decode("utf-8", "replace") if key else None}
+    entry: dict[str, object] = {
+        "partition": getattr(record, "partition", None),
+        "offset": getattr(record, "offset", None),
+        "key": key.decode("utf-8", "replace") if key else None,
+    }
     headers = read_headers(getattr(record, "headers", None))
     if headers:
         entry["headers"] = headers

@@ -16,8 +16,9 @@ _MAX_BODY = 1_000_000
 
 
 def webhook_receiver(
-    secret: Annotated[str, typer.Option(envvar="SHOUWANG_RECEIVER_SECRET",
-                                        help="The recipient's signing secret (whsec_…)")],
+    secret: Annotated[
+        str, typer.Option(envvar="SHOUWANG_RECEIVER_SECRET", help="The recipient's signing secret (whsec_…)")
+    ],
     port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1)")] = 9000,
 ) -> None:
     """Listen on 127.0.0.1:PORT, verify each webhook's signature, print its JSON body as one line."""
@@ -41,8 +42,10 @@ def webhook_receiver(
             message_id = headers.get("webhook-id", "")
             duplicate = message_id in seen  # a resend after a crash carries the same id
             seen.add(message_id)
-            print(json.dumps({"webhook_id": message_id, "duplicate": duplicate, "payload": payload},
-                             ensure_ascii=False), flush=True)
+            print(
+                json.dumps({"webhook_id": message_id, "duplicate": duplicate, "payload": payload}, ensure_ascii=False),
+                flush=True,
+            )
             self._answer(200)
 
         def _answer(self, status: int) -> None:

@@ -103,10 +103,10 @@ RegisterLitres = Annotated[
 class MeterFlag(StrEnum):
     """Status flags that smart meters report beside the register."""
 
-    LEAK = "leak"                  # the meter's own leak alarm (continuous flow)
-    BURST = "burst"                # the meter's own burst / high-flow alarm
+    LEAK = "leak"  # the meter's own leak alarm (continuous flow)
+    BURST = "burst"  # the meter's own burst / high-flow alarm
     REVERSE_FLOW = "reverse_flow"
-    TAMPER = "tamper"              # magnetic or mechanical tampering
+    TAMPER = "tamper"  # magnetic or mechanical tampering
     LOW_BATTERY = "low_battery"
     VALVE_CLOSED = "valve_closed"
 
@@ -154,7 +154,9 @@ class ReadingBatch(_Strict):
         last = len(ordered) - 1
         return [
             MeterReading(
-                meter_id=self.meter_id, ts=item.ts, register_l=item.register_l,
+                meter_id=self.meter_id,
+                ts=item.ts,
+                register_l=item.register_l,
                 battery_pct=self.battery_pct if index == last else None,
                 signal_dbm=self.signal_dbm if index == last else None,
                 flags=self.flags if index == last else (),
@@ -214,7 +216,7 @@ class AlertEvent(_Strict):
     kind: AlertKind
     severity: Severity
     since: Timestamp  # when the condition began (event time)
-    at: Timestamp     # the event time at which this transition was decided
+    at: Timestamp  # the event time at which this transition was decided
     explanation: Explanation
     facts: dict[str, float | int | str | bool] = Field(default_factory=dict)
 

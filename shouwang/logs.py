@@ -45,7 +45,7 @@ class RepeatFilter(logging.Filter):
         if record.levelno < logging.WARNING:
             return True
         text = str(record.msg)
-        key = (record.name, record.levelno, text[:next((i for i, c in enumerate(text) if c.isdigit()), 80)])
+        key = (record.name, record.levelno, text[: next((i for i, c in enumerate(text) if c.isdigit()), 80)])
         shown_at, held = self._last.get(key, (-self.window_s, 0))
         if record.created - shown_at < self.window_s:
             self._last[key] = (shown_at, held + 1)
@@ -62,7 +62,8 @@ class RepeatFilter(logging.Filter):
 def logging_config(settings: Settings) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` dict (also handed to Faust's worker)."""
     formatter: dict[str, Any] = (
-        {"()": JsonFormatter} if settings.log_format == "json"
+        {"()": JsonFormatter}
+        if settings.log_format == "json"
         else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     )
     return {
@@ -70,8 +71,14 @@ def logging_config(settings: Settings) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
         "filters": {"repeats": {"()": RepeatFilter}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "default",
-                                "stream": "ext://sys.stderr", "filters": ["repeats"]}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "stream": "ext://sys.stderr",
+                "filters": ["repeats"],
+            }
+        },
         "root": {"level": settings.log_level, "handlers": ["stderr"]},
         "loggers": {"kafka": {"level": "WARNING"}, "aiokafka": {"level": "WARNING"}},
     }

@@ -69,8 +69,12 @@ def _model_points(raw: bytes) -> ReadingPoints:
     message = decode_reading_message(raw)
     items = sorted(message.readings, key=_by_time) if isinstance(message, ReadingBatch) else [message]
     flags = frozenset(flag.value for flag in message.flags)
-    return ReadingPoints(message.meter_id, [(item.ts.timestamp(), item.register_l) for item in items], flags,
-                         items[-1].ts if flags else None)
+    return ReadingPoints(
+        message.meter_id,
+        [(item.ts.timestamp(), item.register_l) for item in items],
+        flags,
+        items[-1].ts if flags else None,
+    )
 
 
 def _by_time(item: Any) -> datetime:
@@ -112,9 +116,14 @@ def _fast_points(raw: bytes) -> ReadingPoints | None:
         return None
     meter_id = data.get("meter_id")
     version = data.get("v", SCHEMA_VERSION)
-    if (type(meter_id) is not str or _METER_ID.fullmatch(meter_id) is None
-            or type(version) is not int or version != SCHEMA_VERSION
-            or not _in_range(data.get("battery_pct"), 0, 100) or not _in_range(data.get("signal_dbm"), -150, 0)):
+    if (
+        type(meter_id) is not str
+        or _METER_ID.fullmatch(meter_id) is None
+        or type(version) is not int
+        or version != SCHEMA_VERSION
+        or not _in_range(data.get("battery_pct"), 0, 100)
+        or not _in_range(data.get("signal_dbm"), -150, 0)
+    ):
         return None
     flags = data.get("flags", [])  # null is not a list: the models decide
     if type(flags) is not list or any(type(flag) is not str or flag not in _FLAGS for flag in flags):
@@ -158,7 +167,6 @@ def _in_range(value: Any, low: float, high: float) -> bool:
     if value is None:
         return True
     return (type(value) is float or type(value) is int) and low <= value <= high
-
 
 
 __all__ = ["EventError", "ReadingPoints", "decode_reading_points"]

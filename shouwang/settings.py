@@ -32,118 +32,167 @@ class Settings(BaseSettings):
         description="Kafka bootstrap servers, `host:port[,host:port…]`. Unset: the embedded "
         "local broker on 127.0.0.1:`broker_port`, started by `shouwang up`.",
     )
-    broker_port: int = Field(default=19092, ge=1024, le=65535,
-                             description="Client port of the embedded local broker.")
-    broker_controller_port: int = Field(default=19093, ge=1024, le=65535,
-                                        description="KRaft controller port of the embedded broker.")
-    broker_heap: str = Field(default="768m", pattern=r"^\d+[mg]$",
-                             description="Java heap (-Xmx) of the embedded broker.")
-    var_dir: Path = Field(default=REPO_ROOT / "var",
-                          description="Where the embedded broker, databases and logs keep their data.")
-    broker_lib_dir: Path = Field(default=REPO_ROOT / "broker" / "lib",
-                                 description="Folder of the embedded broker's jars (resolved by Maven).")
+    broker_port: int = Field(default=19092, ge=1024, le=65535, description="Client port of the embedded local broker.")
+    broker_controller_port: int = Field(
+        default=19093, ge=1024, le=65535, description="KRaft controller port of the embedded broker."
+    )
+    broker_heap: str = Field(
+        default="768m", pattern=r"^\d+[mg]$", description="Java heap (-Xmx) of the embedded broker."
+    )
+    var_dir: Path = Field(
+        default=REPO_ROOT / "var", description="Where the embedded broker, databases and logs keep their data."
+    )
+    broker_lib_dir: Path = Field(
+        default=REPO_ROOT / "broker" / "lib", description="Folder of the embedded broker's jars (resolved by Maven)."
+    )
 
-    topic_prefix: str = Field(default="shouwang.", pattern=r"^[A-Za-z0-9._-]{0,100}$",
-                              description="Prefix of every topic name (lets several stacks share a cluster).")
-    readings_partitions: int = Field(default=8, ge=1, le=10_000,
-                                     description="Partitions of the readings topic (keyed by meter id).")
-    incidents_partitions: int = Field(default=2, ge=1, le=10_000,
-                                      description="Partitions of the incidents topic.")
-    alerts_partitions: int = Field(default=4, ge=1, le=10_000,
-                                   description="Partitions of the alerts topic (keyed by meter id).")
-    deadletter_partitions: int = Field(default=1, ge=1, le=10_000,
-                                       description="Partitions of the dead-letter topic.")
-    replication_factor: int = Field(default=1, ge=1, le=16,
-                                    description="Replication factor of the topics Shouwang creates.")
-    readings_retention_hours: int = Field(default=7 * 24, ge=1,
-                                          description="Retention of the readings topic.")
-    incidents_retention_hours: int = Field(default=90 * 24, ge=1,
-                                           description="Retention of the incidents topic.")
-    alerts_retention_hours: int = Field(default=90 * 24, ge=1,
-                                        description="Retention of the alerts topic.")
-    deadletter_retention_hours: int = Field(default=30 * 24, ge=1,
-                                            description="Retention of the dead-letter topic.")
+    topic_prefix: str = Field(
+        default="shouwang.",
+        pattern=r"^[A-Za-z0-9._-]{0,100}$",
+        description="Prefix of every topic name (lets several stacks share a cluster).",
+    )
+    readings_partitions: int = Field(
+        default=8, ge=1, le=10_000, description="Partitions of the readings topic (keyed by meter id)."
+    )
+    incidents_partitions: int = Field(default=2, ge=1, le=10_000, description="Partitions of the incidents topic.")
+    alerts_partitions: int = Field(
+        default=4, ge=1, le=10_000, description="Partitions of the alerts topic (keyed by meter id)."
+    )
+    deadletter_partitions: int = Field(default=1, ge=1, le=10_000, description="Partitions of the dead-letter topic.")
+    replication_factor: int = Field(
+        default=1, ge=1, le=16, description="Replication factor of the topics Shouwang creates."
+    )
+    readings_retention_hours: int = Field(default=7 * 24, ge=1, description="Retention of the readings topic.")
+    incidents_retention_hours: int = Field(default=90 * 24, ge=1, description="Retention of the incidents topic.")
+    alerts_retention_hours: int = Field(default=90 * 24, ge=1, description="Retention of the alerts topic.")
+    deadletter_retention_hours: int = Field(default=30 * 24, ge=1, description="Retention of the dead-letter topic.")
 
-    worker_id: str = Field(default="shouwang-worker", pattern=r"^[A-Za-z0-9._-]{1,100}$",
-                           description="Faust app id: the consumer group of the detector workers.")
-    worker_web_host: str = Field(default="127.0.0.1",
-                                 description="Interface of the worker's HTTP port (0.0.0.0 in containers).")
-    worker_web_port: int = Field(default=6066, ge=1024, le=65535,
-                                 description="HTTP port of the worker (health and Prometheus metrics).")
-    worker_store: str = Field(default="memory://", pattern=r"^(memory|rocksdb)://.*$",
-                              description="Faust table store: `memory://` or `rocksdb://` (needs rocksdict).")
+    worker_id: str = Field(
+        default="shouwang-worker",
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="Faust app id: the consumer group of the detector workers.",
+    )
+    worker_web_host: str = Field(
+        default="127.0.0.1", description="Interface of the worker's HTTP port (0.0.0.0 in containers)."
+    )
+    worker_web_port: int = Field(
+        default=6066, ge=1024, le=65535, description="HTTP port of the worker (health and Prometheus metrics)."
+    )
+    worker_store: str = Field(
+        default="memory://",
+        pattern=r"^(memory|rocksdb)://.*$",
+        description="Faust table store: `memory://` or `rocksdb://` (needs rocksdict).",
+    )
 
     detectors_pure: bool = Field(
-        default=False, description="Run the household detectors as plain Python even where `make install` "
+        default=False,
+        description="Run the household detectors as plain Python even where `make install` "
         "compiled them with mypyc: the same findings, but the bank's update of a reading takes about four "
-        "times as long. Read when `detectors` is imported (`detectors/compiled.py`).")
+        "times as long. Read when `detectors` is imported (`detectors/compiled.py`).",
+    )
 
     household_tz: str = Field(
-        default="Asia/Shanghai", description="IANA time zone of the households: the detectors learn "
-        "routines by local hour of day (replay's `--tz` overrides it).")
+        default="Asia/Shanghai",
+        description="IANA time zone of the households: the detectors learn "
+        "routines by local hour of day (replay's `--tz` overrides it).",
+    )
     no_usage_false_alarms_per_month: float = Field(
-        default=0.3, gt=0, le=30, description="Sensitivity of `no_usage`: the alarms per household and "
+        default=0.3,
+        gt=0,
+        le=30,
+        description="Sensitivity of `no_usage`: the alarms per household and "
         "month it may raise on silences that end by themselves. Lower is quieter and slower "
-        "(trade-off curve in docs/DETECTION.md).")
+        "(trade-off curve in docs/DETECTION.md).",
+    )
     offline_min_h: float = Field(
-        default=6.0, ge=0.5, le=720, description="`meter_offline` waits at least this long after a meter's "
+        default=6.0,
+        ge=0.5,
+        le=720,
+        description="`meter_offline` waits at least this long after a meter's "
         "last reading (event time), and three of its usual intervals. Meters that upload a day of readings "
-        "at once need more than a day here.")
+        "at once need more than a day here.",
+    )
     offline_check_s: float = Field(
-        default=60.0, ge=1, le=3600, description="How often the worker asks silent meters' detectors "
-        "whether they are overdue.")
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="How often the worker asks silent meters' detectors whether they are overdue.",
+    )
     no_usage_ceiling_h: float = Field(
-        default=18.0, ge=4, le=24, description="A silence this long raises `no_usage` whatever the "
-        "household's rhythm.")
+        default=18.0, ge=4, le=24, description="A silence this long raises `no_usage` whatever the household's rhythm."
+    )
 
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL of the alert store. Unset: SQLite at "
-        "`var/shouwang.db`. PostgreSQL: `postgresql+psycopg://user:pass@host/db`.")
-    router_id: str = Field(default="shouwang-router", pattern=r"^[A-Za-z0-9._-]{1,100}$",
-                           description="Consumer group of the alert routers.")
-    router_metrics_port: int = Field(default=6067, ge=1024, le=65535,
-                                     description="Port of the router's Prometheus `/metrics`.")
-    router_metrics_host: str = Field(default="127.0.0.1",
-                                     description="Interface of the router's metrics port.")
-    public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://\S+$",
-                            description="Base URL of the API as recipients reach it (acknowledge links).")
+        default=None,
+        description="SQLAlchemy URL of the alert store. Unset: SQLite at "
+        "`var/shouwang.db`. PostgreSQL: `postgresql+psycopg://user:pass@host/db`.",
+    )
+    router_id: str = Field(
+        default="shouwang-router",
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="Consumer group of the alert routers.",
+    )
+    router_metrics_port: int = Field(
+        default=6067, ge=1024, le=65535, description="Port of the router's Prometheus `/metrics`."
+    )
+    router_metrics_host: str = Field(default="127.0.0.1", description="Interface of the router's metrics port.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://\S+$",
+        description="Base URL of the API as recipients reach it (acknowledge links).",
+    )
     escalation: str | None = Field(
-        default=None, description="Escalation chains per severity as JSON, e.g. "
+        default=None,
+        description="Escalation chains per severity as JSON, e.g. "
         '`{"critical": [["family+grid_worker", "15m"], ["supervisor", "30m"], ["operator"]]}`. '
-        "Unset: the defaults in `alerts/policy.py`.")
-    repeat_interval: str = Field(default="4h", pattern=r"^\d+[smhd]$",
-                                 description="Reminder interval while an alert stays unacknowledged.")
+        "Unset: the defaults in `alerts/policy.py`.",
+    )
+    repeat_interval: str = Field(
+        default="4h", pattern=r"^\d+[smhd]$", description="Reminder interval while an alert stays unacknowledged."
+    )
     webhook_retry_schedule: str = Field(
         default="5s,5m,30m,2h,5h,10h,14h,20h,24h",
-        description="Delays between webhook attempts (Standard Webhooks' schedule); then dead letter.")
-    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120,
-                                     description="Timeout of one webhook attempt.")
-    webhook_endpoint_concurrency: int = Field(default=2, ge=1, le=100,
-                                              description="Parallel deliveries to one endpoint at most.")
-    webhook_lease_s: float = Field(default=30.0, gt=0, le=3600,
-                                   description="How long a router holds a delivery it is sending; "
-                                   "after a crash another (or the restarted) router resends it then.")
+        description="Delays between webhook attempts (Standard Webhooks' schedule); then dead letter.",
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Timeout of one webhook attempt.")
+    webhook_endpoint_concurrency: int = Field(
+        default=2, ge=1, le=100, description="Parallel deliveries to one endpoint at most."
+    )
+    webhook_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long a router holds a delivery it is sending; "
+        "after a crash another (or the restarted) router resends it then.",
+    )
     webhook_allow_hosts: str = Field(
-        default="", description="Comma-separated hosts or CIDR networks webhooks may reach even "
-        "though they are private/loopback (the SSRF guard refuses those otherwise).")
+        default="",
+        description="Comma-separated hosts or CIDR networks webhooks may reach even "
+        "though they are private/loopback (the SSRF guard refuses those otherwise).",
+    )
     webhook_require_https: bool = Field(
-        default=True, description="Refuse plain-http webhook URLs (allowlisted hosts excepted).")
+        default=True, description="Refuse plain-http webhook URLs (allowlisted hosts excepted)."
+    )
 
     api_host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port of the API.")
-    api_max_body_bytes: int = Field(default=1_000_000, ge=1024, le=50_000_000,
-                                    description="Largest request body the API accepts (413 beyond).")
-    ingest_rate_per_s: float = Field(default=200.0, gt=0,
-                                     description="Readings per second one API key may ingest (sustained).")
-    ingest_burst: int = Field(default=20_000, ge=1,
-                              description="Readings one API key may ingest at once before the rate applies.")
+    api_max_body_bytes: int = Field(
+        default=1_000_000, ge=1024, le=50_000_000, description="Largest request body the API accepts (413 beyond)."
+    )
+    ingest_rate_per_s: float = Field(
+        default=200.0, gt=0, description="Readings per second one API key may ingest (sustained)."
+    )
+    ingest_burst: int = Field(
+        default=20_000, ge=1, description="Readings one API key may ingest at once before the rate applies."
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Log level of every process.")
+        default="INFO", description="Log level of every process."
+    )
     log_format: Literal["text", "json"] = Field(
-        default="text", description="`json` writes one JSON object per log line.")
-    admin_token: SecretStr | None = Field(
-        default=None, description="First operator API key (never logged).")
+        default="text", description="`json` writes one JSON object per log line."
+    )
+    admin_token: SecretStr | None = Field(default=None, description="First operator API key (never logged).")
 
     @field_validator("household_tz")
     @classmethod
@@ -197,8 +246,9 @@ class Settings(BaseSettings):
         """The environment that makes a ``shouwang`` subprocess use these settings (this process's
         environment without its own ``SHOUWANG_`` variables, then these)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHOUWANG_")}
-        env.update({f"SHOUWANG_{name.upper()}": str(value)
-                    for name, value in self.model_dump(exclude_none=True).items()})
+        env.update(
+            {f"SHOUWANG_{name.upper()}": str(value) for name, value in self.model_dump(exclude_none=True).items()}
+        )
         return env
 
 

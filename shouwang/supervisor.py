@@ -46,8 +46,7 @@ class Supervisor:
 
     def spawn(self, name: str, argv: Sequence[str]) -> Child:
         child = Child(name, argv)
-        child.process = subprocess.Popen(list(argv), env=self.env, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+        child.process = subprocess.Popen(list(argv), env=self.env, start_new_session=True, preexec_fn=_die_with_parent)
         self.children.append(child)
         log.info("started %s (pid %d)", name, child.process.pid)
         return child

@@ -18,5 +18,9 @@ class Topics:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
-        return cls(readings=settings.topic("readings"), incidents=settings.topic("incidents"),
-                   alerts=settings.topic("alerts"), deadletter=settings.topic("deadletter"))
+        return cls(
+            readings=settings.topic("readings"),
+            incidents=settings.topic("incidents"),
+            alerts=settings.topic("alerts"),
+            deadletter=settings.topic("deadletter"),
+        )

@@ -39,10 +39,10 @@ def create_app(settings: Settings) -> faust.App:
         broker=settings.faust_broker_url,
         store=settings.worker_store,
         datadir=str(datadir),
-        autodiscover=False,            # modules are listed explicitly (autodiscovery is fragile)
+        autodiscover=False,  # modules are listed explicitly (autodiscovery is fragile)
         topic_partitions=settings.readings_partitions,
         topic_replication_factor=settings.replication_factor,
-        topic_disable_leader=True,     # no leader-only work: no extra __assignor topic needed
+        topic_disable_leader=True,  # no leader-only work: no extra __assignor topic needed
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
         producer_acks=-1,
@@ -77,9 +77,13 @@ def create_app(settings: Settings) -> faust.App:
     # bytes keys and values are stored raw (a Schema with raw serializers is not applied when the
     # table recovers from its changelog, which then tries JSON: found by the SIGKILL test).
     # With the memory store, the table reads its changelog back itself (streams/memory_store.py).
-    meter_state = app.Table("meter-state", partitions=settings.readings_partitions,
-                            key_type=bytes, value_type=bytes,
-                            store=memory_store.STORE_URL if settings.worker_store.startswith("memory:") else None)
+    meter_state = app.Table(
+        "meter-state",
+        partitions=settings.readings_partitions,
+        key_type=bytes,
+        value_type=bytes,
+        store=memory_store.STORE_URL if settings.worker_store.startswith("memory:") else None,
+    )
 
     async def send_alert(key: bytes, value: bytes) -> Awaitable[Any]:
         return await alerts.send(key=key, value=value)
@@ -112,8 +116,13 @@ def create_app(settings: Settings) -> faust.App:
             try:
                 await deadletter.send(key=letter.key, value=letter.value, headers=letter.headers())
             except ProducerSendError as exc:  # e.g. too large even for the dead-letter topic: keep place, reason
-                log.warning("dead letter for %s[%d]@%d not written whole (%s); written without its value",
-                            letter.source_topic, letter.source_partition, letter.source_offset, type(exc).__name__)
+                log.warning(
+                    "dead letter for %s[%d]@%d not written whole (%s); written without its value",
+                    letter.source_topic,
+                    letter.source_partition,
+                    letter.source_offset,
+                    type(exc).__name__,
+                )
                 letter = letter.without_value(f"{type(exc).__name__}: {exc}")
                 await deadletter.send(key=letter.key, value=None, headers=letter.headers())
             metrics.DEAD_LETTERS.labels(letter.source_topic, letter.error_class).inc()
@@ -125,9 +134,16 @@ def create_app(settings: Settings) -> faust.App:
             message = event.message
             started = time.perf_counter()
             state = state_writer.get(message.key) if message.key else None
-            outcome = processor.process(SourceRecord(
-                topic=message.topic, partition=message.partition, offset=message.offset,
-                key=message.key, value=message.value), state)
+            outcome = processor.process(
+                SourceRecord(
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=message.key,
+                    value=message.value,
+                ),
+                state,
+            )
             metrics.RECORDS_CONSUMED.inc()
             if outcome.rekeyed and outcome.meter_id is not None:
                 # Not keyed by its meter: its state lives in another partition. Sent again under
@@ -154,9 +170,15 @@ def create_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             message = event.message
             outcome = process_incident(
-                SourceRecord(topic=message.topic, partition=message.partition, offset=message.offset,
-                             key=message.key, value=message.value),
-                incident_cells.get)
+                SourceRecord(
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=message.key,
+                    value=message.value,
+                ),
+                incident_cells.get,
+            )
             # Alerts delivered first, as for meters (streams/state_writes.py); reports are few, so
             # the agent simply waits.
             try:
@@ -220,8 +242,13 @@ def create_app(settings: Settings) -> faust.App:
 
 def create_worker(settings: Settings) -> faust.Worker:
     """The worker process around the app, logging as the settings say."""
-    worker = faust.Worker(create_app(settings), loglevel=settings.log_level, logging_config=logging_config(settings),
-                          redirect_stdouts=False, quiet=True)
+    worker = faust.Worker(
+        create_app(settings),
+        loglevel=settings.log_level,
+        logging_config=logging_config(settings),
+        redirect_stdouts=False,
+        quiet=True,
+    )
     # Faust's terminal spinner sets the root logger to DEBUG (its handler then drops the records):
     # every debug call on Faust's per-message path built a log record, about 3 % of the worker's time.
     worker.spinner = None

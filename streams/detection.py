@@ -25,8 +25,7 @@ class BankFactory:
 
     def __call__(self) -> DetectorBank:
         configured: dict[str, Detector] = {
-            "no_usage": NoUsageDetector(false_alarms_per_month=self.false_alarms_per_month,
-                                        ceiling_h=self.ceiling_h),
+            "no_usage": NoUsageDetector(false_alarms_per_month=self.false_alarms_per_month, ceiling_h=self.ceiling_h),
             "meter_offline": MeterOfflineDetector(min_h=self.offline_min_h),
         }
         return DetectorBank([configured.get(d.name, d) for d in default_detectors()], tz=self.tz)
@@ -34,6 +33,9 @@ class BankFactory:
 
 def bank_factory(settings: Settings, *, tz: str | None = None) -> Callable[[], DetectorBank]:
     """A function that makes a fresh bank for one meter, from settings."""
-    return BankFactory(tz=tz or settings.household_tz,
-                       false_alarms_per_month=settings.no_usage_false_alarms_per_month,
-                       ceiling_h=settings.no_usage_ceiling_h, offline_min_h=settings.offline_min_h)
+    return BankFactory(
+        tz=tz or settings.household_tz,
+        false_alarms_per_month=settings.no_usage_false_alarms_per_month,
+        ceiling_h=settings.no_usage_ceiling_h,
+        offline_min_h=settings.offline_min_h,
+    )

@@ -123,8 +123,12 @@ def apply() -> None:
     if _applied:
         return
     if faust.__version__ not in FIXED_VERSIONS:
-        log.warning("faust %s: the fetch-loop fix is written for %s and is not applied; check whether "
-                    "readings fetched during recovery can be skipped", faust.__version__, sorted(FIXED_VERSIONS))
+        log.warning(
+            "faust %s: the fetch-loop fix is written for %s and is not applied; check whether "
+            "readings fetched during recovery can be skipped",
+            faust.__version__,
+            sorted(FIXED_VERSIONS),
+        )
         return
     Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
     Consumer.seek = _seek  # type: ignore[method-assign]

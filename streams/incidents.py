@@ -73,16 +73,30 @@ def _process(report: IncidentReport, state: dict[str, Any] | None) -> IncidentOu
     since = report.ts if decision.is_new else datetime.fromisoformat(str(first_ts))
     merged_zh = f"（同一网格已合并 {decision.report_count} 条相似报告）" if decision.report_count > 1 else ""
     merged_en = f" ({decision.report_count} similar reports merged)" if decision.report_count > 1 else ""
-    outcome.alerts.append(AlertEvent(
-        alert_id=alert_id_for(f"cell:{report.grid_cell}:{decision.incident_id}", AlertKind.INCIDENT, since),
-        event="raised", grid_cell=report.grid_cell, kind=AlertKind.INCIDENT,
-        severity=Severity(SEVERITY_OF_URGENCY[assessment.urgency]), since=since, at=report.ts,
-        explanation=Explanation(zh=f"{_excerpt(report.text)} — {assessment.explanation_zh}{merged_zh}",
-                                en=f"{_excerpt(report.text)} — {assessment.explanation_en}{merged_en}"),
-        facts={"category": assessment.category, "urgency": assessment.urgency,
-               "confidence": round(assessment.confidence, 3), "report_count": decision.report_count,
-               "incident_id": decision.incident_id, "households": len(reporters[decision.incident_id]),
-               "needs_review": assessment.needs_review}))
+    outcome.alerts.append(
+        AlertEvent(
+            alert_id=alert_id_for(f"cell:{report.grid_cell}:{decision.incident_id}", AlertKind.INCIDENT, since),
+            event="raised",
+            grid_cell=report.grid_cell,
+            kind=AlertKind.INCIDENT,
+            severity=Severity(SEVERITY_OF_URGENCY[assessment.urgency]),
+            since=since,
+            at=report.ts,
+            explanation=Explanation(
+                zh=f"{_excerpt(report.text)} — {assessment.explanation_zh}{merged_zh}",
+                en=f"{_excerpt(report.text)} — {assessment.explanation_en}{merged_en}",
+            ),
+            facts={
+                "category": assessment.category,
+                "urgency": assessment.urgency,
+                "confidence": round(assessment.confidence, 3),
+                "report_count": decision.report_count,
+                "incident_id": decision.incident_id,
+                "households": len(reporters[decision.incident_id]),
+                "needs_review": assessment.needs_review,
+            },
+        )
+    )
     # Hotspots of other categories in this cell that have subsided clear now (event time).
     outcome.alerts.extend(_hotspot_alert(f) for f in hotspots.advance(report.ts))
     finding = hotspots.update(report.grid_cell, assessment.category, report.ts)
@@ -92,8 +106,9 @@ def _process(report: IncidentReport, state: dict[str, Any] | None) -> IncidentOu
     return outcome
 
 
-def _reporters_after(state: dict[str, Any] | None, merger: IncidentMerger, incident_id: str,
-                     report: IncidentReport) -> dict[str, list[str]]:
+def _reporters_after(
+    state: dict[str, Any] | None, merger: IncidentMerger, incident_id: str, report: IncidentReport
+) -> dict[str, list[str]]:
     """Who reported each live incident, to count the households concerned: distinct reporters,
     kept only as short hashes (never the names); a report without a reporter counts as its own."""
     live = {str(item["id"]) for item in merger.to_dict()["incidents"]}  # type: ignore[union-attr]
@@ -110,15 +125,22 @@ def _reporters_after(state: dict[str, Any] | None, merger: IncidentMerger, incid
 def _hotspot_alert(finding: HotspotFinding) -> AlertEvent:
     return AlertEvent(
         alert_id=alert_id_for(f"cell:{finding.grid_cell}:{finding.category}", AlertKind.HOTSPOT, finding.since),
-        event="raised" if finding.transition == "raised" else "resolved", grid_cell=finding.grid_cell,
-        kind=AlertKind.HOTSPOT, severity=Severity.MEDIUM, since=finding.since, at=finding.at,
+        event="raised" if finding.transition == "raised" else "resolved",
+        grid_cell=finding.grid_cell,
+        kind=AlertKind.HOTSPOT,
+        severity=Severity.MEDIUM,
+        since=finding.since,
+        at=finding.at,
         explanation=Explanation(zh=finding.explanation_zh, en=finding.explanation_en),
-        facts={"category": finding.category, "count": finding.count,
-               "baseline_per_week": round(finding.baseline_per_week, 3), "p_value": finding.p_value})
+        facts={
+            "category": finding.category,
+            "count": finding.count,
+            "baseline_per_week": round(finding.baseline_per_week, 3),
+            "p_value": finding.p_value,
+        },
+    )
 
 
 def _excerpt(text: str, limit: int = 60) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-

@@ -49,8 +49,14 @@ FETCH_BYTES = 4 * 1024 * 1024  # per partition (4× the default): large fetches,
 Apply = Callable[[KafkaTP, list[ConsumerRecord]], None]
 
 
-async def read_partitions(bootstrap: str, starts: Mapping[KafkaTP, int | None], apply: Apply, *,
-                          timeout: float, go_on: Callable[[], bool] = lambda: True) -> dict[KafkaTP, int]:
+async def read_partitions(
+    bootstrap: str,
+    starts: Mapping[KafkaTP, int | None],
+    apply: Apply,
+    *,
+    timeout: float,
+    go_on: Callable[[], bool] = lambda: True,
+) -> dict[KafkaTP, int]:
     """Read each partition from its start offset (``None``: from its beginning) to the end offset it
     had when the read began, handing every fetched batch to ``apply`` in offset order. Returns the
     end offsets of the partitions read to the end; stops early when ``go_on()`` turns false or after
@@ -62,10 +68,15 @@ async def read_partitions(bootstrap: str, starts: Mapping[KafkaTP, int | None], 
 
     if not starts:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                                auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=FETCH_BYTES, fetch_max_bytes=4 * FETCH_BYTES,
-                                request_timeout_ms=60_000)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=FETCH_BYTES,
+        fetch_max_bytes=4 * FETCH_BYTES,
+        request_timeout_ms=60_000,
+    )
     try:
         await asyncio.wait_for(consumer.start(), left())
         consumer.assign(list(starts))
@@ -113,8 +124,9 @@ class ChangelogReadingStore(memory.Store):
             self._key_partition[key] = event.message.partition
         super().__setitem__(key, value)
 
-    async def on_rebalance(self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP],
-                           generation_id: int = 0) -> None:
+    async def on_rebalance(
+        self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
+    ) -> None:
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         mine = set(self.table.changelog_topic.topics)
         standbys = self.app.assignor.assigned_standbys()
@@ -156,18 +168,29 @@ class ChangelogReadingStore(memory.Store):
             applied += len(records)
 
         try:
-            ends = await read_partitions(_bootstrap(self.app.conf.broker), starts, apply, timeout=budget,
-                                         go_on=lambda: not self.app.should_stop)
+            ends = await read_partitions(
+                _bootstrap(self.app.conf.broker), starts, apply, timeout=budget, go_on=lambda: not self.app.should_stop
+            )
         except (KafkaError, OSError, TimeoutError) as exc:  # Faust's recovery reads whatever this did not
-            log.warning("reading the %s changelog back stopped (%r) after %d records: Faust's recovery "
-                        "reads the rest", self.table.name, exc, applied)
+            log.warning(
+                "reading the %s changelog back stopped (%r) after %d records: Faust's recovery reads the rest",
+                self.table.name,
+                exc,
+                applied,
+            )
             return
         for ktp, end in ends.items():  # complete up to the end, even where the last offsets held no record
             tp = TP(ktp.topic, ktp.partition)
             self._read_to[tp] = max(self._read_to.get(tp, -1), end - 1)
-        log.info("%s: %d changelog records read back in %.1f s, %d of %d partitions to their end%s",
-                 self.table.name, applied, time.monotonic() - started, len(ends), len(starts),
-                 "" if len(ends) == len(starts) else f" (the {budget:.0f} s budget ran out: Faust reads the rest)")
+        log.info(
+            "%s: %d changelog records read back in %.1f s, %d of %d partitions to their end%s",
+            self.table.name,
+            applied,
+            time.monotonic() - started,
+            len(ends),
+            len(starts),
+            "" if len(ends) == len(starts) else f" (the {budget:.0f} s budget ran out: Faust reads the rest)",
+        )
 
     def _apply(self, tp: KafkaTP, records: list[ConsumerRecord]) -> None:
         data, partitions = self.data, self._key_partition

@@ -12,47 +12,58 @@ log = logging.getLogger(__name__)
 
 RECORDS_CONSUMED = Counter(
     "shouwang_worker_records_consumed_total",
-    "Kafka records consumed from the readings topic (a batch upload is one record).")
+    "Kafka records consumed from the readings topic (a batch upload is one record).",
+)
 READINGS_PROCESSED = Counter(
     "shouwang_worker_readings_processed_total",
-    "Meter readings that passed validation and went through the detector bank.")
+    "Meter readings that passed validation and went through the detector bank.",
+)
 READINGS_REKEYED = Counter(
     "shouwang_worker_readings_rekeyed_total",
-    "Readings whose Kafka key was not their meter id, sent again under the right key.")
+    "Readings whose Kafka key was not their meter id, sent again under the right key.",
+)
 STATE_RESETS = Counter(
     "shouwang_worker_state_resets_total",
-    "Meters whose stored detector state could not be read (another version) and started afresh.")
+    "Meters whose stored detector state could not be read (another version) and started afresh.",
+)
 INCIDENTS_PROCESSED = Counter(
     "shouwang_worker_incidents_processed_total",
-    "Incident reports consumed from the incidents topic (merged, classified or dead-lettered).")
+    "Incident reports consumed from the incidents topic (merged, classified or dead-lettered).",
+)
 ALERTS_EMITTED = Counter(
-    "shouwang_worker_alerts_emitted_total",
-    "Alert events sent to the alerts topic.", ["kind", "severity", "event"])
+    "shouwang_worker_alerts_emitted_total", "Alert events sent to the alerts topic.", ["kind", "severity", "event"]
+)
 DEAD_LETTERS = Counter(
-    "shouwang_worker_dead_letters_total",
-    "Records sent to the dead-letter topic.", ["source", "error_class"])
+    "shouwang_worker_dead_letters_total", "Records sent to the dead-letter topic.", ["source", "error_class"]
+)
 DEAD_LETTER_CLASSES = ("invalid", "internal")
 PROCESSING_SECONDS = Histogram(
     "shouwang_worker_record_processing_seconds",
     "Time to decode, validate and run the detectors on one record.",
-    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1))
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
+)
 DETECTORS_COMPILED = Gauge(
     "shouwang_worker_detectors_compiled",
-    "1 if the household detectors run compiled (mypyc), 0 if as plain Python (slower, same findings).")
+    "1 if the household detectors run compiled (mypyc), 0 if as plain Python (slower, same findings).",
+)
 STATES_HELD = Gauge(
     "shouwang_worker_states_held",
-    "Meter states held in memory until their records' alerts are delivered (streams/state_writes.py).")
+    "Meter states held in memory until their records' alerts are delivered (streams/state_writes.py).",
+)
 LAST_READING = Gauge(
     "shouwang_worker_last_reading_timestamp_seconds",
-    "Unix time at which this worker last processed a reading (its start time until the first one).")
+    "Unix time at which this worker last processed a reading (its start time until the first one).",
+)
 CONSUMER_LAG = Gauge(
     "shouwang_worker_consumer_lag_records",
     "Records of an assigned partition not yet processed: log end offset minus committed offset.",
-    ["topic", "partition"])
+    ["topic", "partition"],
+)
 LAG_INTERVAL_S = 5.0
 METERS_REPORTING = Gauge(
     "shouwang_worker_meters_reporting",
-    "Distinct meters this worker processed a reading from within the reporting window (wall clock).")
+    "Distinct meters this worker processed a reading from within the reporting window (wall clock).",
+)
 
 
 class ReportingMeters:

@@ -138,6 +138,12 @@ class ReadingProcessor:
 
 
 def dead_letter_for(record: SourceRecord, reason: str, error_class: str) -> DeadLetter:
-    return DeadLetter(reason=reason, error_class=error_class, key=record.key, value=record.value,
-                      source_topic=record.topic, source_partition=record.partition,
-                      source_offset=record.offset)
+    return DeadLetter(
+        reason=reason,
+        error_class=error_class,
+        key=record.key,
+        value=record.value,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+    )

@@ -135,8 +135,14 @@ def _parse_register(text: str) -> tuple[float, str | None]:
     return value, None
 
 
-def replay(readings: ReadingsFile, bank_factory: Callable[[], DetectorBank], *, escalations: bool = False,
-           progress: Callable[[int], None] | None = None, jobs: int = 1) -> Iterator[dict[str, Any]]:
+def replay(
+    readings: ReadingsFile,
+    bank_factory: Callable[[], DetectorBank],
+    *,
+    escalations: bool = False,
+    progress: Callable[[int], None] | None = None,
+    jobs: int = 1,
+) -> Iterator[dict[str, Any]]:
     """Every meter through a fresh bank, in event-time order; yields one JSON-ready dict per transition.
 
     With ``jobs`` > 1 meters are replayed in that many processes (each meter on its own, so the
@@ -148,16 +154,23 @@ def replay(readings: ReadingsFile, bank_factory: Callable[[], DetectorBank], *, 
             yield from replay_meter(meter_id, points, bank_factory, escalations=escalations, progress=progress)
         return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_replay_meter_list, meter_id, points, bank_factory, escalations)
-                   for meter_id, points in meters]
+        futures = [
+            pool.submit(_replay_meter_list, meter_id, points, bank_factory, escalations) for meter_id, points in meters
+        ]
         for (_, points), future in zip(meters, futures, strict=True):
             yield from future.result()
             if progress is not None:
                 progress(len(points))
 
 
-def replay_meter(meter_id: str, points: list[tuple[float, float]], bank_factory: Callable[[], DetectorBank], *,
-                 escalations: bool = False, progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+def replay_meter(
+    meter_id: str,
+    points: list[tuple[float, float]],
+    bank_factory: Callable[[], DetectorBank],
+    *,
+    escalations: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[dict[str, Any]]:
     """One meter's readings through a fresh bank."""
     bank = bank_factory()
     for position, (ts, register) in enumerate(points, 1):
@@ -172,8 +185,9 @@ def replay_meter(meter_id: str, points: list[tuple[float, float]], bank_factory:
         progress(len(points) % _PROGRESS_EVERY)
 
 
-def _replay_meter_list(meter_id: str, points: list[tuple[float, float]], bank_factory: Callable[[], DetectorBank],
-                       escalations: bool) -> list[dict[str, Any]]:
+def _replay_meter_list(
+    meter_id: str, points: list[tuple[float, float]], bank_factory: Callable[[], DetectorBank], escalations: bool
+) -> list[dict[str, Any]]:
     return list(replay_meter(meter_id, points, bank_factory, escalations=escalations))
 
 
@@ -184,10 +198,18 @@ def transition_record(meter_id: str, finding: Finding) -> dict[str, Any]:
     ids the stream would refuse (spaces, 65 characters…) can still be backtested.
     """
     facts = {key: value for key, value in finding.facts.items() if key != "usage_hourly_l"}
-    return {"event": finding.transition, "meter_id": meter_id, "kind": finding.kind,
-            "severity": finding.severity, "at": finding.at.isoformat(), "since": finding.since.isoformat(),
-            "explanation": finding.explanation_zh, "explanation_en": finding.explanation_en,
-            "alert_id": alert_id_for(meter_id, finding.kind, finding.since), "facts": facts}
+    return {
+        "event": finding.transition,
+        "meter_id": meter_id,
+        "kind": finding.kind,
+        "severity": finding.severity,
+        "at": finding.at.isoformat(),
+        "since": finding.since.isoformat(),
+        "explanation": finding.explanation_zh,
+        "explanation_en": finding.explanation_en,
+        "alert_id": alert_id_for(meter_id, finding.kind, finding.since),
+        "facts": facts,
+    }
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], out: IO[str]) -> int:

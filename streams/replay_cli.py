@@ -36,8 +36,7 @@ def run_replay(readings_path: Path, out_path: Path, *, settings: Settings, tz: s
     except ReplayError as exc:
         raise ValueError(f"{readings_path}: {exc}") from None
     for bad in readings.bad_rows[:SHOWN_BAD_ROWS]:
-        err.print(f"{readings_path}:{bad.line}: skipped: {bad.reason}", highlight=False, markup=False,
-                  soft_wrap=True)
+        err.print(f"{readings_path}:{bad.line}: skipped: {bad.reason}", highlight=False, markup=False, soft_wrap=True)
     if len(readings.bad_rows) > SHOWN_BAD_ROWS:
         err.print(f"… and {len(readings.bad_rows) - SHOWN_BAD_ROWS} more bad rows", highlight=False)
     columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("readings"), TimeRemainingColumn())
@@ -47,12 +46,23 @@ def run_replay(readings_path: Path, out_path: Path, *, settings: Settings, tz: s
         raise ValueError(f"{out_path}: cannot write ({exc.strerror})") from None
     with out_file, Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("replay", total=readings.readings)
-        written = write_jsonl(replay(readings, bank_factory(settings, tz=tz), escalations=escalations,
-                                     progress=lambda n: progress.advance(task, n), jobs=os.cpu_count() or 1),
-                              out_file)
-    err.print(f"replayed {readings.readings} readings of {len(readings.meters)} meters in "
-              f"{time.monotonic() - started:.1f} s: {written} alert transitions → {out_path}; "
-              f"{len(readings.bad_rows)} bad rows skipped", highlight=False, soft_wrap=True)
+        written = write_jsonl(
+            replay(
+                readings,
+                bank_factory(settings, tz=tz),
+                escalations=escalations,
+                progress=lambda n: progress.advance(task, n),
+                jobs=os.cpu_count() or 1,
+            ),
+            out_file,
+        )
+    err.print(
+        f"replayed {readings.readings} readings of {len(readings.meters)} meters in "
+        f"{time.monotonic() - started:.1f} s: {written} alert transitions → {out_path}; "
+        f"{len(readings.bad_rows)} bad rows skipped",
+        highlight=False,
+        soft_wrap=True,
+    )
     return written
 
 

@@ -122,8 +122,12 @@ async def delivered(alert: SentAlert, resend: Resend, stopping: Callable[[], boo
             if stopping():
                 raise
             if not can_mend(exc):
-                log.error("alert of meter %s not written, and sending it again cannot help (%r): "
-                          "its state is written without it", meter, exc)
+                log.error(
+                    "alert of meter %s not written, and sending it again cannot help (%r): "
+                    "its state is written without it",
+                    meter,
+                    exc,
+                )
                 return
             log.warning("alert of meter %s not written yet (%r): sending it again in %.1f s", meter, exc, pause)
             await asyncio.sleep(pause)
@@ -138,8 +142,8 @@ class StateWriter:
         self._table = table
         self._resend = resend
         self._topic: str | None = None
-        self._held_values: dict[bytes, bytes] = {}   # key → its newest held state
-        self._queues: dict[int, deque[_Held]] = {}   # partition → its held states, in order
+        self._held_values: dict[bytes, bytes] = {}  # key → its newest held state
+        self._queues: dict[int, deque[_Held]] = {}  # partition → its held states, in order
         self._releasing: dict[int, asyncio.Task[None]] = {}  # held here: asyncio keeps tasks weakly
         self._flush_wrapped = False
         self._failed: BaseException | None = None  # once set, every flush (so every commit) fails
@@ -209,8 +213,12 @@ class StateWriter:
                     held.written.set_result(None)
         except BaseException as exc:  # given up, or cancelled at a stop: no commit past them
             self.give_up(exc)
-            log.error("%d states of partition %d not written (%r): their records will be processed again",
-                      len(queue), partition, exc)
+            log.error(
+                "%d states of partition %d not written (%r): their records will be processed again",
+                len(queue),
+                partition,
+                exc,
+            )
             failure = StateWritesFailed(f"states of partition {partition} not written: {exc!r}")
             for held in queue:
                 if held.written is not None and not held.written.done():
@@ -227,7 +235,8 @@ class StateWriter:
             self._topic = self._table.changelog_topic.get_topic_name()
         self._table.data[key] = value  # the local store, as Table.__setitem__ does
         sent: asyncio.Future[Any] = await self._app.producer.send(
-            self._topic, key, value, partition=partition, timestamp=None, headers=None)
+            self._topic, key, value, partition=partition, timestamp=None, headers=None
+        )
         sent.add_done_callback(partial(self._written, TP(self._topic, partition)))
 
     def _written(self, tp: TP, sent: asyncio.Future[Any]) -> None:
@@ -244,16 +253,18 @@ class StateWriter:
         async def flush_with_held_states() -> None:
             held = self._last_held()
             self._raise_if_failed()
-            await flush()              # the alerts the held states wait for go out
+            await flush()  # the alerts the held states wait for go out
             if held:
                 # wait, not gather: a cancelled flush must not cancel futures other flushes share
                 done, pending = await asyncio.wait(held, timeout=HELD_WAIT_S)
                 if pending:
-                    raise StateWritesFailed(f"{len(pending)} partitions' states still wait for their alerts "
-                                            f"after {HELD_WAIT_S:.0f} s: no commit")
+                    raise StateWritesFailed(
+                        f"{len(pending)} partitions' states still wait for their alerts "
+                        f"after {HELD_WAIT_S:.0f} s: no commit"
+                    )
                 for future in done:
-                    future.result()    # a partition given up: no commit
-                await flush()          # and then the states
+                    future.result()  # a partition given up: no commit
+                await flush()  # and then the states
             self._raise_if_failed()
 
         producer.flush = flush_with_held_states  # type: ignore[method-assign]

@@ -21,6 +21,7 @@ _HOUR_MS = 3_600_000
 class TopicProvisioningError(RuntimeError):
     """The broker refused a topic's settings; the message says which topic and why."""
 
+
 DEAD_LETTER_MAX_BYTES = 2 * 1024 * 1024
 
 
@@ -54,26 +55,48 @@ CHANGELOG_COMPACTION = {"segment.ms": str(_HOUR_MS), "min.cleanable.dirty.ratio"
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     names = Topics.from_settings(settings)
     return [
-        TopicSpec(names.readings, settings.readings_partitions,
-                  settings.readings_retention_hours * _HOUR_MS,
-                  "meter readings and batch uploads, keyed by meter id"),
-        TopicSpec(names.incidents, settings.incidents_partitions,
-                  settings.incidents_retention_hours * _HOUR_MS,
-                  "snap-and-report incident reports, keyed by grid cell"),
-        TopicSpec(names.alerts, settings.alerts_partitions,
-                  settings.alerts_retention_hours * _HOUR_MS,
-                  "alert events (raised/resolved), keyed by meter id or grid cell"),
-        TopicSpec(names.deadletter, settings.deadletter_partitions,
-                  settings.deadletter_retention_hours * _HOUR_MS,
-                  "rejected messages: original bytes, reason in headers",
-                  # A rejected message may be as large as the broker accepts; its headers come on top.
-                  max_message_bytes=DEAD_LETTER_MAX_BYTES),
+        TopicSpec(
+            names.readings,
+            settings.readings_partitions,
+            settings.readings_retention_hours * _HOUR_MS,
+            "meter readings and batch uploads, keyed by meter id",
+        ),
+        TopicSpec(
+            names.incidents,
+            settings.incidents_partitions,
+            settings.incidents_retention_hours * _HOUR_MS,
+            "snap-and-report incident reports, keyed by grid cell",
+        ),
+        TopicSpec(
+            names.alerts,
+            settings.alerts_partitions,
+            settings.alerts_retention_hours * _HOUR_MS,
+            "alert events (raised/resolved), keyed by meter id or grid cell",
+        ),
+        TopicSpec(
+            names.deadletter,
+            settings.deadletter_partitions,
+            settings.deadletter_retention_hours * _HOUR_MS,
+            "rejected messages: original bytes, reason in headers",
+            # A rejected message may be as large as the broker accepts; its headers come on top.
+            max_message_bytes=DEAD_LETTER_MAX_BYTES,
+        ),
         # The worker's tables, created here with their source topics' partition counts: a worker
         # that meets its first record before Faust has declared them would otherwise fail to store it.
-        TopicSpec(changelog(settings, "meter-state"), settings.readings_partitions, -1,
-                  "the worker's per-meter detector state (changelog of its table)", compact=True),
-        TopicSpec(changelog(settings, "incident-cells"), settings.incidents_partitions, -1,
-                  "the worker's per-cell incident state (changelog of its table)", compact=True),
+        TopicSpec(
+            changelog(settings, "meter-state"),
+            settings.readings_partitions,
+            -1,
+            "the worker's per-meter detector state (changelog of its table)",
+            compact=True,
+        ),
+        TopicSpec(
+            changelog(settings, "incident-cells"),
+            settings.incidents_partitions,
+            -1,
+            "the worker's per-cell incident state (changelog of its table)",
+            compact=True,
+        ),
     ]
 
 
@@ -93,24 +116,25 @@ class ProvisionReport:
 def provision_topics(settings: Settings, *, timeout_ms: int = 30_000) -> ProvisionReport:
     """Make the cluster's topics match the settings. Partitions only grow (shrinking would
     move meters between partitions and lose their order)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
-                             client_id="shouwang-provision", request_timeout_ms=timeout_ms)
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, client_id="shouwang-provision", request_timeout_ms=timeout_ms
+    )
     try:
         return _provision(admin, topic_specs(settings), settings.replication_factor, timeout_ms)
     finally:
         admin.close()
 
 
-def _provision(admin: KafkaAdminClient, specs: list[TopicSpec], replication: int,
-               timeout_ms: int) -> ProvisionReport:
+def _provision(admin: KafkaAdminClient, specs: list[TopicSpec], replication: int, timeout_ms: int) -> ProvisionReport:
     existing = set(admin.list_topics())
     created: list[str] = []
     for spec in specs:
         if spec.name in existing:
             continue
         try:
-            admin.create_topics([NewTopic(spec.name, spec.partitions, replication,
-                                          topic_configs=spec.configs)], timeout_ms=timeout_ms)
+            admin.create_topics(
+                [NewTopic(spec.name, spec.partitions, replication, topic_configs=spec.configs)], timeout_ms=timeout_ms
+            )
             created.append(spec.name)
         except TopicAlreadyExistsError:
             pass  # another process created it between list and create: fine
@@ -120,8 +144,12 @@ def _provision(admin: KafkaAdminClient, specs: list[TopicSpec], replication: int
     for spec in specs:
         if 0 < partitions.get(spec.name, spec.partitions) < spec.partitions:
             admin.create_partitions({spec.name: NewPartitions(spec.partitions)}, timeout_ms=timeout_ms)
-            log.warning("topic %s grown from %d to %d partitions: existing meters may move "
-                        "partition", spec.name, partitions[spec.name], spec.partitions)
+            log.warning(
+                "topic %s grown from %d to %d partitions: existing meters may move partition",
+                spec.name,
+                partitions[spec.name],
+                spec.partitions,
+            )
             grown.append(spec.name)
     reconfigured = []
     current = _configs(admin, [s.name for s in specs if s.name not in created])
@@ -135,8 +163,7 @@ def _provision(admin: KafkaAdminClient, specs: list[TopicSpec], replication: int
                 raise TopicProvisioningError(f"topic {spec.name}: the broker refused its settings ({answer})")
             reconfigured.append(spec.name)
     changed = set(created) | set(grown) | set(reconfigured)
-    return ProvisionReport(created, grown, reconfigured,
-                           [s.name for s in specs if s.name not in changed])
+    return ProvisionReport(created, grown, reconfigured, [s.name for s in specs if s.name not in changed])
 
 
 def _partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
@@ -152,6 +179,7 @@ def _configs(admin: KafkaAdminClient, names: list[str]) -> dict[str, dict[str, s
     found: dict[str, dict[str, str]] = {}
     for by_name in result.values():
         for name, configs in by_name.items():
-            found[name] = {key: str(entry.get("value") if isinstance(entry, dict) else entry)
-                           for key, entry in configs.items()}
+            found[name] = {
+                key: str(entry.get("value") if isinstance(entry, dict) else entry) for key, entry in configs.items()
+            }
     return found

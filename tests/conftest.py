@@ -24,12 +24,16 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     resolve_jars(LIB_DIR)
-    broker = LocalBroker(home=tmp_path_factory.mktemp("kafka"), lib_dir=LIB_DIR,
-                         port=free_port(), controller_port=free_port(), heap="512m")
+    broker = LocalBroker(
+        home=tmp_path_factory.mktemp("kafka"),
+        lib_dir=LIB_DIR,
+        port=free_port(),
+        controller_port=free_port(),
+        heap="512m",
+    )
     began = time.monotonic()
     broker.start()
-    print(f"\nApache Kafka {kafka_version(LIB_DIR)} ready on {broker.bootstrap} "
-          f"in {time.monotonic() - began:.1f} s")
+    print(f"\nApache Kafka {kafka_version(LIB_DIR)} ready on {broker.bootstrap} in {time.monotonic() - began:.1f} s")
     yield broker
     broker.stop()
 
@@ -38,9 +42,15 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBrok
 def kafka_settings(kafka_broker: LocalBroker, tmp_path: Path) -> Settings:
     """Settings pointing at the session broker, with topics and a consumer group of this test's own."""
     suffix = uuid.uuid4().hex[:8]
-    return Settings(kafka_bootstrap=kafka_broker.bootstrap, topic_prefix=f"t{suffix}.",
-                    worker_id=f"worker-{suffix}", var_dir=tmp_path / "var",
-                    worker_web_port=free_port(), readings_partitions=4, alerts_partitions=2)
+    return Settings(
+        kafka_bootstrap=kafka_broker.bootstrap,
+        topic_prefix=f"t{suffix}.",
+        worker_id=f"worker-{suffix}",
+        var_dir=tmp_path / "var",
+        worker_web_port=free_port(),
+        readings_partitions=4,
+        alerts_partitions=2,
+    )
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

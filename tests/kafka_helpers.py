@@ -33,8 +33,9 @@ def produce(bootstrap: str, topic: str, records: Sequence[tuple[bytes | None, by
     producer.close()
 
 
-def consume(bootstrap: str, topic: str, *, until: Callable[[list[ConsumerRecord]], bool],
-            timeout: float = 60.0) -> list[ConsumerRecord]:
+def consume(
+    bootstrap: str, topic: str, *, until: Callable[[list[ConsumerRecord]], bool], timeout: float = 60.0
+) -> list[ConsumerRecord]:
     """Read a topic from the beginning until ``until(records)`` holds or time runs out."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     deadline = time.monotonic() + timeout
@@ -79,8 +80,9 @@ def values(records: list[ConsumerRecord]) -> list[Any]:
     return [json.loads(r.value) for r in records]
 
 
-def wait_http(url: str, timeout: float = 60.0, *, process: subprocess.Popen[bytes] | None = None,
-              log: Path | None = None) -> bytes:
+def wait_http(
+    url: str, timeout: float = 60.0, *, process: subprocess.Popen[bytes] | None = None, log: Path | None = None
+) -> bytes:
     """GET ``url`` until it answers. With ``process`` and ``log``, stop as soon as the process has
     exited and show the end of its log either way, so a failure says why."""
     deadline = time.monotonic() + timeout
@@ -107,8 +109,9 @@ def start_shouwang(args: Sequence[str], env: dict[str, str], log: Path) -> subpr
 def start_python(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Run ``python ARGS`` in its own process group, output to ``log``."""
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, *args], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:

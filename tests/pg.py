@@ -48,8 +48,11 @@ def _version_key(path: Path) -> tuple[int, ...]:
 def find_pg_bin() -> Path | None:
     """The directory holding initdb, pg_ctl and postgres: Debian's highest version under
     /usr/lib/postgresql/*/bin, else ``pg_config --bindir``, else wherever ``initdb`` is on PATH."""
-    debian = [p for p in Path("/usr/lib/postgresql").glob("*/bin")
-              if re.fullmatch(r"\d+(\.\d+)*", p.parent.name) and _is_server_bindir(p)]
+    debian = [
+        p
+        for p in Path("/usr/lib/postgresql").glob("*/bin")
+        if re.fullmatch(r"\d+(\.\d+)*", p.parent.name) and _is_server_bindir(p)
+    ]
     if debian:
         return max(debian, key=_version_key)
     if pg_config := shutil.which("pg_config"):
@@ -84,14 +87,27 @@ def _ensure_os_user(name: str) -> pwd.struct_passwd:
         return pwd.getpwnam(name)
     except KeyError:
         pass
-    cmd = ["useradd", "--system", "--user-group", "--home-dir", "/var/lib/postgresql", "--no-create-home",
-           "--shell", "/usr/sbin/nologin", "--comment", "PostgreSQL administrator", name]
+    cmd = [
+        "useradd",
+        "--system",
+        "--user-group",
+        "--home-dir",
+        "/var/lib/postgresql",
+        "--no-create-home",
+        "--shell",
+        "/usr/sbin/nologin",
+        "--comment",
+        "PostgreSQL administrator",
+        name,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     try:
         return pwd.getpwnam(name)
     except KeyError:
-        raise RuntimeError(f"cannot create the OS user {name!r} to run PostgreSQL as (PostgreSQL refuses "
-                           f"to run as root): {_one_line(result.stderr + result.stdout)}") from None
+        raise RuntimeError(
+            f"cannot create the OS user {name!r} to run PostgreSQL as (PostgreSQL refuses "
+            f"to run as root): {_one_line(result.stderr + result.stdout)}"
+        ) from None
 
 
 def _traversable_by_others(directory: Path) -> bool:
@@ -107,8 +123,11 @@ def _base_dir(as_root: bool) -> Path:
     shm = Path("/dev/shm")
     try:
         st = os.statvfs(shm)
-        if st.f_bavail * st.f_frsize >= SHM_MIN_FREE and os.access(shm, os.W_OK | os.X_OK) \
-                and _traversable_by_others(shm):
+        if (
+            st.f_bavail * st.f_frsize >= SHM_MIN_FREE
+            and os.access(shm, os.W_OK | os.X_OK)
+            and _traversable_by_others(shm)
+        ):
             return shm
     except OSError:
         pass
@@ -125,8 +144,7 @@ class ThrowawayPostgres:
     SQLAlchemy URL for it; ``stop()`` shuts it down and removes the directory (also at interpreter exit
     if forgotten). Failures raise RuntimeError carrying the tail of initdb's or the server's log."""
 
-    def __init__(self, bindir: Path | None = None, dbname: str = DBNAME,
-                 base_dir: Path | None = None) -> None:
+    def __init__(self, bindir: Path | None = None, dbname: str = DBNAME, base_dir: Path | None = None) -> None:
         self.bindir = bindir
         self.base_dir = base_dir
         self.dbname = dbname
@@ -170,13 +188,27 @@ class ThrowawayPostgres:
         if self._user is not None:  # root: drop to the unprivileged account
             env.update(HOME=self._user.pw_dir, USER=self._user.pw_name, LOGNAME=self._user.pw_name)
             if shutil.which("setpriv"):
-                cmd = ["setpriv", f"--reuid={self._user.pw_uid}", f"--regid={self._user.pw_gid}",
-                       "--init-groups", "--", *cmd]
+                cmd = [
+                    "setpriv",
+                    f"--reuid={self._user.pw_uid}",
+                    f"--regid={self._user.pw_gid}",
+                    "--init-groups",
+                    "--",
+                    *cmd,
+                ]
             else:
                 cmd = ["runuser", "-u", self._user.pw_name, "--", *cmd]
         # cwd inside our directory: the unprivileged user may not be able to enter the caller's cwd
-        return subprocess.run(cmd, cwd=self.root, env=env, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+        return subprocess.run(
+            cmd,
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
 
     def _log_tail(self) -> str:
         try:
@@ -191,9 +223,11 @@ class ThrowawayPostgres:
             return self
         self.bindir = self.bindir or find_pg_bin()
         if self.bindir is None:
-            raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found under "
-                               "/usr/lib/postgresql/*/bin or via pg_config; run scripts/ensure-postgres.sh "
-                               "(as root) or install Debian's 'postgresql' package")
+            raise RuntimeError(
+                "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found under "
+                "/usr/lib/postgresql/*/bin or via pg_config; run scripts/ensure-postgres.sh "
+                "(as root) or install Debian's 'postgresql' package"
+            )
         as_root = os.geteuid() == 0
         self._user = _ensure_os_user(OS_USER) if as_root else None
         self.root = Path(tempfile.mkdtemp(prefix="shouwang-pg-", dir=self.base_dir or _base_dir(as_root)))
@@ -210,38 +244,44 @@ class ThrowawayPostgres:
         assert self.root is not None
         if self._user is not None:
             os.chown(self.root, self._user.pw_uid, self._user.pw_gid)
-        init = self._run("initdb", "-D", self.data_dir, "-U", SUPERUSER, "-E", "UTF8", "--locale=C",
-                         "--auth=trust", "--no-sync")
+        init = self._run(
+            "initdb", "-D", self.data_dir, "-U", SUPERUSER, "-E", "UTF8", "--locale=C", "--auth=trust", "--no-sync"
+        )
         if init.returncode != 0:
-            raise RuntimeError(f"initdb failed (exit {init.returncode}): "
-                               f"{_one_line(init.stdout + init.stderr)}")
+            raise RuntimeError(f"initdb failed (exit {init.returncode}): {_one_line(init.stdout + init.stderr)}")
         (self.data_dir / "pg_hba.conf").write_text(
-            "# throwaway test cluster: trust, loopback only\n"
-            "local all all trust\n"
-            "host  all all 127.0.0.1/32 trust\n")
+            "# throwaway test cluster: trust, loopback only\nlocal all all trust\nhost  all all 127.0.0.1/32 trust\n"
+        )
         conf = self.data_dir / "postgresql.conf"
         base_conf = conf.read_text()
         for attempt in range(3):  # another process may grab the free port before the server binds it
             port = free_port()
             settings = {**SETTINGS, "port": str(port), "unix_socket_directories": f"'{self.root}'"}
-            conf.write_text(base_conf + "\n# shouwang throwaway test cluster\n"
-                            + "".join(f"{k} = {v}\n" for k, v in settings.items()))
-            started = self._run("pg_ctl", "-D", self.data_dir, "-l", self.log_file, "-w", "-t", "60",
-                                "start", timeout=90)
+            conf.write_text(
+                base_conf
+                + "\n# shouwang throwaway test cluster\n"
+                + "".join(f"{k} = {v}\n" for k, v in settings.items())
+            )
+            started = self._run(
+                "pg_ctl", "-D", self.data_dir, "-l", self.log_file, "-w", "-t", "60", "start", timeout=90
+            )
             if started.returncode == 0:
                 self.port = port
                 break
             log = self._log_tail()
             if attempt < 2 and "already in use" in log:
                 continue
-            raise RuntimeError(f"PostgreSQL did not start (pg_ctl exit {started.returncode}: "
-                               f"{_one_line(started.stdout + started.stderr, 3)}); server log: {log}")
+            raise RuntimeError(
+                f"PostgreSQL did not start (pg_ctl exit {started.returncode}: "
+                f"{_one_line(started.stdout + started.stderr, 3)}); server log: {log}"
+            )
         try:
             with psycopg.connect(self.conninfo(), autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{self.dbname}"')
         except psycopg.Error as exc:
-            raise RuntimeError(f"cannot create database {self.dbname!r}: {_one_line(str(exc))}; "
-                               f"server log: {self._log_tail()}") from exc
+            raise RuntimeError(
+                f"cannot create database {self.dbname!r}: {_one_line(str(exc))}; server log: {self._log_tail()}"
+            ) from exc
 
     def stop(self) -> None:
         """Shut the server down (fast mode) and remove its directory; safe to call more than once."""
@@ -253,14 +293,14 @@ class ThrowawayPostgres:
         try:
             if (root / "data" / "postmaster.pid").exists():
                 self.root = root
-                result = self._run("pg_ctl", "-D", self.data_dir, "-m", "fast", "-w", "-t", "60", "stop",
-                                   timeout=90)
+                result = self._run("pg_ctl", "-D", self.data_dir, "-m", "fast", "-w", "-t", "60", "stop", timeout=90)
                 if result.returncode != 0:
-                    error = (f"pg_ctl stop failed (exit {result.returncode}): "
-                             f"{_one_line(result.stdout + result.stderr, 3)}; server log: {self._log_tail()}")
+                    error = (
+                        f"pg_ctl stop failed (exit {result.returncode}): "
+                        f"{_one_line(result.stdout + result.stderr, 3)}; server log: {self._log_tail()}"
+                    )
                     # do not leave a server running on a deleted directory
-                    self._run("pg_ctl", "-D", self.data_dir, "-m", "immediate", "-w", "-t", "30", "stop",
-                              timeout=60)
+                    self._run("pg_ctl", "-D", self.data_dir, "-m", "immediate", "-w", "-t", "30", "stop", timeout=60)
         finally:
             self.root = None
             self.port = None

@@ -26,8 +26,7 @@ from tests.pg import ThrowawayPostgres
 def _conninfo(url: str, dbname: str) -> str:
     """A libpq connection string for database ``dbname`` of the server at SQLAlchemy URL ``url``."""
     u = make_url(url)
-    return psycopg.conninfo.make_conninfo(host=u.host, port=u.port, user=u.username, dbname=dbname,
-                                          connect_timeout=10)
+    return psycopg.conninfo.make_conninfo(host=u.host, port=u.port, user=u.username, dbname=dbname, connect_timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -54,8 +54,10 @@ def test_create_insert_and_read_back(postgres_db_url: str) -> None:
     try:
         with engine.begin() as conn:
             conn.execute(text("CREATE TABLE alerts (id serial PRIMARY KEY, meter text NOT NULL, note text)"))
-            conn.execute(text("INSERT INTO alerts (meter, note) VALUES (:m, :n)"),
-                         [{"m": "m-1", "n": "无用水 12 小时"}, {"m": "m-2", "n": None}])
+            conn.execute(
+                text("INSERT INTO alerts (meter, note) VALUES (:m, :n)"),
+                [{"m": "m-1", "n": "无用水 12 小时"}, {"m": "m-2", "n": None}],
+            )
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT id, meter, note FROM alerts ORDER BY id")).all()
         assert [tuple(r) for r in rows] == [(1, "m-1", "无用水 12 小时"), (2, "m-2", None)]

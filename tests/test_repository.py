@@ -34,16 +34,38 @@ def test_layout_of_the_design_card() -> None:
 
 def test_detectors_are_pure() -> None:
     allowed = {"detectors", "numpy", "sklearn", "__future__"}
-    stdlib = {"dataclasses", "datetime", "typing", "collections", "math", "enum", "statistics",
-              "itertools", "functools", "bisect", "struct", "json", "zoneinfo", "abc", "heapq",
-              "array", "base64", "hashlib", "pickle", "copy",
-              "re", "unicodedata", "importlib"}  # importlib: reading package data (importlib.resources)
+    stdlib = {
+        "dataclasses",
+        "datetime",
+        "typing",
+        "collections",
+        "math",
+        "enum",
+        "statistics",
+        "itertools",
+        "functools",
+        "bisect",
+        "struct",
+        "json",
+        "zoneinfo",
+        "abc",
+        "heapq",
+        "array",
+        "base64",
+        "hashlib",
+        "pickle",
+        "copy",
+        "re",
+        "unicodedata",
+        "importlib",
+    }  # importlib: reading package data (importlib.resources)
     # detectors/compiled.py reads files and the environment, once, to choose compiled code or plain
     # Python (the same source); the package's __init__ alone imports it, no detector does.
     imported = _imports("detectors", skip=("compiled.py",))
     assert imported <= allowed | stdlib, f"detectors imports {sorted(imported - allowed - stdlib)}"
-    importers = {path.name for path in (REPO_ROOT / "detectors").rglob("*.py")
-                 if "detectors.compiled" in path.read_text()}
+    importers = {
+        path.name for path in (REPO_ROOT / "detectors").rglob("*.py") if "detectors.compiled" in path.read_text()
+    }
     assert importers == {"__init__.py"}
 
 

@@ -42,8 +42,9 @@ def parse_schedule(text: str) -> tuple[float, ...]:
     return tuple(delays)
 
 
-def next_delay(attempts_made: int, schedule: Sequence[float], *, jitter: float = 0.1,
-               rng: random.Random | None = None) -> float | None:
+def next_delay(
+    attempts_made: int, schedule: Sequence[float], *, jitter: float = 0.1, rng: random.Random | None = None
+) -> float | None:
     """Seconds to wait before the next attempt, after ``attempts_made`` failed attempts.
 
     After the first failure (``attempts_made == 1``) the delay is ``schedule[0]``, and so on; each delay is

@@ -73,8 +73,16 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     return min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER_S)
 
 
-async def send_once(client: httpx.AsyncClient, *, url: str, secret: str, message_id: str, body: bytes,
-                    now: datetime, timeout_s: float = 10.0) -> AttemptResult:
+async def send_once(
+    client: httpx.AsyncClient,
+    *,
+    url: str,
+    secret: str,
+    message_id: str,
+    body: bytes,
+    now: datetime,
+    timeout_s: float = 10.0,
+) -> AttemptResult:
     """POST ``body`` to ``url`` once, signed for time ``now``, within ``timeout_s`` overall.
 
     Does not check the URL against the SSRF guard; call ``check_url`` first.
@@ -115,8 +123,9 @@ async def send_once(client: httpx.AsyncClient, *, url: str, secret: str, message
     retry_after = None
     if status in _RETRY_AFTER_STATUSES:
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
-    return AttemptResult(outcome, status, None if error is None else _one_line(error, secret),
-                         time.perf_counter() - started, retry_after)
+    return AttemptResult(
+        outcome, status, None if error is None else _one_line(error, secret), time.perf_counter() - started, retry_after
+    )
 
 
 async def _describe(response: httpx.Response) -> str:
@@ -188,8 +197,9 @@ def make_client(*, max_connections: int = 50, timeout_s: float = 10.0) -> httpx.
     environment must not silently route (or MITM) webhook traffic; redirects are never followed."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s),
-        limits=httpx.Limits(max_connections=max_connections,
-                            max_keepalive_connections=min(20, max_connections), keepalive_expiry=30.0),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=min(20, max_connections), keepalive_expiry=30.0
+        ),
         follow_redirects=False,
         trust_env=False,
         headers={"user-agent": USER_AGENT},

@@ -46,7 +46,7 @@ def secret_key(secret: str) -> bytes:
     """The HMAC key inside a ``whsec_`` secret. Raises ValueError (never echoing the secret) if malformed."""
     if not secret.startswith(SECRET_PREFIX):
         raise ValueError(f"webhook secret must start with {SECRET_PREFIX!r}")
-    encoded = secret[len(SECRET_PREFIX):]
+    encoded = secret[len(SECRET_PREFIX) :]
     try:
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except binascii.Error:

@@ -41,8 +41,9 @@ def default_resolve(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-def check_url(url: str, *, allow: Sequence[str] = (), require_https: bool = True,
-              resolve: Resolver | None = None) -> list[str]:
+def check_url(
+    url: str, *, allow: Sequence[str] = (), require_https: bool = True, resolve: Resolver | None = None
+) -> list[str]:
     """Return the addresses ``url``'s host resolves to, or raise UnsafeURLError.
 
     ``allow`` holds hostnames (exact, case-insensitive; trusts all their addresses) and IP networks in CIDR
@@ -56,8 +57,12 @@ def check_url(url: str, *, allow: Sequence[str] = (), require_https: bool = True
     if scheme == "http" and require_https and not name_allowed and not networks:
         raise UnsafeURLError(f"webhook URL must use https (host {host} is not allowlisted)")
     addresses = _resolve(host, port, resolve or default_resolve)
-    if scheme == "http" and require_https and not name_allowed and not all(
-            _allowed(address, networks) for address in addresses):
+    if (
+        scheme == "http"
+        and require_https
+        and not name_allowed
+        and not all(_allowed(address, networks) for address in addresses)
+    ):
         raise UnsafeURLError(f"webhook URL must use https (host {host} is not allowlisted)")
     if not name_allowed:
         for address in addresses:

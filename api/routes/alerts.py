@@ -26,12 +26,26 @@ PAGE = 50
 
 def alert_out(alert: Alert) -> AlertOut:
     return AlertOut(
-        id=alert.id, kind=alert.kind, severity=alert.severity, status=alert.status, meter_id=alert.meter_id,
-        household_id=alert.household_id, grid_cell=alert.grid_cell, since=alert.since, raised_at=alert.raised_at,
-        explanation={"zh": alert.explanation_zh, "en": alert.explanation_en}, facts=alert.facts or {},
-        silenced_by=alert.silenced_by, acknowledged_at=alert.acknowledged_at,
-        acknowledged_by=alert.acknowledged_by, resolved_at=alert.resolved_at, resolved_by=alert.resolved_by,
-        outcome=alert.outcome, resolution_note=alert.resolution_note, escalation_tier=alert.escalation_tier)
+        id=alert.id,
+        kind=alert.kind,
+        severity=alert.severity,
+        status=alert.status,
+        meter_id=alert.meter_id,
+        household_id=alert.household_id,
+        grid_cell=alert.grid_cell,
+        since=alert.since,
+        raised_at=alert.raised_at,
+        explanation={"zh": alert.explanation_zh, "en": alert.explanation_en},
+        facts=alert.facts or {},
+        silenced_by=alert.silenced_by,
+        acknowledged_at=alert.acknowledged_at,
+        acknowledged_by=alert.acknowledged_by,
+        resolved_at=alert.resolved_at,
+        resolved_by=alert.resolved_by,
+        outcome=alert.outcome,
+        resolution_note=alert.resolution_note,
+        escalation_tier=alert.escalation_tier,
+    )
 
 
 def _scoped(query: Select[tuple[Alert]], principal: Principal) -> Select[tuple[Alert]]:
@@ -39,16 +53,23 @@ def _scoped(query: Select[tuple[Alert]], principal: Principal) -> Select[tuple[A
         return query
     if principal.role == "family":
         # Their elder's water-use alerts only: meter glitches and batteries are staff matters.
-        return query.where(Alert.household_id.in_(principal.household_ids or {""}),
-                           Alert.kind.in_(ROLE_KINDS["family"]),
-                           or_(Alert.silenced_by.is_(None), Alert.silenced_by != "consent"))
+        return query.where(
+            Alert.household_id.in_(principal.household_ids or {""}),
+            Alert.kind.in_(ROLE_KINDS["family"]),
+            or_(Alert.silenced_by.is_(None), Alert.silenced_by != "consent"),
+        )
     cells = principal.grid_cells or {""}
     if principal.role == "supervisor" and principal.community:
         in_community = select(Household.id).where(Household.community == principal.community)
         # Incidents and hotspots have no household: the community's cells are where its homes are.
         community_cells = select(Household.grid_cell).where(Household.community == principal.community)
-        return query.where(or_(Alert.grid_cell.in_(cells), Alert.household_id.in_(in_community),
-                               and_(Alert.household_id.is_(None), Alert.grid_cell.in_(community_cells))))
+        return query.where(
+            or_(
+                Alert.grid_cell.in_(cells),
+                Alert.household_id.in_(in_community),
+                and_(Alert.household_id.is_(None), Alert.grid_cell.in_(community_cells)),
+            )
+        )
     return query.where(Alert.grid_cell.in_(cells))
 
 
@@ -76,7 +97,8 @@ def _after(cursor: str) -> tuple[datetime, str]:
 
 @router.get("", response_model=AlertPage, summary="Alerts in the caller's scope, newest first")
 def list_alerts(
-    session: SessionDep, principal: Reader,
+    session: SessionDep,
+    principal: Reader,
     household_id: Annotated[str | None, Query(max_length=32)] = None,
     grid_cell: GridCell | None = None,
     status: Literal["raised", "acknowledged", "resolved", "open"] | None = None,
@@ -115,19 +137,34 @@ def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertDet
         query = query.where(Delivery.recipient_id == (principal.recipient_id or ""))
     notifications = []
     for delivery in session.scalars(query):
-        attempts = session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery.id)
-                                   .order_by(DeliveryAttempt.id))
-        notifications.append(NotificationOut(
-            id=delivery.id, recipient_id=delivery.recipient_id, event_type=delivery.event_type, tier=delivery.tier,
-            status=delivery.status, attempts=delivery.attempts, created_at=delivery.created_at,
-            delivered_at=delivery.delivered_at, last_error=delivery.last_error,
-            history=[AttemptOut(at=a.at, outcome=a.outcome, status_code=a.status_code, error=a.error)
-                     for a in attempts]))
+        attempts = session.scalars(
+            select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery.id).order_by(DeliveryAttempt.id)
+        )
+        notifications.append(
+            NotificationOut(
+                id=delivery.id,
+                recipient_id=delivery.recipient_id,
+                event_type=delivery.event_type,
+                tier=delivery.tier,
+                status=delivery.status,
+                attempts=delivery.attempts,
+                created_at=delivery.created_at,
+                delivered_at=delivery.delivered_at,
+                last_error=delivery.last_error,
+                history=[
+                    AttemptOut(at=a.at, outcome=a.outcome, status_code=a.status_code, error=a.error) for a in attempts
+                ],
+            )
+        )
     return AlertDetail(**alert_out(alert).model_dump(), notifications=notifications)
 
 
-@router.post("/{alert_id}/ack", response_model=AlertOut, responses=error_responses(409),
-             summary="Acknowledge: escalation and reminders stop")
+@router.post(
+    "/{alert_id}/ack",
+    response_model=AlertOut,
+    responses=error_responses(409),
+    summary="Acknowledge: escalation and reminders stop",
+)
 def ack(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut:
     alert = visible_alert(session, principal, alert_id)
     try:
@@ -137,13 +174,21 @@ def ack(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut:
     return alert_out(alert)
 
 
-@router.post("/{alert_id}/resolve", response_model=AlertOut, responses=error_responses(409),
-             summary="Resolve with an outcome")
+@router.post(
+    "/{alert_id}/resolve", response_model=AlertOut, responses=error_responses(409), summary="Resolve with an outcome"
+)
 def resolve_alert(alert_id: str, body: Resolve, session: SessionDep, principal: Staff, request: Request) -> AlertOut:
     alert = visible_alert(session, principal, alert_id)
     try:
-        resolve(session, alert, by=f"{principal.name} ({principal.actor})", outcome=body.outcome, note=body.note,
-                now=utcnow(), config=router_config(request.app.state.settings))
+        resolve(
+            session,
+            alert,
+            by=f"{principal.name} ({principal.actor})",
+            outcome=body.outcome,
+            note=body.note,
+            now=utcnow(),
+            config=router_config(request.app.state.settings),
+        )
     except LifecycleError as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
     return alert_out(alert)

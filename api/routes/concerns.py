@@ -27,8 +27,9 @@ class Concern(BaseModel):
     label_zh: str
     label_en: str
     reports: int
-    households: int = Field(description="Households that reported it (distinct reporters; an anonymous "
-                            "report counts as one)")
+    households: int = Field(
+        description="Households that reported it (distinct reporters; an anonymous report counts as one)"
+    )
     incidents: int
     grid_cells: int
 
@@ -40,10 +41,14 @@ class Concerns(BaseModel):
     concerns: list[Concern]
 
 
-@router.get("/concerns", response_model=Concerns,
-            summary="Incident categories ranked by reports, then households, for a community and period")
+@router.get(
+    "/concerns",
+    response_model=Concerns,
+    summary="Incident categories ranked by reports, then households, for a community and period",
+)
 def top_concerns(
-    session: SessionDep, principal: Staff,
+    session: SessionDep,
+    principal: Staff,
     community: Community | None = None,
     since: Annotated[Timestamp | None, Query(description="Default: 30 days before `until`")] = None,
     until: Annotated[Timestamp | None, Query(description="Default: now")] = None,
@@ -59,8 +64,9 @@ def top_concerns(
             raise ApiError(404, "not_found", f"community {community} not found")
     query = select(Alert).where(Alert.kind == "incident", Alert.raised_at >= since, Alert.raised_at < until)
     if community is not None:
-        query = query.where(Alert.grid_cell.in_(
-            select(Household.grid_cell).where(Household.community == community).distinct()))
+        query = query.where(
+            Alert.grid_cell.in_(select(Household.grid_cell).where(Household.community == community).distinct())
+        )
     if principal.role == "grid_worker" or (principal.role == "supervisor" and community is None):
         query = query.where(Alert.grid_cell.in_(principal.grid_cells or {""}))
     reports: dict[str, int] = defaultdict(int)
@@ -75,7 +81,21 @@ def top_concerns(
         incidents[category] += 1
         cells[category].add(alert.grid_cell or "")
     ranked = sorted(reports, key=lambda c: (-reports[c], -households[c], -incidents[c], c))[:limit]
-    return Concerns(community=community, since=since, until=until, concerns=[
-        Concern(rank=i + 1, category=c, label_zh=CATEGORY_ZH.get(c, c), label_en=CATEGORY_EN.get(c, c),
-                reports=reports[c], households=households[c], incidents=incidents[c], grid_cells=len(cells[c]))
-        for i, c in enumerate(ranked)])
+    return Concerns(
+        community=community,
+        since=since,
+        until=until,
+        concerns=[
+            Concern(
+                rank=i + 1,
+                category=c,
+                label_zh=CATEGORY_ZH.get(c, c),
+                label_en=CATEGORY_EN.get(c, c),
+                reports=reports[c],
+                households=households[c],
+                incidents=incidents[c],
+                grid_cells=len(cells[c]),
+            )
+            for i, c in enumerate(ranked)
+        ],
+    )

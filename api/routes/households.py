@@ -27,14 +27,26 @@ router = APIRouter(prefix="/v1/households", tags=["households"], responses=ERROR
 
 def household_out(household: Household) -> HouseholdOut:
     return HouseholdOut(
-        id=household.id, name=household.name, timezone=household.timezone, grid_cell=household.grid_cell,
-        community=household.community, address=household.address,
-        consent=ConsentOut(given_by=household.consent_given_by, given_at=household.consent_given_at,
-                           scope=household.consent_scope, withdrawn_at=household.consent_withdrawn_at,
-                           withdrawn_by=household.consent_withdrawn_by),
-        away_until=household.away_until, away_note=household.away_note,
-        meters=[MeterOut(meter_id=m.meter_id, reporting_interval_s=m.reporting_interval_s)
-                for m in sorted(household.meters, key=lambda m: m.meter_id)])
+        id=household.id,
+        name=household.name,
+        timezone=household.timezone,
+        grid_cell=household.grid_cell,
+        community=household.community,
+        address=household.address,
+        consent=ConsentOut(
+            given_by=household.consent_given_by,
+            given_at=household.consent_given_at,
+            scope=household.consent_scope,
+            withdrawn_at=household.consent_withdrawn_at,
+            withdrawn_by=household.consent_withdrawn_by,
+        ),
+        away_until=household.away_until,
+        away_note=household.away_note,
+        meters=[
+            MeterOut(meter_id=m.meter_id, reporting_interval_s=m.reporting_interval_s)
+            for m in sorted(household.meters, key=lambda m: m.meter_id)
+        ],
+    )
 
 
 def visible_household(session: SessionDep, principal: Principal, household_id: str) -> Household:
@@ -48,9 +60,16 @@ def visible_household(session: SessionDep, principal: Principal, household_id: s
 @router.post("", status_code=201, response_model=HouseholdOut, summary="Enrol a household with consent")
 def create_household(body: HouseholdCreate, session: SessionDep, _: Operator) -> HouseholdOut:
     household = admin.create_household(
-        session, name=body.name, timezone=body.timezone, grid_cell=body.grid_cell, community=body.community,
-        address=body.address, consent_given_by=body.consent.given_by, consent_given_at=body.consent.given_at,
-        consent_scope=body.consent.scope)
+        session,
+        name=body.name,
+        timezone=body.timezone,
+        grid_cell=body.grid_cell,
+        community=body.community,
+        address=body.address,
+        consent_given_by=body.consent.given_by,
+        consent_given_at=body.consent.given_at,
+        consent_scope=body.consent.scope,
+    )
     return household_out(household)
 
 
@@ -62,8 +81,12 @@ def list_households(session: SessionDep, principal: Reader) -> list[HouseholdOut
     elif principal.role == "grid_worker":
         query = query.where(Household.grid_cell.in_(principal.grid_cells or {""}))
     elif principal.role == "supervisor":
-        query = query.where(or_(Household.community == (principal.community or ""),
-                                Household.grid_cell.in_(principal.grid_cells or {""})))
+        query = query.where(
+            or_(
+                Household.community == (principal.community or ""),
+                Household.grid_cell.in_(principal.grid_cells or {""}),
+            )
+        )
     return [household_out(h) for h in session.scalars(query)]
 
 
@@ -82,10 +105,12 @@ def patch_household(household_id: str, body: HouseholdPatch, session: SessionDep
     return household_out(household)
 
 
-@router.post("/{household_id}/consent/withdraw", response_model=HouseholdOut,
-             summary="Record the withdrawal of consent: nothing is notified about this home any more")
-def withdraw_consent(household_id: str, body: ConsentWithdraw, session: SessionDep,
-                     principal: Reader) -> HouseholdOut:
+@router.post(
+    "/{household_id}/consent/withdraw",
+    response_model=HouseholdOut,
+    summary="Record the withdrawal of consent: nothing is notified about this home any more",
+)
+def withdraw_consent(household_id: str, body: ConsentWithdraw, session: SessionDep, principal: Reader) -> HouseholdOut:
     if principal.role not in {"operator", "family"}:
         raise ApiError(403, "forbidden", "only an operator or the family may record a withdrawal of consent")
     household = visible_household(session, principal, household_id)
@@ -99,15 +124,19 @@ def add_meter(household_id: str, body: MeterCreate, session: SessionDep, princip
     if session.get(Meter, body.meter_id) is not None:
         raise ApiError(409, "conflict", f"meter {body.meter_id} is already enrolled")
     try:
-        meter = admin.add_meter(session, household, meter_id=body.meter_id,
-                                reporting_interval_s=body.reporting_interval_s)
+        meter = admin.add_meter(
+            session, household, meter_id=body.meter_id, reporting_interval_s=body.reporting_interval_s
+        )
     except IntegrityError as exc:  # a concurrent enrolment of the same meter
         raise ApiError(409, "conflict", f"meter {body.meter_id} is already enrolled") from exc
     return MeterOut(meter_id=meter.meter_id, reporting_interval_s=meter.reporting_interval_s)
 
 
-@router.put("/{household_id}/away", response_model=HouseholdOut,
-            summary="Away mode until a time: no 'no water use' alarms while the elder is away")
+@router.put(
+    "/{household_id}/away",
+    response_model=HouseholdOut,
+    summary="Away mode until a time: no 'no water use' alarms while the elder is away",
+)
 def set_away(household_id: str, body: AwayMode, session: SessionDep, principal: Reader) -> HouseholdOut:
     household = visible_household(session, principal, household_id)
     admin.set_away(household, until=body.until, note=body.note, now=utcnow())

@@ -32,8 +32,9 @@ MAX_ITEMS = 5000
 KAFKA_ACK_TIMEOUT_S = 10.0
 _READING = TypeAdapter(Reading)
 _READING_SCHEMA = Reading.model_json_schema()
-_BODY_SCHEMA = {"oneOf": [_READING_SCHEMA, {"type": "array", "items": _READING_SCHEMA, "minItems": 1,
-                                              "maxItems": MAX_ITEMS}]}
+_BODY_SCHEMA = {
+    "oneOf": [_READING_SCHEMA, {"type": "array", "items": _READING_SCHEMA, "minItems": 1, "maxItems": MAX_ITEMS}]
+}
 
 
 def _producer(request: Request) -> Any:
@@ -50,11 +51,14 @@ def _json(raw: bytes) -> Any:
         raise ApiError(422, "invalid_request", "the body is not valid JSON") from exc
 
 
-@router.post("/readings", status_code=202, response_model=IngestResult,
-             summary="Ingest readings: one object or an array (up to 5,000); 202 once Kafka has them",
-             openapi_extra={"requestBody": {"required": True,
-                                            "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
-             responses=error_responses(429, 503))
+@router.post(
+    "/readings",
+    status_code=202,
+    response_model=IngestResult,
+    summary="Ingest readings: one object or an array (up to 5,000); 202 once Kafka has them",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
+    responses=error_responses(429, 503),
+)
 async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult:
     data = _json(await request.body())
     items = data if isinstance(data, list) else [data]
@@ -66,8 +70,12 @@ async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult
     wait = request.app.state.rate_limits.take(principal.key_id, len(items))
     if wait:
         retry = "60" if math.isinf(wait) else str(max(1, math.ceil(wait)))
-        raise ApiError(429, "rate_limited", f"this key may ingest {request.app.state.settings.ingest_rate_per_s:g} "
-                       "readings per second; slow down", headers={"Retry-After": retry})
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"this key may ingest {request.app.state.settings.ingest_rate_per_s:g} readings per second; slow down",
+            headers={"Retry-After": retry},
+        )
     good: list[MeterReading] = []
     rejected: list[dict[str, Any]] = []
     for index, item in enumerate(items):
@@ -79,32 +87,56 @@ async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult
         good.append(MeterReading(meter_id=reading.meter_id, ts=reading.ts, register_l=reading.register_l))
     metrics.READINGS_REJECTED.inc(len(rejected))
     if not good:
-        raise ApiError(422, "invalid_request", f"none of the {len(items)} readings is valid; first: "
-                       f"#{rejected[0]['index']}: {rejected[0]['error']}")
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"none of the {len(items)} readings is valid; first: #{rejected[0]['index']}: {rejected[0]['error']}",
+        )
     producer = _producer(request)
     topic = Topics.from_settings(request.app.state.settings).readings
     try:
-        await asyncio.wait_for(asyncio.gather(
-            *(producer.send_and_wait(topic, key=r.meter_id.encode(), value=encode(r)) for r in good)),
-            KAFKA_ACK_TIMEOUT_S)
+        await asyncio.wait_for(
+            asyncio.gather(*(producer.send_and_wait(topic, key=r.meter_id.encode(), value=encode(r)) for r in good)),
+            KAFKA_ACK_TIMEOUT_S,
+        )
     except Exception as exc:  # the broker did not take them: the client must retry, nothing was promised
-        raise ApiError(503, "unavailable", f"Kafka did not acknowledge the readings ({type(exc).__name__}); "
-                       "retry", headers={"Retry-After": "5"}) from exc
+        raise ApiError(
+            503,
+            "unavailable",
+            f"Kafka did not acknowledge the readings ({type(exc).__name__}); retry",
+            headers={"Retry-After": "5"},
+        ) from exc
     metrics.READINGS_INGESTED.inc(len(good))
     return IngestResult(accepted=len(good), rejected=rejected)
 
 
-@router.post("/incidents", status_code=202, response_model=IncidentAccepted, responses=error_responses(503),
-             summary="Submit a resident's snap-and-report (随手拍) incident report")
+@router.post(
+    "/incidents",
+    status_code=202,
+    response_model=IncidentAccepted,
+    responses=error_responses(503),
+    summary="Submit a resident's snap-and-report (随手拍) incident report",
+)
 async def submit_incident(body: IncidentCreate, request: Request, principal: Reporter) -> IncidentAccepted:
-    incident = IncidentReport(incident_id=f"inc_{secrets.token_hex(8)}", text=body.text, grid_cell=body.grid_cell,
-                              ts=body.ts or utcnow(), reporter=body.reporter, photo_url=body.photo_url)
+    incident = IncidentReport(
+        incident_id=f"inc_{secrets.token_hex(8)}",
+        text=body.text,
+        grid_cell=body.grid_cell,
+        ts=body.ts or utcnow(),
+        reporter=body.reporter,
+        photo_url=body.photo_url,
+    )
     producer = _producer(request)
     topic = Topics.from_settings(request.app.state.settings).incidents
     try:
-        await asyncio.wait_for(producer.send_and_wait(topic, key=incident.grid_cell.encode(), value=encode(incident)),
-                               KAFKA_ACK_TIMEOUT_S)
+        await asyncio.wait_for(
+            producer.send_and_wait(topic, key=incident.grid_cell.encode(), value=encode(incident)), KAFKA_ACK_TIMEOUT_S
+        )
     except Exception as exc:
-        raise ApiError(503, "unavailable", f"Kafka did not acknowledge the report ({type(exc).__name__}); retry",
-                       headers={"Retry-After": "5"}) from exc
+        raise ApiError(
+            503,
+            "unavailable",
+            f"Kafka did not acknowledge the report ({type(exc).__name__}); retry",
+            headers={"Retry-After": "5"},
+        ) from exc
     return IncidentAccepted(id=incident.incident_id)

@@ -35,24 +35,42 @@ def _settings(request: Request) -> Settings:
 
 
 def _endpoint(session: SessionDep, recipient_id: str) -> WebhookEndpoint | None:
-    return session.scalar(select(WebhookEndpoint).where(WebhookEndpoint.recipient_id == recipient_id)
-                          .order_by(WebhookEndpoint.created_at.desc()).limit(1))
+    return session.scalar(
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.recipient_id == recipient_id)
+        .order_by(WebhookEndpoint.created_at.desc())
+        .limit(1)
+    )
 
 
 def _recipient_out(session: SessionDep, recipient: Recipient) -> RecipientOut:
     endpoint = _endpoint(session, recipient.id)
-    return RecipientOut(id=recipient.id, name=recipient.name, role=recipient.role,
-                        webhook_url=endpoint.url if endpoint else None,
-                        webhook_status=endpoint.status if endpoint else None)
+    return RecipientOut(
+        id=recipient.id,
+        name=recipient.name,
+        role=recipient.role,
+        webhook_url=endpoint.url if endpoint else None,
+        webhook_status=endpoint.status if endpoint else None,
+    )
 
 
-@router.post("/recipients", status_code=201, response_model=RecipientCreated, tags=["recipients"],
-             summary="Add a recipient; the webhook signing secret is returned only now")
+@router.post(
+    "/recipients",
+    status_code=201,
+    response_model=RecipientCreated,
+    tags=["recipients"],
+    summary="Add a recipient; the webhook signing secret is returned only now",
+)
 def create_recipient(body: RecipientCreate, session: SessionDep, request: Request, _: Operator) -> RecipientCreated:
     settings = _settings(request)
     recipient, secret = admin.create_recipient(
-        session, name=body.name, role=body.role, webhook_url=body.webhook_url,
-        allow=settings.webhook_allowlist, require_https=settings.webhook_require_https)
+        session,
+        name=body.name,
+        role=body.role,
+        webhook_url=body.webhook_url,
+        allow=settings.webhook_allowlist,
+        require_https=settings.webhook_require_https,
+    )
     out = _recipient_out(session, recipient)
     return RecipientCreated(**out.model_dump(), webhook_secret=secret)
 
@@ -65,8 +83,12 @@ def get_recipient(recipient_id: str, session: SessionDep, _: Operator) -> Recipi
     return _recipient_out(session, recipient)
 
 
-@router.post("/recipients/{recipient_id}/rotate-secret", response_model=SecretRotated, tags=["recipients"],
-             summary="Replace the webhook signing secret (the old one stops working at once)")
+@router.post(
+    "/recipients/{recipient_id}/rotate-secret",
+    response_model=SecretRotated,
+    tags=["recipients"],
+    summary="Replace the webhook signing secret (the old one stops working at once)",
+)
 def rotate_secret(recipient_id: str, session: SessionDep, _: Operator) -> SecretRotated:
     endpoint = _endpoint(session, recipient_id)
     if endpoint is None:
@@ -75,8 +97,12 @@ def rotate_secret(recipient_id: str, session: SessionDep, _: Operator) -> Secret
     return SecretRotated(recipient_id=recipient_id, webhook_secret=endpoint.secret)
 
 
-@router.post("/recipients/{recipient_id}/ping", response_model=PingResult, tags=["recipients"],
-             summary="Send a signed test message (type endpoint.ping) to the recipient's webhook now")
+@router.post(
+    "/recipients/{recipient_id}/ping",
+    response_model=PingResult,
+    tags=["recipients"],
+    summary="Send a signed test message (type endpoint.ping) to the recipient's webhook now",
+)
 async def ping(recipient_id: str, request: Request, _: Operator) -> PingResult:
     settings = _settings(request)
     with request.app.state.store.transaction() as session:
@@ -90,9 +116,15 @@ async def ping(recipient_id: str, request: Request, _: Operator) -> PingResult:
         return PingResult(outcome="reject", status_code=None, error=str(exc))
     now = utcnow()
     async with make_client(timeout_s=settings.webhook_timeout_s) as client:
-        result = await send_once(client, url=url, secret=secret, message_id=f"msg_ping_{int(now.timestamp())}",
-                                 body=ping_payload(endpoint_id=endpoint_id, now=now).encode(), now=now,
-                                 timeout_s=settings.webhook_timeout_s)
+        result = await send_once(
+            client,
+            url=url,
+            secret=secret,
+            message_id=f"msg_ping_{int(now.timestamp())}",
+            body=ping_payload(endpoint_id=endpoint_id, now=now).encode(),
+            now=now,
+            timeout_s=settings.webhook_timeout_s,
+        )
     return PingResult(outcome=result.outcome, status_code=result.status_code, error=result.error)
 
 
@@ -101,8 +133,15 @@ def create_subscription(body: SubscriptionCreate, session: SessionDep, _: Operat
     recipient = session.get(Recipient, body.recipient_id)
     if recipient is None:
         raise not_found(f"recipient {body.recipient_id}")
-    subscription = admin.subscribe(session, recipient, household_id=body.household_id, grid_cell=body.grid_cell,
-                                   community=body.community, kinds=body.kinds, min_severity=body.min_severity)
+    subscription = admin.subscribe(
+        session,
+        recipient,
+        household_id=body.household_id,
+        grid_cell=body.grid_cell,
+        community=body.community,
+        kinds=body.kinds,
+        min_severity=body.min_severity,
+    )
     return _subscription_out(subscription)
 
 
@@ -114,8 +153,7 @@ def list_subscriptions(session: SessionDep, _: Operator, recipient_id: str | Non
     return [_subscription_out(s) for s in session.scalars(query)]
 
 
-@router.delete("/subscriptions/{subscription_id}", status_code=204, response_class=Response,
-               tags=["subscriptions"])
+@router.delete("/subscriptions/{subscription_id}", status_code=204, response_class=Response, tags=["subscriptions"])
 def delete_subscription(subscription_id: str, session: SessionDep, _: Operator) -> Response:
     subscription = session.get(Subscription, subscription_id)
     if subscription is None:
@@ -125,14 +163,24 @@ def delete_subscription(subscription_id: str, session: SessionDep, _: Operator) 
 
 
 def _subscription_out(subscription: Subscription) -> SubscriptionOut:
-    return SubscriptionOut(id=subscription.id, recipient_id=subscription.recipient_id,
-                           household_id=subscription.household_id, grid_cell=subscription.grid_cell,
-                           community=subscription.community, kinds=subscription.kinds,
-                           min_severity=subscription.min_severity)
+    return SubscriptionOut(
+        id=subscription.id,
+        recipient_id=subscription.recipient_id,
+        household_id=subscription.household_id,
+        grid_cell=subscription.grid_cell,
+        community=subscription.community,
+        kinds=subscription.kinds,
+        min_severity=subscription.min_severity,
+    )
 
 
-@router.post("/keys", status_code=201, response_model=KeyOut, tags=["keys"],
-             summary="Issue an API key; the token is returned only now")
+@router.post(
+    "/keys",
+    status_code=201,
+    response_model=KeyOut,
+    tags=["keys"],
+    summary="Issue an API key; the token is returned only now",
+)
 def create_key(body: KeyCreate, session: SessionDep, principal: Operator) -> KeyOut:
     recipient = session.get(Recipient, body.recipient_id) if body.recipient_id else None
     if body.recipient_id and recipient is None:  # the foreign key would refuse it (that was a 500)
@@ -143,13 +191,21 @@ def create_key(body: KeyCreate, session: SessionDep, principal: Operator) -> Key
         raise ApiError(422, "invalid_request", "a grid_worker key needs grid_cells")
     if body.role == "supervisor" and not (body.community or body.grid_cells):
         raise ApiError(422, "invalid_request", "a supervisor key needs a community or grid_cells")
-    key, token = issue_key(session, name=body.name, role=body.role, created_by=principal.key_id,
-                           recipient_id=body.recipient_id, grid_cells=body.grid_cells, community=body.community)
+    key, token = issue_key(
+        session,
+        name=body.name,
+        role=body.role,
+        created_by=principal.key_id,
+        recipient_id=body.recipient_id,
+        grid_cells=body.grid_cells,
+        community=body.community,
+    )
     return KeyOut(id=key.id, name=key.name, role=key.role, token=token)
 
 
-@router.delete("/keys/{key_id}", status_code=204, response_class=Response, tags=["keys"],
-               responses=error_responses(409))
+@router.delete(
+    "/keys/{key_id}", status_code=204, response_class=Response, tags=["keys"], responses=error_responses(409)
+)
 def revoke_key(key_id: str, session: SessionDep, principal: Operator) -> Response:
     key = session.get(ApiKey, key_id)
     if key is None:

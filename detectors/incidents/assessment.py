@@ -20,10 +20,10 @@ class IncidentAssessment:
     confidence: float
     explanation_zh: str
     explanation_en: str
-    reasons: list[str]          # urgency reasons, Chinese
-    reasons_en: list[str]       # urgency reasons, English
-    top_terms: list[str]        # n-grams of the text that pointed to the category
-    needs_review: bool          # low confidence or no readable text
+    reasons: list[str]  # urgency reasons, Chinese
+    reasons_en: list[str]  # urgency reasons, English
+    top_terms: list[str]  # n-grams of the text that pointed to the category
+    needs_review: bool  # low confidence or no readable text
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -47,21 +47,32 @@ def classify(text: str, classifier: IncidentClassifier | None = None) -> Inciden
         raise ValueError("report text is empty")
     if not has_content(cleaned):
         return IncidentAssessment(
-            "other", "low", 0.0,
+            "other",
+            "low",
+            0.0,
             "类别：其他（没有可识别的文字，请人工查看照片或联系上报人）；紧急程度：低",
             "Category: other (no readable text; look at the photo or ask the reporter); urgency: low",
-            ["没有可识别的文字"], ["no readable text"], [], True)
+            ["没有可识别的文字"],
+            ["no readable text"],
+            [],
+            True,
+        )
     category, confidence, terms = (classifier or default_classifier()).predict(cleaned)
     urgency = assess(cleaned, category)
     review = confidence < LOW_CONFIDENCE
     basis_zh = f"，依据：{_quote_zh(terms)}" if terms else ""
     basis_en = f", based on {_quote_en(terms)}" if terms else ""
-    zh = (f"类别：{CATEGORY_ZH[category]}（置信度 {confidence:.2f}{basis_zh}）；"
-          f"紧急程度：{URGENCY_ZH[urgency.level]}（{'；'.join(urgency.reasons)}）")
-    en = (f"Category: {CATEGORY_EN[category]} (confidence {confidence:.2f}{basis_en}); "
-          f"urgency: {URGENCY_EN[urgency.level]} ({'; '.join(urgency.reasons_en)})")
+    zh = (
+        f"类别：{CATEGORY_ZH[category]}（置信度 {confidence:.2f}{basis_zh}）；"
+        f"紧急程度：{URGENCY_ZH[urgency.level]}（{'；'.join(urgency.reasons)}）"
+    )
+    en = (
+        f"Category: {CATEGORY_EN[category]} (confidence {confidence:.2f}{basis_en}); "
+        f"urgency: {URGENCY_EN[urgency.level]} ({'; '.join(urgency.reasons_en)})"
+    )
     if review:
         zh += "；分类把握不大，请人工确认"
         en += "; the category is uncertain, please check"
-    return IncidentAssessment(category, urgency.level, round(confidence, 4), zh, en,
-                              urgency.reasons, urgency.reasons_en, terms, review)
+    return IncidentAssessment(
+        category, urgency.level, round(confidence, 4), zh, en, urgency.reasons, urgency.reasons_en, terms, review
+    )

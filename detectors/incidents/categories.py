@@ -6,8 +6,16 @@ The codes are a contract with the API, the alert router and the console: never r
 from __future__ import annotations
 
 CATEGORIES: tuple[str, ...] = (
-    "clutter", "water_pipe", "ebike", "noise_dispute", "pets",
-    "vulnerable_person", "hazard", "sanitation", "facility", "other",
+    "clutter",
+    "water_pipe",
+    "ebike",
+    "noise_dispute",
+    "pets",
+    "vulnerable_person",
+    "hazard",
+    "sanitation",
+    "facility",
+    "other",
 )
 
 CATEGORY_ZH: dict[str, str] = {

@@ -32,11 +32,21 @@ CV_SEED = 0
 
 
 def _pipeline(ngram_range: tuple[int, int] = NGRAM_RANGE, c: float = C) -> Pipeline:
-    return Pipeline([
-        ("tfidf", TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, sublinear_tf=True,
-                                  preprocessor=for_model, dtype=np.float64)),
-        ("model", LogisticRegression(C=c, solver="saga", tol=1e-3, max_iter=5000, random_state=0)),
-    ])
+    return Pipeline(
+        [
+            (
+                "tfidf",
+                TfidfVectorizer(
+                    analyzer="char_wb",
+                    ngram_range=ngram_range,
+                    sublinear_tf=True,
+                    preprocessor=for_model,
+                    dtype=np.float64,
+                ),
+            ),
+            ("model", LogisticRegression(C=c, solver="saga", tol=1e-3, max_iter=5000, random_state=0)),
+        ]
+    )
 
 
 # Function characters: an n-gram made only of these explains nothing to a reader.
@@ -124,8 +134,9 @@ class IncidentClassifier:
         return [str(c) for c in self._pipeline.predict([clean(t) for t in texts])]
 
 
-def train(records: Sequence[LabelledReport], ngram_range: tuple[int, int] = NGRAM_RANGE,
-          c: float = C) -> IncidentClassifier:
+def train(
+    records: Sequence[LabelledReport], ngram_range: tuple[int, int] = NGRAM_RANGE, c: float = C
+) -> IncidentClassifier:
     """Train on labelled reports (``LabelledReport`` or anything with ``.text`` and ``.category``)."""
     labels = [r.category for r in records]
     unknown = set(labels) - set(CATEGORIES)
@@ -148,8 +159,9 @@ def select_hyperparameters(records: Sequence[LabelledReport]) -> tuple[dict, flo
     """Grid search by stratified 5-fold cross-validation on ``records`` (the training part only).
 
     Returns (best parameters, mean CV accuracy)."""
-    search = GridSearchCV(_pipeline(), PARAM_GRID, cv=StratifiedKFold(5, shuffle=True, random_state=CV_SEED),
-                          scoring="accuracy", n_jobs=1)
+    search = GridSearchCV(
+        _pipeline(), PARAM_GRID, cv=StratifiedKFold(5, shuffle=True, random_state=CV_SEED), scoring="accuracy", n_jobs=1
+    )
     search.fit([clean(r.text) for r in records], [r.category for r in records])
     return dict(search.best_params_), float(search.best_score_)
 

@@ -27,10 +27,10 @@ def classify_line(line: str, number: int, classifier: IncidentClassifier | None 
     except (json.JSONDecodeError, RecursionError) as exc:
         return _dump({"line": number, "error": f"line {number}: not valid JSON ({exc})"})
     if not isinstance(item, dict):
-        return _dump({"line": number, "error": f"line {number}: expected a JSON object with a \"text\" field"})
+        return _dump({"line": number, "error": f'line {number}: expected a JSON object with a "text" field'})
     text = item.get("text")
     if not isinstance(text, str):
-        return _dump({"line": number, "error": f"line {number}: \"text\" must be a string"})
+        return _dump({"line": number, "error": f'line {number}: "text" must be a string'})
     try:
         result = classify(text, classifier)
     except ValueError as exc:
@@ -39,12 +39,19 @@ def classify_line(line: str, number: int, classifier: IncidentClassifier | None 
     for key in ("id", "incident_id"):
         if isinstance(item.get(key), str | int):
             out[key] = item[key]
-    out.update({
-        "category": result.category, "urgency": result.urgency, "confidence": result.confidence,
-        "explanation": result.explanation_zh, "explanation_en": result.explanation_en,
-        "reasons": result.reasons, "reasons_en": result.reasons_en, "top_terms": result.top_terms,
-        "needs_review": result.needs_review,
-    })
+    out.update(
+        {
+            "category": result.category,
+            "urgency": result.urgency,
+            "confidence": result.confidence,
+            "explanation": result.explanation_zh,
+            "explanation_en": result.explanation_en,
+            "reasons": result.reasons,
+            "reasons_en": result.reasons_en,
+            "top_terms": result.top_terms,
+            "needs_review": result.needs_review,
+        }
+    )
     return _dump(out)
 
 

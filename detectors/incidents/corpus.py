@@ -53,11 +53,13 @@ def load_colloquial() -> list[LabelledReport]:
     return _load("colloquial.jsonl")
 
 
-def split_corpus(records: list[LabelledReport], test_size: float = TEST_SIZE,
-                 seed: int = SPLIT_SEED) -> tuple[list[LabelledReport], list[LabelledReport]]:
+def split_corpus(
+    records: list[LabelledReport], test_size: float = TEST_SIZE, seed: int = SPLIT_SEED
+) -> tuple[list[LabelledReport], list[LabelledReport]]:
     """Deterministic stratified (train, held-out) split."""
     from sklearn.model_selection import train_test_split
 
-    train, test = train_test_split(records, test_size=test_size, random_state=seed,
-                                   stratify=[r.category for r in records])
+    train, test = train_test_split(
+        records, test_size=test_size, random_state=seed, stratify=[r.category for r in records]
+    )
     return list(train), list(test)

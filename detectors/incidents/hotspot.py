@@ -65,32 +65,44 @@ def _at(hour: int) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class HotspotFinding:
-    transition: str             # "raised" or "resolved"
+    transition: str  # "raised" or "resolved"
     grid_cell: str
     category: str
-    since: datetime             # when the hotspot was raised
-    at: datetime                # event time of this decision
-    count: int                  # reports in the recent window
+    since: datetime  # when the hotspot was raised
+    at: datetime  # event time of this decision
+    count: int  # reports in the recent window
     window_days: float
-    baseline_per_week: float    # the cell's usual weekly rate (with the prior)
-    expected: float             # expected reports in the recent window
+    baseline_per_week: float  # the cell's usual weekly rate (with the prior)
+    expected: float  # expected reports in the recent window
     p_value: float
     explanation_zh: str
     explanation_en: str
 
     def to_finding(self) -> Finding:
         """As a generic detector finding (kind ``hotspot``) for the alert pipeline."""
-        return Finding(self.transition, "hotspot", "medium", self.since, self.at, self.explanation_zh,
-                       self.explanation_en, {"grid_cell": self.grid_cell, "category": self.category,
-                                             "count": self.count, "window_days": self.window_days,
-                                             "baseline_per_week": round(self.baseline_per_week, 3),
-                                             "p_value": self.p_value})
+        return Finding(
+            self.transition,
+            "hotspot",
+            "medium",
+            self.since,
+            self.at,
+            self.explanation_zh,
+            self.explanation_en,
+            {
+                "grid_cell": self.grid_cell,
+                "category": self.category,
+                "count": self.count,
+                "window_days": self.window_days,
+                "baseline_per_week": round(self.baseline_per_week, 3),
+                "p_value": self.p_value,
+            },
+        )
 
 
 @dataclass
 class _Cell:
-    hours: dict[int, int] = field(default_factory=dict)   # hour index → reports
-    raised_at: int | None = None                           # hour the current hotspot was raised
+    hours: dict[int, int] = field(default_factory=dict)  # hour index → reports
+    raised_at: int | None = None  # hour the current hotspot was raised
 
 
 def _fmt(x: float) -> str:
@@ -106,9 +118,17 @@ def _chance(p: float) -> tuple[str, str]:
 
 
 class HotspotDetector:
-    def __init__(self, recent: timedelta = timedelta(days=7), baseline_weeks: int = 8, prior_rate: float = 0.5,
-                 prior_weeks: float = 2.0, p_raise: float = 0.01, p_clear: float = 0.05, min_count: int = 3,
-                 started: datetime | None = None) -> None:
+    def __init__(
+        self,
+        recent: timedelta = timedelta(days=7),
+        baseline_weeks: int = 8,
+        prior_rate: float = 0.5,
+        prior_weeks: float = 2.0,
+        p_raise: float = 0.01,
+        p_clear: float = 0.05,
+        min_count: int = 3,
+        started: datetime | None = None,
+    ) -> None:
         if recent < timedelta(hours=1) or baseline_weeks < 1 or prior_rate <= 0 or prior_weeks <= 0:
             raise ValueError("recent ≥ 1 h, baseline_weeks ≥ 1, prior_rate > 0 and prior_weeks > 0 are required")
         if not 0 < p_raise <= p_clear < 1 or min_count < 1:
@@ -165,7 +185,7 @@ class HotspotDetector:
         return sorted(k for k, c in self._cells.items() if c.raised_at is not None)
 
     def _evaluate(self, grid_cell: str, category: str, cell: _Cell, now: int) -> HotspotFinding | None:
-        recent_start = now - self._recent_hours          # the recent window is (recent_start, now]
+        recent_start = now - self._recent_hours  # the recent window is (recent_start, now]
         baseline_start = recent_start - self.baseline_weeks * 7 * 24
         for h in [h for h in cell.hours if h <= baseline_start]:
             del cell.hours[h]
@@ -189,35 +209,65 @@ class HotspotDetector:
             cell.raised_at = None
         return self._finding(transition, grid_cell, category, since, _at(now), count, rate, expected, p)
 
-    def _finding(self, transition: str, grid_cell: str, category: str, since: datetime, at: datetime, count: int,
-                 rate: float, expected: float, p: float) -> HotspotFinding:
+    def _finding(
+        self,
+        transition: str,
+        grid_cell: str,
+        category: str,
+        since: datetime,
+        at: datetime,
+        count: int,
+        rate: float,
+        expected: float,
+        p: float,
+    ) -> HotspotFinding:
         days = self._recent_hours / 24
         d = f"{days:g}"
         zh_cat, en_cat = CATEGORY_ZH[category], CATEGORY_EN[category]
         plural = "report" if count == 1 else "reports"
         if transition == "raised":
             chance_zh, chance_en = _chance(p)
-            zh = (f"网格 {grid_cell} 近 {d} 天有 {count} 起“{zh_cat}”类报告，平时约每周 {_fmt(rate)} 起，"
-                  f"明显偏多（纯属偶然的可能{chance_zh}），请关注是否有共同原因。")
-            en = (f"{count} {plural} of {en_cat} in cell {grid_cell} in {d} days; usually {_fmt(rate)} a week "
-                  f"(chance of this by luck {chance_en}). Look for a common cause.")
+            zh = (
+                f"网格 {grid_cell} 近 {d} 天有 {count} 起“{zh_cat}”类报告，平时约每周 {_fmt(rate)} 起，"
+                f"明显偏多（纯属偶然的可能{chance_zh}），请关注是否有共同原因。"
+            )
+            en = (
+                f"{count} {plural} of {en_cat} in cell {grid_cell} in {d} days; usually {_fmt(rate)} a week "
+                f"(chance of this by luck {chance_en}). Look for a common cause."
+            )
         else:
             zh = f"网格 {grid_cell} 的“{zh_cat}”类报告已回落：近 {d} 天 {count} 起，平时约每周 {_fmt(rate)} 起。"
-            en = (f"Reports of {en_cat} in cell {grid_cell} have subsided: {count} in {d} days; "
-                  f"usually {_fmt(rate)} a week.")
-        return HotspotFinding(transition, grid_cell, category, since, at, count, days, rate, expected,
-                              float(f"{p:.3g}"), zh, en)
+            en = (
+                f"Reports of {en_cat} in cell {grid_cell} have subsided: {count} in {d} days; "
+                f"usually {_fmt(rate)} a week."
+            )
+        return HotspotFinding(
+            transition, grid_cell, category, since, at, count, days, rate, expected, float(f"{p:.3g}"), zh, en
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {
             "version": STATE_VERSION,
-            "params": {"recent_s": self.recent.total_seconds(), "baseline_weeks": self.baseline_weeks,
-                       "prior_rate": self.prior_rate, "prior_weeks": self.prior_weeks, "p_raise": self.p_raise,
-                       "p_clear": self.p_clear, "min_count": self.min_count},
+            "params": {
+                "recent_s": self.recent.total_seconds(),
+                "baseline_weeks": self.baseline_weeks,
+                "prior_rate": self.prior_rate,
+                "prior_weeks": self.prior_weeks,
+                "p_raise": self.p_raise,
+                "p_clear": self.p_clear,
+                "min_count": self.min_count,
+            },
             "started_hour": self.started,
             "watermark_hour": self.watermark,
-            "cells": [{"grid_cell": g, "category": c, "hours": {str(h): n for h, n in sorted(cell.hours.items())},
-                       "raised_hour": cell.raised_at} for (g, c), cell in sorted(self._cells.items())],
+            "cells": [
+                {
+                    "grid_cell": g,
+                    "category": c,
+                    "hours": {str(h): n for h, n in sorted(cell.hours.items())},
+                    "raised_hour": cell.raised_at,
+                }
+                for (g, c), cell in sorted(self._cells.items())
+            ],
         }
 
     @classmethod
@@ -225,12 +275,20 @@ class HotspotDetector:
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported hotspot state version {state.get('version')!r}")
         p = state["params"]
-        detector = cls(timedelta(seconds=float(p["recent_s"])), int(p["baseline_weeks"]), float(p["prior_rate"]),
-                       float(p["prior_weeks"]), float(p["p_raise"]), float(p["p_clear"]), int(p["min_count"]))
+        detector = cls(
+            timedelta(seconds=float(p["recent_s"])),
+            int(p["baseline_weeks"]),
+            float(p["prior_rate"]),
+            float(p["prior_weeks"]),
+            float(p["p_raise"]),
+            float(p["p_clear"]),
+            int(p["min_count"]),
+        )
         detector.started = state["started_hour"]
         detector.watermark = state["watermark_hour"]
         for item in state["cells"]:
             check_category(item["category"])
             detector._cells[(item["grid_cell"], item["category"])] = _Cell(
-                {int(h): int(n) for h, n in item["hours"].items()}, item["raised_hour"])
+                {int(h): int(n) for h, n in item["hours"].items()}, item["raised_hour"]
+            )
         return detector

@@ -28,16 +28,18 @@ from detectors.incidents.text import for_similarity
 STATE_VERSION = 1
 DEFAULT_THRESHOLD = 0.35
 SAME_PLACE_SCORE = 0.5  # similarity given to two reports naming the same building or unit
-MAX_TEXTS = 5          # texts kept per incident for comparison (first and latest)
-MAX_REPORT_IDS = 200   # report ids kept per incident to recognise a report sent twice
-_KEPT_CHARS = 300      # of each kept text
+MAX_TEXTS = 5  # texts kept per incident for comparison (first and latest)
+MAX_REPORT_IDS = 200  # report ids kept per incident to recognise a report sent twice
+_KEPT_CHARS = 300  # of each kept text
 
 _FILLER = set("的了在有是我们你他她它这那就都还也又很和吗呢吧啊呀一个里到着被把给请")
 _BUILDING = re.compile(r"(?:[0-9]+|[一二三四五六七八九十]+)(?:栋|号楼|幢|座|单元|号门)")
 _GATE = re.compile(r"[东西南北]门")
-_PERSON = re.compile(r"[王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董程曹袁邓许沈曾彭吕苏卢蒋蔡贾丁魏薛叶"
-                     r"余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常武乔贺赖龚文]"
-                     r"(?:奶奶|爷爷|大爷|大妈|阿姨|阿婆|婆婆|伯|叔|老师|师傅)")
+_PERSON = re.compile(
+    r"[王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董程曹袁邓许沈曾彭吕苏卢蒋蔡贾丁魏薛叶"
+    r"余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常武乔贺赖龚文]"
+    r"(?:奶奶|爷爷|大爷|大妈|阿姨|阿婆|婆婆|伯|叔|老师|师傅)"
+)
 _OBJECT_WORDS = """
     电梯 门禁 单元门 防盗门 路灯 楼道灯 声控灯 应急灯 井盖 扶手 台阶 健身器材 道闸 监控 信报箱 快递柜 围墙 窗户
     座椅 秋千 滑梯 充电桩 车棚 水管 水龙头 马桶 下水道 地漏 水箱 暖气 热水器 燃气 煤气 配电箱 电表箱 电线 插座
@@ -49,7 +51,7 @@ _OBJECTS = tuple(_OBJECT_WORDS.split())
 def _grams(normalised: str) -> frozenset[str]:
     text = re.sub(r"[0-9]+", "", normalised)
     grams = {c for c in text if c not in _FILLER}
-    grams.update(text[i:i + 2] for i in range(len(text) - 1))
+    grams.update(text[i : i + 2] for i in range(len(text) - 1))
     return frozenset(grams)
 
 
@@ -62,8 +64,12 @@ def _idf() -> tuple[dict[str, float], float]:
 
 
 def _markers(normalised: str) -> tuple[frozenset[str], ...]:
-    return (frozenset(_BUILDING.findall(normalised)), frozenset(_GATE.findall(normalised)),
-            frozenset(_PERSON.findall(normalised)), frozenset(o for o in _OBJECTS if o in normalised))
+    return (
+        frozenset(_BUILDING.findall(normalised)),
+        frozenset(_GATE.findall(normalised)),
+        frozenset(_PERSON.findall(normalised)),
+        frozenset(o for o in _OBJECTS if o in normalised),
+    )
 
 
 def similarity(a: str, b: str) -> float:
@@ -90,8 +96,8 @@ class MergeDecision:
     incident_id: str
     is_new: bool
     report_count: int
-    similarity: float = 1.0     # to the incident it joined (1.0 for a new one)
-    duplicate: bool = False     # the same report id was seen before: nothing changed
+    similarity: float = 1.0  # to the incident it joined (1.0 for a new one)
+    duplicate: bool = False  # the same report id was seen before: nothing changed
 
 
 @dataclass
@@ -208,15 +214,28 @@ class IncidentMerger:
         watermark = state.get("watermark")
         merger.watermark = datetime.fromisoformat(watermark) if watermark else None
         for item in state["incidents"]:
-            incident = _Incident(item["id"], item["grid_cell"], item["category"],
-                                 _aware(datetime.fromisoformat(item["first_ts"])),
-                                 _aware(datetime.fromisoformat(item["last_ts"])),
-                                 int(item["count"]), list(item["texts"]), list(item["report_ids"]))
+            incident = _Incident(
+                item["id"],
+                item["grid_cell"],
+                item["category"],
+                _aware(datetime.fromisoformat(item["first_ts"])),
+                _aware(datetime.fromisoformat(item["last_ts"])),
+                int(item["count"]),
+                list(item["texts"]),
+                list(item["report_ids"]),
+            )
             merger._cells.setdefault(incident.grid_cell, []).append(incident)
         return merger
 
 
 def _incident_dict(i: _Incident) -> dict[str, object]:
-    return {"id": i.id, "grid_cell": i.grid_cell, "category": i.category, "first_ts": i.first_ts.isoformat(),
-            "last_ts": i.last_ts.isoformat(), "count": i.count, "texts": list(i.texts),
-            "report_ids": list(i.report_ids)}
+    return {
+        "id": i.id,
+        "grid_cell": i.grid_cell,
+        "category": i.category,
+        "first_ts": i.first_ts.isoformat(),
+        "last_ts": i.last_ts.isoformat(),
+        "count": i.count,
+        "texts": list(i.texts),
+        "report_ids": list(i.report_ids),
+    }

@@ -32,8 +32,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def config() -> RouterConfig:
-    return RouterConfig(policy=parse_policy(None), repeat_interval=timedelta(hours=4),
-                        public_url="https://shouwang.example")
+    return RouterConfig(
+        policy=parse_policy(None), repeat_interval=timedelta(hours=4), public_url="https://shouwang.example"
+    )
 
 
 @dataclass
@@ -54,17 +55,25 @@ class World:
 def build_world(store: Store, receiver_url: str = "http://127.0.0.1:9/hook") -> World:
     secrets: dict[str, str] = {}
     with store.transaction() as session:
+
         def household(name: str, meter: str, cell: str) -> Household:
             home = admin.create_household(
-                session, name=name, timezone="Asia/Shanghai", grid_cell=cell, community="FT-Lianhua",
-                consent_given_by=f"{name} (the elder)", consent_given_at=T0 - timedelta(days=30),
-                consent_scope="water-use alerts to family and grid worker")
+                session,
+                name=name,
+                timezone="Asia/Shanghai",
+                grid_cell=cell,
+                community="FT-Lianhua",
+                consent_given_by=f"{name} (the elder)",
+                consent_given_at=T0 - timedelta(days=30),
+                consent_scope="water-use alerts to family and grid worker",
+            )
             admin.add_meter(session, home, meter_id=meter)
             return home
 
         def person(name: str, role: str) -> Recipient:
-            recipient, secret = admin.create_recipient(session, name=name, role=role, webhook_url=receiver_url,
-                                                       allow=LOOPBACK)
+            recipient, secret = admin.create_recipient(
+                session, name=name, role=role, webhook_url=receiver_url, allow=LOOPBACK
+            )
             assert secret is not None
             secrets[recipient.id] = secret
             return recipient

@@ -18,13 +18,20 @@ from tests.alerts.delivery.receiver import Receiver
 from tests.alerts.test_pipeline import event, route
 
 
-def dispatch_until_quiet(store: Store, *, schedule: tuple[float, ...] = (0.05, 0.05),
-                         allow: tuple[str, ...] = LOOPBACK, rounds: int = 40) -> None:
+def dispatch_until_quiet(
+    store: Store, *, schedule: tuple[float, ...] = (0.05, 0.05), allow: tuple[str, ...] = LOOPBACK, rounds: int = 40
+) -> None:
     async def run() -> None:
         client = make_client(timeout_s=2.0)
-        dispatcher = Dispatcher(store, DispatchConfig(schedule=schedule, lease=timedelta(seconds=30),
-                                                      timeout_s=2.0, allow=allow, require_https=True),
-                                client=client, limiter=EndpointLimiter(2), rng=random.Random(7))
+        dispatcher = Dispatcher(
+            store,
+            DispatchConfig(
+                schedule=schedule, lease=timedelta(seconds=30), timeout_s=2.0, allow=allow, require_https=True
+            ),
+            client=client,
+            limiter=EndpointLimiter(2),
+            rng=random.Random(7),
+        )
         try:
             for _ in range(rounds):
                 if not await dispatcher.run_once():
@@ -91,8 +98,11 @@ def test_410_disables_the_endpoint_and_stops_its_deliveries(store: Store, config
         dispatch_until_quiet(store)
     assert {d.status for d in deliveries(store)} == {"dead"}
     with store.transaction() as session:
-        statuses = {e.status for e in session.scalars(select(WebhookEndpoint))
-                    if e.id in {d.endpoint_id for d in deliveries(store)}}
+        statuses = {
+            e.status
+            for e in session.scalars(select(WebhookEndpoint))
+            if e.id in {d.endpoint_id for d in deliveries(store)}
+        }
     assert statuses == {"disabled"}
 
 

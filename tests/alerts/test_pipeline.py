@@ -18,18 +18,29 @@ from shouwang.events import AlertEvent, AlertKind, Explanation, Severity, alert_
 from tests.alerts.conftest import T0, World, build_world
 
 
-def event(meter: str, kind: str = "no_usage", severity: str = "high", transition: str = "raised",
-          since: datetime = T0, at: datetime | None = None) -> AlertEvent:
-    return AlertEvent(alert_id=alert_id_for(meter, kind, since), event=transition,  # type: ignore[arg-type]
-                      meter_id=meter, kind=AlertKind(kind), severity=Severity(severity), since=since,
-                      at=at or since + timedelta(hours=6),
-                      explanation=Explanation(zh="自 21:15 起无用水", en="no water use since 21:15"))
+def event(
+    meter: str,
+    kind: str = "no_usage",
+    severity: str = "high",
+    transition: str = "raised",
+    since: datetime = T0,
+    at: datetime | None = None,
+) -> AlertEvent:
+    return AlertEvent(
+        alert_id=alert_id_for(meter, kind, since),
+        event=transition,  # type: ignore[arg-type]
+        meter_id=meter,
+        kind=AlertKind(kind),
+        severity=Severity(severity),
+        since=since,
+        at=at or since + timedelta(hours=6),
+        explanation=Explanation(zh="自 21:15 起无用水", en="no water use since 21:15"),
+    )
 
 
 def route(store: Store, config: RouterConfig, alert_event: AlertEvent, now: datetime) -> str:
     with store.transaction() as session:
-        return default_pipeline().run(RouteContext(session=session, event=alert_event, now=now,
-                                                   config=config)).result
+        return default_pipeline().run(RouteContext(session=session, event=alert_event, now=now, config=config)).result
 
 
 def told(store: Store, alert_id: str, event_type: str | None = None) -> list[str]:
@@ -46,7 +57,8 @@ def world(store: Store) -> World:
 
 
 def test_raise_tells_the_family_of_that_home_and_its_grid_worker_once(
-        store: Store, config: RouterConfig, world: World) -> None:
+    store: Store, config: RouterConfig, world: World
+) -> None:
     raised = event("MA")
     assert route(store, config, raised, T0) == "notified"
     assert told(store, raised.alert_id) == sorted([world.family_a.id, world.grid_worker.id])
@@ -107,16 +119,25 @@ def test_consent_withdrawal_stops_everything(store: Store, config: RouterConfig,
 
 def test_maintenance_silence_matches_its_meter(store: Store, config: RouterConfig, world: World) -> None:
     with store.transaction() as session:
-        admin.add_silence(session, created_by="operator", reason="maintenance: meter swap", meter_id="MA",
-                          starts_at=T0 - timedelta(hours=1), ends_at=T0 + timedelta(hours=2))
+        admin.add_silence(
+            session,
+            created_by="operator",
+            reason="maintenance: meter swap",
+            meter_id="MA",
+            starts_at=T0 - timedelta(hours=1),
+            ends_at=T0 + timedelta(hours=2),
+        )
     assert route(store, config, event("MA", kind="spike"), T0).startswith("silenced:sil_")
     assert route(store, config, event("MB", kind="spike"), T0) == "notified"
-    assert route(store, config, event("MA", kind="spike", since=T0 + timedelta(hours=3)),
-                 T0 + timedelta(hours=3)) == "notified"  # the window is over
+    assert (
+        route(store, config, event("MA", kind="spike", since=T0 + timedelta(hours=3)), T0 + timedelta(hours=3))
+        == "notified"
+    )  # the window is over
 
 
 def test_detector_resolve_sends_the_all_clear_to_everyone_told(
-        store: Store, config: RouterConfig, world: World) -> None:
+    store: Store, config: RouterConfig, world: World
+) -> None:
     route(store, config, event("MA"), T0)
     cleared = event("MA", transition="resolved", at=T0 + timedelta(hours=9))
     assert route(store, config, cleared, T0 + timedelta(hours=9)) == "notified"
@@ -130,7 +151,8 @@ def test_detector_resolve_sends_the_all_clear_to_everyone_told(
 
 
 def test_unacknowledged_critical_alert_climbs_the_chain_and_ack_stops_it(
-        store: Store, config: RouterConfig, world: World) -> None:
+    store: Store, config: RouterConfig, world: World
+) -> None:
     first, second = event("MA", severity="critical"), event("MB", severity="critical")
     route(store, config, first, T0)
     route(store, config, second, T0)
@@ -166,7 +188,8 @@ def test_reminders_repeat_while_unacknowledged(store: Store, config: RouterConfi
 
 
 def test_person_resolves_with_an_outcome_and_everyone_told_hears_it(
-        store: Store, config: RouterConfig, world: World) -> None:
+    store: Store, config: RouterConfig, world: World
+) -> None:
     raised = event("MA")
     route(store, config, raised, T0)
     with store.transaction() as session:
@@ -174,8 +197,15 @@ def test_person_resolves_with_an_outcome_and_everyone_told_hears_it(
         assert alert is not None
         with pytest.raises(LifecycleError, match="outcome must be one of"):
             resolve(session, alert, by="gw", outcome="shrug", note=None, now=T0, config=config)
-        resolve(session, alert, by="grid worker C1", outcome="resident_fine", note="was napping",
-                now=T0 + timedelta(hours=1), config=config)
+        resolve(
+            session,
+            alert,
+            by="grid worker C1",
+            outcome="resident_fine",
+            note="was napping",
+            now=T0 + timedelta(hours=1),
+            config=config,
+        )
     assert told(store, raised.alert_id, "alert.resolved") == sorted([world.family_a.id, world.grid_worker.id])
     with store.transaction() as session:
         alert = session.get(Alert, raised.alert_id)
@@ -197,13 +227,20 @@ def test_unknown_meter_reaches_operators_only(store: Store, config: RouterConfig
 
 
 def test_incident_reaches_the_cell_and_merged_reports_only_raise_its_count(
-        store: Store, config: RouterConfig, world: World) -> None:
+    store: Store, config: RouterConfig, world: World
+) -> None:
     def incident(count: int) -> AlertEvent:
-        return AlertEvent(alert_id=alert_id_for("cell:C1:inc_1", "incident", T0), event="raised",
-                          grid_cell="C1", kind=AlertKind.INCIDENT, severity=Severity.HIGH, since=T0, at=T0,
-                          explanation=Explanation(zh=f"楼道充电（{count} 条报告）",
-                                                  en=f"corridor charging ({count} reports)"),
-                          facts={"category": "ebike", "report_count": count})
+        return AlertEvent(
+            alert_id=alert_id_for("cell:C1:inc_1", "incident", T0),
+            event="raised",
+            grid_cell="C1",
+            kind=AlertKind.INCIDENT,
+            severity=Severity.HIGH,
+            since=T0,
+            at=T0,
+            explanation=Explanation(zh=f"楼道充电（{count} 条报告）", en=f"corridor charging ({count} reports)"),
+            facts={"category": "ebike", "report_count": count},
+        )
 
     first = incident(1)
     assert route(store, config, first, T0) == "notified"
@@ -217,7 +254,8 @@ def test_incident_reaches_the_cell_and_merged_reports_only_raise_its_count(
 
 
 def test_a_silence_that_goes_on_raises_the_severity_and_tells_everyone_again(
-        store: Store, config: RouterConfig, world: World) -> None:
+    store: Store, config: RouterConfig, world: World
+) -> None:
     raised = event("MA", severity="high")
     route(store, config, raised, T0)
     worse = event("MA", severity="critical", transition="escalated", at=T0 + timedelta(hours=24))

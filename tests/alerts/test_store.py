@@ -23,10 +23,15 @@ def test_times_come_back_aware_in_utc(store: Store) -> None:
 
     shanghai = timezone(timedelta(hours=8))
     with store.transaction() as session:
-        home = admin.create_household(session, name="H", timezone="Asia/Shanghai", grid_cell="C1",
-                                      consent_given_by="elder", consent_given_at=datetime(2026, 3, 1, 9,
-                                                                                          tzinfo=shanghai),
-                                      consent_scope="alerts")
+        home = admin.create_household(
+            session,
+            name="H",
+            timezone="Asia/Shanghai",
+            grid_cell="C1",
+            consent_given_by="elder",
+            consent_given_at=datetime(2026, 3, 1, 9, tzinfo=shanghai),
+            consent_scope="alerts",
+        )
         home_id = home.id
     with store.transaction() as session:
         from alerts.models import Household

@@ -39,9 +39,14 @@ ROLES = ("none", "invalid", "revoked", "operator", "supervisor", "grid_worker", 
 def api_settings(broker: LocalBroker, var_dir: Path, **overrides: Any) -> Settings:
     """Settings of a test API: its own SQLite store and topics, the session broker, loopback webhooks."""
     values: dict[str, Any] = {
-        "var_dir": var_dir, "admin_token": ADMIN_TOKEN, "kafka_bootstrap": broker.bootstrap,
-        "topic_prefix": f"t{uuid.uuid4().hex[:8]}.", "webhook_allow_hosts": "127.0.0.0/8",
-        "readings_partitions": 2, "incidents_partitions": 1, "alerts_partitions": 1,
+        "var_dir": var_dir,
+        "admin_token": ADMIN_TOKEN,
+        "kafka_bootstrap": broker.bootstrap,
+        "topic_prefix": f"t{uuid.uuid4().hex[:8]}.",
+        "webhook_allow_hosts": "127.0.0.0/8",
+        "readings_partitions": 2,
+        "incidents_partitions": 1,
+        "alerts_partitions": 1,
         "public_url": "https://shouwang.example",
     }
     values.update(overrides)
@@ -78,8 +83,9 @@ def bearer(token: str | None) -> dict[str, str]:
 
 def expect(response: Response, status: int) -> Any:
     """The JSON body, after checking the status (the body is in the message when it differs)."""
-    assert response.status_code == status, f"{response.request.method} {response.request.url}: " \
-        f"{response.status_code} {response.text[:500]}"
+    assert response.status_code == status, (
+        f"{response.request.method} {response.request.url}: {response.status_code} {response.text[:500]}"
+    )
     return response.json() if response.content else None
 
 
@@ -118,9 +124,17 @@ def receiver() -> Iterator[Receiver]:
 
 
 def household_body(name: str, cell: str, community: str | None) -> dict[str, Any]:
-    return {"name": name, "timezone": "Asia/Shanghai", "grid_cell": cell, "community": community,
-            "consent": {"given_by": f"{name} (the elder)", "given_at": "2026-02-01T09:00:00+08:00",
-                        "scope": "water-use alerts to family and grid worker"}}
+    return {
+        "name": name,
+        "timezone": "Asia/Shanghai",
+        "grid_cell": cell,
+        "community": community,
+        "consent": {
+            "given_by": f"{name} (the elder)",
+            "given_at": "2026-02-01T09:00:00+08:00",
+            "scope": "water-use alerts to family and grid worker",
+        },
+    }
 
 
 @dataclass
@@ -152,37 +166,56 @@ class World:
         return expect(self.call("operator", method, path, **kwargs), status)
 
     def new_key(self, role: str, **scope: Any) -> tuple[str, str]:
-        body = self.op("POST", "/v1/keys", 201, json={"name": f"{role} {uuid.uuid4().hex[:6]}", "role": role,
-                                                      **scope})
+        body = self.op("POST", "/v1/keys", 201, json={"name": f"{role} {uuid.uuid4().hex[:6]}", "role": role, **scope})
         return body["id"], body["token"]
 
-    def raise_alert(self, meter: str | None, *, kind: str = "no_usage", severity: str = "high",
-                    since: datetime | None = None, at: datetime | None = None, grid_cell: str | None = None,
-                    facts: dict[str, str | int] | None = None) -> str:
+    def raise_alert(
+        self,
+        meter: str | None,
+        *,
+        kind: str = "no_usage",
+        severity: str = "high",
+        since: datetime | None = None,
+        at: datetime | None = None,
+        grid_cell: str | None = None,
+        facts: dict[str, str | int] | None = None,
+    ) -> str:
         """Route a raise through the router's real pipeline (there is no detector yet). Without a
         meter, the alert is about a grid cell (incidents, hotspots)."""
         since = since or T0 - timedelta(minutes=len(self.seeded) + 1)
-        event = AlertEvent(alert_id=alert_id_for(meter or str(grid_cell), kind, since), event="raised",
-                           meter_id=meter, grid_cell=grid_cell, kind=AlertKind(kind), severity=Severity(severity),
-                           since=since, at=at or since + timedelta(hours=6),
-                           explanation=Explanation(zh="自 21:15 起无用水", en="no water use since 21:15"),
-                           facts=facts or {})
+        event = AlertEvent(
+            alert_id=alert_id_for(meter or str(grid_cell), kind, since),
+            event="raised",
+            meter_id=meter,
+            grid_cell=grid_cell,
+            kind=AlertKind(kind),
+            severity=Severity(severity),
+            since=since,
+            at=at or since + timedelta(hours=6),
+            explanation=Explanation(zh="自 21:15 起无用水", en="no water use since 21:15"),
+            facts=facts or {},
+        )
         with self.store.transaction() as session:
-            result = default_pipeline().run(RouteContext(session=session, event=event, now=event.at,
-                                                         config=router_config(self.settings))).result
+            result = (
+                default_pipeline()
+                .run(RouteContext(session=session, event=event, now=event.at, config=router_config(self.settings)))
+                .result
+            )
         assert result != "duplicate", f"alert {event.alert_id} was raised before"
         self.seeded.append(event.alert_id)
         return event.alert_id
 
-    def fresh_home(self, cell: str = "C1", community: str | None = "CM1", *,
-                   family: str | None = "family_a") -> tuple[str, str]:
+    def fresh_home(
+        self, cell: str = "C1", community: str | None = "CM1", *, family: str | None = "family_a"
+    ) -> tuple[str, str]:
         """A new household with a meter (and the family recipient subscribed): (household id, meter id)."""
         home = self.op("POST", "/v1/households", 201, json=household_body("Home", cell, community))["id"]
         meter = f"M-{uuid.uuid4().hex[:12]}"
         self.op("POST", f"/v1/households/{home}/meters", 201, json={"meter_id": meter})
         if family is not None:
-            self.op("POST", "/v1/subscriptions", 201,
-                    json={"recipient_id": self.recipients[family], "household_id": home})
+            self.op(
+                "POST", "/v1/subscriptions", 201, json={"recipient_id": self.recipients[family], "household_id": home}
+            )
         return str(home), meter
 
 
@@ -198,35 +231,65 @@ def build_world(client: httpx.Client, settings: Settings, receiver_url: str) -> 
     op("POST", f"/v1/households/{home_b}/meters", 201, json={"meter_id": meter_b})
     recipients: dict[str, str] = {}
     secrets: dict[str, str] = {}
-    for name, role in (("family_a", "family"), ("family_b", "family"), ("grid_worker", "grid_worker"),
-                       ("supervisor", "supervisor"), ("operator", "operator")):
+    for name, role in (
+        ("family_a", "family"),
+        ("family_b", "family"),
+        ("grid_worker", "grid_worker"),
+        ("supervisor", "supervisor"),
+        ("operator", "operator"),
+    ):
         body = op("POST", "/v1/recipients", 201, json={"name": name, "role": role, "webhook_url": receiver_url})
         recipients[name] = body["id"]
         secrets[body["id"]] = body["webhook_secret"]
-    for recipient, scope in (("family_a", {"household_id": home_a}), ("family_b", {"household_id": home_b}),
-                             ("grid_worker", {"grid_cell": "C1"}), ("supervisor", {"community": "CM1"}),
-                             ("operator", {})):
+    for recipient, scope in (
+        ("family_a", {"household_id": home_a}),
+        ("family_b", {"household_id": home_b}),
+        ("grid_worker", {"grid_cell": "C1"}),
+        ("supervisor", {"community": "CM1"}),
+        ("operator", {}),
+    ):
         op("POST", "/v1/subscriptions", 201, json={"recipient_id": recipients[recipient], **scope})
     key_ids: dict[str, str] = {}
-    tokens: dict[str, str | None] = {"none": None, "invalid": "swk_key_0123456789abcdef_" + "x" * 43,
-                                     "operator": ADMIN_TOKEN}
-    for role, scope in (("supervisor", {"community": "CM1"}), ("grid_worker", {"grid_cells": ["C1"]}),
-                        ("family", {"recipient_id": recipients["family_a"]}), ("device", {}),
-                        ("revoked", {"recipient_id": recipients["family_a"]}),
-                        ("family_b", {"recipient_id": recipients["family_b"]})):
-        body = op("POST", "/v1/keys", 201, json={"name": f"{role} key", "role": "family" if role in {
-            "revoked", "family_b"} else role, **scope})
+    tokens: dict[str, str | None] = {
+        "none": None,
+        "invalid": "swk_key_0123456789abcdef_" + "x" * 43,
+        "operator": ADMIN_TOKEN,
+    }
+    for role, scope in (
+        ("supervisor", {"community": "CM1"}),
+        ("grid_worker", {"grid_cells": ["C1"]}),
+        ("family", {"recipient_id": recipients["family_a"]}),
+        ("device", {}),
+        ("revoked", {"recipient_id": recipients["family_a"]}),
+        ("family_b", {"recipient_id": recipients["family_b"]}),
+    ):
+        body = op(
+            "POST",
+            "/v1/keys",
+            201,
+            json={"name": f"{role} key", "role": "family" if role in {"revoked", "family_b"} else role, **scope},
+        )
         key_ids[role], tokens[role] = body["id"], body["token"]
     op("DELETE", f"/v1/keys/{key_ids['revoked']}", 204)
     extra = {"family_b": tokens.pop("family_b") or ""}
-    return World(client=client, settings=settings, tokens=tokens, key_ids=key_ids, home_a=home_a, home_b=home_b,
-                 meter_a=meter_a, meter_b=meter_b, recipients=recipients, secrets=secrets,
-                 recipients_url=receiver_url, extra_tokens=extra)
+    return World(
+        client=client,
+        settings=settings,
+        tokens=tokens,
+        key_ids=key_ids,
+        home_a=home_a,
+        home_b=home_b,
+        meter_a=meter_a,
+        meter_b=meter_b,
+        recipients=recipients,
+        secrets=secrets,
+        recipients_url=receiver_url,
+        extra_tokens=extra,
+    )
 
 
 @pytest.fixture(scope="module")
-def world(kafka_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory,
-          receiver: Receiver) -> Iterator[World]:
+def world(kafka_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[World]:
     """One app and one world per test module (tests that change shared state make their own things)."""
     settings = api_settings(kafka_broker, tmp_path_factory.mktemp("api"))
     with running_api(settings) as client:

@@ -26,8 +26,10 @@ def alert_ids(world: World, role: str, **params: str) -> set[object]:
 
 def test_family_sees_its_household_and_its_alerts_only(world: World) -> None:
     own, other = world.raise_alert(world.meter_a, kind="spike"), world.raise_alert(world.meter_b, kind="spike")
-    subscribed = {s["household_id"] for s in world.op("GET", "/v1/subscriptions", 200,
-                                                          params={"recipient_id": world.recipients["family_a"]})}
+    subscribed = {
+        s["household_id"]
+        for s in world.op("GET", "/v1/subscriptions", 200, params={"recipient_id": world.recipients["family_a"]})
+    }
     households = expect(world.call("family", "GET", "/v1/households"), 200)
     assert ids(households) == subscribed and world.home_a in subscribed and world.home_b not in subscribed
     seen = alert_ids(world, "family")
@@ -37,8 +39,7 @@ def test_family_sees_its_household_and_its_alerts_only(world: World) -> None:
     expect(world.call("family", "GET", f"/v1/households/{world.home_b}"), 404)
     expect(world.call("family", "GET", f"/v1/alerts/{other}"), 404)
     # and the other family sees the mirror image
-    other_family = world.client.get("/v1/alerts", headers=bearer(world.extra_tokens["family_b"]),
-                                    params={"limit": 200})
+    other_family = world.client.get("/v1/alerts", headers=bearer(world.extra_tokens["family_b"]), params={"limit": 200})
     assert other in ids(expect(other_family, 200)["items"]) and own not in ids(other_family.json()["items"])
 
 
@@ -80,19 +81,37 @@ def test_supervisor_sees_their_community(world: World) -> None:
     seen = alert_ids(world, "supervisor")
     assert in_community in seen and outside not in seen
     expect(world.call("supervisor", "GET", f"/v1/alerts/{outside}"), 404)
-    resolved = expect(world.call("supervisor", "POST", f"/v1/alerts/{in_community}/resolve",
-                                 json={"outcome": "help_given", "note": "neighbour checked"}), 200)
+    resolved = expect(
+        world.call(
+            "supervisor",
+            "POST",
+            f"/v1/alerts/{in_community}/resolve",
+            json={"outcome": "help_given", "note": "neighbour checked"},
+        ),
+        200,
+    )
     assert resolved["outcome"] == "help_given"
 
 
 def test_device_key_only_ingests(world: World) -> None:
-    accepted = expect(world.call("device", "POST", "/v1/readings", json={
-        "meter_id": world.meter_a, "ts": "2026-03-02T08:00:00+08:00", "register_l": 1.5}), 202)
+    accepted = expect(
+        world.call(
+            "device",
+            "POST",
+            "/v1/readings",
+            json={"meter_id": world.meter_a, "ts": "2026-03-02T08:00:00+08:00", "register_l": 1.5},
+        ),
+        202,
+    )
     assert accepted == {"accepted": 1, "rejected": []}
-    expect(world.call("device", "POST", "/v1/incidents", json={"text": "leak in the corridor", "grid_cell": "C1"}),
-           202)
-    for method, path in (("GET", "/v1/households"), ("GET", "/v1/alerts"), ("GET", f"/v1/households/{world.home_a}"),
-                         ("GET", "/v1/subscriptions"), ("GET", "/metrics")):
+    expect(world.call("device", "POST", "/v1/incidents", json={"text": "leak in the corridor", "grid_cell": "C1"}), 202)
+    for method, path in (
+        ("GET", "/v1/households"),
+        ("GET", "/v1/alerts"),
+        ("GET", f"/v1/households/{world.home_a}"),
+        ("GET", "/v1/subscriptions"),
+        ("GET", "/metrics"),
+    ):
         assert expect(world.call("device", method, path), 403)["error"]["code"] == "forbidden"
 
 
@@ -111,14 +130,23 @@ def test_revoking_a_key_shuts_it_out_at_once(world: World) -> None:
 
 
 def test_malformed_authorization_is_401(world: World) -> None:
-    for headers in ({"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer"},
-                    {"Authorization": f"Token {ADMIN_TOKEN}"}, {"Authorization": "Bearer swk_key_admin_short"}):
+    for headers in (
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer"},
+        {"Authorization": f"Token {ADMIN_TOKEN}"},
+        {"Authorization": "Bearer swk_key_admin_short"},
+    ):
         assert expect(world.client.get("/v1/households", headers=headers), 401)["error"]["code"] == "unauthorized"
 
 
 def test_a_family_key_needs_a_family_recipient_and_scoped_keys_need_a_scope(world: World) -> None:
-    for body in ({"role": "family"}, {"role": "family", "recipient_id": world.recipients["grid_worker"]},
-                 {"role": "grid_worker"}, {"role": "supervisor"}, {"role": "device", "recipient_id": "rcp_nobody"}):
+    for body in (
+        {"role": "family"},
+        {"role": "family", "recipient_id": world.recipients["grid_worker"]},
+        {"role": "grid_worker"},
+        {"role": "supervisor"},
+        {"role": "device", "recipient_id": "rcp_nobody"},
+    ):
         refused = world.op("POST", "/v1/keys", 422, json={"name": "k", **body})
         assert refused["error"]["code"] == "invalid_request", body
 
@@ -129,8 +157,14 @@ def test_key_token_is_shown_once_and_never_stored_or_logged(world: World, caplog
     token = created["token"]
     assert token.startswith(f"swk_{created['id']}_")
     secret = token.removeprefix(f"swk_{created['id']}_")
-    expect(world.client.post("/v1/readings", headers=bearer(token), json={
-        "meter_id": world.meter_a, "ts": "2026-03-02T09:00:00+08:00", "register_l": 2.0}), 202)
+    expect(
+        world.client.post(
+            "/v1/readings",
+            headers=bearer(token),
+            json={"meter_id": world.meter_a, "ts": "2026-03-02T09:00:00+08:00", "register_l": 2.0},
+        ),
+        202,
+    )
     with world.store.transaction() as session:
         row = session.get(ApiKey, created["id"])
         assert row is not None
@@ -140,8 +174,9 @@ def test_key_token_is_shown_once_and_never_stored_or_logged(world: World, caplog
 
 
 def test_webhook_secret_is_returned_at_creation_only_and_signs_the_pings(world: World, receiver: Receiver) -> None:
-    created = world.op("POST", "/v1/recipients", 201,
-                       json={"name": "Niece", "role": "family", "webhook_url": world.recipients_url})
+    created = world.op(
+        "POST", "/v1/recipients", 201, json={"name": "Niece", "role": "family", "webhook_url": world.recipients_url}
+    )
     secret = created["webhook_secret"]
     assert secret.startswith("whsec_")
     shown = world.call("operator", "GET", f"/v1/recipients/{created['id']}")

@@ -26,22 +26,47 @@ EXPLANATION_ZH = "自 21:15 起持续流水，共 186 升"
 
 def console_settings(var_dir: Path, **overrides: object) -> Settings:
     """An API with its own SQLite store; Kafka points at a closed port (nothing here produces)."""
-    values: dict[str, object] = {"var_dir": var_dir, "admin_token": ADMIN_TOKEN,
-                                 "kafka_bootstrap": f"127.0.0.1:{free_port()}", "public_url": "https://shouwang.example"}
+    values: dict[str, object] = {
+        "var_dir": var_dir,
+        "admin_token": ADMIN_TOKEN,
+        "kafka_bootstrap": f"127.0.0.1:{free_port()}",
+        "public_url": "https://shouwang.example",
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def seed_alert(store: Store, settings: Settings, meter: str, *, kind: str = "continuous_flow",
-               severity: str = "critical", since: datetime, at: datetime, zh: str = EXPLANATION_ZH,
-               en: str = "continuous flow since 21:15, 186 litres", facts: dict[str, str | int] | None = None) -> str:
+def seed_alert(
+    store: Store,
+    settings: Settings,
+    meter: str,
+    *,
+    kind: str = "continuous_flow",
+    severity: str = "critical",
+    since: datetime,
+    at: datetime,
+    zh: str = EXPLANATION_ZH,
+    en: str = "continuous flow since 21:15, 186 litres",
+    facts: dict[str, str | int] | None = None,
+) -> str:
     """Raise an alert through the router's real pipeline, straight into the store."""
-    event = AlertEvent(alert_id=alert_id_for(meter, kind, since), event="raised", meter_id=meter,
-                       kind=AlertKind(kind), severity=Severity(severity), since=since, at=at,
-                       explanation=Explanation(zh=zh, en=en), facts=facts or {})
+    event = AlertEvent(
+        alert_id=alert_id_for(meter, kind, since),
+        event="raised",
+        meter_id=meter,
+        kind=AlertKind(kind),
+        severity=Severity(severity),
+        since=since,
+        at=at,
+        explanation=Explanation(zh=zh, en=en),
+        facts=facts or {},
+    )
     with store.transaction() as session:
-        result = default_pipeline().run(RouteContext(session=session, event=event, now=at,
-                                                     config=router_config(settings))).result
+        result = (
+            default_pipeline()
+            .run(RouteContext(session=session, event=event, now=at, config=router_config(settings)))
+            .result
+        )
     assert result != "duplicate"
     return event.alert_id
 
@@ -66,14 +91,23 @@ def check_security_headers(headers: object) -> None:
 
 
 def test_console_is_static_html_with_security_headers_and_no_data(client: TestClient) -> None:
-    home = expect(client.post("/v1/households", headers=bearer(ADMIN_TOKEN),
-                              json=household_body("王阿姨", "FT-12-3", "FT-Lianhua")), 201)["id"]
+    home = expect(
+        client.post(
+            "/v1/households", headers=bearer(ADMIN_TOKEN), json=household_body("王阿姨", "FT-12-3", "FT-Lianhua")
+        ),
+        201,
+    )["id"]
     meter = "SZ-FT-CONSOLE-1"
     expect(client.post(f"/v1/households/{home}/meters", headers=bearer(ADMIN_TOKEN), json={"meter_id": meter}), 201)
     at = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
     app_store: Store = client.app.state.store  # type: ignore[attr-defined]
-    alert_id = seed_alert(app_store, client.app.state.settings, meter,  # type: ignore[attr-defined]
-                          since=at - timedelta(hours=4), at=at)
+    alert_id = seed_alert(
+        app_store,
+        client.app.state.settings,
+        meter,  # type: ignore[attr-defined]
+        since=at - timedelta(hours=4),
+        at=at,
+    )
 
     for headers in ({}, bearer(ADMIN_TOKEN)):  # the same page with or without a key
         response = client.get("/console", headers=headers)
@@ -100,9 +134,22 @@ def test_console_script_and_style_are_served(client: TestClient) -> None:
     assert script.headers["content-type"].startswith("text/javascript")
     check_security_headers(script.headers)
     body = script.text
-    for needle in ("sessionStorage", "Authorization", "/v1/alerts", "\"ack\"", "\"resolve\"", "/v1/households/",
-                   "usage_hourly_l", "用水曲线暂无数据", "no water-use series yet", "误报", "居民安好", "已提供帮助",
-                   "紧急情况", "localStorage"):
+    for needle in (
+        "sessionStorage",
+        "Authorization",
+        "/v1/alerts",
+        '"ack"',
+        '"resolve"',
+        "/v1/households/",
+        "usage_hourly_l",
+        "用水曲线暂无数据",
+        "no water-use series yet",
+        "误报",
+        "居民安好",
+        "已提供帮助",
+        "紧急情况",
+        "localStorage",
+    ):
         assert needle in body, needle
     assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", body), "the script fetches nothing from elsewhere"
     assert ".innerHTML" not in body, "API values go in with textContent only"
@@ -111,8 +158,16 @@ def test_console_script_and_style_are_served(client: TestClient) -> None:
     assert "@import" not in style.text and "url(" not in style.text
 
 
-@pytest.mark.parametrize("path", ["/console/static/../app.py", "/console/static/app.py", "/console/static/x.js",
-                                  "/console/static/%2e%2e%2fconsole.py", "/console/static/index.html"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/static/../app.py",
+        "/console/static/app.py",
+        "/console/static/x.js",
+        "/console/static/%2e%2e%2fconsole.py",
+        "/console/static/index.html",
+    ],
+)
 def test_console_serves_no_other_file(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 404
 

@@ -39,8 +39,32 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = REPO_ROOT / "docs" / "console.png"
 WAIT_S = 10
 # 24 hours of use: an ordinary day, then water running without a pause for the last 5 hours.
-USAGE = [0, 0, 0, 0, 0, 3.5, 18.2, 12.0, 6.1, 2.0, 1.2, 9.8, 14.5, 4.0, 1.1, 0.8, 2.2, 7.5, 11.9, 32.4, 36.1,
-         35.7, 36.4, 35.9]
+USAGE = [
+    0,
+    0,
+    0,
+    0,
+    0,
+    3.5,
+    18.2,
+    12.0,
+    6.1,
+    2.0,
+    1.2,
+    9.8,
+    14.5,
+    4.0,
+    1.1,
+    0.8,
+    2.2,
+    7.5,
+    11.9,
+    32.4,
+    36.1,
+    35.7,
+    36.4,
+    35.9,
+]
 OUT_OF_SCOPE = "别的网格的告警 / another cell's alert"
 
 
@@ -48,8 +72,14 @@ class ApiServer:
     """`create_app` served by uvicorn in a thread, on a free port."""
 
     def __init__(self, settings: Settings) -> None:
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.api_port, log_config=None,
-                                server_header=False, lifespan="on")
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=settings.api_port,
+            log_config=None,
+            server_header=False,
+            lifespan="on",
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.base = f"http://127.0.0.1:{settings.api_port}"
@@ -77,10 +107,19 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
     assert CHROMEDRIVER.exists(), f"{CHROMEDRIVER} is missing: run scripts/ensure-chromium.sh"
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1100,1500",
-                "--lang=zh-CN"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1100,1500",
+        "--lang=zh-CN",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
@@ -106,28 +145,60 @@ def card(driver: WebDriver, alert_id: str) -> WebElement:
 
 def test_grid_worker_signs_in_sees_alerts_and_acknowledges(tmp_path: Path, browser: WebDriver) -> None:
     settings = console_settings(tmp_path / "var", api_port=free_port())
-    with ApiServer(settings) as server, httpx.Client(base_url=server.base, headers=bearer(ADMIN_TOKEN),
-                                                     timeout=10) as operator:
-        home = expect(operator.post("/v1/households", json={
-            **household_body("王阿姨", "FT-12-3", "FT-Lianhua"), "address": "莲花路 12 号 3 栋 501"}), 201)["id"]
+    with (
+        ApiServer(settings) as server,
+        httpx.Client(base_url=server.base, headers=bearer(ADMIN_TOKEN), timeout=10) as operator,
+    ):
+        home = expect(
+            operator.post(
+                "/v1/households",
+                json={**household_body("王阿姨", "FT-12-3", "FT-Lianhua"), "address": "莲花路 12 号 3 栋 501"},
+            ),
+            201,
+        )["id"]
         elsewhere = expect(operator.post("/v1/households", json=household_body("李伯", "FT-09-1", None)), 201)["id"]
         for household, meter in ((home, "SZ-FT-0001"), (elsewhere, "SZ-FT-0900")):
             expect(operator.post(f"/v1/households/{household}/meters", json={"meter_id": meter}), 201)
-        token = expect(operator.post("/v1/keys", json={"name": "网格员 12-3", "role": "grid_worker",
-                                                       "grid_cells": ["FT-12-3"]}), 201)["token"]
+        token = expect(
+            operator.post("/v1/keys", json={"name": "网格员 12-3", "role": "grid_worker", "grid_cells": ["FT-12-3"]}),
+            201,
+        )["token"]
 
         raised = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         store = Store(settings.store_url)
         try:
-            no_usage = seed_alert(store, settings, "SZ-FT-0001", kind="no_usage", severity="high",
-                                  since=raised - timedelta(hours=14), at=raised - timedelta(minutes=30),
-                                  zh="已超过 13 小时没有用水，请电话或上门确认", en="no water use for over 13 hours")
-            flow = seed_alert(store, settings, "SZ-FT-0001", since=raised - timedelta(hours=5), at=raised,
-                              zh="自 5 小时前起持续流水，约 176 升，可能忘关水龙头或漏水",
-                              en="water has run without a pause for 5 hours, about 176 litres",
-                              facts={"usage_hourly_l": ",".join(str(v) for v in USAGE), "litres": 176})
-            seed_alert(store, settings, "SZ-FT-0900", kind="spike", severity="critical", since=raised,
-                       at=raised + timedelta(minutes=5), zh=OUT_OF_SCOPE, en=OUT_OF_SCOPE)
+            no_usage = seed_alert(
+                store,
+                settings,
+                "SZ-FT-0001",
+                kind="no_usage",
+                severity="high",
+                since=raised - timedelta(hours=14),
+                at=raised - timedelta(minutes=30),
+                zh="已超过 13 小时没有用水，请电话或上门确认",
+                en="no water use for over 13 hours",
+            )
+            flow = seed_alert(
+                store,
+                settings,
+                "SZ-FT-0001",
+                since=raised - timedelta(hours=5),
+                at=raised,
+                zh="自 5 小时前起持续流水，约 176 升，可能忘关水龙头或漏水",
+                en="water has run without a pause for 5 hours, about 176 litres",
+                facts={"usage_hourly_l": ",".join(str(v) for v in USAGE), "litres": 176},
+            )
+            seed_alert(
+                store,
+                settings,
+                "SZ-FT-0900",
+                kind="spike",
+                severity="critical",
+                since=raised,
+                at=raised + timedelta(minutes=5),
+                zh=OUT_OF_SCOPE,
+                en=OUT_OF_SCOPE,
+            )
         finally:
             store.close()
 
@@ -146,8 +217,19 @@ def test_grid_worker_signs_in_sees_alerts_and_acknowledges(tmp_path: Path, brows
         assert OUT_OF_SCOPE not in browser.page_source
         first = card(browser, flow)
         text = first.text
-        for expected in ("危急", "持续流水", "待确认", "王阿姨", "莲花路 12 号 3 栋 501", "FT-12-3", "SZ-FT-0001",
-                         "自 5 小时前起持续流水，约 176 升，可能忘关水龙头或漏水", "异常开始", "告警时间", "确认收到"):
+        for expected in (
+            "危急",
+            "持续流水",
+            "待确认",
+            "王阿姨",
+            "莲花路 12 号 3 栋 501",
+            "FT-12-3",
+            "SZ-FT-0001",
+            "自 5 小时前起持续流水，约 176 升，可能忘关水龙头或漏水",
+            "异常开始",
+            "告警时间",
+            "确认收到",
+        ):
             assert expected in text, f"{expected!r} not on the card:\n{text}"
         assert len(first.find_elements(By.CSS_SELECTOR, "svg rect.bar-rect")) == len(USAGE)
         assert len(first.find_elements(By.CSS_SELECTOR, "svg rect.anomaly")) == 1
@@ -172,8 +254,11 @@ def test_grid_worker_signs_in_sees_alerts_and_acknowledges(tmp_path: Path, brows
 
         # Acknowledge: the list is reloaded and the API has it.
         card(browser, flow).find_element(By.CSS_SELECTOR, "button.ack").click()
-        wait(browser, "the alert acknowledged", lambda d: "已确认" in card(d, flow).find_element(
-            By.CSS_SELECTOR, ".badge.status").text)
+        wait(
+            browser,
+            "the alert acknowledged",
+            lambda d: "已确认" in card(d, flow).find_element(By.CSS_SELECTOR, ".badge.status").text,
+        )
         detail = expect(operator.get(f"/v1/alerts/{flow}"), 200)
         assert detail["status"] == "acknowledged"
         assert detail["acknowledged_by"].startswith("网格员 12-3")
@@ -186,12 +271,19 @@ def test_grid_worker_signs_in_sees_alerts_and_acknowledges(tmp_path: Path, brows
         wait(browser, "the resolved alert gone", lambda d: len(cards(d)) == 1)
         resolved = expect(operator.get(f"/v1/alerts/{no_usage}"), 200)
         assert (resolved["status"], resolved["outcome"], resolved["resolution_note"]) == (
-            "resolved", "resident_fine", "上门看过，老人在女儿家")
+            "resolved",
+            "resident_fine",
+            "上门看过，老人在女儿家",
+        )
 
         # Nothing was blocked by the Content-Security-Policy, and the script raised no error (the one expected
         # failure is the 403 of the operator probe: a grid worker may not list subscriptions).
-        problems = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"
-                    and not ("/v1/subscriptions" in entry["message"] and "403" in entry["message"])]
+        problems = [
+            entry["message"]
+            for entry in browser.get_log("browser")
+            if entry["level"] == "SEVERE"
+            and not ("/v1/subscriptions" in entry["message"] and "403" in entry["message"])
+        ]
         assert not problems, problems
 
         # An operator also sees fleet health: counts by status and kind over every alert.

@@ -38,8 +38,7 @@ RATE, BURST = 1.0, 20
 
 
 @pytest.fixture(scope="module")
-def world(kafka_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory,
-          receiver: Receiver) -> Iterator[World]:
+def world(kafka_broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[World]:
     """This module's app has a small ingest rate limit: 20 readings at once, then 1 per second."""
     settings = api_settings(kafka_broker, tmp_path_factory.mktemp("api"), ingest_rate_per_s=RATE, ingest_burst=BURST)
     with running_api(settings) as client:
@@ -65,11 +64,16 @@ def reading(meter: str, register: float = 812.5, ts: str = "2026-03-02T08:00:00+
     return {"meter_id": meter, "ts": ts, "register_l": register}
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({**household_body("A", "C1", "CM1"), "colour": "blue"}, "colour"),
-    ({**household_body("A", "C1", "CM1"), "consent": {**household_body("A", "C1", None)["consent"], "by": "x"}},
-     "consent.by"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**household_body("A", "C1", "CM1"), "colour": "blue"}, "colour"),
+        (
+            {**household_body("A", "C1", "CM1"), "consent": {**household_body("A", "C1", None)["consent"], "by": "x"}},
+            "consent.by",
+        ),
+    ],
+)
 def test_unknown_fields_are_422_naming_the_field(world: World, body: dict[str, Any], field: str) -> None:
     refused = error(world.call("operator", "POST", "/v1/households", json=body), 422, "invalid_request")
     assert {"field": field, "message": "unknown field"} in refused["details"]
@@ -77,32 +81,63 @@ def test_unknown_fields_are_422_naming_the_field(world: World, body: dict[str, A
 
 
 def test_unknown_field_in_other_bodies(world: World) -> None:
-    patch = error(world.call("operator", "PATCH", f"/v1/households/{world.home_a}", json={"nmae": "typo"}), 422,
-                  "invalid_request")
+    patch = error(
+        world.call("operator", "PATCH", f"/v1/households/{world.home_a}", json={"nmae": "typo"}), 422, "invalid_request"
+    )
     assert "nmae: unknown field" in patch["message"]
-    resolve = error(world.call("operator", "POST", f"/v1/alerts/{world.raise_alert(world.meter_a)}/resolve",
-                               json={"outcome": "false_alarm", "why": "x"}), 422, "invalid_request")
+    resolve = error(
+        world.call(
+            "operator",
+            "POST",
+            f"/v1/alerts/{world.raise_alert(world.meter_a)}/resolve",
+            json={"outcome": "false_alarm", "why": "x"},
+        ),
+        422,
+        "invalid_request",
+    )
     assert "why: unknown field" in resolve["message"]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "words"), [
-    ("POST", "/v1/households", {**household_body("A", "C1", None), "timezone": "Mars/Olympus"},
-     ["timezone", "unknown timezone 'Mars/Olympus'", "IANA"]),
-    ("PATCH", "/v1/households/{home}", {"timezone": "UTC+8"}, ["timezone", "unknown timezone"]),
-    ("POST", "/v1/households", household_body("A", "C 1/2", None), ["grid_cell", "must be 1–32 letters, digits"]),
-    ("POST", "/v1/households/{home}/meters", {"meter_id": "bad id!"}, ["meter_id", "must be 1–64 letters, digits"]),
-    ("POST", "/v1/households/{home}/meters", {"meter_id": "SZ-1", "reporting_interval_s": 5},
-     ["reporting_interval_s", "greater than or equal to 60"]),
-    ("POST", "/v1/incidents", {"text": "leak", "grid_cell": ""}, ["grid_cell", "must be 1–32"]),
-    ("POST", "/v1/keys", {"name": "w", "role": "grid_worker", "grid_cells": ["ok", "not ok"]},
-     ["grid_cells.1", "must be 1–32"]),
-    ("POST", "/v1/households", {**household_body("A", "C1", None), "consent": {
-        **household_body("A", "C1", None)["consent"], "given_at": "2026-02-01T09:00:00"}},
-     ["given_at", "no UTC offset"]),
-    ("PUT", "/v1/households/{home}/away", {"until": "2001-01-01T00:00:00Z"}, ["away mode must end in the future"]),
-])
-def test_bad_values_are_422_saying_what_is_wrong(world: World, method: str, path: str, body: dict[str, Any],
-                                                 words: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body", "words"),
+    [
+        (
+            "POST",
+            "/v1/households",
+            {**household_body("A", "C1", None), "timezone": "Mars/Olympus"},
+            ["timezone", "unknown timezone 'Mars/Olympus'", "IANA"],
+        ),
+        ("PATCH", "/v1/households/{home}", {"timezone": "UTC+8"}, ["timezone", "unknown timezone"]),
+        ("POST", "/v1/households", household_body("A", "C 1/2", None), ["grid_cell", "must be 1–32 letters, digits"]),
+        ("POST", "/v1/households/{home}/meters", {"meter_id": "bad id!"}, ["meter_id", "must be 1–64 letters, digits"]),
+        (
+            "POST",
+            "/v1/households/{home}/meters",
+            {"meter_id": "SZ-1", "reporting_interval_s": 5},
+            ["reporting_interval_s", "greater than or equal to 60"],
+        ),
+        ("POST", "/v1/incidents", {"text": "leak", "grid_cell": ""}, ["grid_cell", "must be 1–32"]),
+        (
+            "POST",
+            "/v1/keys",
+            {"name": "w", "role": "grid_worker", "grid_cells": ["ok", "not ok"]},
+            ["grid_cells.1", "must be 1–32"],
+        ),
+        (
+            "POST",
+            "/v1/households",
+            {
+                **household_body("A", "C1", None),
+                "consent": {**household_body("A", "C1", None)["consent"], "given_at": "2026-02-01T09:00:00"},
+            },
+            ["given_at", "no UTC offset"],
+        ),
+        ("PUT", "/v1/households/{home}/away", {"until": "2001-01-01T00:00:00Z"}, ["away mode must end in the future"]),
+    ],
+)
+def test_bad_values_are_422_saying_what_is_wrong(
+    world: World, method: str, path: str, body: dict[str, Any], words: list[str]
+) -> None:
     response = world.call("operator", method, path.format(home=world.home_a), json=body)
     message = error(response, 422, "invalid_request")["message"]
     for word in words:
@@ -110,18 +145,27 @@ def test_bad_values_are_422_saying_what_is_wrong(world: World, method: str, path
 
 
 def test_bad_query_values_are_422(world: World) -> None:
-    for params, word in (({"grid_cell": "no spaces"}, "grid_cell: must be 1–32"), ({"limit": 0}, "limit"),
-                         ({"since": "yesterday"}, "since"), ({"status": "lost"}, "status"),
-                         ({"since": "2026-03-01T00:00:00"}, "no UTC offset")):
-        assert word in error(world.call("operator", "GET", "/v1/alerts", params=params), 422,
-                             "invalid_request")["message"]
+    for params, word in (
+        ({"grid_cell": "no spaces"}, "grid_cell: must be 1–32"),
+        ({"limit": 0}, "limit"),
+        ({"since": "yesterday"}, "since"),
+        ({"status": "lost"}, "status"),
+        ({"since": "2026-03-01T00:00:00"}, "no UTC offset"),
+    ):
+        assert (
+            word in error(world.call("operator", "GET", "/v1/alerts", params=params), 422, "invalid_request")["message"]
+        )
 
 
-@pytest.mark.parametrize("cursor", [
-    "not base64 at all!", base64.urlsafe_b64encode(b"no separator").decode(),
-    base64.urlsafe_b64encode(b"2026-01-01T00:00:00|al_x").decode(),  # a time without an offset (was a 500)
-    base64.urlsafe_b64encode(b"0001-01-01T00:00:00+05:00|al_x").decode(),  # out of range in UTC (was a 500)
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not base64 at all!",
+        base64.urlsafe_b64encode(b"no separator").decode(),
+        base64.urlsafe_b64encode(b"2026-01-01T00:00:00|al_x").decode(),  # a time without an offset (was a 500)
+        base64.urlsafe_b64encode(b"0001-01-01T00:00:00+05:00|al_x").decode(),  # out of range in UTC (was a 500)
+    ],
+)
 def test_a_cursor_the_api_did_not_make_is_422(world: World, cursor: str) -> None:
     refused = error(world.call("operator", "GET", "/v1/alerts", params={"cursor": cursor}), 422, "invalid_request")
     assert "cursor" in refused["message"]
@@ -130,8 +174,9 @@ def test_a_cursor_the_api_did_not_make_is_422(world: World, cursor: str) -> None
 @pytest.mark.parametrize("path", ["/v1/households", "/v1/readings", "/v1/incidents"])
 def test_non_json_is_422(world: World, path: str) -> None:
     for raw in (b"not json", b'{"name": ', b"\xff\xfe", b'{"name": "\xc3\x28"}', b"\x02\xc3\x28\x17"):
-        response = world.client.post(path, content=raw, headers={**bearer(ADMIN_TOKEN),
-                                                                 "Content-Type": "application/json"})
+        response = world.client.post(
+            path, content=raw, headers={**bearer(ADMIN_TOKEN), "Content-Type": "application/json"}
+        )
         assert "not valid JSON" in error(response, 422, "invalid_request")["message"]
 
 
@@ -149,14 +194,18 @@ def test_a_body_over_the_limit_is_413(world: World, path: str, streamed: bool) -
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the limit must be enforced while reading
         for start in range(0, len(big), 65536):
-            yield big[start:start + 65536]
+            yield big[start : start + 65536]
 
-    response = world.client.post(path, content=chunks() if streamed else big,
-                                 headers={**bearer(ADMIN_TOKEN), "Content-Type": "application/json"})
+    response = world.client.post(
+        path, content=chunks() if streamed else big, headers={**bearer(ADMIN_TOKEN), "Content-Type": "application/json"}
+    )
     assert str(limit) in error(response, 413, "too_large")["message"]
     # a body just under the limit is read and judged on its merits
-    small = world.client.post(path, content=json.dumps({"name": "x" * 100}).encode(),
-                              headers={**bearer(ADMIN_TOKEN), "Content-Type": "application/json"})
+    small = world.client.post(
+        path,
+        content=json.dumps({"name": "x" * 100}).encode(),
+        headers={**bearer(ADMIN_TOKEN), "Content-Type": "application/json"},
+    )
     assert small.status_code == 422
 
 
@@ -183,8 +232,12 @@ def test_mixed_readings_accept_the_good_and_report_the_bad(world: World) -> None
     assert "register_l" in reasons[6] and "offset" in reasons[7]
 
     topic = Topics.from_settings(world.settings).readings
-    records = consume(world.settings.bootstrap_servers, topic, timeout=30,
-                      until=lambda rs: sum(r.key in {m1.encode(), m2.encode()} for r in rs) >= 3)
+    records = consume(
+        world.settings.bootstrap_servers,
+        topic,
+        timeout=30,
+        until=lambda rs: sum(r.key in {m1.encode(), m2.encode()} for r in rs) >= 3,
+    )
     mine = [r for r in records if r.key in {m1.encode(), m2.encode()}]
     got = sorted((r.key.decode(), json.loads(r.value)["meter_id"], json.loads(r.value)["register_l"]) for r in mine)
     assert got == sorted([(m1, m1, 100.0), (m1, m1, 101.0), (m2, m2, 200.0)])
@@ -194,8 +247,13 @@ def test_mixed_readings_accept_the_good_and_report_the_bad(world: World) -> None
 
 
 def test_all_bad_readings_are_422_and_nothing_is_produced(world: World) -> None:
-    refused = error(world.client.post("/v1/readings", json=[reading("bad id!"), {"meter_id": "x"}],
-                                      headers=bearer(fresh_device(world))), 422, "invalid_request")
+    refused = error(
+        world.client.post(
+            "/v1/readings", json=[reading("bad id!"), {"meter_id": "x"}], headers=bearer(fresh_device(world))
+        ),
+        422,
+        "invalid_request",
+    )
     assert "none of the 2 readings is valid" in refused["message"] and "#0" in refused["message"]
     error(world.client.post("/v1/readings", json=[], headers=bearer(fresh_device(world))), 422, "invalid_request")
 
@@ -203,8 +261,9 @@ def test_all_bad_readings_are_422_and_nothing_is_produced(world: World) -> None:
 def test_too_many_readings_in_one_request_is_413(world: World) -> None:
     token = fresh_device(world)
     for count in (BURST + 1, ingest.MAX_ITEMS + 1):
-        refused = error(world.client.post("/v1/readings", json=[reading("SZ-1")] * count, headers=bearer(token)),
-                        413, "too_large")
+        refused = error(
+            world.client.post("/v1/readings", json=[reading("SZ-1")] * count, headers=bearer(token)), 413, "too_large"
+        )
         assert str(count) in refused["message"]
     # that cost nothing: the key still has its whole burst
     assert world.client.post("/v1/readings", json=[reading("SZ-1")] * BURST, headers=bearer(token)).status_code == 202
@@ -220,33 +279,49 @@ def test_ingest_rate_limit_is_429_with_retry_after_per_key(world: World) -> None
     retry_after = int(limited.headers["Retry-After"])
     assert 1 <= retry_after <= 3
     # another key has its own bucket
-    assert world.client.post("/v1/readings", json=[reading("SZ-RATE", 1.0)],
-                             headers=bearer(fresh_device(world))).status_code == 202
+    assert (
+        world.client.post(
+            "/v1/readings", json=[reading("SZ-RATE", 1.0)], headers=bearer(fresh_device(world))
+        ).status_code
+        == 202
+    )
     time.sleep(retry_after)  # as told: then the same request is accepted
     assert world.client.post("/v1/readings", json=more, headers=bearer(token)).status_code == 202
 
 
 def test_incidents_land_on_the_incidents_topic_keyed_by_grid_cell(world: World) -> None:
     cell = f"FT-{uuid.uuid4().hex[:6]}"
-    body = {"text": "水管爆裂，楼道积水", "grid_cell": cell, "reporter": "resident 302",
-            "photo_url": "https://img.example/1.jpg", "ts": "2026-03-02T08:00:00+08:00"}
+    body = {
+        "text": "水管爆裂，楼道积水",
+        "grid_cell": cell,
+        "reporter": "resident 302",
+        "photo_url": "https://img.example/1.jpg",
+        "ts": "2026-03-02T08:00:00+08:00",
+    }
     accepted = world.client.post("/v1/incidents", json=body, headers=bearer(fresh_device(world)))
     assert accepted.status_code == 202, accepted.text
     incident_id = accepted.json()["id"]
     topic = Topics.from_settings(world.settings).incidents
-    records = consume(world.settings.bootstrap_servers, topic, timeout=30,
-                      until=lambda rs: any(r.key == cell.encode() for r in rs))
+    records = consume(
+        world.settings.bootstrap_servers, topic, timeout=30, until=lambda rs: any(r.key == cell.encode() for r in rs)
+    )
     [record] = [r for r in records if r.key == cell.encode()]
     value = json.loads(record.value)
     assert (value["incident_id"], value["text"], value["grid_cell"], value["reporter"]) == (
-        incident_id, body["text"], cell, "resident 302")
+        incident_id,
+        body["text"],
+        cell,
+        "resident 302",
+    )
 
 
-def test_ingest_is_503_with_retry_after_when_kafka_does_not_acknowledge(world: World,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ingest_is_503_with_retry_after_when_kafka_does_not_acknowledge(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     class Stalled:  # a broker that takes the request and never answers
         async def send_and_wait(self, *args: Any, **kwargs: Any) -> None:
             import asyncio
+
             await asyncio.Event().wait()
 
     app = app_of(world.client)
@@ -285,12 +360,14 @@ def test_unknown_path_and_method_use_the_error_shape(world: World) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_nul_characters_are_422_on_every_store(kafka_broker: LocalBroker, tmp_path: Any,
-                                               request: pytest.FixtureRequest, backend: str) -> None:
+def test_nul_characters_are_422_on_every_store(
+    kafka_broker: LocalBroker, tmp_path: Any, request: pytest.FixtureRequest, backend: str
+) -> None:
     """PostgreSQL cannot hold U+0000 at all: before the API refused it, each of these was a 500 there."""
     url = request.getfixturevalue("postgres_db_url") if backend == "postgresql" else None
     settings = api_settings(kafka_broker, tmp_path, database_url=url)
     with running_api(settings) as client:
+
         def call(method: str, path: str, **kwargs: Any) -> Response:
             return client.request(method, path, headers=bearer(ADMIN_TOKEN), **kwargs)
 

@@ -63,14 +63,19 @@ def alert(scope: str) -> Callable[[World], str]:
 
 
 def fresh_recipient(world: World) -> str:
-    body = world.op("POST", "/v1/recipients", 201, json={"name": "Spare", "role": "grid_worker",
-                                                         "webhook_url": world.recipients_url})
+    body = world.op(
+        "POST",
+        "/v1/recipients",
+        201,
+        json={"name": "Spare", "role": "grid_worker", "webhook_url": world.recipients_url},
+    )
     return str(body["id"])
 
 
 def fresh_subscription(world: World) -> str:
-    body = world.op("POST", "/v1/subscriptions", 201,
-                    json={"recipient_id": world.recipients["operator"], "grid_cell": "C9"})
+    body = world.op(
+        "POST", "/v1/subscriptions", 201, json={"recipient_id": world.recipients["operator"], "grid_cell": "C9"}
+    )
     return str(body["id"])
 
 
@@ -96,70 +101,180 @@ ROWS: list[Row] = [
     Row("GET", "/console/", "-", lambda w: ("/console/", {"follow_redirects": False}), public(308)),
     Row("GET", "/console/static/{name}", "-", lambda w: ("/console/static/console.js", {}), public()),
     # households
-    Row("POST", "/v1/households", "-",
-        lambda w: ("/v1/households", {"json": household_body("New", "C1", "CM1")}), only(201, "operator")),
+    Row(
+        "POST",
+        "/v1/households",
+        "-",
+        lambda w: ("/v1/households", {"json": household_body("New", "C1", "CM1")}),
+        only(201, "operator"),
+    ),
     Row("GET", "/v1/households", "-", lambda w: ("/v1/households", {}), only(200, *READERS)),
-    *(Row("GET", "/v1/households/{household_id}", scope,
-          lambda w, s=scope: (f"/v1/households/{home(s)(w)}", {}),
-          only(200, *READERS) if scope == "own" else in_scope(200, *READERS)) for scope in ("own", "other")),
-    *(Row("PATCH", "/v1/households/{household_id}", scope,
-          lambda w, s=scope: (f"/v1/households/{fresh_home(w, s)}", {"json": {"address": "1 Lianhua Rd"}}),
-          only(200, "operator")) for scope in ("own", "other")),
-    *(Row("POST", "/v1/households/{household_id}/consent/withdraw", scope,
-          lambda w, s=scope: (f"/v1/households/{fresh_home(w, s)}/consent/withdraw", {"json": {"by": "the elder"}}),
-          only(200, "operator", "family") if scope == "own" else in_scope(200, "operator", "family"))
-      for scope in ("own", "other")),
-    *(Row("POST", "/v1/households/{household_id}/meters", scope,
-          lambda w, s=scope: (f"/v1/households/{fresh_home(w, s)}/meters",
-                              {"json": {"meter_id": f"M-{uuid.uuid4().hex[:10]}"}}),
-          only(201, "operator")) for scope in ("own", "other")),
-    *(Row("PUT", "/v1/households/{household_id}/away", scope,
-          lambda w, s=scope: (f"/v1/households/{fresh_home(w, s)}/away", {"json": away()}),
-          only(200, *READERS) if scope == "own" else in_scope(200, *READERS)) for scope in ("own", "other")),
-    *(Row("DELETE", "/v1/households/{household_id}/away", scope,
-          lambda w, s=scope: (f"/v1/households/{fresh_home(w, s)}/away", {}),
-          only(204, *READERS) if scope == "own" else in_scope(204, *READERS)) for scope in ("own", "other")),
+    *(
+        Row(
+            "GET",
+            "/v1/households/{household_id}",
+            scope,
+            lambda w, s=scope: (f"/v1/households/{home(s)(w)}", {}),
+            only(200, *READERS) if scope == "own" else in_scope(200, *READERS),
+        )
+        for scope in ("own", "other")
+    ),
+    *(
+        Row(
+            "PATCH",
+            "/v1/households/{household_id}",
+            scope,
+            lambda w, s=scope: (f"/v1/households/{fresh_home(w, s)}", {"json": {"address": "1 Lianhua Rd"}}),
+            only(200, "operator"),
+        )
+        for scope in ("own", "other")
+    ),
+    *(
+        Row(
+            "POST",
+            "/v1/households/{household_id}/consent/withdraw",
+            scope,
+            lambda w, s=scope: (f"/v1/households/{fresh_home(w, s)}/consent/withdraw", {"json": {"by": "the elder"}}),
+            only(200, "operator", "family") if scope == "own" else in_scope(200, "operator", "family"),
+        )
+        for scope in ("own", "other")
+    ),
+    *(
+        Row(
+            "POST",
+            "/v1/households/{household_id}/meters",
+            scope,
+            lambda w, s=scope: (
+                f"/v1/households/{fresh_home(w, s)}/meters",
+                {"json": {"meter_id": f"M-{uuid.uuid4().hex[:10]}"}},
+            ),
+            only(201, "operator"),
+        )
+        for scope in ("own", "other")
+    ),
+    *(
+        Row(
+            "PUT",
+            "/v1/households/{household_id}/away",
+            scope,
+            lambda w, s=scope: (f"/v1/households/{fresh_home(w, s)}/away", {"json": away()}),
+            only(200, *READERS) if scope == "own" else in_scope(200, *READERS),
+        )
+        for scope in ("own", "other")
+    ),
+    *(
+        Row(
+            "DELETE",
+            "/v1/households/{household_id}/away",
+            scope,
+            lambda w, s=scope: (f"/v1/households/{fresh_home(w, s)}/away", {}),
+            only(204, *READERS) if scope == "own" else in_scope(204, *READERS),
+        )
+        for scope in ("own", "other")
+    ),
     # recipients, subscriptions, keys: operators only
-    Row("POST", "/v1/recipients", "-",
+    Row(
+        "POST",
+        "/v1/recipients",
+        "-",
         lambda w: ("/v1/recipients", {"json": {"name": "New", "role": "family", "webhook_url": w.recipients_url}}),
-        only(201, "operator")),
-    Row("GET", "/v1/recipients/{recipient_id}", "-",
-        lambda w: (f"/v1/recipients/{w.recipients['family_a']}", {}), only(200, "operator")),
-    Row("POST", "/v1/recipients/{recipient_id}/rotate-secret", "-",
-        lambda w: (f"/v1/recipients/{fresh_recipient(w)}/rotate-secret", {}), only(200, "operator")),
-    Row("POST", "/v1/recipients/{recipient_id}/ping", "-",
-        lambda w: (f"/v1/recipients/{w.recipients['grid_worker']}/ping", {}), only(200, "operator")),
-    Row("POST", "/v1/subscriptions", "-",
+        only(201, "operator"),
+    ),
+    Row(
+        "GET",
+        "/v1/recipients/{recipient_id}",
+        "-",
+        lambda w: (f"/v1/recipients/{w.recipients['family_a']}", {}),
+        only(200, "operator"),
+    ),
+    Row(
+        "POST",
+        "/v1/recipients/{recipient_id}/rotate-secret",
+        "-",
+        lambda w: (f"/v1/recipients/{fresh_recipient(w)}/rotate-secret", {}),
+        only(200, "operator"),
+    ),
+    Row(
+        "POST",
+        "/v1/recipients/{recipient_id}/ping",
+        "-",
+        lambda w: (f"/v1/recipients/{w.recipients['grid_worker']}/ping", {}),
+        only(200, "operator"),
+    ),
+    Row(
+        "POST",
+        "/v1/subscriptions",
+        "-",
         lambda w: ("/v1/subscriptions", {"json": {"recipient_id": w.recipients["operator"], "grid_cell": "C7"}}),
-        only(201, "operator")),
+        only(201, "operator"),
+    ),
     Row("GET", "/v1/subscriptions", "-", lambda w: ("/v1/subscriptions", {}), only(200, "operator")),
-    Row("DELETE", "/v1/subscriptions/{subscription_id}", "-",
-        lambda w: (f"/v1/subscriptions/{fresh_subscription(w)}", {}), only(204, "operator")),
-    Row("POST", "/v1/keys", "-", lambda w: ("/v1/keys", {"json": {"name": "meter gateway", "role": "device"}}),
-        only(201, "operator")),
-    Row("DELETE", "/v1/keys/{key_id}", "-", lambda w: (f"/v1/keys/{w.new_key('device')[0]}", {}),
-        only(204, "operator")),
+    Row(
+        "DELETE",
+        "/v1/subscriptions/{subscription_id}",
+        "-",
+        lambda w: (f"/v1/subscriptions/{fresh_subscription(w)}", {}),
+        only(204, "operator"),
+    ),
+    Row(
+        "POST",
+        "/v1/keys",
+        "-",
+        lambda w: ("/v1/keys", {"json": {"name": "meter gateway", "role": "device"}}),
+        only(201, "operator"),
+    ),
+    Row(
+        "DELETE", "/v1/keys/{key_id}", "-", lambda w: (f"/v1/keys/{w.new_key('device')[0]}", {}), only(204, "operator")
+    ),
     # alerts
     Row("GET", "/v1/alerts", "-", lambda w: ("/v1/alerts", {}), only(200, *READERS)),
-    *(Row("GET", "/v1/alerts/{alert_id}", scope, lambda w, s=scope: (f"/v1/alerts/{alert(s)(w)}", {}),
-          only(200, *READERS) if scope == "own" else in_scope(200, *READERS)) for scope in ("own", "other")),
-    *(Row("POST", "/v1/alerts/{alert_id}/ack", scope, lambda w, s=scope: (f"/v1/alerts/{alert(s)(w)}/ack", {}),
-          only(200, *READERS) if scope == "own" else in_scope(200, *READERS)) for scope in ("own", "other")),
-    *(Row("POST", "/v1/alerts/{alert_id}/resolve", scope,
-          lambda w, s=scope: (f"/v1/alerts/{alert(s)(w)}/resolve", {"json": {"outcome": "resident_fine"}}),
-          only(200, "operator", "supervisor", "grid_worker") if scope == "own"
-          else in_scope(200, "operator", "supervisor", "grid_worker")) for scope in ("own", "other")),
+    *(
+        Row(
+            "GET",
+            "/v1/alerts/{alert_id}",
+            scope,
+            lambda w, s=scope: (f"/v1/alerts/{alert(s)(w)}", {}),
+            only(200, *READERS) if scope == "own" else in_scope(200, *READERS),
+        )
+        for scope in ("own", "other")
+    ),
+    *(
+        Row(
+            "POST",
+            "/v1/alerts/{alert_id}/ack",
+            scope,
+            lambda w, s=scope: (f"/v1/alerts/{alert(s)(w)}/ack", {}),
+            only(200, *READERS) if scope == "own" else in_scope(200, *READERS),
+        )
+        for scope in ("own", "other")
+    ),
+    *(
+        Row(
+            "POST",
+            "/v1/alerts/{alert_id}/resolve",
+            scope,
+            lambda w, s=scope: (f"/v1/alerts/{alert(s)(w)}/resolve", {"json": {"outcome": "resident_fine"}}),
+            only(200, "operator", "supervisor", "grid_worker")
+            if scope == "own"
+            else in_scope(200, "operator", "supervisor", "grid_worker"),
+        )
+        for scope in ("own", "other")
+    ),
     # ingest
     Row("POST", "/v1/readings", "-", lambda w: ("/v1/readings", {"json": reading(w)}), only(202, "operator", "device")),
-    Row("GET", "/v1/concerns", "-", lambda w: ("/v1/concerns", {}),
-        only(200, "operator", "supervisor", "grid_worker")),
-    Row("POST", "/v1/incidents", "-",
+    Row("GET", "/v1/concerns", "-", lambda w: ("/v1/concerns", {}), only(200, "operator", "supervisor", "grid_worker")),
+    Row(
+        "POST",
+        "/v1/incidents",
+        "-",
         lambda w: ("/v1/incidents", {"json": {"text": "water on the stairs", "grid_cell": "C1"}}),
-        only(202, "operator", "device", "grid_worker", "supervisor")),
+        only(202, "operator", "device", "grid_worker", "supervisor"),
+    ),
 ]
 
-CASES = [pytest.param(row, role, id=f"{row.method} {row.path} [{row.scope}] as {role}")
-         for row in ROWS for role in ROLES]
+CASES = [
+    pytest.param(row, role, id=f"{row.method} {row.path} [{row.scope}] as {role}") for row in ROWS for role in ROLES
+]
 
 
 def _walk(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str]]:

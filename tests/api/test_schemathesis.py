@@ -32,8 +32,9 @@ def toml_list(values: list[str]) -> str:
     return json.dumps(values)  # a JSON array of strings is a TOML array
 
 
-def test_schemathesis_finds_no_server_error_or_schema_violation(kafka_broker: LocalBroker, tmp_path: Path,
-                                                                 receiver: Receiver) -> None:
+def test_schemathesis_finds_no_server_error_or_schema_violation(
+    kafka_broker: LocalBroker, tmp_path: Path, receiver: Receiver
+) -> None:
     executable = Path(sys.executable).with_name("schemathesis")
     assert executable.exists(), "schemathesis is missing: pip install -e '.[dev]'"
     settings = api_settings(kafka_broker, tmp_path / "var", api_port=free_port())
@@ -84,13 +85,37 @@ values = ["Asia/Shanghai", "UTC", "Europe/Berlin"]
 "body.meter_id" = {{ dictionary = "meters", probability = 0.3 }}
 """)
         seed = os.environ.get("SHOUWANG_SCHEMATHESIS_SEED", "20260302")
-        command = [str(executable), "--config-file", str(config), "run", f"{base}/openapi.json",
-                   "--header", f"Authorization: Bearer {ADMIN_TOKEN}", "--checks", CHECKS,
-                   "--max-examples", "10", "--max-time", str(MAX_TIME_S), "--seed", seed,
-                   "--workers", "1",  # several workers trip a CPython 3.11 AST bug in schemathesis' generator
-                   "--request-timeout", "15", "--suppress-health-check", "all"]
-        run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=MAX_TIME_S + 60,
-                             env={k: v for k, v in os.environ.items() if not k.startswith("SHOUWANG_")})
+        command = [
+            str(executable),
+            "--config-file",
+            str(config),
+            "run",
+            f"{base}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {ADMIN_TOKEN}",
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            "10",
+            "--max-time",
+            str(MAX_TIME_S),
+            "--seed",
+            seed,
+            "--workers",
+            "1",  # several workers trip a CPython 3.11 AST bug in schemathesis' generator
+            "--request-timeout",
+            "15",
+            "--suppress-health-check",
+            "all",
+        ]
+        run = subprocess.run(
+            command,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=MAX_TIME_S + 60,
+            env={k: v for k, v in os.environ.items() if not k.startswith("SHOUWANG_")},
+        )
         summary = run.stdout[-12000:]
         assert run.returncode == 0, f"schemathesis failed (seed {seed}):\n{summary}\n{run.stderr[-2000:]}"
         assert "passed" in run.stdout and "generated" in run.stdout, summary

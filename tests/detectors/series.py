@@ -20,13 +20,13 @@ class Household:
     seed: int = 7
     days: int = 42
     meter_id: str = "m-test"
-    collapse_at: datetime | None = None      # all use stops from here
-    leak_from: datetime | None = None        # constant extra flow from here
+    collapse_at: datetime | None = None  # all use stops from here
+    leak_from: datetime | None = None  # constant extra flow from here
     leak_lph: float = 5.0
-    burst_at: datetime | None = None         # extra litres within the hour ending here
+    burst_at: datetime | None = None  # extra litres within the hour ending here
     burst_l: float = 500.0
-    offline: tuple[datetime, datetime] | None = None   # no readings in [start, end)
-    shift_from: datetime | None = None       # the routine starts 3 h later and uses half as much
+    offline: tuple[datetime, datetime] | None = None  # no readings in [start, end)
+    shift_from: datetime | None = None  # the routine starts 3 h later and uses half as much
     readings: list[Observation] = field(default_factory=list)
 
     def build(self) -> list[Observation]:
@@ -69,8 +69,9 @@ def add_use(readings: list[Observation], extra: dict[datetime, float]) -> list[O
     return out
 
 
-def hourly_intervals(litres: list[float | None], start: datetime = START, utc_offset: float = 0.0,
-                     step_s: float = 3600.0) -> list[Interval]:
+def hourly_intervals(
+    litres: list[float | None], start: datetime = START, utc_offset: float = 0.0, step_s: float = 3600.0
+) -> list[Interval]:
     """Consecutive intervals of ``step_s`` seconds from ``start`` with the given usage."""
     t0 = start.timestamp()
     return [Interval(t0 + i * step_s, t0 + (i + 1) * step_s, value, utc_offset) for i, value in enumerate(litres)]

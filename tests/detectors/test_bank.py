@@ -18,8 +18,13 @@ from tests.detectors.series import HOUR, START, Household, at_day, feed
 @pytest.fixture(scope="module")
 def eventful() -> list[Observation]:
     """Eight weeks with a burst, a collapse and use resuming, a leak and a glitch."""
-    readings = Household(days=56, burst_at=at_day(30, 19), collapse_at=at_day(36, 9), leak_from=at_day(45, 3),
-                         offline=(at_day(25, 4), at_day(25, 13))).build()
+    readings = Household(
+        days=56,
+        burst_at=at_day(30, 19),
+        collapse_at=at_day(36, 9),
+        leak_from=at_day(45, 3),
+        offline=(at_day(25, 4), at_day(25, 13)),
+    ).build()
     glitch = next(i for i, r in enumerate(readings) if r.ts == at_day(20, 10))
     readings[glitch] = replace(readings[glitch], register_l=readings[glitch].register_l + 50000.0)
     return readings
@@ -180,7 +185,7 @@ def test_an_upload_of_points_finds_what_one_observation_at_a_time_finds(eventful
     expected: list[Finding] = []
     found: list[Finding] = []
     for day, first in enumerate(range(0, len(eventful), 24)):
-        upload = eventful[first:first + 24]
+        upload = eventful[first : first + 24]
         flags = frozenset({"leak", "tamper"}) if day % 9 == 4 else frozenset()
         for index, reading in enumerate(upload):
             expected += one_by_one.update(replace(reading, flags=flags if index == len(upload) - 1 else frozenset()))

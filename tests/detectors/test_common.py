@@ -21,8 +21,14 @@ DETECTORS: dict[str, Callable[[], Detector]] = {d.name: type(d) for d in default
 
 def eventful() -> list[Observation]:
     """Two months with a changed routine, an outage, a burst, a collapse, a leak and a reset register."""
-    readings = Household(days=60, shift_from=at_day(28, 0), offline=(at_day(30, 2), at_day(30, 14)),
-                         burst_at=at_day(36, 19), collapse_at=at_day(40, 9), leak_from=at_day(50, 3)).build()
+    readings = Household(
+        days=60,
+        shift_from=at_day(28, 0),
+        offline=(at_day(30, 2), at_day(30, 14)),
+        burst_at=at_day(36, 19),
+        collapse_at=at_day(40, 9),
+        leak_from=at_day(50, 3),
+    ).build()
     # The register is replaced on day 55: it restarts near zero.
     cut = next(i for i, r in enumerate(readings) if r.ts >= at_day(55, 12))
     base = readings[cut].register_l - 3
@@ -61,7 +67,8 @@ def test_state_round_trip_continues_exactly(name: str, readings: list[Observatio
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 def test_advance_finds_nothing_before_wake_at_and_something_after_a_finite_one(
-        name: str, readings: list[Observation]) -> None:
+    name: str, readings: list[Observation]
+) -> None:
     # The worker asks only meters whose wake_at has passed: wake_at must never be late.
     for cut in (len(readings) // 3, len(readings) // 2, len(readings) - 1):
         bank = DetectorBank([DETECTORS[name]()], tz="UTC")
@@ -69,7 +76,7 @@ def test_advance_finds_nothing_before_wake_at_and_something_after_a_finite_one(
         last = readings[cut - 1].ts.timestamp()
         wake = bank.wake_at()
         state = bank.dump()
-        probes = [last + 60.0 * 2 ** k for k in range(16)]  # a minute to a year after the last reading
+        probes = [last + 60.0 * 2**k for k in range(16)]  # a minute to a year after the last reading
         for now in probes:
             early = DetectorBank([DETECTORS[name]()], tz="UTC")
             early.load(state)
@@ -92,9 +99,9 @@ def test_duplicates_and_late_readings_change_nothing(name: str, readings: list[O
     for index, reading in enumerate(readings):
         messy.append(reading)
         if index % 5 == 0:
-            messy.append(reading)                # the same reading again
+            messy.append(reading)  # the same reading again
         if index % 7 == 0 and index > 3:
-            messy.append(readings[index - 3])    # a late one, already passed
+            messy.append(readings[index - 3])  # a late one, already passed
     clean_findings, clean_state = run(name, readings)
     messy_findings, messy_state = run(name, messy)
     assert messy_findings == clean_findings
@@ -107,8 +114,8 @@ def _detector_part(state: bytes) -> bytes:
     position = 1
     parts = []
     while position < len(state):
-        length = int.from_bytes(state[position:position + 2], "little")
-        parts.append(state[position + 2:position + 2 + length])
+        length = int.from_bytes(state[position : position + 2], "little")
+        parts.append(state[position + 2 : position + 2 + length])
         position += 2 + length
     return parts[-1]
 

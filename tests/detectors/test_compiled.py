@@ -49,8 +49,15 @@ print(json.dumps({"compiled": detectors.COMPILED, "digest": digest.hexdigest(), 
 
 def replay(*, pure: bool) -> dict[str, object]:
     env = {**os.environ, compiled.PURE_ENV: "1" if pure else "0"}
-    done = subprocess.run([sys.executable, "-c", REPLAY, str(REPO / "tests" / "data" / "daiad_slice.csv")],
-                          cwd=REPO, env=env, capture_output=True, text=True, check=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", REPLAY, str(REPO / "tests" / "data" / "daiad_slice.csv")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     result: dict[str, object] = json.loads(done.stdout)
     return result
 
@@ -117,8 +124,7 @@ def test_a_build_older_than_its_sources_is_not_used(build: Path) -> None:
 
 def test_a_build_for_another_python_is_not_used(build: Path) -> None:
     stamp = json.loads(compiled.STAMP.read_text(encoding="utf-8"))
-    compiled.STAMP.write_text(json.dumps({**stamp, "ext_suffix": ".cpython-399-x86_64-linux-gnu.so"}),
-                              encoding="utf-8")
+    compiled.STAMP.write_text(json.dumps({**stamp, "ext_suffix": ".cpython-399-x86_64-linux-gnu.so"}), encoding="utf-8")
     with pytest.warns(RuntimeWarning, match="another Python"):
         assert compiled.use_compiled([str(build)]) is False
 

@@ -73,7 +73,7 @@ def test_the_episode_resolves_after_the_flow_stops() -> None:
     assert resolved.since == raised.since
     assert stop + detector.clear_h * HOUR <= resolved.at <= stop + 24 * HOUR  # by the end of the night
     assert resolved.facts["flow_h"] >= 40.0
-    stopped = (raised.since + float(resolved.facts["flow_h"]) * HOUR)
+    stopped = raised.since + float(resolved.facts["flow_h"]) * HOUR
     assert f"{stopped:%H:%M}" in resolved.explanation_en
 
 

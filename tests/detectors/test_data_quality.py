@@ -75,8 +75,10 @@ def test_more_issues_join_the_open_episode() -> None:
     detector = DataQualityDetector()
     t0 = START.timestamp()
     first = Interval(t0, t0 + H, None, 0.0, ("backwards",))
-    more = [Interval(t0 + k * H, t0 + (k + 1) * H, None, 0.0, (issue,))
-            for k, issue in enumerate(["reset", "impossible_rate", "backwards"], start=3)]
+    more = [
+        Interval(t0 + k * H, t0 + (k + 1) * H, None, 0.0, (issue,))
+        for k, issue in enumerate(["reset", "impossible_rate", "backwards"], start=3)
+    ]
     findings = run(detector, [first, *clean_hours(t0 + H, 2), *more, *clean_hours(t0 + 6 * H, 10)])
     assert [f.transition for f in findings] == ["raised"]
 
@@ -84,27 +86,38 @@ def test_more_issues_join_the_open_episode() -> None:
 def test_a_clean_day_resolves_with_the_count() -> None:
     detector = DataQualityDetector()
     t0 = START.timestamp()
-    issues = [Interval(t0, t0 + H, None, 0.0, ("backwards",)),
-              Interval(t0 + 2 * H, t0 + 3 * H, None, 0.0, ("reset",)),
-              Interval(t0 + 3 * H, t0 + 3 * H, None, 0.0, ("conflicting_duplicate",)),
-              Interval(t0 + 4 * H, t0 + 5 * H, None, 0.0, ("rollover", "impossible_rate"))]
+    issues = [
+        Interval(t0, t0 + H, None, 0.0, ("backwards",)),
+        Interval(t0 + 2 * H, t0 + 3 * H, None, 0.0, ("reset",)),
+        Interval(t0 + 3 * H, t0 + 3 * H, None, 0.0, ("conflicting_duplicate",)),
+        Interval(t0 + 4 * H, t0 + 5 * H, None, 0.0, ("rollover", "impossible_rate")),
+    ]
     timeline = [issues[0], *clean_hours(t0 + H, 1), *issues[1:], *clean_hours(t0 + 5 * H, 30)]
     findings = run(detector, timeline)
     assert [f.transition for f in findings] == ["raised", "resolved"]
     raised, resolved = findings
     assert resolved.since == raised.since
-    assert resolved.at.timestamp() == t0 + 5 * H + 24 * H   # a full day after the last issue
+    assert resolved.at.timestamp() == t0 + 5 * H + 24 * H  # a full day after the last issue
     assert resolved.facts["count"] == 4
-    assert set(str(resolved.facts["issues"]).split(",")) == {"backwards", "reset", "conflicting_duplicate",
-                                                             "rollover", "impossible_rate"}
+    assert set(str(resolved.facts["issues"]).split(",")) == {
+        "backwards",
+        "reset",
+        "conflicting_duplicate",
+        "rollover",
+        "impossible_rate",
+    }
     assert "4" in resolved.explanation_zh and "4 problems" in resolved.explanation_en
 
 
 def test_an_issue_within_the_clean_day_keeps_it_open() -> None:
     detector = DataQualityDetector()
     t0 = START.timestamp()
-    timeline = [Interval(t0, t0 + H, None, 0.0, ("backwards",)), *clean_hours(t0 + H, 20),
-                Interval(t0 + 21 * H, t0 + 22 * H, None, 0.0, ("backwards",)), *clean_hours(t0 + 22 * H, 23)]
+    timeline = [
+        Interval(t0, t0 + H, None, 0.0, ("backwards",)),
+        *clean_hours(t0 + H, 20),
+        Interval(t0 + 21 * H, t0 + 22 * H, None, 0.0, ("backwards",)),
+        *clean_hours(t0 + 22 * H, 23),
+    ]
     assert [f.transition for f in run(detector, timeline)] == ["raised"]
     assert [f.transition for f in run(detector, clean_hours(t0 + 45 * H, 1))] == ["resolved"]
 
@@ -112,8 +125,11 @@ def test_an_issue_within_the_clean_day_keeps_it_open() -> None:
 def test_a_new_episode_counts_afresh() -> None:
     detector = DataQualityDetector()
     t0 = START.timestamp()
-    first = [Interval(t0, t0 + H, None, 0.0, ("backwards",)), Interval(t0 + H, t0 + 2 * H, None, 0.0, ("reset",)),
-             *clean_hours(t0 + 2 * H, 24)]
+    first = [
+        Interval(t0, t0 + H, None, 0.0, ("backwards",)),
+        Interval(t0 + H, t0 + 2 * H, None, 0.0, ("reset",)),
+        *clean_hours(t0 + 2 * H, 24),
+    ]
     second = [Interval(t0 + 26 * H, t0 + 27 * H, None, 0.0, ("impossible_rate",)), *clean_hours(t0 + 27 * H, 24)]
     findings = run(detector, first + second)
     assert [f.transition for f in findings] == ["raised", "resolved", "raised", "resolved"]
@@ -139,8 +155,9 @@ def test_in_a_bank_a_replaced_meter_is_one_episode_and_never_for_families() -> N
 def test_state_round_trip_keeps_the_open_episode_and_its_count() -> None:
     detector = DataQualityDetector()
     t0 = START.timestamp()
-    run(detector, [Interval(t0, t0 + H, None, 0.0, ("backwards",)),
-                   Interval(t0 + H, t0 + 2 * H, None, 0.0, ("reset",))])
+    run(
+        detector, [Interval(t0, t0 + H, None, 0.0, ("backwards",)), Interval(t0 + H, t0 + 2 * H, None, 0.0, ("reset",))]
+    )
     restored = DataQualityDetector()
     restored.load(detector.dump())
     assert restored.update(Interval(t0 + 2 * H, t0 + 3 * H, None, 0.0, ("backwards",))) == []

@@ -96,8 +96,9 @@ def test_a_drop_to_almost_nothing_is_a_reset() -> None:
     assert results[2] == Interval(H, 2 * H, 7.0, 0.0)
 
 
-@pytest.mark.parametrize(("before", "after", "litres"), [(99990.0, 20.0, 30.0), (99999.0, 4.0, 5.0),
-                                                         (9995.0, 5.0, 10.0)])
+@pytest.mark.parametrize(
+    ("before", "after", "litres"), [(99990.0, 20.0, 30.0), (99999.0, 4.0, 5.0), (9995.0, 5.0, 10.0)]
+)
 def test_a_rollover_counts_the_distance_across_the_wrap(before: float, after: float, litres: float) -> None:
     builder = IntervalBuilder()
     _, rolled = accept_all(builder, [(0.0, before), (H, after)])

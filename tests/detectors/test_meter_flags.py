@@ -12,10 +12,8 @@ def test_no_flags_no_findings() -> None:
 
 
 def test_each_known_flag_gives_one_finding_with_its_kind() -> None:
-    findings = MeterFlagsDetector().update(
-        Observation("m1", T0, 10.0, frozenset({"leak", "tamper", "valve_closed"})))
-    assert [(f.kind, f.severity) for f in findings] == [("continuous_flow", "medium"),
-                                                        ("data_quality", "low")]
+    findings = MeterFlagsDetector().update(Observation("m1", T0, 10.0, frozenset({"leak", "tamper", "valve_closed"})))
+    assert [(f.kind, f.severity) for f in findings] == [("continuous_flow", "medium"), ("data_quality", "low")]
     leak = findings[0]
     assert leak.since == leak.at == T0
     assert "漏水" in leak.explanation_zh and "leak" in leak.explanation_en

@@ -53,7 +53,7 @@ def test_advance_raises_once_after_the_overdue_time() -> None:
     assert raised.since.timestamp() == last
     assert raised.at.timestamp() == last + overdue + 60.0
     assert raised.facts["overdue_h"] == pytest.approx((overdue + 60.0) / 3600.0, abs=0.01)
-    assert detector.advance(last + overdue + 3600.0, 0.0) == []      # not twice
+    assert detector.advance(last + overdue + 3600.0, 0.0) == []  # not twice
     assert detector.advance(last + 10 * overdue, 0.0) == []
 
 
@@ -78,7 +78,7 @@ def test_a_gap_seen_only_from_the_late_reading_is_raised_and_resolved_at_once() 
     raised, resolved = found
     assert raised.since == resolved.since
     assert raised.since.timestamp() == last
-    assert raised.at.timestamp() == last + overdue   # when it became overdue, in event time
+    assert raised.at.timestamp() == last + overdue  # when it became overdue, in event time
     assert resolved.at.timestamp() == last + 10 * 3600.0
 
 
@@ -145,7 +145,7 @@ def test_state_round_trip_keeps_an_open_episode() -> None:
     detector.advance(last + 8 * 3600.0, 0.0)
     restored = MeterOfflineDetector()
     restored.load(detector.dump())
-    assert restored.advance(last + 9 * 3600.0, 0.0) == []   # still open: not raised again
+    assert restored.advance(last + 9 * 3600.0, 0.0) == []  # still open: not raised again
     found = restored.update(Interval(last, last + 9 * 3600.0, 1.0, 0.0))
     assert [f.transition for f in found] == ["resolved"]
     assert found[0].since.timestamp() == last

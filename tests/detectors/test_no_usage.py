@@ -18,8 +18,7 @@ COLLAPSES = [at_day(30, 6), at_day(30, 9), at_day(30, 14), at_day(30, 21)]
 
 def last_use_before(readings: list[Observation], moment: datetime) -> datetime:
     """The end of the last hour with water use (≥ 0.5 L) at or before ``moment``."""
-    used = [b.ts for a, b in pairwise(readings)
-            if b.ts <= moment and b.register_l - a.register_l >= 0.5]
+    used = [b.ts for a, b in pairwise(readings) if b.ts <= moment and b.register_l - a.register_l >= 0.5]
     return used[-1]
 
 
@@ -117,8 +116,15 @@ def test_an_outage_is_not_a_silence() -> None:
     assert start <= findings[0].at < end
 
 
-@pytest.mark.parametrize("settings", [{}, {"false_alarms_per_month": 5.0}, {"min_silence_h": 6.0, "ceiling_h": 12.0},
-                                      {"false_alarms_per_month": 50.0, "min_silence_h": 3.0}])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"false_alarms_per_month": 5.0},
+        {"min_silence_h": 6.0, "ceiling_h": 12.0},
+        {"false_alarms_per_month": 50.0, "min_silence_h": 3.0},
+    ],
+)
 def test_a_new_household_gets_limits_from_the_prior(settings: dict[str, float]) -> None:
     detector = NoUsageDetector(**settings)
     limits = [detector.limit_hours(hour) for hour in range(24)]
@@ -142,8 +148,9 @@ def test_a_larger_alarm_budget_never_lengthens_a_limit(days: int) -> None:
     budgets = [0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0]
     tables = []
     for budget in budgets:
-        detector = learned(days, false_alarms_per_month=budget) if days else NoUsageDetector(
-            false_alarms_per_month=budget)
+        detector = (
+            learned(days, false_alarms_per_month=budget) if days else NoUsageDetector(false_alarms_per_month=budget)
+        )
         tables.append([detector.limit_hours(hour) for hour in range(24)])
     for looser, stricter in zip(tables[1:], tables, strict=False):
         assert all(a <= b for a, b in zip(looser, stricter, strict=True)), (looser, stricter)
@@ -169,8 +176,7 @@ def _limits_trying_every_lambda(detector: NoUsageDetector) -> list[float]:
 @pytest.mark.parametrize("days", [0, 20, 42])
 @pytest.mark.parametrize("budget", [0.01, 0.1, 0.3, 1.0, 4.0, 50.0])
 def test_the_limits_bisection_finds_what_trying_every_lambda_finds(days: int, budget: float) -> None:
-    detector = learned(days, false_alarms_per_month=budget) if days else NoUsageDetector(
-        false_alarms_per_month=budget)
+    detector = learned(days, false_alarms_per_month=budget) if days else NoUsageDetector(false_alarms_per_month=budget)
     assert detector.limits_table() == _limits_trying_every_lambda(detector)
 
 

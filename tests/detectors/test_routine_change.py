@@ -95,8 +95,10 @@ def test_a_day_with_an_outage_is_not_kept() -> None:
     # Losing most of a day to an outage must not make a day of "no water" for the model: the five
     # weeks then need one day more.
     gap = (at_day(20, 2), at_day(20, 20))
-    count_full, count_gap = _days_until_scored(Household(days=45).build()), _days_until_scored(
-        Household(days=45, offline=gap).build())
+    count_full, count_gap = (
+        _days_until_scored(Household(days=45).build()),
+        _days_until_scored(Household(days=45, offline=gap).build()),
+    )
     assert count_gap == count_full + 1
 
 

@@ -65,12 +65,13 @@ def test_a_glitch_never_raises_a_spike() -> None:
     at = next(i for i, r in enumerate(readings) if r.ts == BURST_AT)
     glitched = list(readings)
     glitched[at] = replace(readings[at], register_l=readings[at].register_l + 20000.0)  # one wild reading
-    jumped = add_use(readings, {BURST_AT + 5 * HOUR: 30000.0})                          # a jump that stays
+    jumped = add_use(readings, {BURST_AT + 5 * HOUR: 30000.0})  # a jump that stays
     for series in (glitched, jumped):
         findings = feed(DetectorBank(tz="UTC"), series)
         assert not [f for f in findings if f.kind == "spike"]
-        assert [f.facts["issues"] for f in findings if f.kind == "data_quality" and f.transition == "raised"] \
-            == ["impossible_rate"]
+        assert [f.facts["issues"] for f in findings if f.kind == "data_quality" and f.transition == "raised"] == [
+            "impossible_rate"
+        ]
 
 
 def test_a_burst_is_not_learned_as_normal() -> None:

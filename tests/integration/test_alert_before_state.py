@@ -41,8 +41,9 @@ METER = "held-1"
 
 def _committed(settings: Settings, topic: str, partition: int) -> int:
     """The worker group's committed offset of one partition (0 if none); reading it joins nothing."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=settings.worker_id,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=settings.worker_id, enable_auto_commit=False
+    )
     try:
         return int(consumer.committed(TopicPartition(topic, partition)) or 0)
     finally:
@@ -55,8 +56,9 @@ def _reading(hour: int, register: float) -> tuple[bytes, bytes]:
 
 @pytest.mark.parametrize("committed", [True, False], ids=["first-readings-committed", "nothing-committed"])
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])  # RocksDB keeps its local store across the crash
-def test_an_alert_never_delivered_before_sigkill_is_raised_after_it(kafka_settings: Settings, tmp_path: Path,
-                                                                   store: str, committed: bool) -> None:
+def test_an_alert_never_delivered_before_sigkill_is_raised_after_it(
+    kafka_settings: Settings, tmp_path: Path, store: str, committed: bool
+) -> None:
     """With the first readings' offsets committed, the restarted worker starts at the alerting record;
     with all four produced together, the commit waits for the held state and nothing is committed: it
     starts from the partition's first record, and must find every record there after its recovery."""
@@ -76,8 +78,9 @@ def test_an_alert_never_delivered_before_sigkill_is_raised_after_it(kafka_settin
         alerting = _reading(3, 1020.0 - 900)  # the register goes back
         if committed:
             produce(kafka_settings.bootstrap_servers, topics.readings, first)
-            until(lambda: _committed(kafka_settings, topics.readings, partition) == 3,
-                  what="the first readings committed")
+            until(
+                lambda: _committed(kafka_settings, topics.readings, partition) == 3, what="the first readings committed"
+            )
             produce(kafka_settings.bootstrap_servers, topics.readings, [alerting])
         else:
             produce(kafka_settings.bootstrap_servers, topics.readings, [*first, alerting])
@@ -95,8 +98,12 @@ def test_an_alert_never_delivered_before_sigkill_is_raised_after_it(kafka_settin
     worker = start_shouwang(["worker"], env, tmp_path / "worker-2.log")
     try:
         wait_http(metrics)
-        alerts = consume(kafka_settings.bootstrap_servers, topics.alerts,
-                         until=lambda found: any(b"data_quality" in r.value for r in found), timeout=90)
+        alerts = consume(
+            kafka_settings.bootstrap_servers,
+            topics.alerts,
+            until=lambda found: any(b"data_quality" in r.value for r in found),
+            timeout=90,
+        )
         assert worker.poll() is None
         processed_again = readings_processed(metrics)
         states = len(read_all(kafka_settings.bootstrap_servers, state_changelog))
@@ -105,4 +112,5 @@ def test_an_alert_never_delivered_before_sigkill_is_raised_after_it(kafka_settin
     assert code == 0, (tmp_path / "worker-2.log").read_text()[-3000:]
     raised = [json.loads(r.value) for r in alerts]
     assert [(a["meter_id"], a["kind"], a["event"]) for a in raised] == [(METER, "data_quality", "raised")], (
-        f"alerts {raised}; the second worker processed {processed_again:.0f} readings; {states} changelog states")
+        f"alerts {raised}; the second worker processed {processed_again:.0f} readings; {states} changelog states"
+    )

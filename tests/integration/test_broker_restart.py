@@ -56,11 +56,11 @@ from tests.kafka_helpers import (
 pytestmark = pytest.mark.kafka
 METERS = [f"b-{i:02d}" for i in range(30)]
 DOWN_S = 30.0
-BEFORE = range(3)      # hours sent before the outage: registers 1000, 1010, 1020
-RIGHT_AFTER = 3        # sent as soon as the broker answers again: register 120, backwards
+BEFORE = range(3)  # hours sent before the outage: registers 1000, 1010, 1020
+RIGHT_AFTER = 3  # sent as soon as the broker answers again: register 120, backwards
 DURING = range(4, 14)  # one hour every WAVE_S while the worker reconnects (and rejoins its group)
 WAVE_S = 1.5
-FINAL = 14             # sent once the worker's consumer group is stable again
+FINAL = 14  # sent once the worker's consumer group is stable again
 HOURS = [*BEFORE, RIGHT_AFTER, *DURING, FINAL]
 
 
@@ -72,24 +72,28 @@ def _register(hour: int) -> float:
 def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
     """A broker of this test's own, to stop and start (built like the session's in conftest)."""
     resolve_jars(LIB_DIR)
-    broker = LocalBroker(home=tmp_path / "kafka", lib_dir=LIB_DIR, port=free_port(),
-                         controller_port=free_port(), heap="512m")
+    broker = LocalBroker(
+        home=tmp_path / "kafka", lib_dir=LIB_DIR, port=free_port(), controller_port=free_port(), heap="512m"
+    )
     broker.start()
     yield broker
     broker.stop()
 
 
 def _reading(meter: str, hour: int) -> tuple[bytes, bytes]:
-    return meter.encode(), json.dumps({"meter_id": meter, "ts": T0 + 3600 * hour, "register_l": _register(hour),
-                                       "flags": ["leak"]}).encode()
+    return meter.encode(), json.dumps(
+        {"meter_id": meter, "ts": T0 + 3600 * hour, "register_l": _register(hour), "flags": ["leak"]}
+    ).encode()
 
 
 def _expected() -> dict[tuple[str, str], tuple[str, AlertKind, int]]:
     """(alert id, event) → (meter, kind, since) of every alert the readings must raise."""
     wanted = [(meter, AlertKind.CONTINUOUS_FLOW, T0 + 3600 * hour) for meter in METERS for hour in HOURS]
     wanted += [(meter, AlertKind.DATA_QUALITY, T0 + 3600 * RIGHT_AFTER) for meter in METERS]
-    return {(alert_id_for(meter, kind, datetime.fromtimestamp(since, UTC)), "raised"): (meter, kind, since)
-            for meter, kind, since in wanted}
+    return {
+        (alert_id_for(meter, kind, datetime.fromtimestamp(since, UTC)), "raised"): (meter, kind, since)
+        for meter, kind, since in wanted
+    }
 
 
 def _group_stable(bootstrap: str, group: str) -> bool:
@@ -113,13 +117,21 @@ def _alert_keys(records: list[ConsumerRecord]) -> set[tuple[str, str]]:
 
 @pytest.mark.timeout(420)
 def test_worker_reconnects_after_the_broker_was_down_30_s_and_loses_nothing(
-        own_broker: LocalBroker, tmp_path: Path) -> None:
+    own_broker: LocalBroker, tmp_path: Path
+) -> None:
     suffix = uuid.uuid4().hex[:8]
     # The readings are of March 2026: the `meter_offline` sweep (wall clock) would find every meter
     # overdue if it ran during the test; it is not what is tested here.
-    settings = Settings(kafka_bootstrap=own_broker.bootstrap, topic_prefix=f"r{suffix}.",
-                        worker_id=f"worker-{suffix}", var_dir=tmp_path / "var", worker_web_port=free_port(),
-                        readings_partitions=4, alerts_partitions=2, offline_check_s=3600.0)
+    settings = Settings(
+        kafka_bootstrap=own_broker.bootstrap,
+        topic_prefix=f"r{suffix}.",
+        worker_id=f"worker-{suffix}",
+        var_dir=tmp_path / "var",
+        worker_web_port=free_port(),
+        readings_partitions=4,
+        alerts_partitions=2,
+        offline_check_s=3600.0,
+    )
     provision_topics(settings)
     topics = Topics.from_settings(settings)
     bootstrap = settings.bootstrap_servers
@@ -165,9 +177,17 @@ def test_worker_reconnects_after_the_broker_was_down_30_s_and_loses_nothing(
         produce(bootstrap, topics.readings, [_reading(m, FINAL) for m in METERS])
         total = len(HOURS) * len(METERS)
         with contextlib.suppress(TimeoutError):  # what is missing is reported below
-            until(lambda: processed_at_least(total) and _alert_keys(
-                consume(bootstrap, topics.alerts, until=lambda found: len(found) >= len(expected), timeout=5)
-            ) >= set(expected), timeout=150, what="every reading processed and every alert out")
+            until(
+                lambda: (
+                    processed_at_least(total)
+                    and _alert_keys(
+                        consume(bootstrap, topics.alerts, until=lambda found: len(found) >= len(expected), timeout=5)
+                    )
+                    >= set(expected)
+                ),
+                timeout=150,
+                what="every reading processed and every alert out",
+            )
         time.sleep(2)  # a re-emitted alert would be out by now
         records = read_all(bootstrap, topics.alerts)
         processed = readings_processed(url)
@@ -176,14 +196,18 @@ def test_worker_reconnects_after_the_broker_was_down_30_s_and_loses_nothing(
         code = stop(worker)
     text = log.read_text(errors="replace")
     assignments = text.count("Executing _on_partitions_assigned")
-    print(f"\nbroker back in {restart_s:.1f} s; group stable {stable_s:.1f} s later; {assignments} assignments; "
-          f"{processed:.0f} readings processed for {total} sent; {len(records)} alert records")
+    print(
+        f"\nbroker back in {restart_s:.1f} s; group stable {stable_s:.1f} s later; {assignments} assignments; "
+        f"{processed:.0f} readings processed for {total} sent; {len(records)} alert records"
+    )
     assert code == 0, text[-3000:]
 
     alerts = [json.loads(r.value) for r in records]
     found = Counter((a["alert_id"], a["event"]) for a in alerts)
-    missing = sorted((meter, kind.value, (since - T0) // 3600)
-                     for meter, kind, since in (expected[key] for key in set(expected) - set(found)))
+    missing = sorted(
+        (meter, kind.value, (since - T0) // 3600)
+        for meter, kind, since in (expected[key] for key in set(expected) - set(found))
+    )
     assert not missing, f"{len(missing)} alerts lost (meter, kind, hour): {missing[:20]}"
     unexpected = [a for a in alerts if (a["alert_id"], a["event"]) not in expected]
     assert not unexpected, f"alerts nobody expected: {unexpected[:3]}"

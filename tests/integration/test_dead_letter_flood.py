@@ -65,41 +65,65 @@ def _json(data: object) -> bytes:
 
 # kind → (how to make number i of that kind for meter m, what its dead letter's reason must match)
 KINDS: dict[str, tuple[Callable[[int, str], bytes | None], str]] = {
-    "binary": (lambda i, m: b"\xff\xfe" + f"junk {i}".encode() + b"\x00\x9c",
-               r"not UTF-8 \(byte 0\)"),
-    "invalid_json": (lambda i, m: f'{{"meter_id": "{m}", "ts": {T0 + i}, "register_l": '.encode(),
-                     r"not JSON: Expecting value at line 1 column \d+"),
-    "nan": (lambda i, m: f'{{"meter_id": "{m}", "ts": {T0 + i}, "register_l": NaN}}'.encode(),
-            r"not JSON: NaN is not a JSON number"),
-    "wrong_shape": (lambda i, m: _json([m, T0 + i, 5]),
-                    r"expected a JSON object, got list"),
-    "unknown_field": (lambda i, m: _json({"meter_id": m, "ts": T0 + i, "register": 5}),
-                      r"register_l: Field required; register: unknown field"),
-    "negative_register": (lambda i, m: _json({"meter_id": m, "ts": T0 + i, "register_l": -1 - i}),
-                          r"register_l: Input should be greater than or equal to 0"),
-    "naive_timestamp": (lambda i, m: _json({"meter_id": m, "register_l": 5,
-                                            "ts": f"2026-03-01T08:{i % 60:02d}:{i // 60 % 60:02d}"}),
-                        r"ts: timestamp '2026-03-01T08:\d\d:\d\d' has no UTC offset"),
-    "long_meter_id": (lambda i, m: _json({"meter_id": f"{m}-{i:04d}-" + "x" * 60, "ts": T0, "register_l": 5}),
-                      r"meter_id: must be 1–64 letters, digits or \. _ : - \(starting with a letter or digit\)"),
+    "binary": (lambda i, m: b"\xff\xfe" + f"junk {i}".encode() + b"\x00\x9c", r"not UTF-8 \(byte 0\)"),
+    "invalid_json": (
+        lambda i, m: f'{{"meter_id": "{m}", "ts": {T0 + i}, "register_l": '.encode(),
+        r"not JSON: Expecting value at line 1 column \d+",
+    ),
+    "nan": (
+        lambda i, m: f'{{"meter_id": "{m}", "ts": {T0 + i}, "register_l": NaN}}'.encode(),
+        r"not JSON: NaN is not a JSON number",
+    ),
+    "wrong_shape": (lambda i, m: _json([m, T0 + i, 5]), r"expected a JSON object, got list"),
+    "unknown_field": (
+        lambda i, m: _json({"meter_id": m, "ts": T0 + i, "register": 5}),
+        r"register_l: Field required; register: unknown field",
+    ),
+    "negative_register": (
+        lambda i, m: _json({"meter_id": m, "ts": T0 + i, "register_l": -1 - i}),
+        r"register_l: Input should be greater than or equal to 0",
+    ),
+    "naive_timestamp": (
+        lambda i, m: _json({"meter_id": m, "register_l": 5, "ts": f"2026-03-01T08:{i % 60:02d}:{i // 60 % 60:02d}"}),
+        r"ts: timestamp '2026-03-01T08:\d\d:\d\d' has no UTC offset",
+    ),
+    "long_meter_id": (
+        lambda i, m: _json({"meter_id": f"{m}-{i:04d}-" + "x" * 60, "ts": T0, "register_l": 5}),
+        r"meter_id: must be 1–64 letters, digits or \. _ : - \(starting with a letter or digit\)",
+    ),
     # A whole batch is refused for one bad reading inside it (none of its readings is processed).
-    "bad_in_batch": (lambda i, m: _json({"meter_id": m, "readings": [
-                         {"ts": T0 + 3600 * 20, "register_l": 5000 + i},
-                         {"ts": T0 + 3600 * 21, "register_l": -1},
-                         {"ts": T0 + 3600 * 22, "register_l": 5010 + i}]}),
-                     r"readings\.1\.register_l: Input should be greater than or equal to 0"),
-    "schema_version": (lambda i, m: _json({"v": 2, "meter_id": m, "ts": T0 + i, "register_l": 5}),
-                       r"unsupported schema version v=2; this service reads v=1"),
+    "bad_in_batch": (
+        lambda i, m: _json(
+            {
+                "meter_id": m,
+                "readings": [
+                    {"ts": T0 + 3600 * 20, "register_l": 5000 + i},
+                    {"ts": T0 + 3600 * 21, "register_l": -1},
+                    {"ts": T0 + 3600 * 22, "register_l": 5010 + i},
+                ],
+            }
+        ),
+        r"readings\.1\.register_l: Input should be greater than or equal to 0",
+    ),
+    "schema_version": (
+        lambda i, m: _json({"v": 2, "meter_id": m, "ts": T0 + i, "register_l": 5}),
+        r"unsupported schema version v=2; this service reads v=1",
+    ),
     "null_value": (lambda i, m: None, r"empty message \(null value\)"),
 }
 BIG: dict[str, tuple[Callable[[int, str], bytes | None], str]] = {
     # Over the schema's limit, under the broker's.
-    "oversized": (lambda i, m: _json({"meter_id": m, "ts": T0, "register_l": 5,
-                                      "note": f"{i}:" + "x" * (MAX_MESSAGE_BYTES + 50)}),
-                  rf"message is {MAX_MESSAGE_BYTES // 1000}\d{{3}} bytes; the limit is {MAX_MESSAGE_BYTES}"),
+    "oversized": (
+        lambda i, m: _json(
+            {"meter_id": m, "ts": T0, "register_l": 5, "note": f"{i}:" + "x" * (MAX_MESSAGE_BYTES + 50)}
+        ),
+        rf"message is {MAX_MESSAGE_BYTES // 1000}\d{{3}} bytes; the limit is {MAX_MESSAGE_BYTES}",
+    ),
     # Under the schema's limit by 50 bytes: refused for what it is, but its dead letter is bigger.
-    "near_limit_junk": (lambda i, m: b"\xff" + f"{i}:".encode().ljust(MAX_MESSAGE_BYTES - 51, b"\x00"),
-                        r"not UTF-8 \(byte 0\)"),
+    "near_limit_junk": (
+        lambda i, m: b"\xff" + f"{i}:".encode().ljust(MAX_MESSAGE_BYTES - 51, b"\x00"),
+        r"not UTF-8 \(byte 0\)",
+    ),
 }
 
 
@@ -115,7 +139,7 @@ class Bad:
 @dataclass(frozen=True)
 class Expected:
     records: list[tuple[bytes, bytes]]  # good records, keyed by their meter, in event-time order per meter
-    readings: int                       # readings they hold (a batch holds several)
+    readings: int  # readings they hold (a batch holds several)
     alerts: set[tuple[str, AlertKind, int]]  # (meter, kind, since) they must raise
 
 
@@ -158,13 +182,27 @@ def _good(meters: list[str], hours: int = HOURS) -> Expected:
                 kind, flag = FLAGGED[index % 3, hour]
                 flags = [flag]
                 alerts.add((meter, kind, T0 + 3600 * hour))
-            records.append((meter.encode(), _json({"meter_id": meter, "ts": T0 + 3600 * hour,
-                                                   "register_l": 1000 + 10 * hour, "flags": flags})))
+            records.append(
+                (
+                    meter.encode(),
+                    _json({"meter_id": meter, "ts": T0 + 3600 * hour, "register_l": 1000 + 10 * hour, "flags": flags}),
+                )
+            )
     readings = len(records)
     for meter in meters[::4]:  # NB-IoT batches of four hours; the leak flag rides on the last one
         batch_hours = range(hours, hours + 4)
-        records.append((meter.encode(), _json({"meter_id": meter, "flags": ["leak"], "readings": [
-            {"ts": T0 + 3600 * h, "register_l": 1000 + 10 * h} for h in batch_hours]})))
+        records.append(
+            (
+                meter.encode(),
+                _json(
+                    {
+                        "meter_id": meter,
+                        "flags": ["leak"],
+                        "readings": [{"ts": T0 + 3600 * h, "register_l": 1000 + 10 * h} for h in batch_hours],
+                    }
+                ),
+            )
+        )
         readings += len(batch_hours)
         alerts.add((meter, AlertKind.CONTINUOUS_FLOW, T0 + 3600 * batch_hours[-1]))
     return Expected(records, readings, alerts)
@@ -172,8 +210,9 @@ def _good(meters: list[str], hours: int = HOURS) -> Expected:
 
 def _produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> list[tuple[int, int]]:
     """Send in order; the (partition, offset) each record got."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
-                             max_request_size=2 * MAX_MESSAGE_BYTES)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_request_size=2 * MAX_MESSAGE_BYTES
+    )
     try:
         futures = [producer.send(topic, key=key, value=value) for key, value in records]
         producer.flush(timeout=60)
@@ -193,8 +232,9 @@ def _samples(metrics: str, name: str) -> dict[tuple[tuple[str, str], ...], float
 def _dead_letters(metrics: str, source: str) -> dict[str, float]:
     """``shouwang_worker_dead_letters_total`` of one source topic, per error class."""
     samples = _samples(metrics, "shouwang_worker_dead_letters_total")
-    return {dict(labels)["error_class"]: value for labels, value in samples.items()
-            if dict(labels).get("source") == source}
+    return {
+        dict(labels)["error_class"]: value for labels, value in samples.items() if dict(labels).get("source") == source
+    }
 
 
 def _interleave(good: list[tuple[bytes, bytes]], bad: list[Bad]) -> list[tuple[str, int]]:
@@ -219,8 +259,11 @@ def _run(settings: Settings, log: Path, good: Expected, bad: list[Bad]) -> Run:
     try:
         wait_http(url, process=worker, log=log)
         began = time.monotonic()
-        places = _produce(bootstrap, topics.readings,
-                          [good.records[i] if what == "good" else (bad[i].key, bad[i].value) for what, i in mixed])
+        places = _produce(
+            bootstrap,
+            topics.readings,
+            [good.records[i] if what == "good" else (bad[i].key, bad[i].value) for what, i in mixed],
+        )
         origin = {place: bad[i] for place, (what, i) in zip(places, mixed, strict=True) if what == "bad"}
 
         def consumed_all() -> bool:
@@ -252,11 +295,14 @@ def _check(run: Run, good: Expected, bad: list[Bad], reasons: dict[str, str], re
     assert run.exit_code == 0, run.log[-3000:]
 
     # Every bad message exactly once, original key and bytes, the reason of its kind, its origin.
-    places = Counter((int(read_headers(r.headers).get(SOURCE_PARTITION, -1)),
-                      int(read_headers(r.headers).get(SOURCE_OFFSET, -1))) for r in run.letters)
+    places = Counter(
+        (int(read_headers(r.headers).get(SOURCE_PARTITION, -1)), int(read_headers(r.headers).get(SOURCE_OFFSET, -1)))
+        for r in run.letters
+    )
     missing = Counter(bad.kind for place, bad in run.origin.items() if place not in places)
-    assert not missing, f"malformed messages missing from the dead-letter topic: {dict(missing)}; " \
-                        f"agent crashes: {crashes[:3]}"
+    assert not missing, (
+        f"malformed messages missing from the dead-letter topic: {dict(missing)}; agent crashes: {crashes[:3]}"
+    )
     twice = {place: count for place, count in places.items() if count > 1}
     assert not twice, f"dead-lettered more than once: {twice}"
     assert len(run.letters) == len(bad), f"{len(run.letters)} dead letters for {len(bad)} malformed messages"
@@ -272,22 +318,28 @@ def _check(run: Run, good: Expected, bad: list[Bad], reasons: dict[str, str], re
     assert Counter((r.key, r.value) for r in run.letters) == Counter((b.key, b.value) for b in bad)
     # The records of one source partition keep their order in the (single-partition) dead-letter topic.
     for partition in {p for p, _ in run.origin}:
-        offsets = [int(read_headers(r.headers)[SOURCE_OFFSET]) for r in run.letters
-                   if int(read_headers(r.headers)[SOURCE_PARTITION]) == partition]
+        offsets = [
+            int(read_headers(r.headers)[SOURCE_OFFSET])
+            for r in run.letters
+            if int(read_headers(r.headers)[SOURCE_PARTITION]) == partition
+        ]
         assert offsets == sorted(offsets), f"dead letters of partition {partition} out of order"
 
     # Every good reading processed, none twice, and no reading of a bad message.
     assert run.processed == good.readings, f"{run.processed} readings processed, {good.readings} sent"
 
     # Every expected alert, once, with its stable id; nothing else.
-    found = sorted((str(a["meter_id"]), str(a["kind"]), int(datetime.fromisoformat(str(a["since"])).timestamp()))
-                   for a in run.alerts)
+    found = sorted(
+        (str(a["meter_id"]), str(a["kind"]), int(datetime.fromisoformat(str(a["since"])).timestamp()))
+        for a in run.alerts
+    )
     assert found == sorted((meter, kind.value, since) for meter, kind, since in good.alerts)
     assert all(a["event"] == "raised" for a in run.alerts)
     ids = [a["alert_id"] for a in run.alerts]
     assert len(set(ids)) == len(ids) == len(good.alerts), "one alert id per alert, none twice"
-    assert set(ids) == {alert_id_for(meter, kind, datetime.fromtimestamp(since, UTC))
-                        for meter, kind, since in good.alerts}
+    assert set(ids) == {
+        alert_id_for(meter, kind, datetime.fromtimestamp(since, UTC)) for meter, kind, since in good.alerts
+    }
 
     # The dead-letter metric counts them by error class: all invalid, nothing internal.
     assert _dead_letters(run.metrics, readings_topic) == {"invalid": float(len(bad)), "internal": 0.0}
@@ -301,22 +353,27 @@ def _quiet_timer(settings: Settings) -> Settings:
 
 
 def test_a_flood_of_malformed_messages_is_dead_lettered_while_good_readings_pass(
-        kafka_settings: Settings, tmp_path: Path) -> None:
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
     meters = [f"f-{i:02d}" for i in range(36)]
     good, bad = _good(meters), _flood(meters)
     assert set(Counter(b.kind for b in bad)) == set(KINDS)
     settings = _quiet_timer(kafka_settings)
     run = _run(settings, tmp_path / "worker.log", good, bad)
-    _check(run, good, bad, {kind: reason for kind, (_, reason) in KINDS.items()},
-           Topics.from_settings(settings).readings)
+    _check(
+        run, good, bad, {kind: reason for kind, (_, reason) in KINDS.items()}, Topics.from_settings(settings).readings
+    )
 
 
 def test_oversized_messages_are_dead_lettered_without_crashing_the_agent(
-        kafka_settings: Settings, tmp_path: Path) -> None:
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
     meters = [f"o-{i:02d}" for i in range(12)]
     good = _good(meters, hours=3)
-    bad = [Bad(kind, meters[i].encode(), make(i, meters[i]))
-           for i, (kind, (make, _)) in enumerate([*BIG.items(), *BIG.items()])]
+    bad = [
+        Bad(kind, meters[i].encode(), make(i, meters[i]))
+        for i, (kind, (make, _)) in enumerate([*BIG.items(), *BIG.items()])
+    ]
     bad.append(Bad("binary", b"o-00", KINDS["binary"][0](99, "o-00")))  # and an ordinary one after them
     reasons = {kind: reason for kind, (_, reason) in [*KINDS.items(), *BIG.items()]}
     settings = _quiet_timer(kafka_settings)

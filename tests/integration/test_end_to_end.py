@@ -29,12 +29,18 @@ ADMIN = "end-to-end-admin-token"
 METER = "E2E-0001"
 
 
-def test_a_long_silence_reaches_the_family_signed_and_is_acknowledged(kafka_settings: Settings,
-                                                                       tmp_path: Path) -> None:
-    settings = kafka_settings.model_copy(update={
-        "database_url": f"sqlite:///{tmp_path / 'store.db'}", "router_metrics_port": free_port(),
-        "api_port": free_port(), "admin_token": ADMIN, "webhook_allow_hosts": "127.0.0.0/8",
-        "ingest_rate_per_s": 10_000.0, "household_tz": "UTC"})  # the generated routine keeps UTC hours
+def test_a_long_silence_reaches_the_family_signed_and_is_acknowledged(kafka_settings: Settings, tmp_path: Path) -> None:
+    settings = kafka_settings.model_copy(
+        update={
+            "database_url": f"sqlite:///{tmp_path / 'store.db'}",
+            "router_metrics_port": free_port(),
+            "api_port": free_port(),
+            "admin_token": ADMIN,
+            "webhook_allow_hosts": "127.0.0.0/8",
+            "ingest_rate_per_s": 10_000.0,
+            "household_tz": "UTC",
+        }
+    )  # the generated routine keeps UTC hours
     provision_topics(settings)
     env = {**settings_env(settings), "SHOUWANG_ADMIN_TOKEN": ADMIN}
     api = f"http://127.0.0.1:{settings.api_port}"
@@ -46,26 +52,38 @@ def test_a_long_silence_reaches_the_family_signed_and_is_acknowledged(kafka_sett
             wait_http(f"{api}/healthz")
             operator = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
             until(lambda: operator.get("/readyz").status_code == 200, what="API ready")
-            household = operator.post("/v1/households", json={
-                "name": "王阿姨", "timezone": "UTC", "grid_cell": "FT-12-3", "community": "FT-Lianhua",
-                "consent": {"given_by": "王阿姨本人", "given_at": "2026-02-01T10:00:00+08:00",
-                            "scope": "用水异常提醒家属和网格员"}})
+            household = operator.post(
+                "/v1/households",
+                json={
+                    "name": "王阿姨",
+                    "timezone": "UTC",
+                    "grid_cell": "FT-12-3",
+                    "community": "FT-Lianhua",
+                    "consent": {
+                        "given_by": "王阿姨本人",
+                        "given_at": "2026-02-01T10:00:00+08:00",
+                        "scope": "用水异常提醒家属和网格员",
+                    },
+                },
+            )
             assert household.status_code == 201, household.text
             home = household.json()["id"]
             assert operator.post(f"/v1/households/{home}/meters", json={"meter_id": METER}).status_code == 201
-            daughter = operator.post("/v1/recipients", json={"name": "女儿", "role": "family",
-                                                             "webhook_url": receiver.url})
+            daughter = operator.post(
+                "/v1/recipients", json={"name": "女儿", "role": "family", "webhook_url": receiver.url}
+            )
             assert daughter.status_code == 201, daughter.text
             daughter_id, secret = daughter.json()["id"], daughter.json()["webhook_secret"]
-            assert operator.post("/v1/subscriptions", json={"recipient_id": daughter_id,
-                                                            "household_id": home}).status_code == 201
+            assert (
+                operator.post("/v1/subscriptions", json={"recipient_id": daughter_id, "household_id": home}).status_code
+                == 201
+            )
             key = operator.post("/v1/keys", json={"name": "女儿", "role": "family", "recipient_id": daughter_id})
-            family = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {key.json()['token']}"},
-                                  timeout=30)
+            family = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {key.json()['token']}"}, timeout=30)
 
             items = [{"meter_id": METER, "ts": r.ts.isoformat(), "register_l": r.register_l} for r in readings]
             for start in range(0, len(items), 200):
-                accepted = operator.post("/v1/readings", json=items[start:start + 200])
+                accepted = operator.post("/v1/readings", json=items[start : start + 200])
                 assert accepted.status_code == 202, accepted.text
 
             def no_usage_bodies() -> list[dict]:

@@ -38,9 +38,22 @@ def _day_records() -> list[tuple[bytes, bytes]]:
     for copy in range(COPIES):
         for number, points in enumerate(homes):
             meter = f"home-{number}-{copy}"
-            per_meter.append([(meter.encode(), json.dumps({"meter_id": meter, "readings": [
-                {"ts": int(ts), "register_l": register} for ts, register in points[day:day + 24]]}).encode())
-                for day in range(0, len(points), 24)])
+            per_meter.append(
+                [
+                    (
+                        meter.encode(),
+                        json.dumps(
+                            {
+                                "meter_id": meter,
+                                "readings": [
+                                    {"ts": int(ts), "register_l": register} for ts, register in points[day : day + 24]
+                                ],
+                            }
+                        ).encode(),
+                    )
+                    for day in range(0, len(points), 24)
+                ]
+            )
     days = max(len(records) for records in per_meter)
     return [records[day] for day in range(days) for records in per_meter if day < len(records)]
 
@@ -70,9 +83,12 @@ def test_sigkill_mid_stream_loses_no_alert_and_invents_none(kafka_settings: Sett
     assert len(expected) > 50, "the households must raise enough alerts for the comparison to mean something"
 
     # Readings keep coming, in slices, over the whole crash and recovery.
-    slices = [records[i:i + 40] for i in range(0, len(records), 40)]
-    producing = threading.Thread(target=lambda: [(produce(settings.bootstrap_servers, topics.readings, part),
-                                                  time.sleep(0.4)) for part in slices])
+    slices = [records[i : i + 40] for i in range(0, len(records), 40)]
+    producing = threading.Thread(
+        target=lambda: [
+            (produce(settings.bootstrap_servers, topics.readings, part), time.sleep(0.4)) for part in slices
+        ]
+    )
     worker = start_shouwang(["worker"], env, tmp_path / "worker-1.log")
     try:
         wait_http(metrics)
@@ -87,9 +103,20 @@ def test_sigkill_mid_stream_loses_no_alert_and_invents_none(kafka_settings: Sett
         # Every reading since the last committed offset is processed again, some twice: at least
         # all of those after the crash.
         with contextlib.suppress(TimeoutError):  # what is missing is reported below
-            until(lambda: len({(json.loads(r.value)["alert_id"], json.loads(r.value)["event"])
-                               for r in read_all(settings.bootstrap_servers, topics.alerts)} & set(expected))
-                  >= len(expected), timeout=120, what="every expected alert")
+            until(
+                lambda: (
+                    len(
+                        {
+                            (json.loads(r.value)["alert_id"], json.loads(r.value)["event"])
+                            for r in read_all(settings.bootstrap_servers, topics.alerts)
+                        }
+                        & set(expected)
+                    )
+                    >= len(expected)
+                ),
+                timeout=120,
+                what="every expected alert",
+            )
         time.sleep(3)  # anything extra would be out by now
         assert worker.poll() is None
         processed_after_restart = readings_processed(metrics)
@@ -103,13 +130,16 @@ def test_sigkill_mid_stream_loses_no_alert_and_invents_none(kafka_settings: Sett
         seen[(alert["alert_id"], alert["event"])].append(record.value)
     missing = sorted(set(expected) - set(seen))
     extra = sorted(set(seen) - set(expected))
+
     def listed(alerts: list[dict[str, str]]) -> str:
         return "; ".join(f"{a['meter_id']} {a['kind']} {a['event']} at {a['at']}" for a in alerts[:8])
 
     lost = [json.loads(expected[key]) for key in missing]
     invented = [json.loads(seen[key][0]) for key in extra]
-    assert not missing, (f"{len(missing)} alerts lost: {listed(lost)}; {len(invented)} invented: {listed(invented)}; "
-                         f"the restarted worker processed {processed_after_restart:.0f} of {readings} readings")
+    assert not missing, (
+        f"{len(missing)} alerts lost: {listed(lost)}; {len(invented)} invented: {listed(invented)}; "
+        f"the restarted worker processed {processed_after_restart:.0f} of {readings} readings"
+    )
     assert not extra, f"{len(extra)} alerts no crash-free run gives: {[seen[k][0][:200] for k in extra[:3]]}"
     for key, sent in seen.items():
         assert all(json.loads(copy) == json.loads(expected[key]) for copy in sent), f"{key} re-sent differently"

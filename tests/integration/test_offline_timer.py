@@ -46,11 +46,19 @@ def test_silent_meters_are_told_once_and_a_fresh_meter_not_at_all(kafka_settings
         wait_http(metrics)
         produce(settings.bootstrap_servers, topics.readings, records)
         until(lambda: readings_processed(metrics) >= len(records))
-        first = _offline(values(consume(settings.bootstrap_servers, topics.alerts,
-                                        until=lambda found: len(_offline(values(found))) >= len(silent))))
+        first = _offline(
+            values(
+                consume(
+                    settings.bootstrap_servers,
+                    topics.alerts,
+                    until=lambda found: len(_offline(values(found))) >= len(silent),
+                )
+            )
+        )
         time.sleep(4)  # four more timer rounds: nobody is told twice
-        again = _offline(values(consume(settings.bootstrap_servers, topics.alerts,
-                                        until=lambda found: False, timeout=3)))
+        again = _offline(
+            values(consume(settings.bootstrap_servers, topics.alerts, until=lambda found: False, timeout=3))
+        )
         # One meter speaks again, now: its reading resolves the episode under the timer's id.
         produce(settings.bootstrap_servers, topics.readings, [(b"quiet-0", _reading("quiet-0", now, 110.0))])
         until(lambda: readings_processed(metrics) >= len(records) + 1)
@@ -60,8 +68,9 @@ def test_silent_meters_are_told_once_and_a_fresh_meter_not_at_all(kafka_settings
     assert code == 0, (tmp_path / "worker-1.log").read_text()[-3000:]
     assert sorted(a["meter_id"] for a in first) == sorted(silent)
     last_reading = datetime.fromtimestamp(OLD + 2 * 3600, UTC)
-    assert all(a["event"] == "raised" and datetime.fromisoformat(str(a["since"])) == last_reading
-               for a in first), first[:2]
+    assert all(a["event"] == "raised" and datetime.fromisoformat(str(a["since"])) == last_reading for a in first), (
+        first[:2]
+    )
     told = Counter((a["meter_id"], a["event"]) for a in again)
     assert told == Counter({(m, "raised"): 1 for m in silent}), "each silent meter once, the fresh one never"
     ids = {a["meter_id"]: a["alert_id"] for a in first}
@@ -71,9 +80,14 @@ def test_silent_meters_are_told_once_and_a_fresh_meter_not_at_all(kafka_settings
         wait_http(metrics)
         # The restarted worker knows its meters only from the recovered table: it indexes them and
         # tells the still-silent ones again, with the same ids (the router drops the repeats).
-        everything = values(consume(settings.bootstrap_servers, topics.alerts,
-                                    until=lambda found: len(_offline(values(found))) >= 2 * len(silent) + 1,
-                                    timeout=90))
+        everything = values(
+            consume(
+                settings.bootstrap_servers,
+                topics.alerts,
+                until=lambda found: len(_offline(values(found))) >= 2 * len(silent) + 1,
+                timeout=90,
+            )
+        )
         time.sleep(3)
         assert worker.poll() is None
     finally:

@@ -40,14 +40,18 @@ def test_two_workers_split_the_meters_and_their_state_follows(kafka_settings: Se
     second = None
     try:
         wait_http(urls[0])
-        produce(kafka_settings.bootstrap_servers, topics.readings,
-                [(m.encode(), hourly_reading(m, h, 500.0 + 5 * h)) for h in range(3) for m in METERS])
+        produce(
+            kafka_settings.bootstrap_servers,
+            topics.readings,
+            [(m.encode(), hourly_reading(m, h, 500.0 + 5 * h)) for h in range(3) for m in METERS],
+        )
         until(lambda: readings_processed(urls[0]) >= 3 * len(METERS), what="first worker caught up")
         time.sleep(2)  # its changelog writes and offsets are out
         second = start_shouwang(["worker"], envs[1], tmp_path / "worker-b.log")
         wait_http(urls[1])
         # The second worker joins: wait until it has taken partitions over and recovered them.
         log_b = tmp_path / "worker-b.log"
+
         # The memory store reads its partitions' changelog back, then Faust's recovery ends with "Worker
         # ready" (Faust's own "Done reading" appears only when it had records left to read).
         def recovered() -> bool:
@@ -57,14 +61,28 @@ def test_two_workers_split_the_meters_and_their_state_follows(kafka_settings: Se
         until(recovered, what="second worker recovered its partitions")
         # Every meter's register goes back by 400 L: only the worker holding that meter's state
         # (whichever it is now) can tell.
-        produce(kafka_settings.bootstrap_servers, topics.readings,
-                [(m.encode(), hourly_reading(m, 3, 110.0)) for m in METERS])
-        alerts = values(consume(kafka_settings.bootstrap_servers, topics.alerts,
-                                until=lambda found: sum(b'"data_quality"' in r.value for r in found) >= len(METERS),
-                                timeout=90))
+        produce(
+            kafka_settings.bootstrap_servers,
+            topics.readings,
+            [(m.encode(), hourly_reading(m, 3, 110.0)) for m in METERS],
+        )
+        alerts = values(
+            consume(
+                kafka_settings.bootstrap_servers,
+                topics.alerts,
+                until=lambda found: sum(b'"data_quality"' in r.value for r in found) >= len(METERS),
+                timeout=90,
+            )
+        )
         time.sleep(2)  # a duplicate would be on the topic by now
-        alerts = values(consume(kafka_settings.bootstrap_servers, topics.alerts,
-                                until=lambda found: len(found) >= len(alerts), timeout=30))
+        alerts = values(
+            consume(
+                kafka_settings.bootstrap_servers,
+                topics.alerts,
+                until=lambda found: len(found) >= len(alerts),
+                timeout=30,
+            )
+        )
         processed = [readings_processed(url) for url in urls]
         assert first.poll() is None and second.poll() is None
     finally:

@@ -32,10 +32,17 @@ def _alive(pid: int) -> bool:
 
 
 def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    settings = Settings(var_dir=tmp_path / "var", broker_lib_dir=LIB_DIR, broker_port=free_port(),
-                        broker_controller_port=free_port(), worker_web_port=free_port(),
-                        router_metrics_port=free_port(), api_port=free_port(),
-                        broker_heap="512m", readings_partitions=2)
+    settings = Settings(
+        var_dir=tmp_path / "var",
+        broker_lib_dir=LIB_DIR,
+        broker_port=free_port(),
+        broker_controller_port=free_port(),
+        worker_web_port=free_port(),
+        router_metrics_port=free_port(),
+        api_port=free_port(),
+        broker_heap="512m",
+        readings_partitions=2,
+    )
     env = settings_env(settings)
     log = tmp_path / "up.log"
     up = start_shouwang(["up"], env, log)
@@ -48,15 +55,25 @@ def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         assert set(children) == {"worker", "router", "api"}
         assert "First operator API key" in log.read_text()  # printed once on first start
         cli = [sys.executable, "-m", "shouwang"]
-        sent = subprocess.run([*cli, "send-reading", "SZ-FT-0001", "812.5", "--flag", "leak",
-                               "--ts", "2026-03-01T09:30:00+08:00"],
-                              env=env, capture_output=True, text=True, timeout=60, check=True)
+        sent = subprocess.run(
+            [*cli, "send-reading", "SZ-FT-0001", "812.5", "--flag", "leak", "--ts", "2026-03-01T09:30:00+08:00"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         assert "sent to" in sent.stdout
-        tailed = subprocess.run([*cli, "tail", "alerts", "--max", "1", "--timeout", "60"],
-                                env=env, capture_output=True, text=True, timeout=90, check=True)
+        tailed = subprocess.run(
+            [*cli, "tail", "alerts", "--max", "1", "--timeout", "60"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=True,
+        )
         alert = json.loads(tailed.stdout.splitlines()[0])["value"]
-        assert (alert["meter_id"], alert["kind"], alert["event"]) == ("SZ-FT-0001", "continuous_flow",
-                                                                      "raised")
+        assert (alert["meter_id"], alert["kind"], alert["event"]) == ("SZ-FT-0001", "continuous_flow", "raised")
     finally:
         os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in a terminal delivers …
         time.sleep(0.5)

@@ -46,8 +46,9 @@ def _persisted_offsets(var_dir: Path) -> set[int]:
 
 
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
-def test_state_survives_sigkill_and_mis_keyed_records_are_rekeyed(kafka_settings: Settings, tmp_path: Path,
-                                                                   store: str) -> None:
+def test_state_survives_sigkill_and_mis_keyed_records_are_rekeyed(
+    kafka_settings: Settings, tmp_path: Path, store: str
+) -> None:
     # memory:// rebuilds the table from the changelog; rocksdb:// reopens its files on disk and
     # reads only the changelog past them.
     kafka_settings = kafka_settings.model_copy(update={"worker_store": store})
@@ -60,8 +61,11 @@ def test_state_survives_sigkill_and_mis_keyed_records_are_rekeyed(kafka_settings
     try:
         wait_http(metrics)
         # Three hours of readings per meter; the ones of k-0 come keyed by a wrong key.
-        records = [(b"wrong-key" if m == "k-0" else m.encode(), hourly_reading(m, h, 1000.0 + 10 * h))
-                   for h in range(3) for m in meters]
+        records = [
+            (b"wrong-key" if m == "k-0" else m.encode(), hourly_reading(m, h, 1000.0 + 10 * h))
+            for h in range(3)
+            for m in meters
+        ]
         produce(kafka_settings.bootstrap_servers, topics.readings, records)
         until(lambda: readings_processed(metrics) >= len(records))
         time.sleep(3)  # past the commit interval: offsets and changelog writes are out
@@ -82,12 +86,21 @@ def test_state_survives_sigkill_and_mis_keyed_records_are_rekeyed(kafka_settings
         until(lambda: "Worker ready" in log.read_text(errors="replace"))
         # The register of every meter goes back by 900 L. Only a worker that remembers each meter's
         # last register (recovered from the changelog, not from memory) can tell.
-        produce(kafka_settings.bootstrap_servers, topics.readings,
-                [(m.encode(), hourly_reading(m, 3, 1120.0 - 900)) for m in meters])
-        alerts = values(consume(kafka_settings.bootstrap_servers, topics.alerts,
-                                until=lambda found: len({json.loads(r.value)["meter_id"] for r in found
-                                                         if b"data_quality" in r.value}) >= len(meters),
-                                timeout=90))
+        produce(
+            kafka_settings.bootstrap_servers,
+            topics.readings,
+            [(m.encode(), hourly_reading(m, 3, 1120.0 - 900)) for m in meters],
+        )
+        alerts = values(
+            consume(
+                kafka_settings.bootstrap_servers,
+                topics.alerts,
+                until=lambda found: (
+                    len({json.loads(r.value)["meter_id"] for r in found if b"data_quality" in r.value}) >= len(meters)
+                ),
+                timeout=90,
+            )
+        )
         assert worker.poll() is None
     finally:
         code = stop(worker)

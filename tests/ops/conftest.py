@@ -30,8 +30,7 @@ def tool(name: str) -> str:
 
 def promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([tool("promtool"), *args], input=stdin, capture_output=True, timeout=60)
-    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(),
-                                       result.stderr.decode())
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
 API_TOKEN = "ops-test-operator-token"  # the API's /metrics needs an operator key, as in deployment
@@ -67,22 +66,29 @@ def fetch(url: str, token: str | None = None, timeout: float = 60.0) -> bytes:
 def stack(kafka_settings: Settings, tmp_path: Path) -> Iterator[Stack]:
     """``shouwang worker`` and ``shouwang router`` on this test's topics, with a SQLite store; both must
     still run at the end and stop cleanly."""
-    settings = kafka_settings.model_copy(update={
-        "database_url": f"sqlite:///{tmp_path / 'router.db'}", "router_metrics_port": free_port(),
-        "router_id": f"router-{kafka_settings.worker_id}", "api_port": free_port()})
+    settings = kafka_settings.model_copy(
+        update={
+            "database_url": f"sqlite:///{tmp_path / 'router.db'}",
+            "router_metrics_port": free_port(),
+            "router_id": f"router-{kafka_settings.worker_id}",
+            "api_port": free_port(),
+        }
+    )
     provision_topics(settings)
     env = {**settings_env(settings), "SHOUWANG_ADMIN_TOKEN": API_TOKEN}
     logs = {name: tmp_path / f"{name}.log" for name in ("worker", "router", "api")}
     processes = {name: start_shouwang([name], env, log) for name, log in logs.items()}
     try:
-        running = Stack(settings, f"http://127.0.0.1:{settings.worker_web_port}/metrics",
-                        f"http://127.0.0.1:{settings.router_metrics_port}/metrics",
-                        f"http://127.0.0.1:{settings.api_port}/metrics")
+        running = Stack(
+            settings,
+            f"http://127.0.0.1:{settings.worker_web_port}/metrics",
+            f"http://127.0.0.1:{settings.router_metrics_port}/metrics",
+            f"http://127.0.0.1:{settings.api_port}/metrics",
+        )
         wait_http(running.worker_metrics)
         # The web page answers before the worker has joined its group; a worker stopped that early
         # can hang in Faust's consumer shutdown (seen once), which is not what these tests are about.
-        until(lambda: "Worker ready" in logs["worker"].read_text(errors="replace"), timeout=90,
-              what="the worker ready")
+        until(lambda: "Worker ready" in logs["worker"].read_text(errors="replace"), timeout=90, what="the worker ready")
         wait_http(running.router_metrics)
         fetch(running.api_metrics, API_TOKEN)
         yield running

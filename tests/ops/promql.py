@@ -19,8 +19,13 @@ RULES = REPO_ROOT / "deploy" / "prometheus" / "rules.yml"
 METRIC_MODULES = ("streams.metrics", "alerts.metrics")  # the processes Prometheus scrapes
 TARGET_LABELS = frozenset({"job", "instance"})  # added by Prometheus to every scraped series
 OTHER_METRICS = {"up": TARGET_LABELS}  # Prometheus' own, one per target
-SUFFIXES = {"counter": ("_total", "_created"), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count", "_created"),
-            "summary": ("", "_sum", "_count", "_created"), "info": ("_info",)}
+SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "summary": ("", "_sum", "_count", "_created"),
+    "info": ("_info",),
+}
 GRAFANA_RANGES = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
 
 
@@ -61,15 +66,20 @@ def dashboard_queries() -> dict[str, str]:
 
 
 def rule_queries() -> dict[str, str]:
-    return {rule.get("alert") or rule["record"]: rule["expr"]
-            for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]}
+    return {
+        rule.get("alert") or rule["record"]: rule["expr"]
+        for group in yaml.safe_load(RULES.read_text())["groups"]
+        for rule in group["rules"]
+    }
 
 
 _SELECTOR = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?\s*(?:\[[^\]]*\])?")
 _MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*\"")
 _GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
-_LABEL_REPLACE = re.compile(r",\s*\"([a-zA-Z_][a-zA-Z0-9_]*)\"\s*,\s*\"[^\"]*\"\s*,\s*\"[a-zA-Z_][a-zA-Z0-9_]*\"\s*,"
-                            r"\s*\"[^\"]*\"\s*\)")
+_LABEL_REPLACE = re.compile(
+    r",\s*\"([a-zA-Z_][a-zA-Z0-9_]*)\"\s*,\s*\"[^\"]*\"\s*,\s*\"[a-zA-Z_][a-zA-Z0-9_]*\"\s*,"
+    r"\s*\"[^\"]*\"\s*\)"
+)
 
 
 def problems(expr: str, known: dict[str, frozenset[str]]) -> list[str]:
@@ -85,12 +95,12 @@ def problems(expr: str, known: dict[str, frozenset[str]]) -> list[str]:
         used[name] = known[name]
     for name, matchers in _SELECTOR.findall(expr):
         if name in used and matchers:
-            found += [f"{name} has no label {label}" for label in _MATCHER.findall(matchers)
-                      if label not in used[name]]
+            found += [f"{name} has no label {label}" for label in _MATCHER.findall(matchers) if label not in used[name]]
     if not used:
         found.append("no Shouwang metric")
     available = frozenset().union(*used.values(), _LABEL_REPLACE.findall(expr))
     for grouping in _GROUPING.findall(expr):
-        found += [f"no metric here has the label {label}" for label in re.findall(r"\w+", grouping)
-                  if label not in available]
+        found += [
+            f"no metric here has the label {label}" for label in re.findall(r"\w+", grouping) if label not in available
+        ]
     return found

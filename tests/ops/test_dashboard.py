@@ -13,10 +13,22 @@ from tests.ops.promql import dashboard, dashboard_queries, exposed_metrics, pane
 
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 REQUIRED_PANELS = (
-    "Readings processed", "Records consumed", "Consumer lag per partition", "Processing latency",
-    "Dead letters by reason", "Alert events by kind and result", "Open alerts by severity",
-    "Notifications by role", "Webhook deliveries by outcome", "Delivery latency (p90)", "Retries",
-    "Webhook dead letters", "Escalations", "Time to acknowledge (p50)", "Pending outbox")
+    "Readings processed",
+    "Records consumed",
+    "Consumer lag per partition",
+    "Processing latency",
+    "Dead letters by reason",
+    "Alert events by kind and result",
+    "Open alerts by severity",
+    "Notifications by role",
+    "Webhook deliveries by outcome",
+    "Delivery latency (p90)",
+    "Retries",
+    "Webhook dead letters",
+    "Escalations",
+    "Time to acknowledge (p50)",
+    "Pending outbox",
+)
 
 
 def test_the_known_names_are_what_the_code_exposes() -> None:
@@ -26,8 +38,10 @@ def test_the_known_names_are_what_the_code_exposes() -> None:
     assert "shouwang_worker_readings_processed" not in known  # a counter is exposed with _total only
     assert "topic" in known["shouwang_worker_consumer_lag_records"]
     assert problems('sum by (outcome) (rate(shouwang_webhook_deliveries_total{outcome="retry"}[5m]))', known) == []
-    assert problems("rate(shouwang_webhook_deliveries[5m])", known) == ["unknown metric shouwang_webhook_deliveries",
-                                                                        "no Shouwang metric"]
+    assert problems("rate(shouwang_webhook_deliveries[5m])", known) == [
+        "unknown metric shouwang_webhook_deliveries",
+        "no Shouwang metric",
+    ]
     assert problems('shouwang_alerts_open{role="x"}', known) == ["shouwang_alerts_open has no label role"]
     assert problems("sum by (role) (shouwang_alerts_open)", known) == ["no metric here has the label role"]
 

@@ -16,4 +16,5 @@ def test_every_endpoint_passes_promtool_lint(stack: Stack) -> None:
         assert b"shouwang_" in body
         result = promtool("check", "metrics", stdin=body)
         assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
-            f"{url}:\n{result.stdout}{result.stderr}")
+            f"{url}:\n{result.stdout}{result.stderr}"
+        )

@@ -25,8 +25,11 @@ def test_rules_are_valid_and_each_has_severity_and_annotations() -> None:
 def test_rule_unit_tests_pass_and_cover_every_rule_firing_and_not() -> None:
     result = promtool("test", "rules", str(PROMETHEUS_DIR / "rules_test.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    rules = {rule["alert"] for group in yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text())["groups"]
-             for rule in group["rules"]}
+    rules = {
+        rule["alert"]
+        for group in yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text())["groups"]
+        for rule in group["rules"]
+    }
     firing: set[str] = set()
     quiet: set[str] = set()
     for test in yaml.safe_load((PROMETHEUS_DIR / "rules_test.yml").read_text())["tests"]:

@@ -27,21 +27,27 @@ DEADLINE_S = 60.0
 
 
 def _reading(meter: str, minute: int, flags: list[str]) -> bytes:
-    return json.dumps({"meter_id": meter, "ts": f"2026-03-01T08:{minute:02d}:00+08:00",
-                       "register_l": 100 + minute, "flags": flags}).encode()
+    return json.dumps(
+        {"meter_id": meter, "ts": f"2026-03-01T08:{minute:02d}:00+08:00", "register_l": 100 + minute, "flags": flags}
+    ).encode()
 
 
 GOOD = [(f"m-{i}".encode(), _reading(f"m-{i}", i, ["leak"] if i in (2, 5) else [])) for i in range(7)]
-BAD = [(b"m-bad", b"\x00\x01binary junk"),
-       (b"m-bad", b'{"meter_id": "m-bad", "ts": "2026-03-01T08:00:00", "register_l": 1}'),
-       (None, b"[]")]
+BAD = [
+    (b"m-bad", b"\x00\x01binary junk"),
+    (b"m-bad", b'{"meter_id": "m-bad", "ts": "2026-03-01T08:00:00", "register_l": 1}'),
+    (None, b"[]"),
+]
 
 
 def scrape_config(stack: Stack) -> dict:
     """The deployed config with each job's target on loopback, fast intervals and the real rules."""
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    targets = {"shouwang-worker": stack.worker_metrics, "shouwang-router": stack.router_metrics,
-               "shouwang-api": stack.api_metrics}
+    targets = {
+        "shouwang-worker": stack.worker_metrics,
+        "shouwang-router": stack.router_metrics,
+        "shouwang-api": stack.api_metrics,
+    }
     jobs = {job["job_name"] for job in config["scrape_configs"]}
     assert jobs == set(targets), f"start {sorted(jobs - set(targets))} in the stack fixture and map it here"
     for job in config["scrape_configs"]:
@@ -63,9 +69,17 @@ def prometheus(stack: Stack, tmp_path: Path) -> Iterator[str]:
     log = tmp_path / "prometheus.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                tool("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=30)
         yield f"http://127.0.0.1:{port}"
@@ -91,8 +105,9 @@ def value(base: str, query: str) -> float | None:
 
 def test_prometheus_scrapes_exact_counts_and_loads_the_rules(stack: Stack, prometheus: str) -> None:
     sent_at = time.time()
-    produce(stack.settings.bootstrap_servers, Topics.from_settings(stack.settings).readings,
-            [*GOOD[:4], *BAD, *GOOD[4:]])
+    produce(
+        stack.settings.bootstrap_servers, Topics.from_settings(stack.settings).readings, [*GOOD[:4], *BAD, *GOOD[4:]]
+    )
     expected = {
         'up{job="shouwang-worker"}': 1.0,
         'up{job="shouwang-router"}': 1.0,

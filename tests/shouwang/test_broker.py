@@ -20,8 +20,9 @@ def test_jars_are_apache_kafka_4() -> None:
 
 
 def test_formats_once_starts_stops_and_restarts(tmp_path: Path, kafka_broker: LocalBroker) -> None:
-    broker = LocalBroker(home=tmp_path / "k", lib_dir=LIB_DIR, port=free_port(),
-                         controller_port=free_port(), heap="256m")
+    broker = LocalBroker(
+        home=tmp_path / "k", lib_dir=LIB_DIR, port=free_port(), controller_port=free_port(), heap="256m"
+    )
     assert not broker.is_formatted() and not broker.is_running()
     broker.start()
     try:
@@ -49,18 +50,15 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        broker = LocalBroker(home=tmp_path / "k", lib_dir=LIB_DIR, port=port,
-                             controller_port=free_port())
+        broker = LocalBroker(home=tmp_path / "k", lib_dir=LIB_DIR, port=port, controller_port=free_port())
         with pytest.raises(BrokerError, match=f"port {port} is already in use"):
             broker.start()
 
 
 def test_missing_jars_are_a_clear_error(tmp_path: Path) -> None:
-    broker = LocalBroker(home=tmp_path / "k", lib_dir=tmp_path / "nolib", port=free_port(),
-                         controller_port=free_port())
+    broker = LocalBroker(home=tmp_path / "k", lib_dir=tmp_path / "nolib", port=free_port(), controller_port=free_port())
     with pytest.raises(BrokerError, match="no Kafka jars"):
         broker.start()
-
 
 
 def test_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:

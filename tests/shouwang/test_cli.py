@@ -9,8 +9,15 @@ import sys
 
 
 def run(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shouwang", *args], input=stdin, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})}, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "shouwang", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 def test_incidents_classify_reads_json_lines_and_reports_bad_lines() -> None:

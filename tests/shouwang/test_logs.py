@@ -23,7 +23,11 @@ def test_json_lines_carry_correlation_ids() -> None:
         logger.removeHandler(handler)
     line = json.loads(stream.getvalue())
     assert (line["msg"], line["alert_id"], line["meter_id"], line["level"]) == (
-        "alert al_1 raised: notified", "al_1", "SZ-1", "INFO")
+        "alert al_1 raised: notified",
+        "al_1",
+        "SZ-1",
+        "INFO",
+    )
     assert line["ts"].endswith("+00:00")
 
 
@@ -44,8 +48,11 @@ def test_a_repeated_error_is_shown_once_per_window_then_counted() -> None:
         made.created = at
         return made
 
-    shown = [r for r in (record(1000.0 + i * 0.01, "Unable connect to node with id %s", 1) for i in range(100))
-             if repeats.filter(r)]
+    shown = [
+        r
+        for r in (record(1000.0 + i * 0.01, "Unable connect to node with id %s", 1) for i in range(100))
+        if repeats.filter(r)
+    ]
     assert len(shown) == 1
     later = record(1031.0, "Unable connect to node with id %s", 1)
     assert repeats.filter(later) and "(99 more like this in the last 31 s)" in later.getMessage()

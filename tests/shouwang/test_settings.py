@@ -22,14 +22,17 @@ def test_external_cluster_from_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.faust_broker_url == "kafka://kafka-1:9092;kafka://kafka-2:9092"
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("SHOUWANG_KAFKA_BOOTSTRAP", "kafka-1"),
-    ("SHOUWANG_BROKER_PORT", "80"),
-    ("SHOUWANG_READINGS_PARTITIONS", "0"),
-    ("SHOUWANG_LOG_FORMAT", "xml"),
-    ("SHOUWANG_TOPIC_PREFIX", "bad prefix"),
-    ("SHOUWANG_WORKER_STORE", "redis://x"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SHOUWANG_KAFKA_BOOTSTRAP", "kafka-1"),
+        ("SHOUWANG_BROKER_PORT", "80"),
+        ("SHOUWANG_READINGS_PARTITIONS", "0"),
+        ("SHOUWANG_LOG_FORMAT", "xml"),
+        ("SHOUWANG_TOPIC_PREFIX", "bad prefix"),
+        ("SHOUWANG_WORKER_STORE", "redis://x"),
+    ],
+)
 def test_bad_setting_is_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):

@@ -22,8 +22,7 @@ def saved_root_logger() -> Iterator[logging.Logger]:
 
 
 @pytest.mark.parametrize("level", ["WARNING", "INFO"])
-def test_worker_logs_at_the_configured_level(tmp_path: Path, level: str,
-                                             saved_root_logger: logging.Logger) -> None:
+def test_worker_logs_at_the_configured_level(tmp_path: Path, level: str, saved_root_logger: logging.Logger) -> None:
     # Faust's spinner used to put the root logger at DEBUG, so every debug call on the per-message
     # path built a record that the handler then dropped.
     worker = create_worker(Settings(var_dir=tmp_path, log_level=level))

@@ -26,8 +26,9 @@ class Cells:
 
 
 def report(report_id: str, text: str, minutes: int = 0, cell: str = "C7") -> bytes:
-    return json.dumps({"incident_id": report_id, "text": text, "grid_cell": cell,
-                       "ts": (T0 + timedelta(minutes=minutes)).isoformat()}).encode()
+    return json.dumps(
+        {"incident_id": report_id, "text": text, "grid_cell": cell, "ts": (T0 + timedelta(minutes=minutes)).isoformat()}
+    ).encode()
 
 
 def test_a_report_becomes_an_incident_alert_for_its_cell() -> None:
@@ -38,8 +39,13 @@ def test_a_report_becomes_an_incident_alert_for_its_cell() -> None:
 
 def test_similar_reports_merge_into_one_incident_and_a_burst_raises_a_hotspot() -> None:
     cells = Cells()
-    texts = ["3栋2单元楼道有电动车充电", "3栋2单元楼道又有人给电动车充电", "3栋2单元楼梯口电动车在充电",
-             "3栋2单元电动车楼道充电没人管", "3栋2单元楼道电动车充电，电线乱拉"]
+    texts = [
+        "3栋2单元楼道有电动车充电",
+        "3栋2单元楼道又有人给电动车充电",
+        "3栋2单元楼梯口电动车在充电",
+        "3栋2单元电动车楼道充电没人管",
+        "3栋2单元楼道电动车充电，电线乱拉",
+    ]
     outcomes = [cells.run(report(f"r{i}", text, minutes=10 * i), offset=i) for i, text in enumerate(texts)]
     incident_ids = {a.alert_id for o in outcomes for a in o.alerts if a.kind.value == "incident"}
     assert len(incident_ids) == 1  # one incident, its count rising

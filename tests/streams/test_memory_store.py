@@ -42,8 +42,18 @@ def meter_state(kafka_settings: Settings) -> Iterator[tuple[ChangelogReadingStor
     partition 2 m-d."""
     provision_topics(kafka_settings)
     topic = changelog(kafka_settings, "meter-state")
-    _write(kafka_settings, topic, [(0, b"m-a", b"a1"), (0, b"m-a", b"a2"), (1, b"m-b", b"b1"),
-                                   (1, b"m-c", b"c1"), (1, b"m-c", None), (2, b"m-d", b"d1")])
+    _write(
+        kafka_settings,
+        topic,
+        [
+            (0, b"m-a", b"a1"),
+            (0, b"m-a", b"a2"),
+            (1, b"m-b", b"b1"),
+            (1, b"m-c", b"c1"),
+            (1, b"m-c", None),
+            (2, b"m-d", b"d1"),
+        ],
+    )
     store = create_app(kafka_settings).tables["meter-state"].data
     assert isinstance(store, ChangelogReadingStore)
     yield store, topic
@@ -72,8 +82,9 @@ def _write_as_worker(store: ChangelogReadingStore, partition: int, key: bytes, v
     contextvars.copy_context().run(write)
 
 
-def test_a_revoked_partition_takes_its_states_and_offset_with_it(meter_state: tuple[ChangelogReadingStore, str],
-                                                               kafka_settings: Settings) -> None:
+def test_a_revoked_partition_takes_its_states_and_offset_with_it(
+    meter_state: tuple[ChangelogReadingStore, str], kafka_settings: Settings
+) -> None:
     store, topic = meter_state
     _rebalance(store, {TP(topic, 0), TP(topic, 1)})
     _write_as_worker(store, 0, b"m-a", b"a3")  # this worker's own writes: a newer state, a new meter
@@ -89,7 +100,8 @@ def test_a_revoked_partition_takes_its_states_and_offset_with_it(meter_state: tu
 
 
 def test_a_partition_kept_as_a_standby_only_is_read_again_when_active_again(
-        meter_state: tuple[ChangelogReadingStore, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    meter_state: tuple[ChangelogReadingStore, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     store, topic = meter_state
     both = {TP(topic, 0), TP(topic, 1)}
     _rebalance(store, both)
@@ -115,16 +127,18 @@ def test_an_empty_partition_is_complete_at_its_end(meter_state: tuple[ChangelogR
     assert store.persisted_offset(TP(topic, 3)) == -1  # Faust's "nothing read yet", with nothing to read
 
 
-def test_a_read_out_of_time_leaves_the_partition_to_faust(meter_state: tuple[ChangelogReadingStore, str],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_read_out_of_time_leaves_the_partition_to_faust(
+    meter_state: tuple[ChangelogReadingStore, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     store, topic = meter_state
     monkeypatch.setattr(memory_store, "READ_SHARE_OF_SESSION", 0.0)
     _rebalance(store, {TP(topic, 0)})
     assert dict(store.data) == {} and store.persisted_offset(TP(topic, 0)) is None
 
 
-def test_the_read_takes_at_most_half_the_session_timeout(meter_state: tuple[ChangelogReadingStore, str],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_read_takes_at_most_half_the_session_timeout(
+    meter_state: tuple[ChangelogReadingStore, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     store, _ = meter_state
     budgets: list[float] = []
 
@@ -137,8 +151,9 @@ def test_the_read_takes_at_most_half_the_session_timeout(meter_state: tuple[Chan
     assert budgets == [store.app.conf.broker_session_timeout / 2] == [5.0]
 
 
-def test_standby_partitions_and_other_topics_are_left_to_faust(meter_state: tuple[ChangelogReadingStore, str],
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_standby_partitions_and_other_topics_are_left_to_faust(
+    meter_state: tuple[ChangelogReadingStore, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     store, topic = meter_state
     monkeypatch.setattr(store.app.assignor, "assigned_standbys", lambda: {TP(topic, 1)})
     _rebalance(store, {TP(topic, 0), TP(topic, 1), TP("readings", 0)})
@@ -151,8 +166,14 @@ def test_reading_starts_at_the_given_offset_and_passes_empty_partitions(kafka_se
     _write(kafka_settings, topic, [(3, f"k{i}".encode(), b"v") for i in range(5)])
     batches: list[list[int]] = []
     starts: dict[KafkaTP, int | None] = {KafkaTP(topic, 3): 2, KafkaTP(topic, 0): None}
-    ends = asyncio.run(read_partitions(kafka_settings.bootstrap_servers, starts,
-                                       lambda tp, records: batches.append([r.offset for r in records]), timeout=60))
+    ends = asyncio.run(
+        read_partitions(
+            kafka_settings.bootstrap_servers,
+            starts,
+            lambda tp, records: batches.append([r.offset for r in records]),
+            timeout=60,
+        )
+    )
     assert [offset for batch in batches for offset in batch] == [2, 3, 4]
     assert ends == {KafkaTP(topic, 3): 5, KafkaTP(topic, 0): 0}
 
@@ -161,8 +182,15 @@ def test_reading_stops_when_told_to(kafka_settings: Settings) -> None:
     provision_topics(kafka_settings)
     topic = changelog(kafka_settings, "meter-state")
     _write(kafka_settings, topic, [(0, b"k", b"v")])
-    ends = asyncio.run(read_partitions(kafka_settings.bootstrap_servers, {KafkaTP(topic, 0): None},
-                                       lambda tp, records: None, timeout=60, go_on=lambda: False))
+    ends = asyncio.run(
+        read_partitions(
+            kafka_settings.bootstrap_servers,
+            {KafkaTP(topic, 0): None},
+            lambda tp, records: None,
+            timeout=60,
+            go_on=lambda: False,
+        )
+    )
     assert ends == {}
 
 

@@ -34,8 +34,9 @@ class FakeConsumer:
 
 
 def lag(topic: str, partition: int) -> float | None:
-    return REGISTRY.get_sample_value("shouwang_worker_consumer_lag_records",
-                                     {"topic": topic, "partition": str(partition)})
+    return REGISTRY.get_sample_value(
+        "shouwang_worker_consumer_lag_records", {"topic": topic, "partition": str(partition)}
+    )
 
 
 def test_lag_is_log_end_minus_committed_or_position_and_follows_the_assignment() -> None:
@@ -62,7 +63,8 @@ def test_a_failing_consumer_never_raises_and_warns_when_it_persists(caplog: pyte
             asyncio.run(reporter.update(consumer))
     assert lag("lag.b", 0) == 5.0  # left as it was
     assert [r.getMessage() for r in caplog.records] == [
-        f"consumer lag not updated ({reporter.warn_after} failures in a row)"]
+        f"consumer lag not updated ({reporter.warn_after} failures in a row)"
+    ]
 
 
 def test_a_hanging_broker_times_out() -> None:

@@ -16,8 +16,7 @@ def _record(value: bytes | None, key: bytes | None = b"m1", offset: int = 0) -> 
 
 
 def _reading(**extra: object) -> bytes:
-    return json.dumps({"meter_id": "m1", "ts": "2026-03-01T08:00:00+08:00", "register_l": 5,
-                       **extra}).encode()
+    return json.dumps({"meter_id": "m1", "ts": "2026-03-01T08:00:00+08:00", "register_l": 5, **extra}).encode()
 
 
 def test_flagged_reading_becomes_an_alert_event() -> None:
@@ -37,8 +36,9 @@ def test_same_reading_twice_gives_the_same_alert_id() -> None:
 
 
 def test_batch_is_split_and_every_reading_runs_the_bank() -> None:
-    batch = json.dumps({"meter_id": "m1", "readings": [
-        {"ts": 1767225600 + 3600 * i, "register_l": 10 + i} for i in range(24)]}).encode()
+    batch = json.dumps(
+        {"meter_id": "m1", "readings": [{"ts": 1767225600 + 3600 * i, "register_l": 10 + i} for i in range(24)]}
+    ).encode()
     outcome = ReadingProcessor().process(_record(batch))
     assert outcome.reading_count == 24 and outcome.dead_letter is None
 
@@ -47,14 +47,20 @@ def test_a_batch_gives_what_its_readings_one_by_one_give() -> None:
     # Unsorted, with a burst in it and status flags that belong to the last reading only.
     hours = [5, 0, 3, 1, 2, 4]
     registers = {0: 10.0, 1: 12.0, 2: 12.0, 3: 700.0, 4: 705.0, 5: 705.0}
-    batch = json.dumps({"meter_id": "m1", "flags": ["leak", "burst"], "readings": [
-        {"ts": 1767225600 + 3600 * h, "register_l": registers[h]} for h in hours]}).encode()
+    batch = json.dumps(
+        {
+            "meter_id": "m1",
+            "flags": ["leak", "burst"],
+            "readings": [{"ts": 1767225600 + 3600 * h, "register_l": registers[h]} for h in hours],
+        }
+    ).encode()
     batched = ReadingProcessor().process(_record(batch))
     processor, state, alerts = ReadingProcessor(), None, []
     for h in sorted(hours):
         extra = {"flags": ["leak", "burst"]} if h == max(hours) else {}
-        single = json.dumps({"meter_id": "m1", "ts": 1767225600 + 3600 * h, "register_l": registers[h],
-                             **extra}).encode()
+        single = json.dumps(
+            {"meter_id": "m1", "ts": 1767225600 + 3600 * h, "register_l": registers[h], **extra}
+        ).encode()
         outcome = processor.process(_record(single), state)
         state, alerts = outcome.state, alerts + outcome.alerts
     assert batched.state == state

@@ -22,28 +22,37 @@ def _csv(text: str, tz: str = "Europe/Madrid"):
 
 
 def test_timestamps_with_without_offset_and_epoch_agree() -> None:
-    parsed = _csv("meter_id,ts,register_l\n"
-                  "m1,2026-03-01T08:00:00+01:00,1\n"
-                  "m1,2026-03-01T09:00:00,2\n"            # no offset: Madrid time
-                  "m1,1772355600,3\n")                      # 2026-03-01T09:00:00Z, i.e. 10:00 in Madrid
+    parsed = _csv(
+        "meter_id,ts,register_l\n"
+        "m1,2026-03-01T08:00:00+01:00,1\n"
+        "m1,2026-03-01T09:00:00,2\n"  # no offset: Madrid time
+        "m1,1772355600,3\n"
+    )  # 2026-03-01T09:00:00Z, i.e. 10:00 in Madrid
     assert [t for t, _ in parsed.meters["m1"]] == [1772348400.0, 1772352000.0, 1772355600.0]
     assert parsed.bad_rows == []
 
 
 def test_rows_are_sorted_per_meter_and_bad_rows_carry_their_line_numbers() -> None:
-    parsed = _csv("register_l,meter_id,ts\n"               # any column order
-                  "5,m1,2026-03-01T10:00:00Z\n"
-                  "4,m1,2026-03-01T09:00:00Z\n"
-                  "x,m1,2026-03-01T11:00:00Z\n"            # line 4
-                  "6,,2026-03-01T11:00:00Z\n"              # line 5: no meter id
-                  "6,m1,yesterday\n"                       # line 6
-                  "-1,m2,2026-03-01T11:00:00Z\n"           # line 7
-                  "7,m2\n"                                 # line 8
-                  "\n"
-                  "8,m2,2026-03-01T12:00:00Z\n")
+    parsed = _csv(
+        "register_l,meter_id,ts\n"  # any column order
+        "5,m1,2026-03-01T10:00:00Z\n"
+        "4,m1,2026-03-01T09:00:00Z\n"
+        "x,m1,2026-03-01T11:00:00Z\n"  # line 4
+        "6,,2026-03-01T11:00:00Z\n"  # line 5: no meter id
+        "6,m1,yesterday\n"  # line 6
+        "-1,m2,2026-03-01T11:00:00Z\n"  # line 7
+        "7,m2\n"  # line 8
+        "\n"
+        "8,m2,2026-03-01T12:00:00Z\n"
+    )
     assert [r for _, r in parsed.meters["m1"]] == [4.0, 5.0]
     assert [(bad.line, bad.reason.split(" ")[0]) for bad in parsed.bad_rows] == [
-        (4, "register_l"), (5, "meter_id"), (6, "ts"), (7, "register_l"), (8, "expected")]
+        (4, "register_l"),
+        (5, "meter_id"),
+        (6, "ts"),
+        (7, "register_l"),
+        (8, "expected"),
+    ]
     assert parsed.meters["m2"] == [(datetime.fromisoformat("2026-03-01T12:00:00+00:00").timestamp(), 8.0)]
 
 
@@ -75,8 +84,23 @@ def test_the_command_on_a_real_file_with_a_bad_row(tmp_path: Path) -> None:
     lines.insert(10, "daiad-broken,2016-03-02T00:00:00+01:00,not-a-number")
     readings.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "alerts.jsonl"
-    done = subprocess.run([sys.executable, "-m", "shouwang", "replay", "--readings", str(readings),
-                           "--tz", "Europe/Madrid", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shouwang",
+            "replay",
+            "--readings",
+            str(readings),
+            "--tz",
+            "Europe/Madrid",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert f"{readings}:11: skipped: register_l 'not-a-number' is not a number" in done.stderr
     assert "1 bad rows skipped" in done.stderr
@@ -85,8 +109,21 @@ def test_the_command_on_a_real_file_with_a_bad_row(tmp_path: Path) -> None:
 
 
 def test_the_command_fails_in_one_line_on_a_missing_file(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "shouwang", "replay", "--readings", str(tmp_path / "none.csv"),
-                           "--out", str(tmp_path / "o.jsonl")], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shouwang",
+            "replay",
+            "--readings",
+            str(tmp_path / "none.csv"),
+            "--out",
+            str(tmp_path / "o.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"shouwang: {tmp_path / 'none.csv'}: no such file"]
 
@@ -114,8 +151,11 @@ def test_any_printable_meter_id_is_replayed_and_ids_match_the_streams() -> None:
     findings = []
     for meter in ("daiad-0e7d65c2", "daiad-177d0a5d"):
         bank = DetectorBank(tz="Europe/Madrid")
-        findings += [(meter, f) for t, r in parsed.meters[meter]
-                     for f in bank.update(Observation(meter, datetime.fromtimestamp(t, UTC), r))]
+        findings += [
+            (meter, f)
+            for t, r in parsed.meters[meter]
+            for f in bank.update(Observation(meter, datetime.fromtimestamp(t, UTC), r))
+        ]
     assert findings
     for meter, finding in findings:
         assert transition_record(meter, finding)["alert_id"] == finding_to_alert(meter, finding).alert_id

@@ -47,8 +47,9 @@ class Producer:
         self.flushes = 0
         self.log: list[str] = []  # "send <value>" and "flush", in order
 
-    async def send(self, topic: str, key: bytes, value: bytes, *, partition: int | None, timestamp: Any,
-                   headers: Any) -> asyncio.Future[Any]:
+    async def send(
+        self, topic: str, key: bytes, value: bytes, *, partition: int | None, timestamp: Any, headers: Any
+    ) -> asyncio.Future[Any]:
         self.sent.append((topic, key, value, partition))
         self.log.append(f"send {value.decode()}")
         future = pending()
@@ -68,8 +69,9 @@ class Producer:
 
 def writer_for(producer: Producer, *, stopping: bool = False) -> tuple[StateWriter, Store, list[tuple[bytes, bytes]]]:
     store = Store()
-    table = SimpleNamespace(data=store, get=store.get,
-                            changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG))
+    table = SimpleNamespace(
+        data=store, get=store.get, changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG)
+    )
     resent: list[tuple[bytes, bytes]] = []
 
     async def resend(key: bytes, value: bytes) -> Awaitable[Any]:
@@ -106,6 +108,7 @@ def test_a_state_without_alerts_is_written_at_once() -> None:
         assert producer.sent == [(CHANGELOG, b"m1", b"s1", 3)]
         await settle()
         assert list(store.persisted.values()) == [0]  # the changelog offset is kept, as Faust does
+
     asyncio.run(run())
 
 
@@ -116,16 +119,16 @@ def test_states_wait_for_their_alerts_and_each_meter_stays_in_order() -> None:
         waiting = pending()
         waiting_m4 = pending()
         await writer.set(b"m1", b"s1", 0, after=[alert(waiting)])
-        await writer.set(b"m1", b"s2", 0)          # same meter, no alert: behind s1 all the same
+        await writer.set(b"m1", b"s2", 0)  # same meter, no alert: behind s1 all the same
         await writer.set(b"m4", b"v1", 0, after=[alert(waiting_m4, b"m4")])  # same partition, held too
-        await writer.set(b"m2", b"t1", 0)          # same partition, another meter, nothing held: at once
+        await writer.set(b"m2", b"t1", 0)  # same partition, another meter, nothing held: at once
         await writer.set(b"m3", b"u1", 1)
         await settle()
         assert producer.states() == [b"t1", b"u1"]
         assert store == {b"m2": b"t1", b"m3": b"u1"}, "a held state must not reach the local store (RocksDB keeps it)"
         assert writer.get(b"m1") == b"s2" and writer.get(b"m4") == b"v1"  # the agent sees the newest
         assert writer.held == 3
-        waiting_m4.set_result(None)                # m4's alert first: it still waits behind m1 (one queue)
+        waiting_m4.set_result(None)  # m4's alert first: it still waits behind m1 (one queue)
         await settle()
         assert producer.states() == [b"t1", b"u1"]
         waiting.set_result(None)
@@ -133,8 +136,9 @@ def test_states_wait_for_their_alerts_and_each_meter_stays_in_order() -> None:
         assert producer.states() == [b"t1", b"u1", b"s1", b"s2", b"v1"]
         assert store == {b"m1": b"s2", b"m2": b"t1", b"m3": b"u1", b"m4": b"v1"}
         assert writer.held == 0
-        await writer.set(b"m1", b"s3", 0)          # the hold is over: written at once again
+        await writer.set(b"m1", b"s3", 0)  # the hold is over: written at once again
         assert producer.states()[-1] == b"s3"
+
     asyncio.run(run())
 
 
@@ -156,6 +160,7 @@ def test_a_flush_waits_for_the_states_held_when_it_began() -> None:
         later.set_result(None)
         await settle()
         assert producer.states() == [b"s1", b"t1"]
+
     asyncio.run(run())
 
 
@@ -171,6 +176,7 @@ def test_an_alert_the_producer_gave_up_on_is_sent_again_before_the_state(monkeyp
         await asyncio.sleep(0.1)
         assert resent == [(b"m1", b'{"alert": 1}')]
         assert producer.sent[0][0] == "alerts" and producer.states() == [b"s1"]  # alert again, then state
+
     asyncio.run(run())
 
 
@@ -183,6 +189,7 @@ def test_an_alert_that_cannot_be_sent_does_not_hold_the_partition_for_ever() -> 
         refused.set_exception(MessageSizeTooLargeError())
         await settle()
         assert resent == [] and producer.states() == [b"s1"]
+
     asyncio.run(run())
 
 
@@ -204,6 +211,7 @@ def test_a_stopping_worker_gives_up_its_held_states_and_the_commit_fails(monkeyp
         assert resent == [] and producer.states() == [] and store == {}
         with pytest.raises(StateWritesFailed):  # and every later commit too: none may pass these records
             await producer.flush()
+
     asyncio.run(run())
 
 
@@ -216,7 +224,7 @@ def test_a_flush_waits_for_the_last_held_state_of_a_partition_then_flushes_it() 
         await writer.set(b"m1", b"s1", 0, after=[alert(first)])
         await writer.set(b"m2", b"t1", 0, after=[alert(second, b"m2")])
         flushing = asyncio.ensure_future(producer.flush())
-        await settle()                             # the flush has begun while both are held
+        await settle()  # the flush has begun while both are held
         first.set_result(None)
         await settle()
         assert producer.states() == [b"s1"] and not flushing.done(), "committed ahead of a later held state"
@@ -224,6 +232,7 @@ def test_a_flush_waits_for_the_last_held_state_of_a_partition_then_flushes_it() 
         await asyncio.wait_for(flushing, timeout=5)
         # the states' changelog records are flushed too, not only sent
         assert producer.log[-2:] == ["send t1", "flush"], producer.log
+
     asyncio.run(run())
 
 
@@ -238,6 +247,7 @@ def test_held_states_are_stored_under_their_partition() -> None:
         waiting.set_result(None)
         await settle()
         assert store == {b"m1": b"s1"} and store.partitions == [5]
+
     asyncio.run(run())
 
 
@@ -257,6 +267,7 @@ def test_a_cancelled_flush_leaves_the_held_states_to_be_written() -> None:
         await settle()
         assert producer.states() == [b"s1", b"s2"]
         await asyncio.wait_for(producer.flush(), timeout=5)  # and commits go on
+
     asyncio.run(run())
 
 
@@ -274,6 +285,7 @@ def test_a_commit_fails_rather_than_wait_for_ever(monkeypatch: pytest.MonkeyPatc
         never.set_result(None)  # delivered at last: written, and nothing left pending
         await settle()
         assert producer.states() == [b"s1"]
+
     asyncio.run(run())
 
 
@@ -286,4 +298,5 @@ def test_an_alert_refused_at_the_send_is_sent_again(monkeypatch: pytest.MonkeyPa
         await writer.set(b"m1", b"s1", 0, after=[alert(failed_delivery(KafkaConnectionError("no leader")))])
         await asyncio.sleep(0.1)
         assert resent == [(b"m1", b'{"alert": 1}')] and producer.states() == [b"s1"]
+
     asyncio.run(run())

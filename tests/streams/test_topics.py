@@ -26,7 +26,8 @@ def _describe(settings: Settings) -> tuple[dict[str, int], dict[str, str]]:
         partitions = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
         configs = admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, n, configs={"retention.ms": None}) for n in names],
-            config_filter="all")
+            config_filter="all",
+        )
         retention = {name: c["retention.ms"]["value"] for name, c in configs["topic"].items()}
         return partitions, retention
     finally:
@@ -64,10 +65,13 @@ def test_provisioning_grows_partitions_and_updates_retention(kafka_settings: Set
 def _configs(settings: Settings, names: list[str]) -> dict[str, dict[str, str]]:
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     try:
-        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names],
-                                           config_filter="all")
-        return {name: {key: entry["value"] for key, entry in configs.items()}
-                for name, configs in described["topic"].items()}
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, n) for n in names], config_filter="all"
+        )
+        return {
+            name: {key: entry["value"] for key, entry in configs.items()}
+            for name, configs in described["topic"].items()
+        }
     finally:
         admin.close()
 
@@ -87,20 +91,25 @@ def test_changelogs_are_compacted_in_hourly_segments_even_if_created_without(kaf
     state = changelog(kafka_settings, "meter-state")
     admin = KafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
     try:  # as an earlier version (or Faust itself) created it: compacted, with the broker's segments
-        admin.create_topics([NewTopic(state, kafka_settings.readings_partitions, 1,
-                                      topic_configs={"cleanup.policy": "compact"})])
+        admin.create_topics(
+            [NewTopic(state, kafka_settings.readings_partitions, 1, topic_configs={"cleanup.policy": "compact"})]
+        )
     finally:
         admin.close()
     assert state in provision_topics(kafka_settings).reconfigured
     configs = _configs(kafka_settings, [state])[state]
     assert configs["cleanup.policy"] == "compact" and configs["retention.ms"] == "-1"
-    assert {key: configs[key] for key in CHANGELOG_COMPACTION} == CHANGELOG_COMPACTION == {
-        "segment.ms": "3600000", "min.cleanable.dirty.ratio": "0.2"}
+    assert (
+        {key: configs[key] for key in CHANGELOG_COMPACTION}
+        == CHANGELOG_COMPACTION
+        == {"segment.ms": "3600000", "min.cleanable.dirty.ratio": "0.2"}
+    )
     assert provision_topics(kafka_settings).reconfigured == []
 
 
-def test_settings_the_broker_refuses_are_an_error_naming_the_topic(kafka_settings: Settings,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_the_broker_refuses_are_an_error_naming_the_topic(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     provision_topics(kafka_settings)
     monkeypatch.setattr(topics_module, "CHANGELOG_COMPACTION", {"min.cleanable.dirty.ratio": "2"})  # over 1
     with pytest.raises(TopicProvisioningError, match=changelog(kafka_settings, "meter-state")):

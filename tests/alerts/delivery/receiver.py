@@ -113,13 +113,15 @@ class Receiver:
 
         self._server = Server(("127.0.0.1", self.port), Handler)
         # A short poll interval: shutdown() waits up to one interval, and tests start many receivers.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="test-receiver",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="test-receiver", daemon=True
+        )
         self._thread.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
@@ -130,9 +132,14 @@ class Receiver:
     def _record(self, handler: BaseHTTPRequestHandler, body: bytes) -> RecordedRequest:
         with self._lock:
             status = self._statuses.popleft() if self._statuses else self.default_status
-            record = RecordedRequest(method=handler.command, path=handler.path,
-                                     headers={k.lower(): v for k, v in handler.headers.items()},
-                                     body=body, status=status, received_at=time.monotonic())
+            record = RecordedRequest(
+                method=handler.command,
+                path=handler.path,
+                headers={k.lower(): v for k, v in handler.headers.items()},
+                body=body,
+                status=status,
+                received_at=time.monotonic(),
+            )
             self.requests.append(record)
             self._lock.notify_all()
             return record

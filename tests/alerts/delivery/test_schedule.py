@@ -11,29 +11,35 @@ def test_standard_schedule_is_the_standard_webhooks_suggestion() -> None:
     assert parse_schedule("5s,5m,30m,2h,5h,10h,14h,20h,24h") == STANDARD_SCHEDULE
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("5s,5m,30m,2h", (5.0, 300.0, 1800.0, 7200.0)),
-    ("5, 300 ,1800", (5.0, 300.0, 1800.0)),
-    ("1.5h, 1d, 0", (5400.0, 86400.0, 0.0)),
-    ("10S,2M", (10.0, 120.0)),
-    ("30 s", (30.0,)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("5s,5m,30m,2h", (5.0, 300.0, 1800.0, 7200.0)),
+        ("5, 300 ,1800", (5.0, 300.0, 1800.0)),
+        ("1.5h, 1d, 0", (5400.0, 86400.0, 0.0)),
+        ("10S,2M", (10.0, 120.0)),
+        ("30 s", (30.0,)),
+    ],
+)
 def test_parse_schedule(text: str, expected: tuple[float, ...]) -> None:
     assert parse_schedule(text) == expected
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", "empty"),
-    ("   ", "empty"),
-    ("5s,,5m", "entry 2 is empty"),
-    ("5s,", "entry 2 is empty"),
-    ("5s,-5m", "negative"),
-    ("5x", "not a duration"),
-    ("soon", "not a duration"),
-    ("inf", "not a duration"),
-    ("nan", "not a duration"),
-    ("5m30s", "not a duration"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("5s,,5m", "entry 2 is empty"),
+        ("5s,", "entry 2 is empty"),
+        ("5s,-5m", "negative"),
+        ("5x", "not a duration"),
+        ("soon", "not a duration"),
+        ("inf", "not a duration"),
+        ("nan", "not a duration"),
+        ("5m30s", "not a duration"),
+    ],
+)
 def test_parse_schedule_refuses_junk(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_schedule(text)

@@ -38,8 +38,17 @@ def run(factory: Callable[[httpx.AsyncClient], Awaitable[T]], **client_options: 
 
 
 def send(url: str, secret: str, *, timeout_s: float = 5.0, body: bytes = BODY) -> AttemptResult:
-    return run(lambda client: send_once(client, url=url, secret=secret, message_id=new_message_id(),
-                                        body=body, now=datetime.now(UTC), timeout_s=timeout_s))
+    return run(
+        lambda client: send_once(
+            client,
+            url=url,
+            secret=secret,
+            message_id=new_message_id(),
+            body=body,
+            now=datetime.now(UTC),
+            timeout_s=timeout_s,
+        )
+    )
 
 
 def free_port() -> int:
@@ -68,21 +77,39 @@ def test_retries_of_one_delivery_keep_the_webhook_id() -> None:
     with Receiver() as receiver:
         receiver.respond_with([503, 200])
         for _ in range(2):
-            run(lambda client: send_once(client, url=receiver.url, secret=secret, message_id=message_id,
-                                         body=BODY, now=datetime.now(UTC)))
+            run(
+                lambda client: send_once(
+                    client, url=receiver.url, secret=secret, message_id=message_id, body=BODY, now=datetime.now(UTC)
+                )
+            )
         assert [r.headers["webhook-id"] for r in receiver.requests] == [message_id, message_id]
         assert [r.status for r in receiver.requests] == [503, 200]
         for request in receiver.requests:
             receiver.verify_with(secret, request)
 
 
-@pytest.mark.parametrize(("status", "outcome"), [
-    (200, "delivered"), (201, "delivered"), (204, "delivered"),
-    (500, "retry"), (502, "retry"), (503, "retry"), (408, "retry"), (425, "retry"), (429, "retry"),
-    (410, "disable"),
-    (400, "reject"), (401, "reject"), (404, "reject"), (413, "reject"),
-    (301, "reject"), (302, "reject"), (307, "reject"),
-])
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (200, "delivered"),
+        (201, "delivered"),
+        (204, "delivered"),
+        (500, "retry"),
+        (502, "retry"),
+        (503, "retry"),
+        (408, "retry"),
+        (425, "retry"),
+        (429, "retry"),
+        (410, "disable"),
+        (400, "reject"),
+        (401, "reject"),
+        (404, "reject"),
+        (413, "reject"),
+        (301, "reject"),
+        (302, "reject"),
+        (307, "reject"),
+    ],
+)
 def test_status_classification(status: int, outcome: str) -> None:
     with Receiver() as receiver:
         receiver.respond_with([status])
@@ -111,13 +138,16 @@ def test_redirect_is_rejected_and_not_followed() -> None:
         assert target.requests == []
 
 
-@pytest.mark.parametrize(("status", "header", "expected"), [
-    (429, "7", 7.0),
-    (503, "120", 120.0),
-    (429, "999999999", 86400.0),  # capped at 24 h
-    (429, "soon", None),
-    (500, "7", None),  # only 429 and 503 carry a meaningful Retry-After
-])
+@pytest.mark.parametrize(
+    ("status", "header", "expected"),
+    [
+        (429, "7", 7.0),
+        (503, "120", 120.0),
+        (429, "999999999", 86400.0),  # capped at 24 h
+        (429, "soon", None),
+        (500, "7", None),  # only 429 and 503 carry a meaningful Retry-After
+    ],
+)
 def test_retry_after(status: int, header: str, expected: float | None) -> None:
     with Receiver() as receiver:
         receiver.respond_with([status], headers={"Retry-After": header})
@@ -179,9 +209,14 @@ def test_unsupported_scheme_is_a_reject_not_an_exception() -> None:
 
 def test_our_own_bad_inputs_raise_value_error() -> None:
     async def naive_now(client: httpx.AsyncClient) -> AttemptResult:
-        return await send_once(client, url="http://127.0.0.1:9/", secret=new_secret(),
-                               message_id=new_message_id(), body=BODY,
-                               now=datetime.now(UTC).replace(tzinfo=None))
+        return await send_once(
+            client,
+            url="http://127.0.0.1:9/",
+            secret=new_secret(),
+            message_id=new_message_id(),
+            body=BODY,
+            now=datetime.now(UTC).replace(tzinfo=None),
+        )
 
     with pytest.raises(ValueError, match="timezone-aware"):
         run(naive_now)
@@ -198,8 +233,14 @@ def test_endpoint_limiter_serializes_one_endpoint_without_blocking_others() -> N
             async def deliver(endpoint: str, name: str) -> None:
                 async with limiter.slot(endpoint):
                     events.append(f"start {name}")
-                    result = await send_once(client, url=f"{receiver.url}/{name}", secret=secret,
-                                             message_id=new_message_id(), body=BODY, now=datetime.now(UTC))
+                    result = await send_once(
+                        client,
+                        url=f"{receiver.url}/{name}",
+                        secret=secret,
+                        message_id=new_message_id(),
+                        body=BODY,
+                        now=datetime.now(UTC),
+                    )
                     assert result.outcome == "delivered"
                     events.append(f"end {name}")
 
@@ -251,6 +292,9 @@ def test_signature_uses_the_time_of_the_attempt() -> None:
     secret = new_secret()
     with Receiver() as receiver:
         old = datetime.now(UTC) - timedelta(hours=1)
-        run(lambda client: send_once(client, url=receiver.url, secret=secret, message_id=new_message_id(),
-                                     body=BODY, now=old))
+        run(
+            lambda client: send_once(
+                client, url=receiver.url, secret=secret, message_id=new_message_id(), body=BODY, now=old
+            )
+        )
         assert receiver.requests[0].headers["webhook-timestamp"] == str(int(old.timestamp()))

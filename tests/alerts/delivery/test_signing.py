@@ -77,11 +77,14 @@ def test_verification_fails(case: str) -> None:
         Webhook(secret).verify(body, headers)
 
 
-@pytest.mark.parametrize(("secret", "message"), [
-    ("c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", "must start with 'whsec_'"),
-    ("whsec_not*base64!!", "not valid base64"),
-    ("whsec_" + base64.b64encode(b"short").decode(), "at least 24"),
-])
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", "must start with 'whsec_'"),
+        ("whsec_not*base64!!", "not valid base64"),
+        ("whsec_" + base64.b64encode(b"short").decode(), "at least 24"),
+    ],
+)
 def test_malformed_secret_is_refused_without_echoing_it(secret: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as info:
         signed(secret)

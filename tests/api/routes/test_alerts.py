@@ -18,11 +18,22 @@ pytestmark = pytest.mark.kafka
 
 def dispatch_once(world: World) -> int:
     """One pass of the router's outbox dispatcher over the app's store (webhooks go to the receiver)."""
+
     async def run() -> int:
         client = make_client(timeout_s=2.0)
-        dispatcher = Dispatcher(world.store, DispatchConfig(
-            schedule=(60.0,), lease=timedelta(seconds=30), timeout_s=2.0, allow=world.settings.webhook_allowlist,
-            require_https=True), client=client, limiter=EndpointLimiter(2), rng=random.Random(7))
+        dispatcher = Dispatcher(
+            world.store,
+            DispatchConfig(
+                schedule=(60.0,),
+                lease=timedelta(seconds=30),
+                timeout_s=2.0,
+                allow=world.settings.webhook_allowlist,
+                require_https=True,
+            ),
+            client=client,
+            limiter=EndpointLimiter(2),
+            rng=random.Random(7),
+        )
         try:
             return await dispatcher.run_once()
         finally:
@@ -40,10 +51,20 @@ def test_ack_then_resolve_and_the_conflicts(world: World) -> None:
     assert (again["acknowledged_at"], again["acknowledged_by"]) == (acked["acknowledged_at"], acked["acknowledged_by"])
     for body in ({}, {"outcome": "condition_cleared"}, {"outcome": "fine"}):  # condition_cleared is the detector's
         assert world.op("POST", f"/v1/alerts/{alert_id}/resolve", 422, json=body)["error"]["code"] == "invalid_request"
-    resolved = expect(world.call("grid_worker", "POST", f"/v1/alerts/{alert_id}/resolve",
-                                 json={"outcome": "resident_fine", "note": "she was at her daughter's"}), 200)
+    resolved = expect(
+        world.call(
+            "grid_worker",
+            "POST",
+            f"/v1/alerts/{alert_id}/resolve",
+            json={"outcome": "resident_fine", "note": "she was at her daughter's"},
+        ),
+        200,
+    )
     assert (resolved["status"], resolved["outcome"], resolved["resolution_note"]) == (
-        "resolved", "resident_fine", "she was at her daughter's")
+        "resolved",
+        "resident_fine",
+        "she was at her daughter's",
+    )
     assert "grid_worker" in resolved["resolved_by"] and resolved["acknowledged_by"] == acked["acknowledged_by"]
     for path, body in (("resolve", {"outcome": "false_alarm"}), ("ack", None)):
         refused = world.op("POST", f"/v1/alerts/{alert_id}/{path}", 409, json=body)
@@ -69,8 +90,9 @@ def test_detail_shows_notification_history(world: World, receiver: Receiver) -> 
     pending = world.op("GET", f"/v1/alerts/{alert_id}", 200)["notifications"]
     told = {world.recipients["family_a"], world.recipients["grid_worker"]}
     assert {n["recipient_id"] for n in pending} == told
-    assert {(n["event_type"], n["status"], n["attempts"], n["tier"]) for n in pending} == {("alert.raised", "pending",
-                                                                                            0, 0)}
+    assert {(n["event_type"], n["status"], n["attempts"], n["tier"]) for n in pending} == {
+        ("alert.raised", "pending", 0, 0)
+    }
     assert all(n["history"] == [] and n["id"].startswith("msg_") for n in pending)
 
     while dispatch_once(world):
@@ -152,6 +174,7 @@ def test_filters(world: World) -> None:
     assert ids(status="open", kind="no_usage", since=base.isoformat()) == {no_usage}
     everything = world.op("GET", "/v1/alerts", 200, params={"limit": 200, "grid_cell": "C3"})["items"]
     assert {item["household_id"] for item in everything} == {home}
-    other = world.client.get("/v1/alerts", params={"household_id": home},
-                             headers=bearer(world.extra_tokens["family_b"]))
+    other = world.client.get(
+        "/v1/alerts", params={"household_id": home}, headers=bearer(world.extra_tokens["family_b"])
+    )
     assert expect(other, 200)["items"] == []

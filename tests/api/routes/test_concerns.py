@@ -12,8 +12,9 @@ def test_top_concerns_rank_by_reports_within_community_and_period(world: World) 
 
     def incident(cell: str, category: str, reports: int, days: int, households: int | None = None) -> None:
         facts = {"category": category, "report_count": reports, **({"households": households} if households else {})}
-        world.raise_alert(None, kind="incident", severity="medium", grid_cell=cell,
-                          since=since + timedelta(days=days), facts=facts)
+        world.raise_alert(
+            None, kind="incident", severity="medium", grid_cell=cell, since=since + timedelta(days=days), facts=facts
+        )
 
     incident("C1", "ebike", 5, 1, households=3)
     incident("C1", "ebike", 2, 2)
@@ -28,7 +29,6 @@ def test_top_concerns_rank_by_reports_within_community_and_period(world: World) 
     assert body["concerns"][0]["label_zh"] == "电动车停放充电" and body["concerns"][0]["rank"] == 1
     expect(world.call("supervisor", "GET", query.replace("+", "%2B").replace("CM1", "CM2")), 404)
     expect(world.call("family", "GET", "/v1/concerns"), 403)
-    backwards = (f"/v1/concerns?since={T0.isoformat()}&until={(T0 - timedelta(days=1)).isoformat()}"
-                 .replace("+", "%2B"))
+    backwards = f"/v1/concerns?since={T0.isoformat()}&until={(T0 - timedelta(days=1)).isoformat()}".replace("+", "%2B")
     bad = expect(world.call("operator", "GET", backwards), 422)
     assert "since must be before until" in bad["error"]["message"]

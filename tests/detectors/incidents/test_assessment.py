@@ -7,14 +7,14 @@ import pytest
 from detectors.incidents import CATEGORIES, URGENCY_LEVELS, IncidentAssessment, classify, classify_lines
 
 JUNK = [
-    "🙂🔥💧🐶" * 10,                                   # emoji only
-    "x" * 100_000,                                    # 100 KB of one letter
-    "楼道里有人飞线充电。" * 10_000,                    # 100 KB of a real sentence
-    bytes(range(256)).decode("latin-1"),              # binary decoded as Latin-1
+    "🙂🔥💧🐶" * 10,  # emoji only
+    "x" * 100_000,  # 100 KB of one letter
+    "楼道里有人飞线充电。" * 10_000,  # 100 KB of a real sentence
+    bytes(range(256)).decode("latin-1"),  # binary decoded as Latin-1
     bytes(range(256)).decode("utf-8", "surrogateescape"),  # binary with lone surrogates
     bytes(range(256)).decode("utf-8", "replace"),
-    "\x00\x1b[31m\u200b\ufeff",                       # control and zero-width characters
-    "！？。，、……——",                                 # punctuation only
+    "\x00\x1b[31m\u200b\ufeff",  # control and zero-width characters
+    "！？。，、……——",  # punctuation only
     "<script>alert(1)</script>",
     "a",
 ]

@@ -55,9 +55,9 @@ def test_other_category_or_other_thing_is_a_new_incident() -> None:
     merger = IncidentMerger()
     merger.add("r1", "12号楼电梯又坏了", "C", "facility", T0)
     assert merger.add("r2", "12号楼的电梯坏了，老人上不去楼", "C", "facility", T0).incident_id == "r1"
-    assert merger.add("r3", "12号楼门禁坏了", "C", "facility", T0).is_new           # different object
-    assert merger.add("r4", "5号楼电梯又坏了", "C", "facility", T0).is_new           # different building
-    assert merger.add("r5", "12号楼电梯又坏了", "C", "hazard", T0).is_new            # different category
+    assert merger.add("r3", "12号楼门禁坏了", "C", "facility", T0).is_new  # different object
+    assert merger.add("r4", "5号楼电梯又坏了", "C", "facility", T0).is_new  # different building
+    assert merger.add("r5", "12号楼电梯又坏了", "C", "hazard", T0).is_new  # different category
     assert merger.add("r6", "小区遛狗不牵绳", "C", "pets", T0).is_new
 
 

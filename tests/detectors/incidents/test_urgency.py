@@ -27,14 +27,17 @@ def test_critical_cases(category: str, text: str) -> None:
     assert urgency.reasons and len(urgency.reasons) == len(urgency.reasons_en)
 
 
-@pytest.mark.parametrize(("text", "word"), [
-    ("楼道里有焦糊味，但是没有冒烟", "冒烟"),
-    ("找了一圈没发现着火的地方", "着火"),
-    ("楼道堆满纸箱，万一着火根本跑不出去", "着火"),
-    ("消防通道堵死了，着火了怎么办", "着火"),
-    ("上周在楼下差点摔倒", "摔倒"),
-    ("热水器打不着火", "着火"),
-])
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [
+        ("楼道里有焦糊味，但是没有冒烟", "冒烟"),
+        ("找了一圈没发现着火的地方", "着火"),
+        ("楼道堆满纸箱，万一着火根本跑不出去", "着火"),
+        ("消防通道堵死了，着火了怎么办", "着火"),
+        ("上周在楼下差点摔倒", "摔倒"),
+        ("热水器打不着火", "着火"),
+    ],
+)
 def test_negated_or_hypothetical_keywords_are_not_critical(text: str, word: str) -> None:
     for category in ("hazard", "clutter", "vulnerable_person", "water_pipe"):
         urgency = assess(text, category)
@@ -50,32 +53,35 @@ def test_a_fire_already_put_out_is_high() -> None:
     assert "put_out" in urgency.rules
 
 
-@pytest.mark.parametrize(("category", "text", "level"), [
-    ("hazard", "小区配电箱的门坏了", "high"),                        # hazard is at least high
-    ("vulnerable_person", "对门的独居老人两天没出门了", "high"),
-    ("vulnerable_person", "想给家里老人申请助餐服务", "normal"),      # a service request
-    ("clutter", "楼道里堆了几个纸箱", "normal"),
-    ("clutter", "楼道堆物把消防通道堵了", "high"),
-    ("clutter", "安全出口被杂物挡住了", "high"),
-    ("ebike", "楼下电动车乱停", "normal"),
-    ("ebike", "有人飞线给电动车充电", "high"),
-    ("ebike", "电动车推进楼道里充电", "high"),
-    ("ebike", "电动车停在楼道里没充电，但挡路", "normal"),
-    ("noise_dispute", "楼上半夜拖椅子", "normal"),
-    ("noise_dispute", "两家人打起来了", "high"),
-    ("pets", "遛狗不牵绳", "low"),
-    ("pets", "狗叫了一整夜", "normal"),
-    ("pets", "孩子被狗咬伤了", "high"),
-    ("pets", "主人说狗不咬人，可狗屎也不清理", "low"),
-    ("water_pipe", "厨房水管滴水", "normal"),
-    ("water_pipe", "楼道主水管爆裂，一直在喷水", "high"),
-    ("water_pipe", "独居的王奶奶家停水了", "high"),
-    ("facility", "路灯不亮", "normal"),
-    ("facility", "井盖不见了，剩一个大洞", "high"),
-    ("sanitation", "垃圾没人清运", "normal"),
-    ("sanitation", "建议多设几个垃圾分类点", "low"),
-    ("other", "请问居住证怎么办理", "low"),
-])
+@pytest.mark.parametrize(
+    ("category", "text", "level"),
+    [
+        ("hazard", "小区配电箱的门坏了", "high"),  # hazard is at least high
+        ("vulnerable_person", "对门的独居老人两天没出门了", "high"),
+        ("vulnerable_person", "想给家里老人申请助餐服务", "normal"),  # a service request
+        ("clutter", "楼道里堆了几个纸箱", "normal"),
+        ("clutter", "楼道堆物把消防通道堵了", "high"),
+        ("clutter", "安全出口被杂物挡住了", "high"),
+        ("ebike", "楼下电动车乱停", "normal"),
+        ("ebike", "有人飞线给电动车充电", "high"),
+        ("ebike", "电动车推进楼道里充电", "high"),
+        ("ebike", "电动车停在楼道里没充电，但挡路", "normal"),
+        ("noise_dispute", "楼上半夜拖椅子", "normal"),
+        ("noise_dispute", "两家人打起来了", "high"),
+        ("pets", "遛狗不牵绳", "low"),
+        ("pets", "狗叫了一整夜", "normal"),
+        ("pets", "孩子被狗咬伤了", "high"),
+        ("pets", "主人说狗不咬人，可狗屎也不清理", "low"),
+        ("water_pipe", "厨房水管滴水", "normal"),
+        ("water_pipe", "楼道主水管爆裂，一直在喷水", "high"),
+        ("water_pipe", "独居的王奶奶家停水了", "high"),
+        ("facility", "路灯不亮", "normal"),
+        ("facility", "井盖不见了，剩一个大洞", "high"),
+        ("sanitation", "垃圾没人清运", "normal"),
+        ("sanitation", "建议多设几个垃圾分类点", "low"),
+        ("other", "请问居住证怎么办理", "low"),
+    ],
+)
 def test_rules_and_category_defaults(category: str, text: str, level: str) -> None:
     assert assess(text, category).level == level
 
