@@ -21,6 +21,7 @@ COPY detectors ./detectors
 COPY --from=compiled /src/detectors/_compiled ./detectors/_compiled
 COPY alerts ./alerts
 COPY api ./api
+COPY cli ./cli
 RUN pip install --no-cache-dir . && useradd --system --home /app shouwang && mkdir -p /app/var \
     && chown shouwang /app/var
 USER shouwang

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.delivery import UnsafeURLError, check_url, new_secret
 from alerts.models import Household, Meter, Recipient, Silence, Subscription, WebhookEndpoint
 from alerts.policy import ALL_KINDS, ROLES, SEVERITIES
+from alerts.webhooks import UnsafeURLError, check_url, new_secret
 
 
 class AdminError(ValueError):

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from alerts import metrics
 from alerts.models import Alert, AlertTransition, Household
-from alerts.notify import previously_notified, record_notifications, subscribed_recipients
+from alerts.notifications import previously_notified, record_notifications, subscribed_recipients
 from alerts.pipeline import RouterConfig
 
 OUTCOMES = ("false_alarm", "resident_fine", "help_given", "emergency")

@@ -21,13 +21,13 @@ from sqlalchemy.exc import IntegrityError
 
 from alerts import metrics
 from alerts.db import Store
-from alerts.delivery import EndpointLimiter, make_client, parse_schedule
-from alerts.dispatch import DispatchConfig, Dispatcher
 from alerts.lifecycle import escalate_due, remind_due
 from alerts.models import Alert, Delivery, Meter, utcnow
+from alerts.outbox import OutboxConfig, OutboxDispatcher
 from alerts.pipeline import RouteContext, router_config
 from alerts.policy import parse_duration
 from alerts.stages import default_pipeline
+from alerts.webhooks import EndpointLimiter, make_client, parse_schedule
 from shouwang.deadletter import DeadLetter
 from shouwang.events import EventError, decode_alert
 from shouwang.settings import Settings
@@ -171,9 +171,9 @@ class Router:
     async def run(self) -> None:
         settings = self.settings
         client = make_client(timeout_s=settings.webhook_timeout_s)
-        dispatcher = Dispatcher(
+        dispatcher = OutboxDispatcher(
             self.store,
-            DispatchConfig(
+            OutboxConfig(
                 schedule=parse_schedule(settings.webhook_retry_schedule),
                 lease=parse_duration(f"{settings.webhook_lease_s}s"),
                 timeout_s=settings.webhook_timeout_s,

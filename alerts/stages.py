@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.models import Alert, AlertTransition, Household, Meter, Silence
-from alerts.notify import previously_notified, record_notifications, subscribed_recipients
+from alerts.notifications import previously_notified, record_notifications, subscribed_recipients
 from alerts.pipeline import Pipeline, RouteContext
 from alerts.policy import AWAY_MUTED_KINDS, severity_at_least
 
@@ -138,7 +138,7 @@ def _matches(silence: Silence, alert: Alert) -> bool:
     return all(wanted is None or wanted == actual for wanted, actual in pairs)
 
 
-def notify(ctx: RouteContext) -> None:
+def enqueue_notifications(ctx: RouteContext) -> None:
     """First tier on a raise; the first tier of the new severity (and everyone told before) when the
     detector raises the severity; everyone already told on a resolve (the all-clear)."""
     alert, session, config = ctx.alert, ctx.session, ctx.config
@@ -174,4 +174,4 @@ def notify(ctx: RouteContext) -> None:
 
 
 def default_pipeline() -> Pipeline:
-    return Pipeline([deduplicate, attach_household, record_lifecycle, apply_silences, notify])
+    return Pipeline([deduplicate, attach_household, record_lifecycle, apply_silences, enqueue_notifications])

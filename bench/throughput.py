@@ -51,14 +51,14 @@ from bench.worker_phases import (
     steady_load,
     stop_worker,
 )
-from shouwang.broker import LocalBroker, free_port, kafka_version
+from cli.broker import LocalBroker, free_port, kafka_version
 from shouwang.reading_points import decode_reading_points
 from shouwang.settings import REPO_ROOT, Settings
 from shouwang.topics import Topics
 from streams.detection import bank_factory
 from streams.processing import ReadingProcessor, SourceRecord
 from streams.replay import read_readings
-from streams.topics import provision_topics
+from streams.topic_provisioning import provision_topics
 
 SLICE = REPO_ROOT / "tests" / "data" / "daiad_slice.csv"
 

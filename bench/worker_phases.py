@@ -38,7 +38,7 @@ def start_worker(
         env["PYTHONPATH"] = str(code)
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "shouwang", "worker"], env=env, cwd=code, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "cli", "worker"], env=env, cwd=code, stdout=out, stderr=subprocess.STDOUT
         )
 
 

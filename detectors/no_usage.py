@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from detectors.base import Finding, Interval
+from detectors.base import Finding, Interval, Transition
 from detectors.findings import finding
 from detectors.priors import NO_USAGE_SURVIVAL, SILENCE_START_SHARE, SILENCE_THRESHOLDS_H
 from detectors.state import StateLayout
@@ -265,7 +265,7 @@ class NoUsageDetector:
         return shares / shares.sum()
 
     # -- words -----------------------------------------------------------------------------------
-    def _finding(self, transition: str, interval: Interval, silence: float) -> Finding:
+    def _finding(self, transition: Transition, interval: Interval, silence: float) -> Finding:
         since, at, offset = self._episode_since, interval.end, interval.utc_offset
         facts: dict[str, float | int | str | bool] = {
             "silence_h": round(silence / 3600.0, 2),
@@ -314,7 +314,7 @@ class NoUsageDetector:
             transition,
             _SEVERITY[self._episode_level],
             since=since,
-            at=at,  # type: ignore[arg-type]
+            at=at,
             utc_offset=offset,
             zh=zh,
             en=en,

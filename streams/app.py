@@ -24,7 +24,7 @@ from streams.incidents import IncidentOutcome, process_incident
 from streams.offline import OfflineWatch, Pacer, partition_of
 from streams.processing import Outcome, ReadingProcessor, SourceRecord
 from streams.state_writes import SentAlert, StateWriter, delivered, failed_delivery
-from streams.topics import DEAD_LETTER_MAX_BYTES
+from streams.topic_provisioning import DEAD_LETTER_MAX_BYTES
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from shouwang.broker import LocalBroker, free_port, kafka_version, resolve_jars
+from cli.broker import LocalBroker, free_port, kafka_version, resolve_jars
 from shouwang.settings import REPO_ROOT, Settings
 from tests.pg_fixtures import postgres_db_url, postgres_url  # noqa: F401  (fixtures)
 
 LIB_DIR = REPO_ROOT / "broker" / "lib"
+
+
+# Markers from the fixtures a test uses, so that no test needing a server can be forgotten by
+# `make check` (which runs only the tests needing none: `-m "not kafka and not postgres and not tools"`).
+_SERVER_FIXTURES = {"kafka_broker": "kafka", "postgres_url": "postgres"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in _SERVER_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

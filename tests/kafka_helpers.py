@@ -102,8 +102,8 @@ def wait_http(
 
 
 def start_shouwang(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Run ``python -m shouwang ARGS`` in its own process group, output to ``log``."""
-    return start_python(["-m", "shouwang", *args], env, log)
+    """Run ``python -m cli ARGS`` in its own process group, output to ``log``."""
+    return start_python(["-m", "cli", *args], env, log)
 
 
 def start_python(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

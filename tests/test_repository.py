@@ -8,20 +8,37 @@ import yaml
 
 from shouwang.settings import REPO_ROOT, Settings
 
-PACKAGES = ("shouwang", "streams", "detectors", "alerts", "api")
+# The layers, bottom first: a package may import only packages of a lower layer (never a sibling of
+# its own layer, never one above). The composition root, ``cli``, is the only package that sees all.
+LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({"detectors"}),  # pure: numpy and scikit-learn
+    frozenset({"shouwang"}),  # the shared core: settings, event schemas, topic names, logs
+    frozenset({"streams", "alerts"}),  # the worker; the router and the alert store
+    frozenset({"api"}),  # the HTTP API, over the alert store
+    frozenset({"cli"}),  # the `shouwang` command, the supervisor, the embedded broker
+)
+PACKAGES = tuple(sorted(set().union(*LAYERS)))
+LAYER_OF = {package: index for index, layer in enumerate(LAYERS) for package in layer}
 
 
 def _imports(package: str, *, skip: tuple[str, ...] = ()) -> set[str]:
-    found: set[str] = set()
-    for path in (REPO_ROOT / package).rglob("*.py"):
+    return {imported for _path, _line, imported in _import_sites(package, skip=skip)}
+
+
+def _import_sites(package: str, *, skip: tuple[str, ...] = ()) -> list[tuple[str, int, str]]:
+    """Every absolute import in the package, anywhere in a module (functions included): (file, line,
+    imported top-level name). Relative imports stay inside their package."""
+    sites: list[tuple[str, int, str]] = []
+    for path in sorted((REPO_ROOT / package).rglob("*.py")):
         if path.name in skip:
             continue
+        where = str(path.relative_to(REPO_ROOT))
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
-                found.update(alias.name.split(".")[0] for alias in node.names)
+                sites.extend((where, node.lineno, alias.name.split(".")[0]) for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add(node.module.split(".")[0])
-    return found
+                sites.append((where, node.lineno, node.module.split(".")[0]))
+    return sites
 
 
 def test_layout_of_the_design_card() -> None:
@@ -69,15 +86,23 @@ def test_detectors_are_pure() -> None:
     assert importers == {"__init__.py"}
 
 
-def test_dependencies_point_one_way() -> None:
-    # The shared core imports none of the packages; only the CLI (the composition root) does.
-    assert not _imports("shouwang", skip=("cli.py", "cli_kafka.py")) & {"api", "alerts", "streams", "detectors"}
-    assert not _imports("streams") & {"api", "alerts"}
-    assert not _imports("alerts") & {"api", "streams"}
+def test_every_import_between_packages_points_down() -> None:
+    upward = []
+    for package in PACKAGES:
+        for where, line, imported in _import_sites(package):
+            if imported in LAYER_OF and imported != package and LAYER_OF[imported] >= LAYER_OF[package]:
+                upward.append(f"{where}:{line} imports {imported}")
+    assert not upward, "imports that do not point down:\n" + "\n".join(upward)
+
+
+def test_every_top_level_package_has_a_layer() -> None:
+    # a new package must be placed in LAYERS, or the rule above would not see its imports
+    found = {path.parent.name for path in REPO_ROOT.glob("*/__init__.py")}
+    assert found - {"tests"} == set(PACKAGES)
 
 
 def test_files_stay_small() -> None:
-    for package in (*PACKAGES, "tests"):
+    for package in (*PACKAGES, "tests", "bench", "scripts"):
         for path in (REPO_ROOT / package).rglob("*.py"):
             lines = len(path.read_text().splitlines())
             assert lines <= 500, f"{path.relative_to(REPO_ROOT)} has {lines} lines"

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from alerts import admin
-from alerts.delivery import make_client, new_secret, send_once
-from alerts.delivery.ssrf import UnsafeURLError, check_url
 from alerts.models import ApiKey, Recipient, Subscription, WebhookEndpoint, utcnow
 from alerts.payloads import ping_payload
+from alerts.webhooks import make_client, new_secret, send_once
+from alerts.webhooks.ssrf import UnsafeURLError, check_url
 from api.auth import issue_key, revoke
 from api.deps import Operator, SessionDep
 from api.errors import ERROR_RESPONSES, ApiError, error_responses, not_found

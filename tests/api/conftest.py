@@ -25,10 +25,10 @@ from alerts.db import Store
 from alerts.pipeline import RouteContext, router_config
 from alerts.stages import default_pipeline
 from api.app import create_app
-from shouwang.broker import LocalBroker
+from cli.broker import LocalBroker
 from shouwang.events import AlertEvent, AlertKind, Explanation, Severity, alert_id_for
 from shouwang.settings import Settings
-from streams.topics import provision_topics
+from streams.topic_provisioning import provision_topics
 
 ADMIN_TOKEN = "test-admin-token-not-a-secret-0123456789"
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ from alerts.db import Store
 from alerts.pipeline import RouteContext, router_config
 from alerts.stages import default_pipeline
 from api.app import create_app
-from shouwang.broker import free_port
+from cli.broker import free_port
 from shouwang.events import AlertEvent, AlertKind, Explanation, Severity, alert_id_for
 from shouwang.settings import Settings
 from tests.api.conftest import ADMIN_TOKEN, bearer, expect, household_body

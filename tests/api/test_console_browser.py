@@ -27,12 +27,12 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from alerts.db import Store
 from api.app import create_app
-from shouwang.broker import free_port
+from cli.broker import free_port
 from shouwang.settings import REPO_ROOT, Settings
 from tests.api.conftest import ADMIN_TOKEN, bearer, expect, household_body
 from tests.api.test_console import console_settings, seed_alert
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.tools]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

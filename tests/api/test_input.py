@@ -16,7 +16,7 @@ from httpx import Response
 from sqlalchemy import text
 
 from api.routes import ingest
-from shouwang.broker import LocalBroker
+from cli.broker import LocalBroker
 from shouwang.topics import Topics
 from tests.api.conftest import (
     ADMIN_TOKEN,

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from alerts.db import Store
-from shouwang.broker import LocalBroker, free_port
-from streams.topics import provision_topics
+from cli.broker import LocalBroker, free_port
+from streams.topic_provisioning import provision_topics
 from tests.api.conftest import ADMIN_TOKEN, Receiver, api_settings, build_world
 from tests.conftest import settings_env
 from tests.kafka_helpers import start_shouwang, stop, wait_http

@@ -1,4 +1,4 @@
-"""``python tests/integration/stalled_alerts.py TOPIC ARGS…`` runs ``python -m shouwang ARGS…``
+"""``python tests/integration/stalled_alerts.py TOPIC ARGS…`` runs ``python -m cli ARGS…``
 with one fault injected: nothing sent to ``TOPIC`` is ever delivered (the producer's future never
 completes), as if each such record were still in the producer's buffer when the process dies.
 Everything else (the broker, Faust, the other topics) is real."""
@@ -24,4 +24,4 @@ async def _send_unless_stalled(self: driver.Producer, topic: str, *args: Any, **
 
 driver.Producer.send = _send_unless_stalled  # type: ignore[method-assign]
 sys.argv = [sys.argv[0], *sys.argv[2:]]
-runpy.run_module("shouwang", run_name="__main__", alter_sys=True)
+runpy.run_module("cli", run_name="__main__", alter_sys=True)

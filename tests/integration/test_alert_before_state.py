@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 from shouwang.settings import Settings
 from shouwang.topics import Topics
 from streams.offline import partition_of
-from streams.topics import changelog, provision_topics
+from streams.topic_provisioning import changelog, provision_topics
 from tests.conftest import settings_env
 from tests.kafka_helpers import (
     consume,

@@ -35,11 +35,11 @@ from kafka import KafkaAdminClient
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 
-from shouwang.broker import LocalBroker, free_port, port_answers, resolve_jars
+from cli.broker import LocalBroker, free_port, port_answers, resolve_jars
 from shouwang.events import AlertKind, alert_id_for
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams.topics import provision_topics
+from streams.topic_provisioning import provision_topics
 from tests.conftest import LIB_DIR, settings_env
 from tests.kafka_helpers import (
     T0,

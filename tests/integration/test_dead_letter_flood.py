@@ -38,7 +38,7 @@ from shouwang.deadletter import ERROR_CLASS, REASON, SOURCE_OFFSET, SOURCE_PARTI
 from shouwang.events import MAX_MESSAGE_BYTES, AlertKind, alert_id_for
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams.topics import provision_topics
+from streams.topic_provisioning import provision_topics
 from tests.conftest import settings_env
 from tests.kafka_helpers import (
     T0,

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shouwang.broker import free_port
+from cli.broker import free_port
 from shouwang.settings import Settings
-from streams.topics import provision_topics
-from tests.alerts.delivery.receiver import Receiver
+from streams.topic_provisioning import provision_topics
+from tests.alerts.webhooks.receiver import Receiver
 from tests.conftest import settings_env
 from tests.detectors.series import Household, at_day
 from tests.kafka_helpers import start_shouwang, stop, until, wait_http

@@ -14,12 +14,12 @@ from sqlalchemy import select
 from alerts import admin
 from alerts.db import Store
 from alerts.models import Alert
-from shouwang.broker import free_port
+from cli.broker import free_port
 from shouwang.deadletter import read_headers
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams.topics import provision_topics
-from tests.alerts.delivery.receiver import Receiver
+from streams.topic_provisioning import provision_topics
+from tests.alerts.webhooks.receiver import Receiver
 from tests.conftest import settings_env
 from tests.kafka_helpers import consume, produce, start_shouwang, stop, until, wait_http
 

@@ -21,7 +21,7 @@ from shouwang.topics import Topics
 from streams.detection import bank_factory
 from streams.processing import ReadingProcessor, SourceRecord
 from streams.replay import read_readings
-from streams.topics import provision_topics
+from streams.topic_provisioning import provision_topics
 from tests.conftest import settings_env
 from tests.kafka_helpers import produce, read_all, readings_processed, start_shouwang, stop, until, wait_http
 

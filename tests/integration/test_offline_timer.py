@@ -14,7 +14,7 @@ import pytest
 
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams.topics import provision_topics
+from streams.topic_provisioning import provision_topics
 from tests.conftest import settings_env
 from tests.kafka_helpers import consume, produce, readings_processed, start_shouwang, stop, until, values, wait_http
 

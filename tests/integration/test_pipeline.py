@@ -11,7 +11,7 @@ import pytest
 from shouwang.deadletter import read_headers
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams.topics import provision_topics
+from streams.topic_provisioning import provision_topics
 from tests.conftest import settings_env
 from tests.kafka_helpers import consume, produce, start_shouwang, stop, values, wait_http
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from shouwang.broker import free_port
+from cli.broker import free_port
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams.topics import provision_topics
+from streams.topic_provisioning import provision_topics
 from tests.conftest import settings_env
 from tests.kafka_helpers import (
     consume,

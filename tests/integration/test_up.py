@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shouwang.broker import free_port, port_answers
+from cli.broker import free_port, port_answers
 from shouwang.settings import Settings
 from tests.conftest import LIB_DIR, settings_env
 from tests.kafka_helpers import start_shouwang, stop, wait_http
@@ -54,7 +54,7 @@ def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         children = {name: int(pid) for name, pid in re.findall(r"started (\w+) \(pid (\d+)\)", log.read_text())}
         assert set(children) == {"worker", "router", "api"}
         assert "First operator API key" in log.read_text()  # printed once on first start
-        cli = [sys.executable, "-m", "shouwang"]
+        cli = [sys.executable, "-m", "cli"]
         sent = subprocess.run(
             [*cli, "send-reading", "SZ-FT-0001", "812.5", "--flag", "leak", "--ts", "2026-03-01T09:30:00+08:00"],
             env=env,

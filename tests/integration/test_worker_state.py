@@ -13,7 +13,7 @@ import pytest
 from shouwang.settings import Settings
 from shouwang.topics import Topics
 from streams.offline import partition_of
-from streams.topics import provision_topics
+from streams.topic_provisioning import provision_topics
 from tests.conftest import settings_env
 from tests.kafka_helpers import (
     consume,

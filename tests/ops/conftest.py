@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from shouwang.broker import free_port
+from cli.broker import free_port
 from shouwang.settings import REPO_ROOT, Settings
-from streams.topics import provision_topics
+from streams.topic_provisioning import provision_topics
 from tests.conftest import settings_env
 from tests.kafka_helpers import start_shouwang, stop, until, wait_http
 

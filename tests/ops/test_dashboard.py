@@ -74,6 +74,7 @@ def test_dashboard_is_importable_with_a_datasource_variable() -> None:
             assert all(t["datasource"] == DATASOURCE and t["expr"] for t in panel["targets"]), panel["title"]
 
 
+@pytest.mark.tools
 def test_dashboard_queries_parse(tmp_path: Path) -> None:
     """Prometheus' own parser, through promtool: each query as a recording rule."""
     rules = [{"record": f"shouwang:panel_{i}", "expr": expr} for i, expr in enumerate(dashboard_queries().values())]

@@ -6,12 +6,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 from shouwang.settings import REPO_ROOT
 from tests.ops.conftest import PROMETHEUS_DIR, promtool
 
 
+@pytest.mark.tools
 def test_rules_are_valid_and_each_has_severity_and_annotations() -> None:
     result = promtool("check", "rules", str(PROMETHEUS_DIR / "rules.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -22,6 +24,7 @@ def test_rules_are_valid_and_each_has_severity_and_annotations() -> None:
             assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
 
 
+@pytest.mark.tools
 def test_rule_unit_tests_pass_and_cover_every_rule_firing_and_not() -> None:
     result = promtool("test", "rules", str(PROMETHEUS_DIR / "rules_test.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -39,6 +42,7 @@ def test_rule_unit_tests_pass_and_cover_every_rule_firing_and_not() -> None:
     assert quiet == rules, f"never seen quiet: {sorted(rules - quiet)}"
 
 
+@pytest.mark.tools
 def test_scrape_config_is_valid_and_loads_the_rules(tmp_path: Path) -> None:
     deployed = tmp_path / "prometheus"  # as mounted in the container, with the operator's token file beside it
     shutil.copytree(PROMETHEUS_DIR, deployed)

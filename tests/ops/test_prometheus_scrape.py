@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shouwang.broker import free_port
+from cli.broker import free_port
 from shouwang.topics import Topics
 from tests.kafka_helpers import produce, stop, wait_http
 from tests.ops.conftest import PROMETHEUS_DIR, Stack, promtool, tool

@@ -22,7 +22,7 @@ from streams import memory_store
 from streams.app import create_app
 from streams.memory_store import ChangelogReadingStore, _bootstrap, read_partitions
 from streams.state_writes import _PartitionEvent
-from streams.topics import changelog, provision_topics
+from streams.topic_provisioning import changelog, provision_topics
 
 pytestmark = pytest.mark.kafka
 

@@ -88,7 +88,7 @@ def test_the_command_on_a_real_file_with_a_bad_row(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "shouwang",
+            "cli",
             "replay",
             "--readings",
             str(readings),
@@ -113,7 +113,7 @@ def test_the_command_fails_in_one_line_on_a_missing_file(tmp_path: Path) -> None
         [
             sys.executable,
             "-m",
-            "shouwang",
+            "cli",
             "replay",
             "--readings",
             str(tmp_path / "none.csv"),

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from alerts.delivery import EndpointLimiter, make_client
-from alerts.dispatch import DispatchConfig, Dispatcher
+from alerts.outbox import OutboxConfig, OutboxDispatcher
+from alerts.webhooks import EndpointLimiter, make_client
 from tests.api.conftest import T0, Receiver, World, bearer, expect
 
 pytestmark = pytest.mark.kafka
@@ -21,9 +21,9 @@ def dispatch_once(world: World) -> int:
 
     async def run() -> int:
         client = make_client(timeout_s=2.0)
-        dispatcher = Dispatcher(
+        dispatcher = OutboxDispatcher(
             world.store,
-            DispatchConfig(
+            OutboxConfig(
                 schedule=(60.0,),
                 lease=timedelta(seconds=30),
                 timeout_s=2.0,

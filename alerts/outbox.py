@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from alerts import metrics
 from alerts.db import Store
-from alerts.delivery import AttemptResult, EndpointLimiter, UnsafeURLError, check_url, next_delay, send_once
 from alerts.models import Delivery, DeliveryAttempt, WebhookEndpoint, utcnow
+from alerts.webhooks import AttemptResult, EndpointLimiter, UnsafeURLError, check_url, next_delay, send_once
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Claimed:
 
 
 @dataclass
-class DispatchConfig:
+class OutboxConfig:
     schedule: Sequence[float]
     lease: timedelta
     timeout_s: float
@@ -50,11 +50,11 @@ class DispatchConfig:
     batch_size: int = 50
 
 
-class Dispatcher:
+class OutboxDispatcher:
     def __init__(
         self,
         store: Store,
-        config: DispatchConfig,
+        config: OutboxConfig,
         *,
         client: httpx.AsyncClient,
         limiter: EndpointLimiter,

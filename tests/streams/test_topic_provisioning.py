@@ -7,8 +7,8 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Ne
 
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams import topics as topics_module
-from streams.topics import (
+from streams import topic_provisioning as topics_module
+from streams.topic_provisioning import (
     CHANGELOG_COMPACTION,
     DEAD_LETTER_MAX_BYTES,
     TopicProvisioningError,

@@ -3,8 +3,7 @@ classified HTTP attempt. No persistence here; the outbox dispatcher composes the
 
 from __future__ import annotations
 
-from alerts.delivery.schedule import STANDARD_SCHEDULE, next_delay, parse_schedule
-from alerts.delivery.sender import (
+from alerts.webhooks.attempt import (
     USER_AGENT,
     AttemptResult,
     EndpointLimiter,
@@ -14,8 +13,9 @@ from alerts.delivery.sender import (
     parse_retry_after,
     send_once,
 )
-from alerts.delivery.signing import new_message_id, new_secret, secret_key, sign_headers
-from alerts.delivery.ssrf import UnsafeURLError, blocked_reason, check_url, parse_allowlist
+from alerts.webhooks.retry_schedule import STANDARD_SCHEDULE, next_delay, parse_schedule
+from alerts.webhooks.signing import new_message_id, new_secret, secret_key, sign_headers
+from alerts.webhooks.ssrf import UnsafeURLError, blocked_reason, check_url, parse_allowlist
 
 __all__ = [
     "STANDARD_SCHEDULE",

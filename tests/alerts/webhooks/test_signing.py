@@ -8,7 +8,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from alerts.delivery import new_message_id, new_secret, secret_key, sign_headers
+from alerts.webhooks import new_message_id, new_secret, secret_key, sign_headers
 
 BODY = json.dumps({"alert_id": "a-1", "kind": "no_water_use", "text": "张奶奶 12 小时未用水"}).encode()
 

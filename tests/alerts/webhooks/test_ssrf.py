@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from alerts.delivery import UnsafeURLError, blocked_reason, check_url, parse_allowlist
+from alerts.webhooks import UnsafeURLError, blocked_reason, check_url, parse_allowlist
 
 PUBLIC_V4 = "93.184.215.14"
 PUBLIC_V6 = "2606:4700::6810:84e5"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shouwang.broker import BrokerError, LocalBroker, free_port, kafka_version, new_cluster_id, port_answers
+from cli.broker import BrokerError, LocalBroker, free_port, kafka_version, new_cluster_id, port_answers
 from tests.conftest import LIB_DIR
 
 pytestmark = pytest.mark.kafka
@@ -64,7 +64,7 @@ def test_missing_jars_are_a_clear_error(tmp_path: Path) -> None:
 def test_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
     # kafka-storage reads "-t -w…" as an option: one cluster id in 64 used to fail to format.
     draws = iter([b"\xfb" + bytes(15), bytes(16)])  # the first encodes to "-w…", the second to "AAA…"
-    monkeypatch.setattr("shouwang.broker.secrets.token_bytes", lambda _n: next(draws))
+    monkeypatch.setattr("cli.broker.secrets.token_bytes", lambda _n: next(draws))
     assert new_cluster_id() == "A" * 22
     monkeypatch.undo()
     ids = {new_cluster_id() for _ in range(2000)}

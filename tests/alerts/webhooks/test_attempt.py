@@ -13,7 +13,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from alerts.delivery import (
+from alerts.webhooks import (
     USER_AGENT,
     AttemptResult,
     EndpointLimiter,
@@ -23,7 +23,7 @@ from alerts.delivery import (
     parse_retry_after,
     send_once,
 )
-from tests.alerts.delivery.receiver import Receiver
+from tests.alerts.webhooks.receiver import Receiver
 
 T = TypeVar("T")
 BODY = json.dumps({"alert_id": "a-1", "kind": "no_water_use", "severity": "high"}).encode()

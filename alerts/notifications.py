@@ -13,10 +13,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from alerts import metrics
-from alerts.delivery import new_message_id
 from alerts.models import Alert, Delivery, Household, Recipient, Subscription, WebhookEndpoint
 from alerts.payloads import alert_payload
 from alerts.policy import ROLE_KINDS, severity_at_least
+from alerts.webhooks import new_message_id
 
 
 def subscribed_recipients(

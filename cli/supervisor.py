@@ -98,4 +98,4 @@ class Supervisor:
 
 def shouwang_command(*args: str) -> list[str]:
     """argv that runs a ``shouwang`` subcommand with this interpreter."""
-    return [sys.executable, "-m", "shouwang", *args]
+    return [sys.executable, "-m", "cli", *args]

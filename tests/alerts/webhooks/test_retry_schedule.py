@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from alerts.delivery import STANDARD_SCHEDULE, next_delay, parse_schedule
+from alerts.webhooks import STANDARD_SCHEDULE, next_delay, parse_schedule
 
 
 def test_standard_schedule_is_the_standard_webhooks_suggestion() -> None:

@@ -9,13 +9,13 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from alerts.db import Store
-from alerts.delivery import EndpointLimiter, make_client
-from alerts.dispatch import DispatchConfig, Dispatcher
 from alerts.models import Delivery, DeliveryAttempt, WebhookEndpoint, utcnow
+from alerts.outbox import OutboxConfig, OutboxDispatcher
 from alerts.pipeline import RouterConfig
+from alerts.webhooks import EndpointLimiter, make_client
 from tests.alerts.conftest import LOOPBACK, T0, World, build_world
-from tests.alerts.delivery.receiver import Receiver
 from tests.alerts.test_pipeline import event, route
+from tests.alerts.webhooks.receiver import Receiver
 
 
 def dispatch_until_quiet(
@@ -23,9 +23,9 @@ def dispatch_until_quiet(
 ) -> None:
     async def run() -> None:
         client = make_client(timeout_s=2.0)
-        dispatcher = Dispatcher(
+        dispatcher = OutboxDispatcher(
             store,
-            DispatchConfig(
+            OutboxConfig(
                 schedule=schedule, lease=timedelta(seconds=30), timeout_s=2.0, allow=allow, require_https=True
             ),
             client=client,

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from shouwang.broker import BrokerError, LocalBroker, kafka_version, resolve_jars
+from cli.broker import BrokerError, LocalBroker, kafka_version, resolve_jars
 from shouwang.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -120,7 +120,7 @@ def broker_status() -> None:
 @app.command()
 def topics() -> None:
     """Create or update the topics (idempotent)."""
-    from streams.topics import provision_topics
+    from streams.topic_provisioning import provision_topics
 
     report = provision_topics(get_settings())
     for label, names in (
@@ -171,8 +171,8 @@ def db_upgrade() -> None:
 def up() -> None:
     """Run everything in the foreground: broker (if embedded), topics, worker, router, API.
     Ctrl-C stops all."""
-    from shouwang.supervisor import Supervisor, shouwang_command
-    from streams.topics import provision_topics
+    from cli.supervisor import Supervisor, shouwang_command
+    from streams.topic_provisioning import provision_topics
 
     settings = get_settings()
     broker = local_broker(settings) if settings.uses_embedded_broker else None
@@ -220,13 +220,13 @@ def show_settings() -> None:
 
 
 def _register_kafka_commands() -> None:
-    from shouwang import cli_kafka, cli_tools
+    from cli import kafka_commands, tools
 
-    app.command("send-reading")(cli_kafka.send_reading)
-    app.command("send-raw")(cli_kafka.send_raw)
-    app.command("tail")(cli_kafka.tail)
-    app.command("webhook-receiver")(cli_tools.webhook_receiver)
-    app.command("sample-readings")(cli_tools.sample_readings)
+    app.command("send-reading")(kafka_commands.send_reading)
+    app.command("send-raw")(kafka_commands.send_raw)
+    app.command("tail")(kafka_commands.tail)
+    app.command("webhook-receiver")(tools.webhook_receiver)
+    app.command("sample-readings")(tools.sample_readings)
 
 
 _register_kafka_commands()

@@ -20,7 +20,7 @@ from typing import Literal
 
 import httpx
 
-from alerts.delivery.signing import SECRET_PREFIX, sign_headers
+from alerts.webhooks.signing import SECRET_PREFIX, sign_headers
 
 Outcome = Literal["delivered", "retry", "disable", "reject"]
 

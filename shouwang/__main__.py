@@ -1,3 +1,0 @@
-from shouwang.cli import main
-
-main()
