@@ -1,1 +1,1 @@
-"""Alert lifecycle, routing, escalation and signed webhook delivery (see the alerts issue)."""
+"""Alert lifecycle, routing, escalation and signed webhook delivery: the router (docs/ALERTS.md)."""

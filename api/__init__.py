@@ -1,1 +1,1 @@
-"""The FastAPI layer (see the API issue)."""
+"""The HTTP API (FastAPI): enrolment, recipients, subscriptions, keys, alerts, ingest and the console."""

@@ -28,6 +28,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from shouwang.events import EARLIEST_EPOCH_S, METER_ID_PATTERN
+
 Points = list[tuple[float, float]]
 Meters = dict[str, Points]
 
@@ -38,10 +40,9 @@ US_GALLON_L = 3.785411784
 CIWS_GAL_PER_PULSE = 0.041619  # see load_ciws for the evidence that this holds for site 019
 CIWS_LITRES_PER_PULSE = CIWS_GAL_PER_PULSE * US_GALLON_L  # 0.157546...
 LOCAL_TZ = {"daiad": "Europe/Madrid", "weusedto": "Europe/Rome", "ciws": "America/Denver"}
-_METER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")  # shouwang.events.MeterId
+_METER_ID = re.compile(METER_ID_PATTERN)
 _DAIAD_TS = re.compile(r"(\d{2})/(\d{2})/(\d{4}) (\d{2}):(\d{2}):(\d{2})")
 _CIWS_TS = re.compile(r"(\d{2}|\d{4})-(\d{1,2})-(\d{1,2}) (\d{1,2}):(\d{2}):(\d{2})")
-_EPOCH_2000 = 946_684_800.0
 
 
 def resample_register(
@@ -269,7 +270,7 @@ def _read_columns(path: Path, skipped: list[int], *, nonnegative: bool = True) -
             if (
                 len(values) < 2
                 or not all(map(math.isfinite, values))
-                or values[0] < _EPOCH_2000
+                or values[0] < EARLIEST_EPOCH_S
                 or (nonnegative and values[1] < 0)
             ):
                 skipped[0] += 1

@@ -33,8 +33,13 @@ MAX_MESSAGE_BYTES = 1_000_000
 MAX_BATCH_READINGS = 2_000
 # A household water register in litres: 10^9 L is a million cubic metres, far past any meter.
 MAX_REGISTER_L = 1e9
-EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)  # readings' times must lie in 2000–2099
+# Readings' times must lie in [EARLIEST_TIMESTAMP, LATEST_TIMESTAMP): the one home of these bounds
+# (the API, the worker's decoders and the replay's CSV reader all check against them).
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
+EARLIEST_EPOCH_S = EARLIEST_TIMESTAMP.timestamp()
+LATEST_EPOCH_S = LATEST_TIMESTAMP.timestamp()
+TIMESTAMP_RANGE = f"{EARLIEST_TIMESTAMP.year}–{LATEST_TIMESTAMP.year - 1}"  # "2000–2099", for messages
 
 
 _Event = TypeVar("_Event", bound=BaseModel)
@@ -72,7 +77,7 @@ def parse_timestamp(value: Any) -> Any:
 
 def check_timestamp_range(value: datetime) -> datetime:
     if not EARLIEST_TIMESTAMP <= value < LATEST_TIMESTAMP:
-        raise ValueError(f"timestamp {value.isoformat()} is outside 2000–2099")
+        raise ValueError(f"timestamp {value.isoformat()} is outside {TIMESTAMP_RANGE}")
     return value
 
 

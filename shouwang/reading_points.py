@@ -21,8 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from shouwang.events import (
-    EARLIEST_TIMESTAMP,
-    LATEST_TIMESTAMP,
+    EARLIEST_EPOCH_S,
+    LATEST_EPOCH_S,
     MAX_BATCH_READINGS,
     MAX_REGISTER_L,
     METER_ID_PATTERN,
@@ -43,8 +43,6 @@ _READING_FIELDS = _COMMON | {"ts", "register_l"}
 _BATCH_FIELDS = _COMMON | {"readings"}
 _VALUE_FIELDS = frozenset({"ts", "register_l"})
 _NO_FLAGS: frozenset[str] = frozenset()
-_EARLIEST_S = EARLIEST_TIMESTAMP.timestamp()
-_LATEST_S = LATEST_TIMESTAMP.timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +138,7 @@ def _point(ts: Any, register: Any) -> tuple[float, float] | None:
         return None
     if type(ts) is int or (type(ts) is float and ts.is_integer()):
         # Whole epoch seconds: exact as a float, and the schema's range is two bounds on it.
-        return (float(ts), float(register)) if _EARLIEST_S <= ts < _LATEST_S else None
+        return (float(ts), float(register)) if EARLIEST_EPOCH_S <= ts < LATEST_EPOCH_S else None
     if type(ts) is not str and type(ts) is not float:
         return None
     try:

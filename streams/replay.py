@@ -24,7 +24,7 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from detectors import DetectorBank, Finding, Observation
-from shouwang.events import MAX_REGISTER_L, alert_id_for
+from shouwang.events import EARLIEST_EPOCH_S, LATEST_EPOCH_S, MAX_REGISTER_L, TIMESTAMP_RANGE, alert_id_for
 
 _PROGRESS_EVERY = 5000
 COLUMNS = ("meter_id", "ts", "register_l")
@@ -111,8 +111,8 @@ def _parse_ts(text: str, zone: ZoneInfo) -> tuple[float, str | None]:
     except ValueError:
         pass
     else:
-        if not math.isfinite(seconds) or not 946_684_800 <= seconds < 4_102_444_800:
-            return 0.0, f"ts {text[:40]!r} is not epoch seconds in 2000–2099"
+        if not math.isfinite(seconds) or not EARLIEST_EPOCH_S <= seconds < LATEST_EPOCH_S:
+            return 0.0, f"ts {text[:40]!r} is not epoch seconds in {TIMESTAMP_RANGE}"
         return seconds, None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -120,8 +120,8 @@ def _parse_ts(text: str, zone: ZoneInfo) -> tuple[float, str | None]:
         return 0.0, f"ts {text[:40]!r} is not ISO 8601 or epoch seconds"
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    if not 2000 <= moment.astimezone(UTC).year < 2100:
-        return 0.0, f"ts {text[:40]!r} is outside 2000–2099"
+    if not EARLIEST_EPOCH_S <= moment.timestamp() < LATEST_EPOCH_S:
+        return 0.0, f"ts {text[:40]!r} is outside {TIMESTAMP_RANGE}"
     return moment.timestamp(), None
 
 
