@@ -136,6 +136,12 @@ def topics() -> None:
 @app.command()
 def worker() -> None:
     """Run the detector worker (a Faust app) in the foreground."""
+    from streams.faust_compat import FaustVersionError, check_version
+
+    try:
+        check_version()  # before anything starts: the worker's fixes to Faust fit one version only
+    except FaustVersionError as exc:
+        raise _fail(str(exc)) from None
     from streams.app import create_worker
 
     create_worker(get_settings()).execute_from_commandline()

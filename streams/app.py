@@ -18,8 +18,9 @@ from shouwang.events import encode
 from shouwang.logs import logging_config
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams import faust_fixes, memory_store, metrics
+from streams import memory_store, metrics
 from streams.detection import bank_factory
+from streams.faust_compat import apply_fixes
 from streams.incidents import IncidentOutcome, process_incident
 from streams.offline import OfflineWatch, Pacer, partition_of
 from streams.processing import Outcome, ReadingProcessor, SourceRecord
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> faust.App:
     """Build the worker's Faust app, its topics and agents, from settings."""
-    faust_fixes.apply()  # readings fetched around a seek are not skipped (see streams/faust_fixes.py)
+    apply_fixes()  # refuses another Faust version; readings fetched around a seek are not skipped
     datadir = settings.var_dir / "worker" / settings.worker_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(

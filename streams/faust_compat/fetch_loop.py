@@ -23,12 +23,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
-import faust
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer
 from mode import Service, ServiceT
 
 log = logging.getLogger(__name__)
-FIXED_VERSIONS = frozenset({"0.15.3"})
 _applied = False
 
 
@@ -118,17 +116,9 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:  # pragma:
 
 
 def apply() -> None:
-    """Install the fix (once). On another Faust version it is not applied, and says so."""
+    """Install the fix (once). ``streams.faust_compat.apply_fixes`` checks Faust's version first."""
     global _applied
     if _applied:
-        return
-    if faust.__version__ not in FIXED_VERSIONS:
-        log.warning(
-            "faust %s: the fetch-loop fix is written for %s and is not applied; check whether "
-            "readings fetched during recovery can be skipped",
-            faust.__version__,
-            sorted(FIXED_VERSIONS),
-        )
         return
     Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
     Consumer.seek = _seek  # type: ignore[method-assign]
