@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from alerts.models import Household, Meter, Recipient, Silence, Subscription, WebhookEndpoint
 from alerts.policy import ALL_KINDS, ROLES, SEVERITIES
+from alerts.statuses import EndpointStatus
 from alerts.webhooks import UnsafeURLError, check_url, new_secret
 
 
@@ -89,7 +90,7 @@ def add_endpoint(
         check_url(url, allow=allow, require_https=require_https)
     except UnsafeURLError as exc:
         raise AdminError(str(exc)) from exc
-    endpoint = WebhookEndpoint(recipient_id=recipient.id, url=url, secret=new_secret(), status="active")
+    endpoint = WebhookEndpoint(recipient_id=recipient.id, url=url, secret=new_secret(), status=EndpointStatus.ACTIVE)
     session.add(endpoint)
     session.flush()
     return endpoint

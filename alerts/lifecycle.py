@@ -16,8 +16,7 @@ from alerts import metrics
 from alerts.models import Alert, AlertTransition, Household
 from alerts.notifications import previously_notified, record_notifications, subscribed_recipients
 from alerts.pipeline import RouterConfig
-
-OUTCOMES = ("false_alarm", "resident_fine", "help_given", "emergency")
+from alerts.statuses import PERSON_OUTCOMES, AlertStatus
 
 
 class LifecycleError(ValueError):
@@ -26,14 +25,14 @@ class LifecycleError(ValueError):
 
 def acknowledge(session: Session, alert: Alert, *, by: str, now: datetime) -> Alert:
     """Someone has it in hand: escalation and reminders stop."""
-    if alert.status == "resolved":
+    if alert.status == AlertStatus.RESOLVED:
         raise LifecycleError(f"alert {alert.id} is already resolved")
-    if alert.status == "acknowledged":
+    if alert.status == AlertStatus.ACKNOWLEDGED:
         return alert  # idempotent: a second tap on the button changes nothing
-    alert.status, alert.acknowledged_at, alert.acknowledged_by = "acknowledged", now, by
+    alert.status, alert.acknowledged_at, alert.acknowledged_by = AlertStatus.ACKNOWLEDGED, now, by
     alert.next_escalation_at = alert.next_reminder_at = None
     alert.updated_at = now
-    session.add(AlertTransition(alert_id=alert.id, event="acknowledged", at=now, actor=by, recorded_at=now))
+    session.add(AlertTransition(alert_id=alert.id, event=AlertStatus.ACKNOWLEDGED, at=now, actor=by, recorded_at=now))
     metrics.TIME_TO_ACK.labels(alert.kind).observe(max(0.0, (now - alert.created_at).total_seconds()))
     return alert
 
@@ -42,13 +41,13 @@ def resolve(
     session: Session, alert: Alert, *, by: str, outcome: str, note: str | None, now: datetime, config: RouterConfig
 ) -> Alert:
     """Closed by a person with an outcome; everyone told so far hears how it ended."""
-    if outcome not in OUTCOMES:
-        raise LifecycleError(f"outcome must be one of {', '.join(OUTCOMES)}")
-    if alert.status == "resolved":
+    if outcome not in PERSON_OUTCOMES:
+        raise LifecycleError(f"outcome must be one of {', '.join(PERSON_OUTCOMES)}")
+    if alert.status == AlertStatus.RESOLVED:
         raise LifecycleError(f"alert {alert.id} is already resolved")
     if alert.acknowledged_at is None:
         alert.acknowledged_at, alert.acknowledged_by = now, by
-    alert.status, alert.resolved_at, alert.resolved_by = "resolved", now, by
+    alert.status, alert.resolved_at, alert.resolved_by = AlertStatus.RESOLVED, now, by
     alert.outcome, alert.resolution_note = outcome, note
     alert.next_escalation_at = alert.next_reminder_at = None
     alert.updated_at = now
@@ -75,7 +74,7 @@ def escalate_due(session: Session, *, now: datetime, config: RouterConfig) -> li
         session.scalars(
             select(Alert)
             .where(
-                Alert.status == "raised",
+                Alert.status == AlertStatus.RAISED,
                 Alert.silenced_by.is_(None),
                 Alert.next_escalation_at.is_not(None),
                 Alert.next_escalation_at <= now,
@@ -124,7 +123,7 @@ def remind_due(session: Session, *, now: datetime, config: RouterConfig) -> list
         session.scalars(
             select(Alert)
             .where(
-                Alert.status == "raised",
+                Alert.status == AlertStatus.RAISED,
                 Alert.silenced_by.is_(None),
                 Alert.next_reminder_at.is_not(None),
                 Alert.next_reminder_at <= now,

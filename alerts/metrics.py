@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from alerts.statuses import AttemptOutcome
+
 ALERT_EVENTS = Counter(
     "shouwang_router_alert_events_total",
     "Alert events consumed, by what became of them.",
@@ -38,7 +40,7 @@ METERS_ENROLLED = Gauge(
 PENDING_DELIVERIES = Gauge("shouwang_webhook_pending_deliveries", "Deliveries waiting in the outbox.")
 
 # Known label values start at 0, so that rate() and increase() see the very first event too.
-DELIVERY_OUTCOMES = ("delivered", "retry", "reject", "disable")
+DELIVERY_OUTCOMES = tuple(AttemptOutcome)
 DEAD_LETTER_REASONS = ("retries_exhausted", "rejected", "endpoint_gone")
 for _outcome in DELIVERY_OUTCOMES:
     DELIVERIES.labels(_outcome)

@@ -24,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from alerts.statuses import DeliveryStatus, EndpointStatus
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """An aware datetime stored as naive UTC (SQLite has no time zones)."""
@@ -117,7 +119,7 @@ class WebhookEndpoint(Base):
     url: Mapped[str] = mapped_column(String(2000))
     # The signing secret must be readable to sign; it is never logged or returned after creation.
     secret: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
+    status: Mapped[str] = mapped_column(String(16), default=EndpointStatus.ACTIVE)  # EndpointStatus
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -167,7 +169,7 @@ class Alert(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
     severity: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), index=True)  # raised | acknowledged | resolved
+    status: Mapped[str] = mapped_column(String(16), index=True)  # AlertStatus
     meter_id: Mapped[str | None] = mapped_column(String(64), index=True)
     household_id: Mapped[str | None] = mapped_column(ForeignKey("households.id"), index=True)
     grid_cell: Mapped[str | None] = mapped_column(String(32), index=True)
@@ -220,7 +222,7 @@ class Delivery(Base):
     tier: Mapped[int] = mapped_column(Integer, default=0)
     payload: Mapped[str] = mapped_column(Text)  # exact JSON body, fixed when recorded
     # pending → delivered | dead | cancelled ; claimed_until leases a row to one dispatcher
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)  # DeliveryStatus
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_until: Mapped[datetime | None]

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from alerts import metrics
 from alerts.models import Alert, Delivery, Household, Recipient, Subscription, WebhookEndpoint
 from alerts.payloads import alert_payload
 from alerts.policy import ROLE_KINDS, severity_at_least
+from alerts.statuses import DeliveryStatus, EndpointStatus
 from alerts.webhooks import new_message_id
 
 
@@ -26,7 +27,7 @@ def subscribed_recipients(
     roles = set(roles)
     if not roles:
         return []
-    scopes = [
+    scopes: list[ColumnElement[bool]] = [
         (Subscription.household_id.is_(None) & Subscription.grid_cell.is_(None) & Subscription.community.is_(None))
     ]  # staff subscribed to everything
     grid_cell = household.grid_cell if household else alert.grid_cell
@@ -91,7 +92,7 @@ def record_notifications(
     for recipient in recipients:
         endpoints = session.scalars(
             select(WebhookEndpoint).where(
-                WebhookEndpoint.recipient_id == recipient.id, WebhookEndpoint.status == "active"
+                WebhookEndpoint.recipient_id == recipient.id, WebhookEndpoint.status == EndpointStatus.ACTIVE
             )
         )
         for endpoint in endpoints:
@@ -103,7 +104,7 @@ def record_notifications(
                 event_type=event_type,
                 tier=tier,
                 payload=payload,
-                status="pending",
+                status=DeliveryStatus.PENDING,
                 attempts=0,
                 next_attempt_at=now,
                 created_at=now,

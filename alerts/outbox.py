@@ -14,14 +14,16 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, Update, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts import metrics
 from alerts.db import Store
 from alerts.models import Delivery, DeliveryAttempt, WebhookEndpoint, utcnow
+from alerts.statuses import AttemptOutcome, DeliveryStatus, EndpointStatus
 from alerts.webhooks import AttemptResult, EndpointLimiter, UnsafeURLError, check_url, next_delay, send_once
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,7 @@ class OutboxDispatcher:
                 session.execute(
                     select(Delivery.id)
                     .where(
-                        Delivery.status == "pending",
+                        Delivery.status == DeliveryStatus.PENDING,
                         Delivery.next_attempt_at <= now,
                         or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
                     )
@@ -86,15 +88,16 @@ class OutboxDispatcher:
             )
         for delivery_id in candidates:
             with self.store.transaction() as session:
-                taken = session.execute(
+                taken = _rows_changed(
+                    session,
                     update(Delivery)
                     .where(
                         Delivery.id == delivery_id,
-                        Delivery.status == "pending",
+                        Delivery.status == DeliveryStatus.PENDING,
                         or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
                     )
-                    .values(claimed_until=lease_until)
-                ).rowcount
+                    .values(claimed_until=lease_until),
+                )
                 if taken != 1:
                     continue  # another dispatcher got it first
                 row = session.execute(
@@ -144,7 +147,7 @@ class OutboxDispatcher:
                 )
             except UnsafeURLError as exc:
                 result = AttemptResult(
-                    outcome="reject", status_code=None, error=str(exc), duration_s=0.0, retry_after_s=None
+                    outcome=AttemptOutcome.REJECT, status_code=None, error=str(exc), duration_s=0.0, retry_after_s=None
                 )
             else:
                 try:
@@ -159,7 +162,11 @@ class OutboxDispatcher:
                     )
                 except ValueError as exc:  # our own stored data is unusable: retrying cannot help
                     result = AttemptResult(
-                        outcome="reject", status_code=None, error=str(exc)[:300], duration_s=0.0, retry_after_s=None
+                        outcome=AttemptOutcome.REJECT,
+                        status_code=None,
+                        error=str(exc)[:300],
+                        duration_s=0.0,
+                        retry_after_s=None,
                     )
         await asyncio.to_thread(self.record, item, result)
 
@@ -168,7 +175,7 @@ class OutboxDispatcher:
         metrics.DELIVERIES.labels(result.outcome).inc()
         with self.store.transaction() as session:
             delivery = session.get(Delivery, item.id)
-            if delivery is None or delivery.status != "pending":
+            if delivery is None or delivery.status != DeliveryStatus.PENDING:
                 return
             delivery.attempts += 1
             delivery.claimed_until = None
@@ -183,13 +190,13 @@ class OutboxDispatcher:
                     duration_ms=round(result.duration_s * 1000),
                 )
             )
-            if result.outcome == "delivered":
-                delivery.status, delivery.delivered_at = "delivered", now
+            if result.outcome == AttemptOutcome.DELIVERED:
+                delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, now
                 metrics.DELIVERY_LATENCY.observe(max(0.0, (now - item.created_at).total_seconds()))
-            elif result.outcome == "retry":
+            elif result.outcome == AttemptOutcome.RETRY:
                 delay = next_delay(delivery.attempts, self.config.schedule, rng=self.rng)
                 if delay is None:
-                    delivery.status = "dead"
+                    delivery.status = DeliveryStatus.DEAD
                     metrics.DELIVERIES_DEAD.labels("retries_exhausted").inc()
                     log.warning(
                         "delivery %s dead after %d attempts: %s",
@@ -201,10 +208,10 @@ class OutboxDispatcher:
                     delay = max(delay, result.retry_after_s or 0.0)
                     delivery.next_attempt_at = now + timedelta(seconds=delay)
                     metrics.DELIVERY_RETRIES.inc()
-            elif result.outcome == "disable":
+            elif result.outcome == AttemptOutcome.DISABLE:
                 self._disable_endpoint(session, item.endpoint_id, now)
             else:
-                delivery.status = "dead"
+                delivery.status = DeliveryStatus.DEAD
                 metrics.DELIVERIES_DEAD.labels("rejected").inc()
                 log.warning("delivery %s rejected: %s", delivery.id, result.error or result.status_code)
 
@@ -212,14 +219,19 @@ class OutboxDispatcher:
     def _disable_endpoint(session: Session, endpoint_id: str, now: datetime) -> None:
         endpoint = session.get(WebhookEndpoint, endpoint_id)
         if endpoint is not None:
-            endpoint.status = "disabled"
+            endpoint.status = EndpointStatus.DISABLED
             when = now.isoformat(timespec="seconds")
             endpoint.disabled_reason = f"the receiver answered 410 Gone at {when}"
-        gone = session.execute(
+        gone = _rows_changed(
+            session,
             update(Delivery)
-            .where(Delivery.endpoint_id == endpoint_id, Delivery.status == "pending")
-            .values(status="dead", last_error="endpoint disabled: the receiver answered 410 Gone", claimed_until=None)
-        ).rowcount
+            .where(Delivery.endpoint_id == endpoint_id, Delivery.status == DeliveryStatus.PENDING)
+            .values(
+                status=DeliveryStatus.DEAD,
+                last_error="endpoint disabled: the receiver answered 410 Gone",
+                claimed_until=None,
+            ),
+        )
         metrics.DELIVERIES_DEAD.labels("endpoint_gone").inc(gone)
         log.warning("endpoint %s disabled after 410 Gone; %d pending deliveries dead-lettered", endpoint_id, gone)
 
@@ -231,3 +243,9 @@ async def _first(*events: asyncio.Event) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+def _rows_changed(session: Session, statement: Update) -> int:
+    """How many rows an UPDATE changed: the conditional lease above relies on it."""
+    result = cast("CursorResult[Any]", session.execute(statement))  # an UPDATE's result is a cursor result
+    return result.rowcount

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from alerts.models import Alert, Household
+from alerts.statuses import AlertStatus
 
 EVENT_TYPES = ("alert.raised", "alert.updated", "alert.escalated", "alert.reminder", "alert.resolved", "endpoint.ping")
 
@@ -44,7 +45,7 @@ def alert_payload(
         "tier": tier,
         "acknowledge_url": f"{public_url.rstrip('/')}/v1/alerts/{alert.id}/ack",
     }
-    if alert.status == "resolved":
+    if alert.status == AlertStatus.RESOLVED:
         data["resolution"] = {
             "outcome": alert.outcome,
             "by": alert.resolved_by,

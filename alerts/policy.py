@@ -11,13 +11,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
+from shouwang.events import AlertKind, Severity
+
+SEVERITIES = tuple(severity.value for severity in Severity)  # in rising order
 ROLES = ("family", "grid_worker", "supervisor", "operator")
 
 WATER_KINDS = frozenset({"no_usage", "continuous_flow", "spike"})
 OPERATIONS_KINDS = frozenset({"meter_offline", "data_quality"})
 COMMUNITY_KINDS = frozenset({"incident", "hotspot"})
-ALL_KINDS = WATER_KINDS | OPERATIONS_KINDS | COMMUNITY_KINDS | {"routine_change"}
+ALL_KINDS = frozenset(kind.value for kind in AlertKind)
 
 # What each role may ever receive, whatever it subscribed to. Families hear about their
 # elder's water use, never about a flat battery or a meter glitch (those are staff matters).

@@ -27,6 +27,7 @@ from alerts.outbox import OutboxConfig, OutboxDispatcher
 from alerts.pipeline import RouteContext, router_config
 from alerts.policy import parse_duration
 from alerts.stages import default_pipeline
+from alerts.statuses import AlertStatus, DeliveryStatus
 from alerts.webhooks import EndpointLimiter, make_client, parse_schedule
 from shouwang.deadletter import DeadLetter
 from shouwang.events import EventError, decode_alert
@@ -142,10 +143,10 @@ class Router:
         with self.store.transaction() as session:
             counts = session.execute(
                 select(Alert.kind, Alert.severity, Alert.status, func.count())
-                .where(Alert.status != "resolved")
+                .where(Alert.status != AlertStatus.RESOLVED)
                 .group_by(Alert.kind, Alert.severity, Alert.status)
             ).all()
-            pending = session.scalar(select(func.count()).where(Delivery.status == "pending"))
+            pending = session.scalar(select(func.count()).where(Delivery.status == DeliveryStatus.PENDING))
             enrolled = session.scalar(select(func.count()).select_from(Meter))
         # Update in place (no clear()): a scrape between clear and set would see no series and
         # restart the "unacknowledged for 30 minutes" rule's timer.

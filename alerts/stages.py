@@ -11,6 +11,7 @@ from alerts.models import Alert, AlertTransition, Household, Meter, Silence
 from alerts.notifications import previously_notified, record_notifications, subscribed_recipients
 from alerts.pipeline import Pipeline, RouteContext
 from alerts.policy import AWAY_MUTED_KINDS, severity_at_least
+from alerts.statuses import AlertStatus, Outcome
 
 
 def deduplicate(ctx: RouteContext) -> None:
@@ -56,7 +57,7 @@ def record_lifecycle(ctx: RouteContext) -> None:
             id=event.alert_id,
             kind=event.kind.value,
             severity=event.severity.value,
-            status="raised",
+            status=AlertStatus.RAISED,
             meter_id=event.meter_id,
             household_id=ctx.household.id if ctx.household else None,
             grid_cell=ctx.household.grid_cell if ctx.household else event.grid_cell,
@@ -75,7 +76,7 @@ def record_lifecycle(ctx: RouteContext) -> None:
     )
     ctx.alert = alert
     if event.event == "escalated":
-        if alert.status == "resolved":
+        if alert.status == AlertStatus.RESOLVED:
             ctx.stop("already-resolved")
         elif not severity_at_least(event.severity.value, alert.severity) or event.severity.value == alert.severity:
             ctx.stop("not-worse")
@@ -86,13 +87,13 @@ def record_lifecycle(ctx: RouteContext) -> None:
             alert.updated_at = ctx.now
         return
     if event.event == "raised":
-        if alert.status != "raised":  # its resolution overtook the raise: nothing left to say
+        if alert.status != AlertStatus.RAISED:  # its resolution overtook the raise: nothing left to say
             ctx.stop("already-resolved")
         return
-    was_open = alert.status != "resolved"
+    was_open = alert.status != AlertStatus.RESOLVED
     if was_open:
-        alert.status, alert.resolved_at, alert.resolved_by = "resolved", event.at, "detector"
-        alert.outcome = "condition_cleared"
+        alert.status, alert.resolved_at, alert.resolved_by = AlertStatus.RESOLVED, event.at, "detector"
+        alert.outcome = Outcome.CONDITION_CLEARED
         alert.explanation_zh, alert.explanation_en = event.explanation.zh, event.explanation.en
     alert.next_escalation_at = alert.next_reminder_at = None
     if not was_open:

@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from starlette.types import Message, Receive, Scope, Send
 
 from alerts.admin import AdminError
 from alerts.db import Store
@@ -30,9 +31,6 @@ from shouwang.topics import Topics
 
 log = logging.getLogger(__name__)
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
 
 class BodyLimit:
     """413 for bodies over the limit, whether announced by Content-Length or streamed."""
@@ -40,7 +38,7 @@ class BodyLimit:
     def __init__(self, app: Any, *, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -50,7 +48,7 @@ class BodyLimit:
             return
         seen = 0
 
-        async def limited() -> dict[str, Any]:
+        async def limited() -> Message:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
@@ -63,7 +61,7 @@ class BodyLimit:
         except _TooLarge:
             await self._reject(scope, receive, send)
 
-    async def _reject(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
             {"error": {"code": "too_large", "message": f"the body exceeds {self.max_bytes} bytes"}}, status_code=413
         )

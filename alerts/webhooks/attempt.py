@@ -12,17 +12,16 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import cast
 
 import httpx
 
+from alerts.statuses import AttemptOutcome
 from alerts.webhooks.signing import SECRET_PREFIX, sign_headers
-
-Outcome = Literal["delivered", "retry", "disable", "reject"]
 
 USER_AGENT = "Shouwang-Webhooks/1"
 MAX_RETRY_AFTER_S = 86400.0
@@ -39,22 +38,22 @@ class AttemptResult:
     ``disable``: the receiver said 410 Gone, stop sending to the endpoint. ``reject``: the receiver (or the
     URL) refuses this request and retrying the same bytes will not help; dead-letter it."""
 
-    outcome: Outcome
+    outcome: AttemptOutcome
     status_code: int | None
     error: str | None
     duration_s: float
     retry_after_s: float | None = None
 
 
-def classify_status(status: int) -> Outcome:
+def classify_status(status: int) -> AttemptOutcome:
     if 200 <= status < 300:
-        return "delivered"
+        return AttemptOutcome.DELIVERED
     if status == 410:
-        return "disable"
+        return AttemptOutcome.DISABLE
     if status in _RETRY_STATUSES or 500 <= status < 600:
-        return "retry"
+        return AttemptOutcome.RETRY
     # 3xx: a redirect could point anywhere, including past the SSRF guard, so it is never followed.
-    return "reject"
+    return AttemptOutcome.REJECT
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
@@ -94,7 +93,7 @@ async def send_once(
     }
     started = time.perf_counter()
 
-    def failed(outcome: Outcome, error: str) -> AttemptResult:
+    def failed(outcome: AttemptOutcome, error: str) -> AttemptResult:
         return AttemptResult(outcome, None, _one_line(error, secret), time.perf_counter() - started)
 
     try:
@@ -104,20 +103,20 @@ async def send_once(
             request = client.build_request("POST", url, content=body, headers=headers, timeout=timeout_s)
             response = await client.send(request, stream=True, follow_redirects=False)
     except (TimeoutError, httpx.TimeoutException) as exc:
-        return failed("retry", f"timeout: no response within {timeout_s:g} s ({type(exc).__name__})")
+        return failed(AttemptOutcome.RETRY, f"timeout: no response within {timeout_s:g} s ({type(exc).__name__})")
     except httpx.ConnectError as exc:
-        return failed("retry", f"connection error: {_describe_exc(exc)}")
+        return failed(AttemptOutcome.RETRY, f"connection error: {_describe_exc(exc)}")
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        return failed("reject", f"invalid webhook URL: {exc}")
+        return failed(AttemptOutcome.REJECT, f"invalid webhook URL: {exc}")
     except httpx.TransportError as exc:
-        return failed("retry", f"transport error: {_describe_exc(exc)}")
+        return failed(AttemptOutcome.RETRY, f"transport error: {_describe_exc(exc)}")
     except OSError as exc:
-        return failed("retry", f"network error: {_describe_exc(exc)}")
+        return failed(AttemptOutcome.RETRY, f"network error: {_describe_exc(exc)}")
 
     try:
         status = response.status_code
         outcome = classify_status(status)
-        error = None if outcome == "delivered" else await _describe(response)
+        error = None if outcome == AttemptOutcome.DELIVERED else await _describe(response)
     finally:
         await response.aclose()
     retry_after = None
@@ -136,7 +135,7 @@ async def _describe(response: httpx.Response) -> str:
     buffer = bytearray()
     # The start of the receiver's error body helps the operator; the rest could be huge or never end.
     with contextlib.suppress(TimeoutError, httpx.HTTPError):
-        async with asyncio.timeout(_SNIPPET_WAIT_S), contextlib.aclosing(response.aiter_bytes()) as chunks:
+        async with asyncio.timeout(_SNIPPET_WAIT_S), contextlib.aclosing(_chunks(response)) as chunks:
             async for chunk in chunks:
                 buffer += chunk
                 if len(buffer) >= _SNIPPET_BYTES:
@@ -204,3 +203,8 @@ def make_client(*, max_connections: int = 50, timeout_s: float = 10.0) -> httpx.
         trust_env=False,
         headers={"user-agent": USER_AGENT},
     )
+
+
+def _chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
+    # httpx declares aiter_bytes() an AsyncIterator; it is an async generator, which aclosing needs.
+    return cast(AsyncGenerator[bytes, None], response.aiter_bytes())

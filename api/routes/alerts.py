@@ -14,6 +14,7 @@ from alerts.lifecycle import LifecycleError, acknowledge, resolve
 from alerts.models import Alert, Delivery, DeliveryAttempt, Household, utcnow
 from alerts.pipeline import router_config
 from alerts.policy import ROLE_KINDS
+from alerts.statuses import AlertStatus
 from api.auth import Principal
 from api.deps import Reader, SessionDep, Staff
 from api.errors import ERROR_RESPONSES, ApiError, error_responses, not_found
@@ -48,7 +49,7 @@ def alert_out(alert: Alert) -> AlertOut:
     )
 
 
-def _scoped(query: Select[tuple[Alert]], principal: Principal) -> Select[tuple[Alert]]:
+def _scoped(query: Select[Alert], principal: Principal) -> Select[Alert]:
     if principal.role == "operator":
         return query
     if principal.role == "family":
@@ -113,7 +114,7 @@ def list_alerts(
     if grid_cell is not None:
         query = query.where(Alert.grid_cell == grid_cell)
     if status == "open":
-        query = query.where(Alert.status != "resolved")
+        query = query.where(Alert.status != AlertStatus.RESOLVED)
     elif status is not None:
         query = query.where(Alert.status == status)
     if kind is not None:

@@ -10,9 +10,10 @@ and homophones better than a segmenter would. The hyper-parameters below were ch
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -69,7 +70,7 @@ class Prediction:
     confidence: float
     top_terms: list[str]
 
-    def __iter__(self):  # so that ``category, confidence, terms = clf.predict(text)`` works
+    def __iter__(self) -> Iterator[Any]:  # so that ``category, confidence, terms = clf.predict(text)`` works
         return iter((self.category, self.confidence, self.top_terms))
 
 
@@ -103,7 +104,7 @@ class IncidentClassifier:
         best = int(np.argmax(proba))
         return Prediction(self.classes[best], float(proba[best]), self._top_terms(features, best, n_terms, text))
 
-    def _top_terms(self, features, class_index: int, n_terms: int, text: str) -> list[str]:
+    def _top_terms(self, features: Any, class_index: int, n_terms: int, text: str) -> list[str]:
         row = features.tocsr()
         contributions = row.data * self._weights[class_index, row.indices]
         order = np.argsort(-contributions, kind="stable")

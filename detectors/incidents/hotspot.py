@@ -23,8 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from detectors.base import Finding
+from detectors.base import Finding, Transition
 from detectors.incidents.categories import CATEGORY_EN, CATEGORY_ZH, check_category
 
 STATE_VERSION = 1
@@ -65,7 +66,7 @@ def _at(hour: int) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class HotspotFinding:
-    transition: str  # "raised" or "resolved"
+    transition: Transition  # "raised" or "resolved"
     grid_cell: str
     category: str
     since: datetime  # when the hotspot was raised
@@ -197,6 +198,7 @@ class HotspotDetector:
         window_weeks = self._recent_hours / (7 * 24)
         expected = rate * window_weeks
         p = poisson_tail(count, expected)
+        transition: Transition
         if cell.raised_at is None and count >= self.min_count and p < self.p_raise:
             cell.raised_at = now
             transition = "raised"
@@ -211,7 +213,7 @@ class HotspotDetector:
 
     def _finding(
         self,
-        transition: str,
+        transition: Transition,
         grid_cell: str,
         category: str,
         since: datetime,
@@ -271,7 +273,7 @@ class HotspotDetector:
         }
 
     @classmethod
-    def from_dict(cls, state: dict[str, object]) -> HotspotDetector:
+    def from_dict(cls, state: dict[str, Any]) -> HotspotDetector:  # decoded JSON
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported hotspot state version {state.get('version')!r}")
         p = state["params"]

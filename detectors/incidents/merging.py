@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from detectors.incidents.categories import check_category
 from detectors.incidents.corpus import load_corpus
@@ -207,7 +208,7 @@ class IncidentMerger:
         }
 
     @classmethod
-    def from_dict(cls, state: dict[str, object]) -> IncidentMerger:
+    def from_dict(cls, state: dict[str, Any]) -> IncidentMerger:  # decoded JSON
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported merger state version {state.get('version')!r}")
         merger = cls(timedelta(seconds=float(state["window_s"])), float(state["threshold"]))
