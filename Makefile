@@ -1,4 +1,5 @@
 # Two commands on a fresh machine: `make up` runs the service, `make test` runs every test.
+# For contributors: `make check` is the fast inner loop (lint, format, types, tests needing no server).
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,25 +7,41 @@ STAMP := $(VENV)/.installed
 JARS := broker/lib/.resolved
 COMPILED := detectors/_compiled/stamp.json
 
-.PHONY: up test lint tools install broker-jars clean
+.PHONY: up test check lint types tools test-tools install broker-jars clean
 
 up: install broker-jars
 	$(VENV)/bin/shouwang up
 
-test: install broker-jars
+test: install test-tools broker-jars
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 	# the detectors once more as plain Python: what runs where they could not be compiled
 	SHOUWANG_DETECTORS_PURE=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests/detectors
 
-lint: install
+# Lint, format check, type check and the tests that need no broker, database server, Prometheus or
+# Chromium. Installs nothing beyond the virtualenv (and the compiled detectors when their sources changed).
+check: $(STAMP) $(COMPILED)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q --no-servers
 
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+types: $(STAMP)
+	$(VENV)/bin/mypy
+
+# What the service needs: Python, Java and Maven (and a C compiler when it can be had).
 tools:
 	@scripts/ensure-tools.sh
-	@scripts/ensure-postgres.sh
-	@scripts/ensure-prometheus.sh
-	@scripts/ensure-chromium.sh
+
+# What only the tests need: PostgreSQL, Prometheus's tools, Chromium and its driver.
+test-tools:
+	@scripts/ensure-test-tools.sh
 
 install: tools $(STAMP) $(COMPILED)
 
@@ -46,4 +63,4 @@ $(JARS): broker/pom.xml
 	touch $@
 
 clean:
-	rm -rf $(VENV) broker/lib var .pytest_cache .ruff_cache detectors/_compiled
+	rm -rf $(VENV) broker/lib var .pytest_cache .ruff_cache .mypy_cache detectors/_compiled

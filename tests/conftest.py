@@ -18,15 +18,37 @@ LIB_DIR = REPO_ROOT / "broker" / "lib"
 
 
 # Markers from the fixtures a test uses, so that no test needing a server can be forgotten by
-# `make check` (which runs only the tests needing none: `-m "not kafka and not postgres and not tools"`).
+# `make check`, which runs with --no-servers: only the tests that need no broker, database server,
+# Prometheus or Chromium.
+_SERVER_MARKERS = ("kafka", "postgres", "tools")
 _SERVER_FIXTURES = {"kafka_broker": "kafka", "postgres_url": "postgres"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-servers",
+        action="store_true",
+        help="run only the tests that need no Kafka broker, PostgreSQL, Prometheus or Chromium (make check)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         for fixture, marker in _SERVER_FIXTURES.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
+    if config.getoption("--no-servers"):
+        needs_server = [item for item in items if any(item.get_closest_marker(m) for m in _SERVER_MARKERS)]
+        if needs_server:
+            config.hook.pytest_deselected(items=needs_server)
+            dropped = set(needs_server)
+            items[:] = [item for item in items if item not in dropped]
+
+
+def refuse_servers_when_asked(config: pytest.Config, what: str) -> None:
+    """A test that reaches a server under --no-servers lacks its marker: say so instead of starting it."""
+    if config.getoption("--no-servers"):
+        pytest.fail(f"this test starts {what} but is not marked for it (kafka / postgres / tools)")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -34,7 +56,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+def kafka_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    refuse_servers_when_asked(request.config, "the Kafka broker")
     resolve_jars(LIB_DIR)
     broker = LocalBroker(
         home=tmp_path_factory.mktemp("kafka"),

@@ -30,9 +30,11 @@ def _conninfo(url: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """SQLAlchemy URL (``postgresql+psycopg://…``) of a database on a throwaway PostgreSQL server
     started for this session; the server and its files are removed at the end."""
+    if request.config.getoption("--no-servers"):
+        pytest.fail("this test starts PostgreSQL but is not marked for it (postgres)")
     server = ThrowawayPostgres()
     began = time.monotonic()
     error = None

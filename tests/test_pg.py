@@ -103,6 +103,7 @@ def test_two_databases_are_isolated_and_dropped(postgres_url: str) -> None:
         left_open.close()
 
 
+@pytest.mark.postgres
 def test_throwaway_server_stops_and_cleans_up() -> None:
     server = ThrowawayPostgres(dbname="other_db").start()
     root = server.root

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import subprocess
 
 import yaml
 
@@ -131,3 +132,24 @@ def test_readme_documents_every_setting() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     for name in Settings.model_fields:
         assert f"SHOUWANG_{name.upper()}" in readme, f"README lacks SHOUWANG_{name.upper()}"
+
+
+def _make_plan(target: str) -> str:
+    """The commands `make TARGET` would run on a fresh clone (nothing installed, nothing built)."""
+    done = subprocess.run(
+        ["make", "-n", "-B", target], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout
+
+
+def test_make_up_installs_only_what_the_service_needs() -> None:
+    up, test = _make_plan("up"), _make_plan("test")
+    for script in ("ensure-test-tools", "ensure-postgres", "ensure-prometheus", "ensure-chromium"):
+        assert script not in up, f"make up runs {script}: a test-only tool"
+    assert "ensure-tools.sh" in up and "ensure-test-tools.sh" in test
+
+
+def test_make_test_checks_lint_format_and_types() -> None:
+    test = _make_plan("test")
+    for command in ("ruff check", "ruff format --check", "mypy", "pytest"):
+        assert command in test, f"make test does not run {command}"

@@ -19,7 +19,7 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 LOOPBACK = ("127.0.0.0/8",)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.db'}"

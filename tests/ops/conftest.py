@@ -24,7 +24,7 @@ def tool(name: str) -> str:
     """The path of a Prometheus tool; fails (never skips) when it is missing."""
     path = shutil.which(name) or shutil.which(name, path="/usr/bin")
     if path is None:
-        pytest.fail(f"{name} is not installed: run scripts/ensure-prometheus.sh (make tools does)")
+        pytest.fail(f"{name} is not installed: run scripts/ensure-prometheus.sh (make test does)")
     return path
 
 
