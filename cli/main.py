@@ -178,8 +178,13 @@ def up() -> None:
     """Run everything in the foreground: broker (if embedded), topics, worker, router, API.
     Ctrl-C stops all."""
     from cli.supervisor import Supervisor, shouwang_command
+    from streams.faust_compat import FaustVersionError, check_version
     from streams.topic_provisioning import provision_topics
 
+    try:
+        check_version()  # the worker would refuse to start: say so before starting anything
+    except FaustVersionError as exc:
+        raise _fail(str(exc)) from None
     settings = get_settings()
     broker = local_broker(settings) if settings.uses_embedded_broker else None
     started_broker = False
