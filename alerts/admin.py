@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.models import Household, Meter, Recipient, Silence, Subscription, WebhookEndpoint
@@ -176,7 +175,3 @@ def add_silence(
     session.add(silence)
     session.flush()
     return silence
-
-
-def household_of_meter(session: Session, meter_id: str) -> Household | None:
-    return session.scalar(select(Household).join(Meter).where(Meter.meter_id == meter_id))

@@ -58,12 +58,6 @@ class Principal:
             return household.id in self.household_ids
         return False
 
-    def sees_cell(self, grid_cell: str | None) -> bool:
-        """Alerts without a household (incidents, hotspots) are visible by grid cell."""
-        if self.role == "operator":
-            return True
-        return grid_cell is not None and self.role in {"supervisor", "grid_worker"} and grid_cell in self.grid_cells
-
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()

@@ -141,10 +141,6 @@ class DetectorBank:
             out.append(finding)
         return out
 
-    @property
-    def late_readings(self) -> int:
-        return self._intervals.late
-
     # -- state ----------------------------------------------------------------------------------------
     def dump(self) -> bytes:
         """The whole meter state: a version byte, then each part length-prefixed."""

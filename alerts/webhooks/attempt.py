@@ -170,11 +170,6 @@ class EndpointLimiter:
         self.limit = limit
         self._slots: dict[Hashable, tuple[asyncio.Semaphore, list[int]]] = {}
 
-    def busy(self, endpoint: Hashable) -> int:
-        """Tasks holding or waiting for a slot of ``endpoint``."""
-        entry = self._slots.get(endpoint)
-        return entry[1][0] if entry else 0
-
     @contextlib.asynccontextmanager
     async def slot(self, endpoint: Hashable) -> AsyncIterator[None]:
         entry = self._slots.get(endpoint)

@@ -87,11 +87,6 @@ class IncidentClassifier:
         self._weights = coef - coef.mean(axis=0, keepdims=True)
         self.classes: tuple[str, ...] = tuple(str(c) for c in self._model.classes_)
 
-    def probabilities(self, text: str) -> dict[str, float]:
-        """Probability of every category for ``text`` (cleaned first)."""
-        proba = self._pipeline.predict_proba([clean(text)])[0]
-        return {c: float(p) for c, p in zip(self.classes, proba, strict=True)}
-
     def predict(self, text: str, n_terms: int = 3) -> Prediction:
         """(category, confidence, top_terms): the most probable category, its probability and the
         n-grams of the text that pushed most towards it. ``ValueError`` if the text holds no

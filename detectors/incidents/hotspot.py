@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from detectors.base import Finding, Transition
+from detectors.base import Transition
 from detectors.incidents.categories import CATEGORY_EN, CATEGORY_ZH, check_category
 
 STATE_VERSION = 1
@@ -78,26 +78,6 @@ class HotspotFinding:
     p_value: float
     explanation_zh: str
     explanation_en: str
-
-    def to_finding(self) -> Finding:
-        """As a generic detector finding (kind ``hotspot``) for the alert pipeline."""
-        return Finding(
-            self.transition,
-            "hotspot",
-            "medium",
-            self.since,
-            self.at,
-            self.explanation_zh,
-            self.explanation_en,
-            {
-                "grid_cell": self.grid_cell,
-                "category": self.category,
-                "count": self.count,
-                "window_days": self.window_days,
-                "baseline_per_week": round(self.baseline_per_week, 3),
-                "p_value": self.p_value,
-            },
-        )
 
 
 @dataclass

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detectors.base import Finding
 from detectors.incidents import HotspotDetector
 from detectors.incidents.hotspot import poisson_tail
 
@@ -94,17 +93,6 @@ def test_old_counts_are_forgotten() -> None:
     detector.update(CELL, "ebike", T0)
     detector.advance(T0 + timedelta(weeks=4))
     assert detector.to_dict()["cells"] == []
-
-
-def test_finding_converts_to_a_generic_finding() -> None:
-    detector = _quiet_detector()
-    finding = None
-    for i in range(5):
-        finding = detector.update(CELL, "ebike", T0 + timedelta(hours=i)) or finding
-    generic = finding.to_finding()
-    assert isinstance(generic, Finding)
-    assert (generic.kind, generic.transition) == ("hotspot", "raised")
-    assert generic.facts["grid_cell"] == CELL and generic.facts["category"] == "ebike"
 
 
 def test_bad_input_is_refused() -> None:
