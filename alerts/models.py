@@ -221,7 +221,7 @@ class Delivery(Base):
     event_type: Mapped[str] = mapped_column(String(40))  # alert.raised | alert.resolved | …
     tier: Mapped[int] = mapped_column(Integer, default=0)
     payload: Mapped[str] = mapped_column(Text)  # exact JSON body, fixed when recorded
-    # pending → delivered | dead | cancelled ; claimed_until leases a row to one dispatcher
+    # pending → delivered | dead (DeliveryStatus); claimed_until leases a row to one dispatcher
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)  # DeliveryStatus
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
