@@ -18,9 +18,11 @@ from shouwang.events import encode
 from shouwang.logs import logging_config
 from shouwang.settings import Settings
 from shouwang.topics import Topics
-from streams import memory_store, metrics
+from streams import metrics
 from streams.detection import bank_factory
 from streams.faust_compat import apply_fixes
+from streams.faust_compat.memory_store import STORE_URL
+from streams.faust_compat.table_writes import TableChangelog
 from streams.incidents import IncidentOutcome, process_incident
 from streams.offline import OfflineWatch, Pacer, partition_of
 from streams.processing import Outcome, ReadingProcessor, SourceRecord
@@ -77,20 +79,20 @@ def create_app(settings: Settings) -> faust.App:
     # household's learned routine from Kafka.
     # bytes keys and values are stored raw (a Schema with raw serializers is not applied when the
     # table recovers from its changelog, which then tries JSON: found by the SIGKILL test).
-    # With the memory store, the table reads its changelog back itself (streams/memory_store.py).
+    # With the memory store, the table reads its changelog back itself (streams/faust_compat/memory_store.py).
     meter_state = app.Table(
         "meter-state",
         partitions=settings.readings_partitions,
         key_type=bytes,
         value_type=bytes,
-        store=memory_store.STORE_URL if settings.worker_store.startswith("memory:") else None,
+        store=STORE_URL if settings.worker_store.startswith("memory:") else None,
     )
 
     async def send_alert(key: bytes, value: bytes) -> Awaitable[Any]:
         return await alerts.send(key=key, value=value)
 
     # meter_state[key] = value for less, and never ahead of the record's alerts (streams/state_writes.py)
-    state_writer = StateWriter(app, meter_state, send_alert)
+    state_writer = StateWriter(TableChangelog(app, meter_state), alerts.send, app)
     metrics.STATES_HELD.set_function(lambda: state_writer.held)
     processor = ReadingProcessor(bank_factory(settings))
     offline = OfflineWatch(settings.readings_partitions)
@@ -184,7 +186,7 @@ def create_app(settings: Settings) -> faust.App:
             # the agent simply waits.
             try:
                 for alert in await emit(outcome):
-                    await delivered(alert, send_alert, lambda: bool(app.should_stop))
+                    await delivered(alert, alerts.send, lambda: bool(app.should_stop))
             except (KafkaError, ProducerSendError) as exc:  # given up at a stop: this report is processed again
                 state_writer.give_up(exc)
                 raise

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Protocol
 
+from faust.types import TP
 from prometheus_client import Counter, Gauge, Histogram
+
+from streams.faust_compat.offsets import committed_offsets
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,16 @@ class ReportingMeters:
         return len(self.last_seen)
 
 
+class LagSource(Protocol):
+    """What the lag reporter reads of the Faust app's consumer (``app.consumer``)."""
+
+    def assignment(self) -> set[TP]: ...
+
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]: ...
+
+    async def position(self, tp: TP) -> int | None: ...
+
+
 class LagReporter:
     """Keeps ``CONSUMER_LAG`` current for the partitions assigned to this worker (called from a Faust
     timer). One ListOffsets request per update; any failure (consumer not started, a rebalance, a
@@ -100,7 +114,7 @@ class LagReporter:
         self.labels: set[tuple[str, str]] = set()
         self.failures = 0
 
-    async def update(self, consumer: Any) -> None:
+    async def update(self, consumer: LagSource) -> None:
         """``consumer`` is the Faust app's consumer (``app.consumer``)."""
         try:
             seen = await self._measure(consumer)
@@ -114,11 +128,11 @@ class LagReporter:
             CONSUMER_LAG.remove(*labels)
         self.labels = seen
 
-    async def _measure(self, consumer: Any) -> set[tuple[str, str]]:
+    async def _measure(self, consumer: LagSource) -> set[tuple[str, str]]:
         assigned = sorted(tp for tp in consumer.assignment() if self.topics is None or tp.topic in self.topics)
         ends = await asyncio.wait_for(consumer.highwaters(*assigned), self.timeout_s) if assigned else {}
         # Faust's own record of the offsets it committed (None before the group's first commit).
-        committed = getattr(consumer, "_committed_offset", {})
+        committed = committed_offsets(consumer)
         seen: set[tuple[str, str]] = set()
         for tp in assigned:
             end, done = ends.get(tp), committed.get(tp)

@@ -3,15 +3,15 @@
 **Alerts first.** A record's alerts and its meter's new state are written to two topics, and
 Kafka orders nothing across topics. A worker killed after the state landed but before the alert
 did comes back with a state that has already seen the reading: it ignores the reading when it is
-processed again (at least once), and the alert is lost for good (found by the SIGKILL test in CI;
-``tests/integration/test_alert_before_state.py`` holds that window open). So a state whose record
+processed again (at least once), and the alert is lost for good
+(``tests/integration/test_alert_before_state.py`` holds that window open). So a state whose record
 raised alerts is *held* until those alerts are delivered, and every later state of the same meter
 is held behind it (in one queue per partition), so each meter's states reach the changelog in
 order. Other meters' states are written at once: the changelog is compacted by key, and only each
-key's order matters. Holding whole partitions instead cost 8 % of the worker's throughput in the
-benchmark, where a third of the records raise an alert. A held state is
-kept in memory only: the local store (which RocksDB keeps on disk across a crash) gets it together
-with the changelog. The agent reads states through ``get``, which sees held ones first.
+key's order matters; holding whole partitions instead cost throughput wherever alerts are common
+(docs/BENCHMARKS.md). A held state is kept in memory only: the local store (which RocksDB keeps on
+disk across a crash) gets it together with the changelog. The agent reads states through ``get``,
+which sees held ones first.
 
 **Commits wait for held states.** Faust flushes its producer before it commits offsets, hands over
 partitions or stops. ``StateWriter`` wraps that flush so it also waits for the states held when it
@@ -23,31 +23,23 @@ that passing time can mend, such as a broker away for longer than the request ti
 behind it wait. An error that cannot mend (the alert refused as too large, say) is logged with its
 meter and the states move on: holding them for ever would stop the partition.
 
-**Cheap.** Without alerts to wait for, ``set`` is ``table[key] = value`` without Faust 0.15's
-per-record cost: the store, then the changelog record straight to aiokafka's accumulator, in the
-partition of the source record (the table is co-partitioned with the readings). Faust's own path
-hands each record to a separate task with sensors, a log call and a callback: 5 % of the worker's
-time (py-spy), against 2.7 % this way. Once a record is written its changelog offset is kept in
-the store, as Faust does (a RocksDB store then replays only the changelog's tail when it starts).
+**Cheap.** Without alerts to wait for, ``set`` is ``table[key] = value`` without Faust's
+per-record cost (``streams.faust_compat.table_writes``, which holds what this needs of Faust's
+table, store and producer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from functools import partial
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
-import faust
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from faust.exceptions import ProducerSendError
-from faust.streams import _current_event
-from faust.types import TP
 
 log = logging.getLogger(__name__)
 RESEND_FIRST_PAUSE_S = 0.5
@@ -56,7 +48,40 @@ RESEND_MAX_PAUSE_S = 30.0
 # the worker with it, well before the group would evict it (broker_max_poll_interval, 1,000 s).
 HELD_WAIT_S = 300.0
 
-Resend = Callable[[bytes, bytes], Awaitable[Awaitable[Any]]]
+Flush = Callable[[], Awaitable[None]]
+
+
+class Send(Protocol):
+    """A topic's send (Faust's ``Topic.send``): awaited, the record is queued, and the awaitable it
+    returns is its delivery."""
+
+    def __call__(
+        self, *, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None
+    ) -> Awaitable[Awaitable[Any]]: ...
+
+
+class Changelog(Protocol):
+    """The meter-state table as the writer writes it (``streams.faust_compat.table_writes.TableChangelog``)."""
+
+    get: Callable[[bytes], bytes | None]
+
+    async def write(self, key: bytes, value: bytes, partition: int, /) -> None:
+        """The local store, then the changelog record in ``partition``."""
+
+    def in_partition(self, partition: int, /) -> AbstractContextManager[None]:
+        """Within it, the current task's writes are stored as if for a record of ``partition``."""
+
+    def wrap_flush(self, around: Callable[[Flush], Flush], /) -> None:
+        """The producer's flush (before a commit, a hand-over, a stop) becomes ``around(flush)``."""
+
+
+class Worker(Protocol):
+    """The Faust app, as the writer sees it."""
+
+    @property
+    def should_stop(self) -> bool: ...
+
+    async def crash(self, reason: BaseException, /) -> None: ...
 
 
 @dataclass(slots=True)
@@ -74,17 +99,6 @@ class _Held:
     value: bytes
     alerts: Sequence[SentAlert]
     written: asyncio.Future[None] | None = field(default=None)  # made when a flush waits for it
-
-
-class _PartitionEvent:
-    """What a Faust store reads from the current event to write a key: its message's partition
-    (RocksDB keeps a database per partition). Stands in for the held record's event, which the
-    writer need not keep alive."""
-
-    __slots__ = ("__weakref__", "message")
-
-    def __init__(self, partition: int) -> None:
-        self.message = SimpleNamespace(partition=partition)
 
 
 class StateWritesFailed(RuntimeError):
@@ -105,7 +119,7 @@ def can_mend(exc: BaseException) -> bool:
     return any(bool(getattr(e, "retriable", False)) or isinstance(e, KafkaTimeoutError) for e in causes)
 
 
-async def delivered(alert: SentAlert, resend: Resend, stopping: Callable[[], bool] = lambda: False) -> None:
+async def delivered(alert: SentAlert, resend: Send, stopping: Callable[[], bool]) -> None:
     """Until ``alert`` is on its topic, sent again while the error is one time can mend. Once the
     worker is ``stopping``, the error is raised instead: neither the alert nor the states behind it
     are written, no offset past them is committed, and the next worker processes them again."""
@@ -114,7 +128,7 @@ async def delivered(alert: SentAlert, resend: Resend, stopping: Callable[[], boo
     while True:
         try:
             if delivery is None:
-                delivery = await resend(alert.key, alert.value)
+                delivery = await resend(key=alert.key, value=alert.value)
             await delivery
             return
         except (KafkaError, ProducerSendError) as exc:
@@ -135,13 +149,14 @@ async def delivered(alert: SentAlert, resend: Resend, stopping: Callable[[], boo
 
 
 class StateWriter:
-    """Writes values of one changelog-backed table; only from inside that table's agent."""
+    """Writes values of one changelog-backed table; only from inside that table's agent. ``resend``
+    sends an alert again (to the alerts topic); ``worker`` is the Faust app."""
 
-    def __init__(self, app: faust.App, table: faust.Table, resend: Resend) -> None:
-        self._app = app
-        self._table = table
+    def __init__(self, changelog: Changelog, resend: Send, worker: Worker) -> None:
+        self._changelog = changelog
+        self._read = changelog.get
         self._resend = resend
-        self._topic: str | None = None
+        self._worker = worker
         self._held_values: dict[bytes, bytes] = {}  # key → its newest held state
         self._queues: dict[int, deque[_Held]] = {}  # partition → its held states, in order
         self._releasing: dict[int, asyncio.Task[None]] = {}  # held here: asyncio keeps tasks weakly
@@ -151,7 +166,7 @@ class StateWriter:
     def get(self, key: bytes) -> bytes | None:
         """The key's newest state, held or written."""
         held = self._held_values.get(key)
-        return held if held is not None else self._table.get(key)
+        return held if held is not None else self._read(key)
 
     @property
     def held(self) -> int:
@@ -164,7 +179,7 @@ class StateWriter:
         if not self._flush_wrapped:
             self._wrap_flush()
         if not after and key not in self._held_values:  # nothing to wait for, nothing of its meter held
-            await self._write(key, value, partition)
+            await self._changelog.write(key, value, partition)
             return
         queue = self._queues.get(partition)
         if queue is None:
@@ -181,7 +196,7 @@ class StateWriter:
             self._failed = exc
 
     def _stopping(self) -> bool:
-        return bool(self._app.should_stop)
+        return bool(self._worker.should_stop)
 
     def _last_held(self) -> list[asyncio.Future[None]]:
         """Futures done once every state held now is written. Later ones are not waited for:
@@ -196,21 +211,20 @@ class StateWriter:
         return waiting
 
     async def _release(self, partition: int, queue: deque[_Held]) -> None:
-        # Faust's stores read the current event (a weak reference that its streams set per record,
-        # in the agent's task); this task writes for held records of one partition.
-        stand_in = _PartitionEvent(partition)
-        _current_event.set(weakref.ref(stand_in))
+        # Faust's stores read the current event (which its streams set per record, in the agent's
+        # task); this task writes for held records of one partition.
         try:
-            while queue:
-                held = queue[0]
-                for alert in held.alerts:
-                    await delivered(alert, self._resend, self._stopping)
-                await self._write(held.key, held.value, partition)
-                if self._held_values.get(held.key) is held.value:
-                    del self._held_values[held.key]
-                queue.popleft()
-                if held.written is not None and not held.written.done():
-                    held.written.set_result(None)
+            with self._changelog.in_partition(partition):
+                while queue:
+                    held = queue[0]
+                    for alert in held.alerts:
+                        await delivered(alert, self._resend, self._stopping)
+                    await self._changelog.write(held.key, held.value, partition)
+                    if self._held_values.get(held.key) is held.value:
+                        del self._held_values[held.key]
+                    queue.popleft()
+                    if held.written is not None and not held.written.done():
+                        held.written.set_result(None)
         except BaseException as exc:  # given up, or cancelled at a stop: no commit past them
             self.give_up(exc)
             log.error(
@@ -225,31 +239,18 @@ class StateWriter:
                     held.written.set_exception(failure)
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            if not self._app.should_stop:
-                await self._app.crash(exc)
+            if not self._worker.should_stop:
+                await self._worker.crash(exc)
         finally:  # the queue goes with its task (on success, it was seen empty with no await since)
             del self._queues[partition], self._releasing[partition]
-
-    async def _write(self, key: bytes, value: bytes, partition: int) -> None:
-        if self._topic is None:
-            self._topic = self._table.changelog_topic.get_topic_name()
-        self._table.data[key] = value  # the local store, as Table.__setitem__ does
-        sent: asyncio.Future[Any] = await self._app.producer.send(
-            self._topic, key, value, partition=partition, timestamp=None, headers=None
-        )
-        sent.add_done_callback(partial(self._written, TP(self._topic, partition)))
-
-    def _written(self, tp: TP, sent: asyncio.Future[Any]) -> None:
-        if sent.cancelled() or sent.exception() is not None:
-            return  # as on Faust's own path: the stored offset stays where it was
-        self._table.data.set_persisted_offset(tp, sent.result().offset)
 
     def _wrap_flush(self) -> None:
         """Faust's producer flush (before a commit, a hand-over, a stop) also waits for the states
         held when it began, and for their changelog records."""
-        producer = self._app.producer
-        flush = producer.flush
+        self._changelog.wrap_flush(self._with_held_states)
+        self._flush_wrapped = True
 
+    def _with_held_states(self, flush: Flush) -> Flush:
         async def flush_with_held_states() -> None:
             held = self._last_held()
             self._raise_if_failed()
@@ -267,8 +268,7 @@ class StateWriter:
                 await flush()  # and then the states
             self._raise_if_failed()
 
-        producer.flush = flush_with_held_states  # type: ignore[method-assign]
-        self._flush_wrapped = True
+        return flush_with_held_states
 
     def _raise_if_failed(self) -> None:
         if self._failed is not None:

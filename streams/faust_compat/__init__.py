@@ -1,6 +1,15 @@
 """Everything that reaches into Faust's internals lives in this folder, written for one exact
 faust-streaming version (``FAUST_VERSION``, pinned in pyproject.toml). On any other version the worker
-refuses to start (``check_version``) rather than run with fixes that silently do nothing."""
+refuses to start (``check_version``) rather than run with fixes that silently do nothing.
+
+- ``fetch_loop``: the consumer's fetch loop, patched so that readings fetched around a seek are not skipped;
+- ``memory_store``: the meter-state table's memory store, which reads its changelog back itself;
+- ``table_writes``: a table's store, changelog and producer flush, as ``streams.state_writes`` writes them;
+- ``offsets``: the offsets Faust's consumer committed (for the lag gauge).
+
+tests/streams/faust_compat/test_upstream_unchanged.py holds the hash of every upstream function
+these rely on: a new Faust version fails there, naming the function to re-check.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +33,9 @@ def check_version(installed: str | None = None) -> None:
 
 
 def apply_fixes() -> None:
-    """Check the version, then install the fixes (idempotent)."""
-    from streams.faust_compat import fetch_loop
+    """Check the version, then install the fixes and name the memory store for Faust (idempotent)."""
+    from streams.faust_compat import fetch_loop, memory_store
 
     check_version()
     fetch_loop.apply()
+    memory_store.register()

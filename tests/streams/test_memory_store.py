@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import weakref
 from collections.abc import Iterator
 
 import pytest
 from aiokafka import TopicPartition as KafkaTP
-from faust.streams import _current_event
 from faust.types import TP
 from kafka import KafkaProducer
 
 from shouwang.settings import Settings
-from streams import memory_store
 from streams.app import create_app
-from streams.memory_store import ChangelogReadingStore, _bootstrap, read_partitions
-from streams.state_writes import _PartitionEvent
+from streams.faust_compat import memory_store
+from streams.faust_compat.memory_store import ChangelogReadingStore, _bootstrap, read_partitions
+from streams.faust_compat.table_writes import in_partition
 from streams.topic_provisioning import changelog, provision_topics
 
 pytestmark = pytest.mark.kafka
@@ -73,11 +71,10 @@ def test_a_new_partition_is_read_back_to_each_keys_latest_value(meter_state: tup
 
 def _write_as_worker(store: ChangelogReadingStore, partition: int, key: bytes, value: bytes) -> None:
     """A state written as ``StateWriter`` writes it: into the store, under an event of its partition."""
-    event = _PartitionEvent(partition)  # the stand-in the writer uses for a held state's record
 
     def write() -> None:
-        _current_event.set(weakref.ref(event))
-        store[key] = value
+        with in_partition(partition):  # the stand-in the writer uses for a held state's record
+            store[key] = value
 
     contextvars.copy_context().run(write)
 

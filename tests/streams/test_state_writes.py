@@ -1,7 +1,8 @@
 """The state writer's ordering, with a stand-in producer and table: a meter's state reaches the
 changelog only after its record's alerts are delivered, states stay in order, a flush (before a
 commit) waits for the states held when it began, and an alert the producer gave up on is sent
-again. The real worker, broker and SIGKILL are in tests/integration/test_alert_before_state.py."""
+again. The writer goes through the real Faust adapter (``TableChangelog``) over a stand-in table
+and producer. The real worker, broker and SIGKILL are in tests/integration/test_alert_before_state.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from faust.streams import current_event
 
+from streams.faust_compat.table_writes import TableChangelog
 from streams.state_writes import SentAlert, StateWriter, StateWritesFailed, failed_delivery
 
 CHANGELOG = "meter-state-changelog"
@@ -74,7 +76,8 @@ def writer_for(producer: Producer, *, stopping: bool = False) -> tuple[StateWrit
     )
     resent: list[tuple[bytes, bytes]] = []
 
-    async def resend(key: bytes, value: bytes) -> Awaitable[Any]:
+    async def resend(*, key: bytes | None, value: bytes | None, headers: Any = None) -> Awaitable[Any]:
+        assert key is not None and value is not None
         resent.append((key, value))
         return await producer.send("alerts", key, value, partition=None, timestamp=None, headers=None)
 
@@ -82,7 +85,8 @@ def writer_for(producer: Producer, *, stopping: bool = False) -> tuple[StateWrit
         raise AssertionError(f"the worker would crash: {exc!r}")
 
     app = SimpleNamespace(producer=producer, crash=crash, should_stop=stopping)
-    return StateWriter(app, table, resend), store, resent  # type: ignore[arg-type]
+    changelog = TableChangelog(app, table)  # type: ignore[arg-type]
+    return StateWriter(changelog, resend, app), store, resent  # type: ignore[arg-type]
 
 
 def alert(loop_future: asyncio.Future[Any], meter: bytes = b"m1") -> SentAlert:

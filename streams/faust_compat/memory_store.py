@@ -1,22 +1,23 @@
 """The meter-state table's memory store, which reads its own changelog back when partitions arrive.
 
 **Why.** Faust's memory store recovers through Faust's recovery loop: every changelog record is
-fetched, handed over and applied one by one, about 3,600 records/s on a slow machine, where a bare
-consumer reads 25,000 (docs/BENCHMARKS.md). A worker restarted on 101,000 meters then needed 46 s,
-against a 30 s target. This store reads the changelog partitions of its newly assigned meters
-with a plain aiokafka consumer, in large fetches, before Faust's recovery starts, and reports how
-far it read as its persisted offset: Faust's recovery then reads only what came after (nothing,
-normally), exactly as it does for a RocksDB store that kept its files.
+fetched, handed over and applied one by one, several times slower than a bare consumer reads them
+(docs/BENCHMARKS.md), too slow for a restarted worker to resume its meters within the recovery
+target. This store reads the changelog partitions of its newly assigned meters with a plain
+aiokafka consumer, in large fetches, before Faust's recovery starts, and reports how far it read
+as its persisted offset: Faust's recovery then reads only what came after (nothing, normally),
+exactly as it does for a RocksDB store that kept its files.
 
 **Safe when it stops short.** The persisted offset is always the offset of the last record
 applied, so a read cut short leaves the rest to Faust's own recovery, which goes on from there. The
 read runs inside the rebalance callback, where the Kafka client sends no heartbeats, so it stops
-after half the session timeout (5 s: about 250,000 meters here) rather than be evicted from the
-group. Standby partitions are left to Faust. A partition no longer active here (revoked, or kept as
-a standby only) loses its states and offset, so one active again is read again in full.
+after half the session timeout rather than be evicted from the group. Standby partitions are left
+to Faust. A partition no longer active here (revoked, or kept as a standby only) loses its states
+and offset, so one active again is read again in full.
 
 Only for tables whose keys and values are raw bytes (the meter-state table): they are stored as
-the changelog holds them, as ``StateWriter`` writes them.
+the changelog holds them, as ``StateWriter`` writes them. Faust finds the store by its URL's
+scheme (``STORE_URL``), once ``register`` (called by ``apply_fixes``) has named it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from yarl import URL
 log = logging.getLogger(__name__)
 
 SCHEME = "shouwang-memory"
-STORES.aliases[SCHEME] = f"{__name__}:ChangelogReadingStore"
 STORE_URL = f"{SCHEME}://changelog"  # with a host: a bare scheme is a false URL, and Faust ignores it
 
 # The read runs inside the rebalance callback (no heartbeats meanwhile): it stops after half the
@@ -47,6 +47,11 @@ READ_SHARE_OF_SESSION = 0.5
 FETCH_BYTES = 4 * 1024 * 1024  # per partition (4× the default): large fetches, with a bound on what is in flight
 
 Apply = Callable[[KafkaTP, list[ConsumerRecord]], None]
+
+
+def register() -> None:
+    """Name the store for Faust: a table with ``store=STORE_URL`` is kept in a ``ChangelogReadingStore``."""
+    STORES.aliases[SCHEME] = f"{__name__}:ChangelogReadingStore"
 
 
 async def read_partitions(
@@ -82,8 +87,7 @@ async def read_partitions(
         consumer.assign(list(starts))
         ends = await asyncio.wait_for(consumer.end_offsets(list(starts)), left())
         # Explicit offsets: assign() starts a reset to the default strategy, and aiokafka applies the answer
-        # of a reset in flight to a later seek_to_beginning too (found by test_memory_store: a partition
-        # was left at its end, unread).
+        # of a reset in flight to a later seek_to_beginning too (a partition was then left at its end, unread).
         beginnings = await asyncio.wait_for(consumer.beginning_offsets(list(starts)), left())
         for tp, start in starts.items():
             consumer.seek(tp, max(beginnings[tp], start or 0))
