@@ -3,8 +3,8 @@
 Asking every meter every minute means loading every meter's state: at 100k meters that is seconds
 of CPU a minute, during which no reading is processed. Instead the watch keeps, per meter of this
 worker's partitions, the moment after which time alone could tell something (the bank's
-``wake_at``: the last reading plus how overdue the meter may be), and the timer asks only the
-meters whose moment has passed.
+``wake_at``: the last reading plus how overdue the meter may be), and the timer
+(``streams.offline_sweep``) asks only the meters whose moment has passed.
 
 The moments live in memory. A partition this process has not indexed yet (after a start or a
 rebalance) is indexed once from the table, in slices, so readings keep flowing meanwhile.
@@ -34,7 +34,7 @@ class Pacer:
 
     ``await asyncio.sleep(0)`` between slices is not enough: it lets the loop run one round, while
     a record needs several (fetch, hand-off, agent, produce), so the agent barely moved while the
-    timer told 101,000 overdue meters at once. After every ``slice_s`` of work the job sleeps as
+    timer told a whole fleet of overdue meters at once. After every ``slice_s`` of work the job sleeps as
     long, which leaves the loop to the readings about half of the time.
     """
 
@@ -50,6 +50,8 @@ class Pacer:
 
 
 class OfflineWatch:
+    """Per meter of this worker's partitions, when time alone could next tell something about it."""
+
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
         self._wake_at: dict[str, float] = {}
