@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from detectors.incidents import HotspotDetector, IncidentMerger, classify
 from detectors.incidents.categories import SEVERITY_OF_URGENCY
@@ -43,7 +44,7 @@ class IncidentOutcome:
     grid_cell: str | None = None
 
 
-def process_incident(record: SourceRecord, load_state: Any) -> IncidentOutcome:
+def process_incident(record: SourceRecord, load_state: Callable[[str], dict[str, Any] | None]) -> IncidentOutcome:
     """``load_state(grid_cell)`` returns the cell's stored state dict or None."""
     try:
         if record.value is None:
@@ -111,7 +112,8 @@ def _reporters_after(
 ) -> dict[str, list[str]]:
     """Who reported each live incident, to count the households concerned: distinct reporters,
     kept only as short hashes (never the names); a report without a reporter counts as its own."""
-    live = {str(item["id"]) for item in merger.to_dict()["incidents"]}  # type: ignore[union-attr]
+    incidents = cast("list[dict[str, object]]", merger.to_dict()["incidents"])  # the merger's state: a list of dicts
+    live = {str(item["id"]) for item in incidents}
     stored = (state or {}).get("reporters") or {}
     reporters = {k: list(v) for k, v in stored.items() if k in live}
     seen = reporters.setdefault(incident_id, [])

@@ -97,7 +97,7 @@ def read_readings(lines: Iterable[str], tz: str) -> ReadingsFile:
         if reason:
             parsed.bad_rows.append(BadRow(line, reason))
             continue
-        parsed.meters.setdefault(meter_id, []).append((ts, register))  # type: ignore[arg-type]
+        parsed.meters.setdefault(meter_id, []).append((ts, register))
     for points in parsed.meters.values():
         points.sort(key=lambda point: point[0])  # stable: equal timestamps keep file order
     return parsed
