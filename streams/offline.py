@@ -81,6 +81,3 @@ class OfflineWatch:
         """Meters of owned partitions whose moment has passed, in the order they fell due."""
         found = [(t, m) for m, t in self._wake_at.items() if t < now]
         return [m for _, m in sorted(found) if partition_of(m, self.partitions) in active_partitions]
-
-    def __len__(self) -> int:
-        return len(self._wake_at)

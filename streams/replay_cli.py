@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -64,7 +63,3 @@ def run_replay(readings_path: Path, out_path: Path, *, settings: Settings, tz: s
         soft_wrap=True,
     )
     return written
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use: shouwang replay --readings FILE.csv --out alerts.jsonl")
