@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
-from alerts.models import Household, Meter, Recipient, Silence, Subscription, WebhookEndpoint
+from alerts.models import Endpoint, Household, Meter, Recipient, Silence, Subscription
 from alerts.policy import ALL_KINDS, ROLES, SEVERITIES
 from alerts.statuses import EndpointStatus
 from alerts.webhooks import UnsafeURLError, check_url, new_secret
@@ -84,12 +84,12 @@ def create_recipient(
 
 def add_endpoint(
     session: Session, recipient: Recipient, *, url: str, allow: Sequence[str] = (), require_https: bool = True
-) -> WebhookEndpoint:
+) -> Endpoint:
     try:
         check_url(url, allow=allow, require_https=require_https)
     except UnsafeURLError as exc:
         raise AdminError(str(exc)) from exc
-    endpoint = WebhookEndpoint(recipient_id=recipient.id, url=url, secret=new_secret(), status=EndpointStatus.ACTIVE)
+    endpoint = Endpoint(recipient_id=recipient.id, url=url, secret=new_secret(), status=EndpointStatus.ACTIVE)
     session.add(endpoint)
     session.flush()
     return endpoint

@@ -38,6 +38,11 @@ METERS_ENROLLED = Gauge(
     "shouwang_meters_enrolled", "Meters enrolled in the store (compare with shouwang_worker_meters_reporting)."
 )
 PENDING_DELIVERIES = Gauge("shouwang_webhook_pending_deliveries", "Deliveries waiting in the outbox.")
+ENDPOINTS_FAILING = Gauge(
+    "shouwang_router_endpoints_failing",
+    "Channels whose vendor refused a delivery for good (wrong secret, unknown key) and has not accepted one since.",
+    ["type"],
+)
 
 # Known label values start at 0, so that rate() and increase() see the very first event too.
 DELIVERY_OUTCOMES = tuple(AttemptOutcome)

@@ -108,19 +108,32 @@ class Recipient(Base):
     role: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    endpoints: Mapped[list[WebhookEndpoint]] = relationship(back_populates="recipient")
+    endpoints: Mapped[list[Endpoint]] = relationship(back_populates="recipient")
 
 
-class WebhookEndpoint(Base):
+class Endpoint(Base):
+    """Where a recipient is told: one channel of one type (``alerts/channels``). The table keeps its
+    first name, from when every channel was a Standard Webhooks endpoint."""
+
     __tablename__ = "webhook_endpoints"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("ep"))
     recipient_id: Mapped[str] = mapped_column(ForeignKey("recipients.id"), index=True)
+    type: Mapped[str] = mapped_column(String(32), default="webhook", server_default="webhook")
+    # webhook: the URL. Other types: a masked form for people to recognise it by (a robot URL carries
+    # its access token: the real one is sealed in ``sealed_config``).
     url: Mapped[str] = mapped_column(String(2000))
-    # The signing secret must be readable to sign; it is never logged or returned after creation.
+    # webhook: the signing secret, readable to sign; never logged or returned after creation.
+    # Other types: empty (their credentials are in ``sealed_config``).
     secret: Mapped[str] = mapped_column(String(100))
+    # Other types: their whole configuration, credentials included, encrypted (alerts/secret_box.py).
+    sealed_config: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=EndpointStatus.ACTIVE)  # EndpointStatus
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    # Set when the vendor refused a delivery for good (a wrong secret, an unknown key): operators are
+    # told (shouwang_router_endpoints_failing); cleared by the next success.
+    failing_since: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     recipient: Mapped[Recipient] = relationship(back_populates="endpoints")

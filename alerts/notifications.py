@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from alerts import metrics
-from alerts.models import Alert, Delivery, Household, Recipient, Subscription, WebhookEndpoint
+from alerts.models import Alert, Delivery, Endpoint, Household, Recipient, Subscription
 from alerts.payloads import alert_payload
 from alerts.policy import ROLE_KINDS, severity_at_least
 from alerts.statuses import DeliveryStatus, EndpointStatus
@@ -91,9 +91,7 @@ def record_notifications(
     )
     for recipient in recipients:
         endpoints = session.scalars(
-            select(WebhookEndpoint).where(
-                WebhookEndpoint.recipient_id == recipient.id, WebhookEndpoint.status == EndpointStatus.ACTIVE
-            )
+            select(Endpoint).where(Endpoint.recipient_id == recipient.id, Endpoint.status == EndpointStatus.ACTIVE)
         )
         for endpoint in endpoints:
             delivery = Delivery(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -21,8 +22,9 @@ from sqlalchemy import CursorResult, Update, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts import metrics
+from alerts.channels.base import Channel, Notification
 from alerts.db import Store
-from alerts.models import Delivery, DeliveryAttempt, WebhookEndpoint, utcnow
+from alerts.models import Delivery, DeliveryAttempt, Endpoint, Recipient, utcnow
 from alerts.statuses import AttemptOutcome, DeliveryStatus, EndpointStatus
 from alerts.webhooks import AttemptResult, EndpointLimiter, UnsafeURLError, check_url, next_delay, send_once
 
@@ -40,6 +42,14 @@ class Claimed:
     payload: bytes
     attempts: int
     created_at: datetime
+    endpoint_type: str = "webhook"
+    sealed_config: str | None = None
+    recipient_id: str = ""
+    recipient_role: str = ""
+
+
+# Builds the channel of a claimed delivery that is not a Standard Webhook (alerts/channels/registry.py).
+ChannelFactory = Callable[[Claimed], Channel]
 
 
 @dataclass
@@ -62,8 +72,10 @@ class OutboxDispatcher:
         limiter: EndpointLimiter,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        channels: ChannelFactory | None = None,
     ) -> None:
         self.store, self.config, self.client, self.limiter = store, config, client, limiter
+        self.channels = channels
         self.clock = clock
         self.rng = rng or random.Random()
 
@@ -101,11 +113,12 @@ class OutboxDispatcher:
                 if taken != 1:
                     continue  # another dispatcher got it first
                 row = session.execute(
-                    select(Delivery, WebhookEndpoint)
-                    .join(WebhookEndpoint, Delivery.endpoint_id == WebhookEndpoint.id)
+                    select(Delivery, Endpoint, Recipient.role)
+                    .join(Endpoint, Delivery.endpoint_id == Endpoint.id)
+                    .join(Recipient, Delivery.recipient_id == Recipient.id)
                     .where(Delivery.id == delivery_id)
                 ).one()
-                delivery, endpoint = row
+                delivery, endpoint, role = row
                 claimed.append(
                     Claimed(
                         delivery.id,
@@ -115,6 +128,10 @@ class OutboxDispatcher:
                         delivery.payload.encode(),
                         delivery.attempts,
                         delivery.created_at,
+                        endpoint.type,
+                        endpoint.sealed_config,
+                        delivery.recipient_id,
+                        role,
                     )
                 )
         return claimed
@@ -140,6 +157,11 @@ class OutboxDispatcher:
                 await asyncio.wait_for(_first(stop, wake), timeout=poll_s)
 
     async def _deliver(self, item: Claimed) -> None:
+        if item.endpoint_type != "webhook":
+            async with self.limiter.slot(item.endpoint_id):
+                result = await self._send_on_channel(item)
+            await asyncio.to_thread(self.record, item, result)
+            return
         async with self.limiter.slot(item.endpoint_id):
             try:
                 await asyncio.to_thread(
@@ -170,6 +192,18 @@ class OutboxDispatcher:
                     )
         await asyncio.to_thread(self.record, item, result)
 
+    async def _send_on_channel(self, item: Claimed) -> AttemptResult:
+        try:
+            if self.channels is None:
+                raise ValueError(f"this router cannot send on {item.endpoint_type} channels")
+            channel = self.channels(item)
+            notification = Notification(
+                message_id=item.id, payload=json.loads(item.payload), recipient_role=item.recipient_role
+            )
+        except ValueError as exc:  # our own stored data is unusable (a key that opens nothing): no retry helps
+            return AttemptResult(AttemptOutcome.REJECT, None, str(exc)[:300], 0.0, None)
+        return await channel.send(self.client, notification, now=self.clock(), timeout_s=self.config.timeout_s)
+
     def record(self, item: Claimed, result: AttemptResult) -> None:
         now = self.clock()
         metrics.DELIVERIES.labels(result.outcome).inc()
@@ -190,6 +224,8 @@ class OutboxDispatcher:
                     duration_ms=round(result.duration_s * 1000),
                 )
             )
+            if item.endpoint_type != "webhook":
+                _note_endpoint_health(session, item.endpoint_id, result, now)
             if result.outcome == AttemptOutcome.DELIVERED:
                 delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, now
                 metrics.DELIVERY_LATENCY.observe(max(0.0, (now - item.created_at).total_seconds()))
@@ -217,7 +253,7 @@ class OutboxDispatcher:
 
     @staticmethod
     def _disable_endpoint(session: Session, endpoint_id: str, now: datetime) -> None:
-        endpoint = session.get(WebhookEndpoint, endpoint_id)
+        endpoint = session.get(Endpoint, endpoint_id)
         if endpoint is not None:
             endpoint.status = EndpointStatus.DISABLED
             when = now.isoformat(timespec="seconds")
@@ -249,3 +285,18 @@ def _rows_changed(session: Session, statement: Update) -> int:
     """How many rows an UPDATE changed: the conditional lease above relies on it."""
     result = cast("CursorResult[Any]", session.execute(statement))  # an UPDATE's result is a cursor result
     return result.rowcount
+
+
+def _note_endpoint_health(session: Session, endpoint_id: str, result: AttemptResult, now: datetime) -> None:
+    """A vendor's permanent refusal (a wrong secret, an unknown key) marks the channel failing, so operators
+    hear of it (shouwang_router_endpoints_failing); the next success clears it."""
+    endpoint = session.get(Endpoint, endpoint_id)
+    if endpoint is None:
+        return
+    if result.outcome == AttemptOutcome.DELIVERED:
+        endpoint.failing_since, endpoint.last_error = None, None
+    elif result.outcome == AttemptOutcome.REJECT:
+        if endpoint.failing_since is None:
+            endpoint.failing_since = now
+            log.warning("%s endpoint %s is failing: %s", endpoint.type, endpoint_id, result.error)
+        endpoint.last_error = result.error

@@ -20,9 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from alerts import metrics
+from alerts.channels.types import ChannelType
 from alerts.db import Store
 from alerts.lifecycle import escalate_due, remind_due
-from alerts.models import Alert, Delivery, Meter, utcnow
+from alerts.models import Alert, Delivery, Endpoint, Meter, utcnow
 from alerts.outbox import OutboxConfig, OutboxDispatcher
 from alerts.pipeline import RouteContext, router_config
 from alerts.policy import parse_duration
@@ -148,6 +149,15 @@ class Router:
             ).all()
             pending = session.scalar(select(func.count()).where(Delivery.status == DeliveryStatus.PENDING))
             enrolled = session.scalar(select(func.count()).select_from(Meter))
+            failing = dict(
+                session.execute(
+                    select(Endpoint.type, func.count())
+                    .where(Endpoint.failing_since.is_not(None))
+                    .group_by(Endpoint.type)
+                )
+                .tuples()
+                .all()
+            )
         # Update in place (no clear()): a scrape between clear and set would see no series and
         # restart the "unacknowledged for 30 minutes" rule's timer.
         current = {(kind, severity, status): count for kind, severity, status, count in counts}
@@ -158,6 +168,8 @@ class Router:
         self._open_labels = set(current)
         metrics.PENDING_DELIVERIES.set(pending or 0)
         metrics.METERS_ENROLLED.set(enrolled or 0)
+        for channel_type in ChannelType:  # every type a series, at 0 when none fails
+            metrics.ENDPOINTS_FAILING.labels(channel_type.value).set(failing.get(channel_type.value, 0))
 
     async def timers(self) -> None:
         while not self.stop_event.is_set():

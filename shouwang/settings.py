@@ -193,6 +193,12 @@ class Settings(BaseSettings):
         default="text", description="`json` writes one JSON object per log line."
     )
     admin_token: SecretStr | None = Field(default=None, description="First operator API key (never logged).")
+    secret_keys: SecretStr | None = Field(
+        default=None,
+        description="Keys that encrypt channel credentials at rest (robot URLs, secrets, SMS and SMTP "
+        "passwords): comma-separated Fernet keys, the first encrypts, all decrypt (rotation). Unset: "
+        "one is generated at the first start into SHOUWANG_VAR_DIR/secret.key.",
+    )
 
     @field_validator("household_tz")
     @classmethod

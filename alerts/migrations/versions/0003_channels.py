@@ -1,0 +1,32 @@
+"""channels: endpoints of every type, their sealed configuration and failing state
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-06 10:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("type", sa.String(length=32), server_default="webhook", nullable=False))
+        batch_op.add_column(sa.Column("sealed_config", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("failing_since", sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column("last_error", sa.String(length=500), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
+        batch_op.drop_column("last_error")
+        batch_op.drop_column("failing_since")
+        batch_op.drop_column("sealed_config")
+        batch_op.drop_column("type")
