@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from alerts import admin
-from alerts.models import ApiKey, Recipient, Subscription, WebhookEndpoint, utcnow
+from alerts.models import ApiKey, Endpoint, Recipient, Subscription, utcnow
 from alerts.payloads import ping_payload
 from alerts.webhooks import make_client, new_secret, send_once
 from alerts.webhooks.ssrf import UnsafeURLError, check_url
@@ -34,12 +34,9 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _endpoint(session: SessionDep, recipient_id: str) -> WebhookEndpoint | None:
+def _endpoint(session: SessionDep, recipient_id: str) -> Endpoint | None:
     return session.scalar(
-        select(WebhookEndpoint)
-        .where(WebhookEndpoint.recipient_id == recipient_id)
-        .order_by(WebhookEndpoint.created_at.desc())
-        .limit(1)
+        select(Endpoint).where(Endpoint.recipient_id == recipient_id).order_by(Endpoint.created_at.desc()).limit(1)
     )
 
 

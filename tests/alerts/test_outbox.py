@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from alerts.db import Store
-from alerts.models import Delivery, DeliveryAttempt, WebhookEndpoint, utcnow
+from alerts.models import Delivery, DeliveryAttempt, Endpoint, utcnow
 from alerts.outbox import OutboxConfig, OutboxDispatcher
 from alerts.pipeline import RouterConfig
 from alerts.webhooks import EndpointLimiter, make_client
@@ -99,9 +99,7 @@ def test_410_disables_the_endpoint_and_stops_its_deliveries(store: Store, config
     assert {d.status for d in deliveries(store)} == {"dead"}
     with store.transaction() as session:
         statuses = {
-            e.status
-            for e in session.scalars(select(WebhookEndpoint))
-            if e.id in {d.endpoint_id for d in deliveries(store)}
+            e.status for e in session.scalars(select(Endpoint)) if e.id in {d.endpoint_id for d in deliveries(store)}
         }
     assert statuses == {"disabled"}
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from alerts.models import ApiKey, WebhookEndpoint
+from alerts.models import ApiKey, Endpoint
 from tests.api.conftest import ADMIN_TOKEN, Receiver, World, bearer, expect
 
 pytestmark = pytest.mark.kafka
@@ -201,7 +201,7 @@ def test_webhook_secret_is_returned_at_creation_only_and_signs_the_pings(world: 
     after = world.call("operator", "GET", f"/v1/recipients/{created['id']}")
     assert rotated not in after.text and secret not in after.text
     with world.store.transaction() as session:  # the store keeps it (it must sign), but only the new one
-        endpoints = session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.recipient_id == created["id"]))
+        endpoints = session.scalars(select(Endpoint).where(Endpoint.recipient_id == created["id"]))
         assert [e.secret for e in endpoints] == [rotated]
 
 
