@@ -245,6 +245,18 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ActionLinkUse(Base):
+    """A one-tap action link that was used (alerts/action_links.py): each works once."""
+
+    __tablename__ = "action_link_uses"
+    __table_args__ = (UniqueConstraint("delivery_id", "action"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"))
+    action: Mapped[str] = mapped_column(String(16))
+    used_at: Mapped[datetime]
+
+
 class DeliveryAttempt(Base):
     """History of every HTTP attempt, for the alert's notification history."""
 

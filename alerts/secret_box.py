@@ -62,13 +62,16 @@ def new_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def secret_box(settings: Settings) -> SecretBox:
-    """The box of the settings' keys; without keys, the one in the var folder (made at the first start,
+def secret_keys(settings: Settings) -> list[str]:
+    """The settings' keys, newest first; without keys, the one in the var folder (made at the first start,
     readable by its owner only), so every process of one machine shares it."""
     if settings.secret_keys is not None:
-        keys = [key for key in settings.secret_keys.get_secret_value().split(",") if key.strip()]
-        return SecretBox(keys)
-    return SecretBox([_key_file(settings.var_dir)])
+        return [key.strip() for key in settings.secret_keys.get_secret_value().split(",") if key.strip()]
+    return [_key_file(settings.var_dir)]
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    return SecretBox(secret_keys(settings))
 
 
 def _key_file(var_dir: Path) -> str:

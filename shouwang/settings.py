@@ -193,6 +193,12 @@ class Settings(BaseSettings):
         default="text", description="`json` writes one JSON object per log line."
     )
     admin_token: SecretStr | None = Field(default=None, description="First operator API key (never logged).")
+    action_link_ttl_h: float = Field(
+        default=72.0,
+        gt=0,
+        le=24 * 30,
+        description="How long a one-tap action link in a notification stays valid (hours from the notification).",
+    )
     secret_keys: SecretStr | None = Field(
         default=None,
         description="Keys that encrypt channel credentials at rest (robot URLs, secrets, SMS and SMTP "

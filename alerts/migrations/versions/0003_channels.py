@@ -1,4 +1,4 @@
-"""channels: endpoints of every type, their sealed configuration and failing state
+"""channels: endpoints of every type, their sealed configuration and failing state; used action links
 
 Revision ID: 0003
 Revises: 0002
@@ -22,9 +22,20 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("sealed_config", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("failing_since", sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column("last_error", sa.String(length=500), nullable=True))
+    op.create_table(
+        "action_link_uses",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("delivery_id", sa.String(length=40), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("used_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["delivery_id"], ["deliveries.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("delivery_id", "action"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("action_link_uses")
     with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
         batch_op.drop_column("last_error")
         batch_op.drop_column("failing_since")
