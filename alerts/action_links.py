@@ -14,11 +14,19 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
 
 from itsdangerous import BadSignature, Signer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from alerts.channels.base import ActionLink
+from alerts.lifecycle import acknowledge, resolve
+from alerts.models import ActionLinkUse, Alert, Delivery, Recipient
+from alerts.pipeline import RouterConfig
+from alerts.statuses import AlertStatus
 
 _SALT = "shouwang.action-link.v1"
 # What each role may do from a message: families acknowledge ("I am on it"); staff may also resolve.
@@ -31,7 +39,7 @@ ROLE_ACTIONS: dict[str, tuple[str, ...]] = {
 _CODES = {"acknowledge": "ack", "resolve": "res"}
 _ACTIONS = {code: action for action, code in _CODES.items()}
 LABELS = {"acknowledge": ("我来处理", "I'll handle it"), "resolve": ("处理完毕", "Resolve")}
-_TOKEN = re.compile(r"^(msg_[A-Za-z0-9]{1,60})\.(ack|res)\.[A-Za-z0-9_-]{20,100}$")
+_TOKEN = re.compile(r"^(msg_[A-Za-z0-9_-]{1,60})\.(ack|res)\.[A-Za-z0-9_-]{20,100}$")
 
 
 class LinkError(ValueError):
@@ -67,15 +75,102 @@ class ActionLinkSigner:
         return LinkClaims(delivery_id=match.group(1), action=_ACTIONS[match.group(2)])
 
 
-def links_for(signer: ActionLinkSigner, *, public_url: str, delivery_id: str, role: str) -> tuple[ActionLink, ...]:
-    """The links a recipient of this role gets in this notification (none for roles without actions)."""
-    base = public_url.rstrip("/")
-    return tuple(
-        ActionLink(
-            action=action,
-            url=f"{base}/a/{signer.token(delivery_id=delivery_id, action=action)}",
-            label_zh=LABELS[action][0],
-            label_en=LABELS[action][1],
+@dataclass(frozen=True)
+class LinkMaker:
+    """Makes the links of a notification, under the API's public URL (SHOUWANG_PUBLIC_URL)."""
+
+    signer: ActionLinkSigner
+    public_url: str
+
+    def __call__(self, *, delivery_id: str, role: str) -> tuple[ActionLink, ...]:
+        """The links a recipient of this role gets in this notification (none for roles without actions)."""
+        base = self.public_url.rstrip("/")
+        return tuple(
+            ActionLink(
+                action=action,
+                url=f"{base}/a/{self.signer.token(delivery_id=delivery_id, action=action)}",
+                label_zh=LABELS[action][0],
+                label_en=LABELS[action][1],
+            )
+            for action in ROLE_ACTIONS.get(role, ())
         )
-        for action in ROLE_ACTIONS.get(role, ())
+
+
+LinkState = Literal["ready", "done", "used", "expired", "invalid", "closed"]
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """What a person who opened a link sees: the state of the link and, when it is genuine, the alert."""
+
+    state: LinkState
+    message_zh: str
+    message_en: str
+    action: str | None = None
+    alert: Alert | None = None
+    recipient: Recipient | None = None
+
+
+def open_link(session: Session, signer: ActionLinkSigner, token: str, *, now: datetime, ttl: timedelta) -> LinkView:
+    """Check a link without changing anything (a GET: chat apps open links to preview them)."""
+    try:
+        claims = signer.verify(token)
+    except LinkError:
+        return LinkView(
+            "invalid", "链接无效（可能被截断或改动）。", "This link is not valid: it was cut short or changed."
+        )
+    delivery = session.get(Delivery, claims.delivery_id)
+    recipient = session.get(Recipient, delivery.recipient_id) if delivery else None
+    alert = session.get(Alert, delivery.alert_id) if delivery else None
+    if (
+        delivery is None
+        or recipient is None
+        or alert is None
+        or claims.action not in ROLE_ACTIONS.get(recipient.role, ())
+    ):
+        return LinkView("invalid", "链接无效。", "This link is not valid.")
+    seen = LinkView("ready", "", "", claims.action, alert, recipient)
+    used = session.scalar(
+        select(ActionLinkUse).where(ActionLinkUse.delivery_id == delivery.id, ActionLinkUse.action == claims.action)
     )
+    if used is not None:
+        return replace(seen, state="used", message_zh="此链接已使用过。", message_en="This link has been used already.")
+    if now >= delivery.created_at + ttl:
+        return replace(seen, state="expired", message_zh="此链接已过期。", message_en="This link has expired.")
+    if alert.status == AlertStatus.RESOLVED or (
+        claims.action == "acknowledge" and alert.status == AlertStatus.ACKNOWLEDGED
+    ):
+        return replace(
+            seen,
+            state="closed",
+            message_zh="此告警已有人处理，无需操作。",
+            message_en="Someone has handled this alert already: nothing to do.",
+        )
+    return seen
+
+
+def use_link(
+    session: Session,
+    signer: ActionLinkSigner,
+    token: str,
+    *,
+    now: datetime,
+    ttl: timedelta,
+    outcome: str | None,
+    note: str | None,
+    config: RouterConfig,
+) -> LinkView:
+    """Perform the link's action, once, recorded with its recipient as the actor (the page's button)."""
+    view = open_link(session, signer, token, now=now, ttl=ttl)
+    if view.state != "ready" or view.alert is None or view.recipient is None or view.action is None:
+        return view
+    claims = signer.verify(token)
+    by = f"{view.recipient.name} ({view.recipient.id}, via link)"
+    if view.action == "acknowledge":
+        acknowledge(session, view.alert, by=by, now=now)
+    else:
+        resolve(session, view.alert, by=by, outcome=outcome or "", note=note, now=now, config=config)
+    # The unique (delivery, action) constraint makes a second use, even a concurrent one, fail here.
+    session.add(ActionLinkUse(delivery_id=claims.delivery_id, action=view.action, used_at=now))
+    session.flush()
+    return replace(view, state="done", message_zh="已记录，谢谢。", message_en="Done, thank you.")

@@ -22,6 +22,7 @@ from sqlalchemy import CursorResult, Update, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts import metrics
+from alerts.action_links import LinkMaker
 from alerts.channels.base import Channel, Notification
 from alerts.db import Store
 from alerts.models import Delivery, DeliveryAttempt, Endpoint, Recipient, utcnow
@@ -73,9 +74,10 @@ class OutboxDispatcher:
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
         channels: ChannelFactory | None = None,
+        links: LinkMaker | None = None,
     ) -> None:
         self.store, self.config, self.client, self.limiter = store, config, client, limiter
-        self.channels = channels
+        self.channels, self.links = channels, links
         self.clock = clock
         self.rng = rng or random.Random()
 
@@ -197,8 +199,12 @@ class OutboxDispatcher:
             if self.channels is None:
                 raise ValueError(f"this router cannot send on {item.endpoint_type} channels")
             channel = self.channels(item)
+            actions = self.links(delivery_id=item.id, role=item.recipient_role) if self.links else ()
             notification = Notification(
-                message_id=item.id, payload=json.loads(item.payload), recipient_role=item.recipient_role
+                message_id=item.id,
+                payload=json.loads(item.payload),
+                recipient_role=item.recipient_role,
+                actions=actions,
             )
         except ValueError as exc:  # our own stored data is unusable (a key that opens nothing): no retry helps
             return AttemptResult(AttemptOutcome.REJECT, None, str(exc)[:300], 0.0, None)

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from alerts import metrics
+from alerts.action_links import ActionLinkSigner, LinkMaker
 from alerts.channels.types import ChannelType
 from alerts.db import Store
 from alerts.lifecycle import escalate_due, remind_due
@@ -27,6 +28,7 @@ from alerts.models import Alert, Delivery, Endpoint, Meter, utcnow
 from alerts.outbox import OutboxConfig, OutboxDispatcher
 from alerts.pipeline import RouteContext, router_config
 from alerts.policy import parse_duration
+from alerts.secret_box import secret_keys
 from alerts.stages import default_pipeline
 from alerts.statuses import AlertStatus, DeliveryStatus
 from alerts.webhooks import EndpointLimiter, make_client, parse_schedule
@@ -196,6 +198,7 @@ class Router:
             client=client,
             limiter=EndpointLimiter(settings.webhook_endpoint_concurrency),
             clock=self.clock,
+            links=LinkMaker(ActionLinkSigner(secret_keys(settings)), settings.public_url),
         )
         tasks = [
             asyncio.create_task(self.consume(), name="consume"),

@@ -17,14 +17,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.types import Message, Receive, Scope, Send
 
+from alerts.action_links import ActionLinkSigner
 from alerts.admin import AdminError
 from alerts.db import Store
+from alerts.secret_box import secret_keys
 from api import console, metrics
 from api.auth import ensure_admin_key
 from api.deps import Operator, no_nul_in_url
 from api.errors import ApiError, error_responses, install_error_handlers
 from api.ratelimit import TokenBuckets
-from api.routes import alerts, concerns, households, ingest, people
+from api.routes import actions, alerts, concerns, households, ingest, people
 from api.schemas import Health
 from shouwang.settings import Settings
 from shouwang.topics import Topics
@@ -147,6 +149,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     for module in (households, people, alerts, ingest, concerns):
         app.include_router(module.router, dependencies=[Depends(no_nul_in_url)])
     app.include_router(console.router)
+    app.include_router(actions.router)
+    app.state.link_signer = ActionLinkSigner(secret_keys(settings))
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
     def healthz() -> Health:

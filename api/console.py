@@ -34,7 +34,7 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 # The only files served from api/static, with their media types: nothing else can be asked for.
-STATIC_FILES = {"console.js": "text/javascript", "console.css": "text/css"}
+STATIC_FILES = {"console.js": "text/javascript", "console.css": "text/css", "actions.css": "text/css"}
 
 router = APIRouter(tags=["console"], include_in_schema=False)
 
