@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Update, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -71,3 +71,9 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def rows_changed(session: Session, statement: Update) -> int:
+    """How many rows an UPDATE changed: conditional leases rely on it."""
+    result = cast("CursorResult[Any]", session.execute(statement))  # an UPDATE's result is a cursor result
+    return result.rowcount

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -134,6 +135,8 @@ class Endpoint(Base):
     # told (shouwang_router_endpoints_failing); cleared by the next success.
     failing_since: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # Rate-limited channels are sent to by one router at a time (alerts/digests.py): it holds this lease.
+    send_lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     recipient: Mapped[Recipient] = relationship(back_populates="endpoints")
@@ -243,6 +246,20 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EndpointMessage(Base):
+    """A message sent to a rate-limited channel (one notification, or a digest of several): the minute's
+    history every router reads before it sends (alerts/digests.py)."""
+
+    __tablename__ = "endpoint_messages"
+    __table_args__ = (Index("ix_endpoint_messages_endpoint_sent", "endpoint_id", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    sent_at: Mapped[datetime]
+    notifications: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ActionLinkUse(Base):

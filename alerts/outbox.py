@@ -15,16 +15,17 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
 
 import httpx
-from sqlalchemy import CursorResult, Update, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts import metrics
 from alerts.action_links import LinkMaker
+from alerts.channel_batches import Batch, claim_batches, digest_payload, record_message, release
 from alerts.channels.base import Channel, Notification
-from alerts.db import Store
+from alerts.channels.types import ChannelType
+from alerts.db import Store, rows_changed
 from alerts.models import Delivery, DeliveryAttempt, Endpoint, Recipient, utcnow
 from alerts.statuses import AttemptOutcome, DeliveryStatus, EndpointStatus
 from alerts.webhooks import AttemptResult, EndpointLimiter, UnsafeURLError, check_url, next_delay, send_once
@@ -49,8 +50,9 @@ class Claimed:
     recipient_role: str = ""
 
 
-# Builds the channel of a claimed delivery that is not a Standard Webhook (alerts/channels/registry.py).
-ChannelFactory = Callable[[Claimed], Channel]
+# Builds the channel of an endpoint that is not a Standard Webhook from its type and sealed configuration
+# (alerts/channels/registry.py); ValueError when it cannot (a key that opens nothing, a bad configuration).
+ChannelFactory = Callable[[str, str | None], Channel]
 
 
 @dataclass
@@ -89,7 +91,9 @@ class OutboxDispatcher:
             candidates = (
                 session.execute(
                     select(Delivery.id)
+                    .join(Endpoint, Delivery.endpoint_id == Endpoint.id)
                     .where(
+                        Endpoint.type == ChannelType.WEBHOOK,  # the other channels go in batches
                         Delivery.status == DeliveryStatus.PENDING,
                         Delivery.next_attempt_at <= now,
                         or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
@@ -102,7 +106,7 @@ class OutboxDispatcher:
             )
         for delivery_id in candidates:
             with self.store.transaction() as session:
-                taken = _rows_changed(
+                taken = rows_changed(
                     session,
                     update(Delivery)
                     .where(
@@ -141,9 +145,12 @@ class OutboxDispatcher:
     async def run_once(self) -> int:
         """Claim what is due and send it all; return how many were attempted."""
         claimed = await asyncio.to_thread(self.claim_due)
-        if claimed:
-            await asyncio.gather(*(self._deliver(item) for item in claimed))
-        return len(claimed)
+        batches = await asyncio.to_thread(
+            claim_batches, self.store, now=self.clock(), lease=self.config.lease, limit=self.config.batch_size
+        )
+        if claimed or batches:
+            await asyncio.gather(*(self._deliver(item) for item in claimed), *(self._send_batch(b) for b in batches))
+        return len(claimed) + sum(len(batch.items) for batch in batches)
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event, *, poll_s: float = 1.0) -> None:
         while not stop.is_set():
@@ -159,11 +166,6 @@ class OutboxDispatcher:
                 await asyncio.wait_for(_first(stop, wake), timeout=poll_s)
 
     async def _deliver(self, item: Claimed) -> None:
-        if item.endpoint_type != "webhook":
-            async with self.limiter.slot(item.endpoint_id):
-                result = await self._send_on_channel(item)
-            await asyncio.to_thread(self.record, item, result)
-            return
         async with self.limiter.slot(item.endpoint_id):
             try:
                 await asyncio.to_thread(
@@ -194,21 +196,55 @@ class OutboxDispatcher:
                     )
         await asyncio.to_thread(self.record, item, result)
 
-    async def _send_on_channel(self, item: Claimed) -> AttemptResult:
+    async def _send_batch(self, batch: Batch) -> None:
+        """A batch of one endpoint of a rate-limited channel: each notification alone, or all as one digest."""
         try:
-            if self.channels is None:
-                raise ValueError(f"this router cannot send on {item.endpoint_type} channels")
-            channel = self.channels(item)
-            actions = self.links(delivery_id=item.id, role=item.recipient_role) if self.links else ()
-            notification = Notification(
-                message_id=item.id,
-                payload=json.loads(item.payload),
-                recipient_role=item.recipient_role,
-                actions=actions,
-            )
-        except ValueError as exc:  # our own stored data is unusable (a key that opens nothing): no retry helps
-            return AttemptResult(AttemptOutcome.REJECT, None, str(exc)[:300], 0.0, None)
-        return await channel.send(self.client, notification, now=self.clock(), timeout_s=self.config.timeout_s)
+            channel: Channel | str = self._channel(batch)
+            claimed = [
+                Claimed(item.id, batch.endpoint_id, "", "", item.payload, item.attempts, item.created_at,
+                        batch.endpoint_type, None, batch.recipient_id, batch.recipient_role)
+                for item in batch.items
+            ]  # fmt: skip
+            if batch.digest:
+                now = self.clock()
+                digest = Notification(
+                    f"dig_{batch.items[0].id}", digest_payload(batch.items, now=now), batch.recipient_role
+                )
+                result = await self._send_notification(channel, digest)
+                await asyncio.to_thread(
+                    record_message, self.store, batch, notifications=len(claimed), digest=True, now=now
+                )
+                for item in claimed:
+                    await asyncio.to_thread(self.record, item, result)
+                return
+            for item in claimed:
+                links = self.links(delivery_id=item.id, role=item.recipient_role) if self.links else ()
+                notification = Notification(item.id, json.loads(item.payload), item.recipient_role, actions=links)
+                now = self.clock()
+                result = await self._send_notification(channel, notification)
+                await asyncio.to_thread(record_message, self.store, batch, notifications=1, digest=False, now=now)
+                await asyncio.to_thread(self.record, item, result)
+        finally:
+            await asyncio.to_thread(release, self.store, batch)
+
+    def _channel(self, batch: Batch) -> Channel | str:
+        """The endpoint's channel, or why there is none (our own stored data is unusable)."""
+        if self.channels is None:
+            return f"this router cannot send on {batch.endpoint_type} channels"
+        try:
+            return self.channels(batch.endpoint_type, batch.sealed_config)
+        except ValueError as exc:
+            return str(exc)[:300]
+
+    async def _send_notification(self, channel: Channel | str, notification: Notification) -> AttemptResult:
+        if isinstance(channel, str):  # no retry can help: the configuration must be fixed and the channel pinged
+            return AttemptResult(AttemptOutcome.REJECT, None, channel, 0.0, None)
+        try:
+            return await channel.send(self.client, notification, now=self.clock(), timeout_s=self.config.timeout_s)
+        except Exception as exc:
+            log.exception("%s channel failed to send %s", channel.type, notification.message_id)
+            error = channel.redact(f"{type(exc).__name__}: {exc}")[:300]
+            return AttemptResult(AttemptOutcome.RETRY, None, error, 0.0, None)
 
     def record(self, item: Claimed, result: AttemptResult) -> None:
         now = self.clock()
@@ -264,7 +300,7 @@ class OutboxDispatcher:
             endpoint.status = EndpointStatus.DISABLED
             when = now.isoformat(timespec="seconds")
             endpoint.disabled_reason = f"the receiver answered 410 Gone at {when}"
-        gone = _rows_changed(
+        gone = rows_changed(
             session,
             update(Delivery)
             .where(Delivery.endpoint_id == endpoint_id, Delivery.status == DeliveryStatus.PENDING)
@@ -285,12 +321,6 @@ async def _first(*events: asyncio.Event) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-def _rows_changed(session: Session, statement: Update) -> int:
-    """How many rows an UPDATE changed: the conditional lease above relies on it."""
-    result = cast("CursorResult[Any]", session.execute(statement))  # an UPDATE's result is a cursor result
-    return result.rowcount
 
 
 def _note_endpoint_health(session: Session, endpoint_id: str, result: AttemptResult, now: datetime) -> None:

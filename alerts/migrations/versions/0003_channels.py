@@ -22,6 +22,18 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("sealed_config", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("failing_since", sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column("last_error", sa.String(length=500), nullable=True))
+        batch_op.add_column(sa.Column("send_lease_until", sa.DateTime(), nullable=True))
+    op.create_table(
+        "endpoint_messages",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("endpoint_id", sa.String(length=32), nullable=False),
+        sa.Column("sent_at", sa.DateTime(), nullable=False),
+        sa.Column("notifications", sa.Integer(), nullable=False),
+        sa.Column("digest", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(["endpoint_id"], ["webhook_endpoints.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_endpoint_messages_endpoint_sent", "endpoint_messages", ["endpoint_id", "sent_at"])
     op.create_table(
         "action_link_uses",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -36,7 +48,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("action_link_uses")
+    op.drop_index("ix_endpoint_messages_endpoint_sent", table_name="endpoint_messages")
+    op.drop_table("endpoint_messages")
     with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
+        batch_op.drop_column("send_lease_until")
         batch_op.drop_column("last_error")
         batch_op.drop_column("failing_since")
         batch_op.drop_column("sealed_config")
