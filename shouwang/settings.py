@@ -193,6 +193,32 @@ class Settings(BaseSettings):
         default="text", description="`json` writes one JSON object per log line."
     )
     admin_token: SecretStr | None = Field(default=None, description="First operator API key (never logged).")
+    sms_provider: Literal["aliyun", "tencent"] | None = Field(
+        default=None, description="The SMS provider of `sms` channels: `aliyun` or `tencent`. Unset: no SMS."
+    )
+    sms_access_key_id: str = Field(default="", description="Aliyun AccessKeyId, or Tencent Cloud SecretId.")
+    sms_access_key_secret: SecretStr | None = Field(
+        default=None, description="Aliyun AccessKeySecret, or Tencent Cloud SecretKey (never logged)."
+    )
+    sms_sign_name: str = Field(default="", description="The approved SMS signature (签名), e.g. 守望.")
+    sms_templates: str = Field(
+        default="",
+        description="JSON: message type (raised, updated, escalated, reminder, resolved, ping) → the approved "
+        'template code, or {"code", "params"} with the template\'s variables in order (name, kind, time, link, '
+        "outcome).",
+    )
+    sms_sdk_app_id: str = Field(default="", description="Tencent Cloud's SmsSdkAppId (Tencent only).")
+    sms_endpoint: str | None = Field(default=None, description="The provider's base URL. Unset: its public endpoint.")
+    sms_region: str | None = Field(
+        default=None, description="The provider's region. Unset: cn-hangzhou / ap-guangzhou."
+    )
+    sms_max_variable_chars: int | None = Field(
+        default=None, ge=6, description="Longest template variable. Unset: 35 (Aliyun) or 6 (Tencent)."
+    )
+    sms_link_prefix: str = Field(
+        default="", description="The start of the link written in the approved template; the variable is the rest."
+    )
+    sms_mask_names: bool = Field(default=True, description="Text messages show the elder's surname only.")
     action_link_ttl_h: float = Field(
         default=72.0,
         gt=0,
