@@ -159,7 +159,7 @@ class DingTalkRobot(_Robot):
             # The group's security settings refused it: signature, keyword or IP allowlist. Only an
             # operator can fix that; retrying the same robot would be refused the same way.
             return Verdict(AttemptOutcome.REJECT, error + " (signature, keyword or IP allowlist refused)")
-        if code == 460101 or 300000 <= code < 301000 or 400000 <= code < 500000:
+        if code == 460101 or 300000 <= code < 301000 or 400000 <= code < 401000:
             return Verdict(AttemptOutcome.REJECT, error)  # unknown or stopped robot, invalid token, too long
         return Verdict(AttemptOutcome.RETRY, error)
 

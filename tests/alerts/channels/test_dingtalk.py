@@ -190,6 +190,7 @@ def test_errors_never_show_the_token_or_the_secret() -> None:
         (200, {"errcode": 400102, "errmsg": "robot stopped"}, AttemptOutcome.REJECT, None),
         (200, {"errcode": 460101, "errmsg": "too long"}, AttemptOutcome.REJECT, None),
         (200, {"errcode": -1, "errmsg": "系统繁忙"}, AttemptOutcome.RETRY, None),
+        (200, {"errcode": 410100, "errmsg": "send too fast"}, AttemptOutcome.RETRY, None),  # not documented: retry
         (200, {"ok": True}, AttemptOutcome.RETRY, None),  # JSON, but not DingTalk's answer
         (404, {"message": "not found"}, AttemptOutcome.REJECT, None),
     ],
