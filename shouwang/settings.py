@@ -193,6 +193,22 @@ class Settings(BaseSettings):
         default="text", description="`json` writes one JSON object per log line."
     )
     admin_token: SecretStr | None = Field(default=None, description="First operator API key (never logged).")
+    channel_templates_dir: Path | None = Field(
+        default=None,
+        description="A folder of message templates that override the shipped ones (alerts/channels/templates/); "
+        "every one is rendered once at start-up, and a broken one stops the process with its name.",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="Outgoing mail server of `email` channels. Unset: no email."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="Port of the mail server.")
+    smtp_username: str | None = Field(default=None, description="Login at the mail server (sent only over TLS).")
+    smtp_password: SecretStr | None = Field(default=None, description="Password at the mail server (never logged).")
+    smtp_from: str = Field(default="Shouwang <shouwang@localhost>", description="From header and envelope sender.")
+    smtp_security: Literal["auto", "starttls", "tls"] = Field(
+        default="auto", description="`auto`: STARTTLS when offered; `starttls`: required; `tls`: TLS from the start."
+    )
+    smtp_ca_file: Path | None = Field(default=None, description="A CA certificate to trust for a private mail relay.")
     sms_provider: Literal["aliyun", "tencent"] | None = Field(
         default=None, description="The SMS provider of `sms` channels: `aliyun` or `tencent`. Unset: no SMS."
     )

@@ -8,11 +8,8 @@ import pytest
 
 from alerts.channels.email import EmailChannel, SmtpSettings, judge_reply
 from alerts.statuses import AttemptOutcome
+from cli.fakes.smtp import FakeSmtp, silent_server  # aiosmtpd, a development dependency: never skipped
 from tests.alerts.channels.chat_helpers import ADDRESS, EXPLANATION, NAME, notification, send
-
-pytest.importorskip("aiosmtpd")  # a development dependency
-
-from cli.fakes.smtp import FakeSmtp, silent_server
 
 TO = "daughter@example.com"
 
