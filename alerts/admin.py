@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
+from alerts.channels.registry import Registered
+from alerts.channels.validation import VENDOR_NAMES, type_for_url
 from alerts.models import Endpoint, Household, Meter, Recipient, Silence, Subscription
 from alerts.policy import ALL_KINDS, ROLES, SEVERITIES
 from alerts.statuses import EndpointStatus
@@ -69,8 +71,10 @@ def create_recipient(
     webhook_url: str | None,
     allow: Sequence[str] = (),
     require_https: bool = True,
+    channel: Registered | None = None,
 ) -> tuple[Recipient, str | None]:
-    """A recipient and (optionally) its webhook endpoint; returns the signing secret once."""
+    """A recipient and (optionally) its endpoint: a webhook (returns its signing secret, once) or another
+    channel, validated and sealed by ``alerts.channels.registry.Channels.register``."""
     if role not in ROLES:
         raise AdminError(f"role must be one of {', '.join(ROLES)}")
     recipient = Recipient(name=name, role=role)
@@ -79,12 +83,29 @@ def create_recipient(
     secret = None
     if webhook_url is not None:
         secret = add_endpoint(session, recipient, url=webhook_url, allow=allow, require_https=require_https).secret
+    elif channel is not None:
+        endpoint = Endpoint(
+            recipient_id=recipient.id,
+            type=channel.type,
+            url=channel.display,
+            secret="",
+            sealed_config=channel.sealed,
+            status=EndpointStatus.ACTIVE,
+        )
+        session.add(endpoint)
+        session.flush()
     return recipient, secret
 
 
 def add_endpoint(
     session: Session, recipient: Recipient, *, url: str, allow: Sequence[str] = (), require_https: bool = True
 ) -> Endpoint:
+    vendor_type = type_for_url(url)
+    if vendor_type is not None:  # a chat robot answers 200 to a Standard Webhook and shows nothing
+        raise AdminError(
+            f"this is a {VENDOR_NAMES.get(vendor_type, vendor_type)} URL, not a webhook receiver: register it as "
+            f'{{"channel": {{"type": "{vendor_type}", "url": …}}}}'
+        )
     try:
         check_url(url, allow=allow, require_https=require_https)
     except UnsafeURLError as exc:

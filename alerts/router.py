@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from alerts import metrics
 from alerts.action_links import ActionLinkSigner, LinkMaker
+from alerts.channels.registry import Channels
 from alerts.channels.types import ChannelType
 from alerts.db import Store
 from alerts.lifecycle import escalate_due, remind_due
@@ -51,6 +52,8 @@ class Router:
         self.pipeline = default_pipeline()
         self.topics = Topics.from_settings(settings)
         self.store = Store(settings.store_url)
+        self.channels = Channels(settings)
+        self.channels.check()  # a broken template override stops the router now, naming the file
         self.stop_event = asyncio.Event()
         self._open_labels: set[tuple[str, str, str]] = set()
         self.wake = asyncio.Event()
@@ -199,6 +202,7 @@ class Router:
             limiter=EndpointLimiter(settings.webhook_endpoint_concurrency),
             clock=self.clock,
             links=LinkMaker(ActionLinkSigner(secret_keys(settings)), settings.public_url),
+            channels=self.channels.build,
         )
         tasks = [
             asyncio.create_task(self.consume(), name="consume"),

@@ -19,6 +19,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from alerts.action_links import ActionLinkSigner
 from alerts.admin import AdminError
+from alerts.channels.registry import Channels
 from alerts.db import Store
 from alerts.secret_box import secret_keys
 from api import console, metrics
@@ -151,6 +152,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.include_router(console.router)
     app.include_router(actions.router)
     app.state.link_signer = ActionLinkSigner(secret_keys(settings))
+    app.state.channels = Channels(settings)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
     def healthz() -> Health:

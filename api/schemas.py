@@ -111,10 +111,43 @@ class AwayMode(Strict):
     note: Text500 | None = None
 
 
+ChannelTypeName = Literal["webhook", "wecom_robot", "dingtalk_robot", "feishu_bot", "wecom_app", "sms", "email"]
+
+
+class ChannelIn(BaseModel):
+    """Where the recipient is told. The fields besides ``type`` depend on it: ``url`` (webhook, and the robot's
+    URL for wecom_robot / dingtalk_robot / feishu_bot, with ``secret`` for DingTalk's ``SEC…`` and Feishu's
+    signing secret, and ``keyword`` when the group uses one); ``corp_id``, ``corp_secret``, ``agent_id``,
+    ``user_ids`` (wecom_app); ``phone`` in E.164 (sms); ``address`` (email)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: ChannelTypeName
+
+    def config(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class RecipientCreate(Strict):
     name: Text200
     role: Role
-    webhook_url: Annotated[str, StringConstraints(min_length=1, max_length=2000), NoNul] | None = None
+    webhook_url: Annotated[str, StringConstraints(min_length=1, max_length=2000), NoNul] | None = Field(
+        default=None, description='Shorthand for {"channel": {"type": "webhook", "url": …}}'
+    )
+    channel: ChannelIn | None = None
+
+    @model_validator(mode="after")
+    def _one_channel(self) -> RecipientCreate:
+        if self.webhook_url is not None and self.channel is not None:
+            raise ValueError("give webhook_url or channel, not both")
+        return self
+
+
+class ChannelOut(BaseModel):
+    type: str
+    display: str = Field(description="The channel, masked: credentials are never shown after creation")
+    status: str
+    failing_since: datetime | None = Field(description="Since when the vendor refuses it for good, if it does")
+    last_error: str | None
 
 
 class RecipientOut(BaseModel):
@@ -123,6 +156,7 @@ class RecipientOut(BaseModel):
     role: str
     webhook_url: str | None
     webhook_status: str | None
+    channel: ChannelOut | None = None
 
 
 class RecipientCreated(RecipientOut):

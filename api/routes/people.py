@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from alerts import admin
+from alerts.channels.base import Notification
+from alerts.channels.registry import Channels
+from alerts.channels.types import ChannelType
+from alerts.channels.validation import ChannelConfigError
 from alerts.models import ApiKey, Endpoint, Recipient, Subscription, utcnow
 from alerts.payloads import ping_payload
+from alerts.statuses import AttemptOutcome
 from alerts.webhooks import make_client, new_secret, send_once
 from alerts.webhooks.ssrf import UnsafeURLError, check_url
 from api.auth import issue_key, revoke
 from api.deps import Operator, SessionDep
-from api.errors import ERROR_RESPONSES, ApiError, error_responses, not_found
+from api.errors import ERROR_RESPONSES, ApiError, ErrorDetail, error_responses, not_found
 from api.schemas import (
+    ChannelOut,
     KeyCreate,
     KeyOut,
     PingResult,
@@ -40,14 +48,29 @@ def _endpoint(session: SessionDep, recipient_id: str) -> Endpoint | None:
     )
 
 
+def _channels(request: Request) -> Channels:
+    channels: Channels = request.app.state.channels
+    return channels
+
+
 def _recipient_out(session: SessionDep, recipient: Recipient) -> RecipientOut:
     endpoint = _endpoint(session, recipient.id)
+    webhook = endpoint is not None and endpoint.type == ChannelType.WEBHOOK
     return RecipientOut(
         id=recipient.id,
         name=recipient.name,
         role=recipient.role,
-        webhook_url=endpoint.url if endpoint else None,
-        webhook_status=endpoint.status if endpoint else None,
+        webhook_url=endpoint.url if endpoint and webhook else None,
+        webhook_status=endpoint.status if endpoint and webhook else None,
+        channel=None
+        if endpoint is None
+        else ChannelOut(
+            type=endpoint.type,
+            display=endpoint.url,
+            status=endpoint.status,
+            failing_since=endpoint.failing_since,
+            last_error=endpoint.last_error,
+        ),
     )
 
 
@@ -60,13 +83,25 @@ def _recipient_out(session: SessionDep, recipient: Recipient) -> RecipientOut:
 )
 def create_recipient(body: RecipientCreate, session: SessionDep, request: Request, _: Operator) -> RecipientCreated:
     settings = _settings(request)
+    webhook_url, channel = body.webhook_url, None
+    if body.channel is not None and body.channel.type == "webhook":
+        config = body.channel.config()
+        if set(config) != {"url"} or not isinstance(config["url"], str):
+            raise _invalid_channel("url", "a webhook channel has exactly one field besides type: url (a string)")
+        webhook_url = config["url"]
+    elif body.channel is not None:
+        try:
+            channel = _channels(request).register(body.channel.type, body.channel.config())
+        except ChannelConfigError as exc:
+            raise _invalid_channel(exc.field, str(exc)) from None
     recipient, secret = admin.create_recipient(
         session,
         name=body.name,
         role=body.role,
-        webhook_url=body.webhook_url,
+        webhook_url=webhook_url,
         allow=settings.webhook_allowlist,
         require_https=settings.webhook_require_https,
+        channel=channel,
     )
     out = _recipient_out(session, recipient)
     return RecipientCreated(**out.model_dump(), webhook_secret=secret)
@@ -104,9 +139,13 @@ async def ping(recipient_id: str, request: Request, _: Operator) -> PingResult:
     settings = _settings(request)
     with request.app.state.store.transaction() as session:
         endpoint = _endpoint(session, recipient_id)
-        if endpoint is None:
-            raise not_found(f"webhook endpoint of recipient {recipient_id}")
+        recipient = session.get(Recipient, recipient_id)
+        if endpoint is None or recipient is None:
+            raise not_found(f"endpoint of recipient {recipient_id}")
         url, secret, endpoint_id = endpoint.url, endpoint.secret, endpoint.id
+        endpoint_type, sealed, role = endpoint.type, endpoint.sealed_config, recipient.role
+    if endpoint_type != ChannelType.WEBHOOK:
+        return await _ping_channel(request, endpoint_id, endpoint_type, sealed, role)
     try:
         check_url(url, allow=settings.webhook_allowlist, require_https=settings.webhook_require_https)
     except UnsafeURLError as exc:
@@ -211,3 +250,38 @@ def revoke_key(key_id: str, session: SessionDep, principal: Operator) -> Respons
         raise ApiError(409, "conflict", "a key cannot revoke itself")
     revoke(key)
     return Response(status_code=204)
+
+
+def _invalid_channel(field: str, message: str) -> ApiError:
+    return ApiError(
+        422,
+        "invalid_request",
+        f"channel.{field}: {message}",
+        details=[ErrorDetail(field=f"channel.{field}", message=message)],
+    )
+
+
+async def _ping_channel(
+    request: Request, endpoint_id: str, endpoint_type: str, sealed: str | None, role: str
+) -> PingResult:
+    """A test message on the recipient's channel now, with the vendor's answer; it also settles whether the
+    channel is failing, so an operator who fixed a secret sees the alert rule clear."""
+    settings = _settings(request)
+    now = utcnow()
+    try:
+        channel = _channels(request).build(endpoint_type, sealed)
+    except ValueError as exc:
+        return PingResult(outcome="reject", status_code=None, error=str(exc)[:300])
+    notification = Notification(
+        f"msg_ping_{int(now.timestamp())}", json.loads(ping_payload(endpoint_id=endpoint_id, now=now)), role
+    )
+    async with make_client(timeout_s=settings.webhook_timeout_s) as client:
+        result = await channel.send(client, notification, now=now, timeout_s=settings.webhook_timeout_s)
+    with request.app.state.store.transaction() as session:
+        endpoint = session.get(Endpoint, endpoint_id)
+        if endpoint is not None and result.outcome == AttemptOutcome.DELIVERED:
+            endpoint.failing_since, endpoint.last_error = None, None
+        elif endpoint is not None and result.outcome == AttemptOutcome.REJECT:
+            endpoint.failing_since = endpoint.failing_since or now
+            endpoint.last_error = result.error
+    return PingResult(outcome=result.outcome, status_code=result.status_code, error=result.error)
