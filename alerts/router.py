@@ -154,15 +154,10 @@ class Router:
             ).all()
             pending = session.scalar(select(func.count()).where(Delivery.status == DeliveryStatus.PENDING))
             enrolled = session.scalar(select(func.count()).select_from(Meter))
-            failing = dict(
-                session.execute(
-                    select(Endpoint.type, func.count())
-                    .where(Endpoint.failing_since.is_not(None))
-                    .group_by(Endpoint.type)
-                )
-                .tuples()
-                .all()
+            failing_query = (
+                select(Endpoint.type, func.count()).where(Endpoint.failing_since.is_not(None)).group_by(Endpoint.type)
             )
+            failing = {endpoint_type: count for endpoint_type, count in session.execute(failing_query)}
         # Update in place (no clear()): a scrape between clear and set would see no series and
         # restart the "unacknowledged for 30 minutes" rule's timer.
         current = {(kind, severity, status): count for kind, severity, status, count in counts}
