@@ -23,8 +23,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.channels.base import ActionLink
+from alerts.channels.types import GROUP_CHANNELS
 from alerts.lifecycle import acknowledge, resolve
-from alerts.models import ActionLinkUse, Alert, Delivery, Recipient
+from alerts.models import ActionLinkUse, Alert, Delivery, Endpoint, Recipient
 from alerts.pipeline import RouterConfig
 from alerts.statuses import AlertStatus
 
@@ -109,6 +110,7 @@ class LinkView:
     action: str | None = None
     alert: Alert | None = None
     recipient: Recipient | None = None
+    group: bool = True  # the link came to a group chat: its page shows no more than the message did
 
 
 def open_link(session: Session, signer: ActionLinkSigner, token: str, *, now: datetime, ttl: timedelta) -> LinkView:
@@ -129,7 +131,9 @@ def open_link(session: Session, signer: ActionLinkSigner, token: str, *, now: da
         or claims.action not in ROLE_ACTIONS.get(recipient.role, ())
     ):
         return LinkView("invalid", "链接无效。", "This link is not valid.")
-    seen = LinkView("ready", "", "", claims.action, alert, recipient)
+    endpoint = session.get(Endpoint, delivery.endpoint_id)
+    group = endpoint is None or endpoint.type in GROUP_CHANNELS
+    seen = LinkView("ready", "", "", claims.action, alert, recipient, group)
     used = session.scalar(
         select(ActionLinkUse).where(ActionLinkUse.delivery_id == delivery.id, ActionLinkUse.action == claims.action)
     )

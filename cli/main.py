@@ -231,12 +231,13 @@ def show_settings() -> None:
 
 
 def _register_kafka_commands() -> None:
-    from cli import kafka_commands, tools
+    from cli import fake_receivers, kafka_commands, tools
 
     app.command("send-reading")(kafka_commands.send_reading)
     app.command("send-raw")(kafka_commands.send_raw)
     app.command("tail")(kafka_commands.tail)
     app.command("webhook-receiver")(tools.webhook_receiver)
+    app.command("fake-receiver")(fake_receivers.fake_receiver)
     app.command("sample-readings")(tools.sample_readings)
 
 

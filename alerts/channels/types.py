@@ -13,3 +13,7 @@ class ChannelType(StrEnum):
     WECOM_APP = "wecom_app"  # a WeCom application message to named people
     SMS = "sms"  # a text message to one phone, through the configured provider
     EMAIL = "email"  # an email over SMTP
+
+
+# Channels whose messages a whole group reads: never an elder's full name, address or water use.
+GROUP_CHANNELS = frozenset({ChannelType.WECOM_ROBOT, ChannelType.DINGTALK_ROBOT, ChannelType.FEISHU_BOT})

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from alerts.action_links import LABELS, ActionLinkSigner, LinkView, open_link, use_link
+from alerts.channels.templates import building_of, mask_name
 from alerts.channels.wording import KIND_LABELS, OUTCOME_LABELS, SEVERITY_LABELS
 from alerts.lifecycle import LifecycleError
 from alerts.models import Household, utcnow
@@ -55,9 +56,12 @@ def _page(request: Request, session: SessionDep, token: str, view: LinkView) -> 
         household = session.get(Household, alert.household_id) if alert.household_id else None
         zone = ZoneInfo(household.timezone) if household else ZoneInfo("Asia/Shanghai")
         raised_at = alert.raised_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-        # The person the link was sent to sees the household as their notification did; nobody else opens it.
-        if household is not None and recipient is not None:
+        # The page shows the household as the message did: a link from a group chat may be opened by anyone
+        # in the group, so it gets the masked name and the building only.
+        if household is not None and recipient is not None and not view.group:
             place = f"{household.name} · {household.address}" if household.address else household.name
+        elif household is not None:
+            place = " · ".join(p for p in (mask_name(household.name), building_of(household.address)) if p)
         elif alert.grid_cell:
             place = alert.grid_cell
     title_zh, title_en = _TITLES.get(view.action, _TITLES[None])

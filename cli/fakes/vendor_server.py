@@ -115,7 +115,8 @@ class FakeVendor:
         with self._lock:
             return sum(1 for at in self._sent_at.get(robot, ()) if now - at < window_s)
 
-    def start(self) -> None:
+    def start(self, port: int = 0) -> None:
+        """Serve on 127.0.0.1:``port`` (0: a free one) in a background thread."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -163,7 +164,7 @@ class FakeVendor:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients that time out and hang up are expected here
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", port), Handler)
         server = self._server
         # A short poll interval: stop() waits for one, and tests start and stop fakes often.
         self._thread = threading.Thread(

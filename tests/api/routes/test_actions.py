@@ -15,11 +15,12 @@ from sqlalchemy import select, update
 
 from alerts.action_links import ActionLinkSigner
 from alerts.db import Store
-from alerts.models import Delivery, Recipient
+from alerts.models import Delivery, Endpoint, Recipient
 from api.app import create_app
 from tests.api.conftest import ADMIN_TOKEN, bearer, expect, household_body
 from tests.api.test_console import check_security_headers, console_settings, seed_alert
 
+EXPLANATION_ZH_PART = "持续流水"  # from the seeded alert's explanation
 AT = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)  # links expire from the notification
 
 
@@ -167,3 +168,16 @@ def test_a_link_to_an_alert_someone_else_handled_says_so(client: TestClient) -> 
     token = _signer(client).token(delivery_id=deliveries["family"], action="acknowledge")
     page = client.get(f"/a/{token}")
     assert page.status_code == 200 and "result-closed" in page.text and 'id="confirm"' not in page.text
+
+
+def test_a_link_from_a_group_chat_shows_no_more_than_the_group_message(client: TestClient) -> None:
+    _, deliveries = _alert_with_deliveries(client)
+    with _store(client).transaction() as session:  # the grid worker's channel is a DingTalk group robot
+        endpoint_id = session.get(Delivery, deliveries["grid_worker"]).endpoint_id  # type: ignore[union-attr]
+        session.execute(update(Endpoint).where(Endpoint.id == endpoint_id).values(type="dingtalk_robot"))
+    group = client.get(f"/a/{_signer(client).token(delivery_id=deliveries['grid_worker'], action='acknowledge')}")
+    assert group.status_code == 200 and "王**" in group.text
+    for private in ("王阿姨", EXPLANATION_ZH_PART):
+        assert private not in group.text
+    person = client.get(f"/a/{_signer(client).token(delivery_id=deliveries['family'], action='acknowledge')}")
+    assert "王阿姨" in person.text  # the daughter's own channel: she knows her mother
