@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.channels.registry import Registered
 from alerts.channels.validation import VENDOR_NAMES, type_for_url
 from alerts.models import Endpoint, Household, Meter, Recipient, Silence, Subscription
 from alerts.policy import ALL_KINDS, ROLES, SEVERITIES
+from alerts.secret_box import SecretBox
 from alerts.statuses import EndpointStatus
 from alerts.webhooks import UnsafeURLError, check_url, new_secret
 
@@ -196,3 +198,14 @@ def add_silence(
     session.add(silence)
     session.flush()
     return silence
+
+
+def reseal_credentials(session: Session, box: SecretBox) -> int:
+    """Every endpoint's sealed configuration encrypted again under the first key (after a key rotation:
+    put the new key first in SHOUWANG_SECRET_KEYS, reseal, then drop the old key). Returns how many."""
+    count = 0
+    for endpoint in session.scalars(select(Endpoint).where(Endpoint.sealed_config.is_not(None))):
+        assert endpoint.sealed_config is not None
+        endpoint.sealed_config = box.reseal(endpoint.sealed_config)
+        count += 1
+    return count

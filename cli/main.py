@@ -163,6 +163,25 @@ def api() -> None:
     run_api(get_settings())
 
 
+@app.command("reseal-credentials")
+def reseal_credentials() -> None:
+    """Encrypt every channel credential again under the first of SHOUWANG_SECRET_KEYS (key rotation:
+    put the new key first, run this, then drop the old key)."""
+    from alerts import admin
+    from alerts.db import Store, upgrade
+    from alerts.secret_box import secret_box
+
+    settings = get_settings()
+    upgrade(settings.store_url)
+    store = Store(settings.store_url)
+    try:
+        with store.transaction() as session:
+            count = admin.reseal_credentials(session, secret_box(settings))
+    finally:
+        store.close()
+    typer.echo(f"resealed the credentials of {count} endpoint(s) under the first key")
+
+
 @app.command("db-upgrade")
 def db_upgrade() -> None:
     """Create or migrate the alert store's schema to the newest version (idempotent)."""
