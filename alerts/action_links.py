@@ -2,8 +2,9 @@
 
 A chat message or an SMS cannot carry an API key, so every notification to a person carries links for
 the actions their role may take. A link names one delivery (which fixes the recipient and the alert)
-and one action, signed with a key from SHOUWANG_SECRET_KEYS (itsdangerous, HMAC-SHA256): the same
-delivery gives the same link on every attempt, and the link stays short enough for a text message.
+and one action, signed with a key from SHOUWANG_SECRET_KEYS (HMAC-SHA256, truncated to 60 bits as
+one-time codes are: a guess must be made online, one request each): the same delivery gives the same link
+on every attempt, and the token is 35 characters, which fits an SMS template variable.
 It expires SHOUWANG_ACTION_LINK_TTL_H hours after the notification was recorded, and its use is
 recorded (``ActionLinkUse``), so a forwarded or replayed link changes nothing. Opening a link only
 shows a page; the page's button performs the action (link previews in chat apps open links).
@@ -11,14 +12,15 @@ shows a page; the page's button performs the action (link previews in chat apps 
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from itsdangerous import BadSignature, Signer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,7 +31,7 @@ from alerts.models import ActionLinkUse, Alert, Delivery, Endpoint, Recipient
 from alerts.pipeline import RouterConfig
 from alerts.statuses import AlertStatus
 
-_SALT = "shouwang.action-link.v1"
+_SALT = b"shouwang.action-link.v1\0"
 # What each role may do from a message: families acknowledge ("I am on it"); staff may also resolve.
 ROLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "family": ("acknowledge",),
@@ -37,10 +39,12 @@ ROLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "supervisor": ("acknowledge", "resolve"),
     "operator": ("acknowledge", "resolve"),
 }
-_CODES = {"acknowledge": "ack", "resolve": "res"}
+_CODES = {"acknowledge": "a", "resolve": "r"}
 _ACTIONS = {code: action for action, code in _CODES.items()}
 LABELS = {"acknowledge": ("我来处理", "I'll handle it"), "resolve": ("处理完毕", "Resolve")}
-_TOKEN = re.compile(r"^(msg_[A-Za-z0-9_-]{1,60})\.(ack|res)\.[A-Za-z0-9_-]{20,100}$")
+# A token: the delivery id without its "msg_" (24 url-safe characters), the action's letter, a 10-character tag.
+_DELIVERY = re.compile(r"^msg_([A-Za-z0-9_-]{24})$")
+_TOKEN = re.compile(r"^([A-Za-z0-9_-]{24})([ar])([A-Za-z0-9_-]{10})$")
 
 
 class LinkError(ValueError):
@@ -59,21 +63,25 @@ class ActionLinkSigner:
     def __init__(self, keys: Sequence[str]) -> None:
         if not keys:
             raise ValueError("no key to sign action links with")
-        # itsdangerous signs with the last key of the list and verifies with any
-        self._signer = Signer(list(reversed(keys)), salt=_SALT, digest_method=hashlib.sha256)
+        self._keys = [hashlib.sha256(_SALT + key.encode()).digest() for key in keys]
 
-    def token(self, *, delivery_id: str, action: str) -> str:
-        return self._signer.sign(f"{delivery_id}.{_CODES[action]}").decode()
+    def token(self, *, delivery_id: str, action: str) -> str | None:
+        """The link's token, or None for a delivery that cannot have links (a digest, a ping)."""
+        match = _DELIVERY.match(delivery_id)
+        if match is None:
+            return None
+        body = match.group(1) + _CODES[action]
+        return body + _tag(self._keys[0], body)
 
     def verify(self, token: str) -> LinkClaims:
         match = _TOKEN.match(token)
-        if match is None:
+        if match is None or not any(hmac.compare_digest(_tag(key, token[:25]), match.group(3)) for key in self._keys):
             raise LinkError("this link is not valid: it was cut short or changed")
-        try:
-            self._signer.unsign(token)
-        except BadSignature:
-            raise LinkError("this link is not valid: it was cut short or changed") from None
-        return LinkClaims(delivery_id=match.group(1), action=_ACTIONS[match.group(2)])
+        return LinkClaims(delivery_id="msg_" + match.group(1), action=_ACTIONS[match.group(2)])
+
+
+def _tag(key: bytes, body: str) -> str:
+    return base64.urlsafe_b64encode(hmac.new(key, body.encode(), hashlib.sha256).digest())[:10].decode()
 
 
 @dataclass(frozen=True)
@@ -86,15 +94,12 @@ class LinkMaker:
     def __call__(self, *, delivery_id: str, role: str) -> tuple[ActionLink, ...]:
         """The links a recipient of this role gets in this notification (none for roles without actions)."""
         base = self.public_url.rstrip("/")
-        return tuple(
-            ActionLink(
-                action=action,
-                url=f"{base}/a/{self.signer.token(delivery_id=delivery_id, action=action)}",
-                label_zh=LABELS[action][0],
-                label_en=LABELS[action][1],
-            )
-            for action in ROLE_ACTIONS.get(role, ())
-        )
+        links = []
+        for action in ROLE_ACTIONS.get(role, ()):
+            token = self.signer.token(delivery_id=delivery_id, action=action)
+            if token is not None:
+                links.append(ActionLink(action, f"{base}/a/{token}", LABELS[action][0], LABELS[action][1]))
+        return tuple(links)
 
 
 LinkState = Literal["ready", "done", "used", "expired", "invalid", "closed"]

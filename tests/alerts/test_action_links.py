@@ -15,7 +15,8 @@ def test_a_link_names_its_delivery_and_action_and_nothing_else_verifies() -> Non
     token = signer.token(delivery_id=DELIVERY, action="acknowledge")
     claims = signer.verify(token)
     assert (claims.delivery_id, claims.action) == (DELIVERY, "acknowledge")
-    forged = token.replace(".ack.", ".res.")
+    assert token is not None and len(token) == 35, "fits a text message's template variable"
+    forged = token[:24] + "r" + token[25:]
     with pytest.raises(LinkError):
         signer.verify(forged)
     with pytest.raises(LinkError):
@@ -38,6 +39,7 @@ def test_each_role_gets_the_links_of_what_it_may_do() -> None:
     assert [link.action for link in make(delivery_id=DELIVERY, role="family")] == ["acknowledge"]
     staff = make(delivery_id=DELIVERY, role="grid_worker")
     assert [link.action for link in staff] == ["acknowledge", "resolve"]
-    assert all(link.url.startswith("https://shouwang.example/a/msg_") for link in staff)
+    assert all(link.url.startswith("https://shouwang.example/a/Ab-3_xY9kL0pQ2rS7tU1vW5z") for link in staff)
+    assert make(delivery_id="dig_" + DELIVERY, role="family") == ()  # a digest carries no per-alert link
     assert make(delivery_id=DELIVERY, role="device") == ()
     assert make(delivery_id=DELIVERY, role="family") == make(delivery_id=DELIVERY, role="family")  # same on a retry
