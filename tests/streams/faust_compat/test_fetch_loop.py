@@ -16,14 +16,25 @@ asyncio task among others, so the rebalance can find it at several points (``Mom
     flow resumed, or between the seek and the resume: these need the fix's "a record whose hand-off
     did not complete is not marked read";
   - between two records of a 150-record batch (Faust's loop yields every 100 records): this needs
-    the fix's seek epoch, which leaves the rest of a batch returned before a seek.
+    the fix's seek epoch, which leaves the rest of a batch returned before a seek;
+  - as the hand-off of 19 completes, the rebalance running before the loop's next turn; or while the
+    loop's own commit (``commit_every``) waits: these need the fix's epoch checks just before and
+    just after a hand-off;
+  - while the loop's fetch waits for new records, answered from the position the seek set (no loop
+    tested here loses a reading there; it is here because reading the epoch before the fetch is sent,
+    to close the hole below, loses every reading in it);
+  - while the loop's fetch, sent before the seek, is answered with records of the old position; and
+    between records when the group has committed nothing for the partition, so that the seek does not
+    move it: two holes the fixed loop still has (``test_remaining_hole_...``).
 The seek here completes without yielding (no broker, no consumer thread), which is what lets the
 rebalance finish before the loop gets its next turn.
 
 The upstream loop is loaded afresh from the installed Faust's source, so it is the loop as shipped
 even when ``fetch_loop.apply()`` has already patched ``Consumer`` in this process. Each upstream
 case asserts the loss it suffers in the same scenario: proof that the scenario reproduces the bug,
-so that the fixed loop passing it means something.
+so that the fixed loop passing it means something. The fix as it was before its epoch checks around
+the hand-off is run too (``_sought_since`` made to answer no): it loses readings in the two scenarios
+those checks were added for.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MethodType, ModuleType
 from typing import Any, Literal, cast, get_args
@@ -49,15 +60,24 @@ from streams.faust_compat import fetch_loop
 Loop = Literal["fixed", "upstream"]
 # Where the fetch loop is when the rebalance seeks back (see _scenario).
 Moment = Literal[
-    "hand_off_cut_short_loop_wakes_after_resume", "hand_off_cut_short_loop_wakes_before_resume", "between_records"
+    "hand_off_cut_short_loop_wakes_after_resume",
+    "hand_off_cut_short_loop_wakes_before_resume",
+    "between_records",
+    "as_hand_off_completes",
+    "while_loop_commits",
+    "while_fetch_waits",
 ]
 MOMENTS: list[Moment] = list(get_args(Moment))
+# The remaining holes: the loop's fetch, sent before the seek, answered with the old position's records;
+# a seek that does not move the partition (nothing committed) while the loop is between records.
+Hole = Literal["fetch_answered_after_seek", "between_records_nothing_committed"]
 
 TOPIC = "readings"
 PARTITION = TP(TOPIC, 0)
 COMMITTED = 18  # the group's committed offset: where the rebalance seeks back to
 SHORT_END = 24  # offsets 18..23: the offsets of the skip once seen in a worker's log
 BLOCKED = 20  # the reading whose hand-off is in progress when flow stops
+COMMIT_EVERY = 2  # the loop commits once the streams acked 18 and 19, before handing 20 over
 LONG_END = COMMITTED + 150  # Faust's loop yields to the event loop every 100 records: a longer batch
 YIELD_EVERY = 100
 
@@ -80,34 +100,77 @@ class Partition:
 
     Seeks are applied at once (no await), as the client applies a seek before it answers the next
     fetch. A fetch returns every record from the position (one batch) and moves the position past it.
+    With ``long_poll``, a fetch that finds nothing waits until records arrive or a seek moves the
+    position (as the client wakes a waiting fetch), and ``hold`` delays the answer of the next fetch
+    that finds records until it is set. Seeking to the committed offset moves nothing when none is
+    committed (aiokafka's ``seek_to_committed`` seeks only to an offset above 0).
     """
 
-    def __init__(self, end: int) -> None:
+    def __init__(self, end: int, *, long_poll: bool = False, committed: int | None = COMMITTED) -> None:
         self.end = end
         self.position = COMMITTED
+        self.committed = committed
         self.fetches: list[list[int]] = []
+        self.calls = 0  # fetches made, found something or not
+        self.long_poll = long_poll
+        self.waiting = False  # a fetch waits for records
+        self.hold: asyncio.Event | None = None
+        self.held = False  # a fetch's answer is held
+        self.idle = False  # the last fetch found nothing
+        self.sought_at: int | None = None  # calls at the last seek
+        self._moved = asyncio.Event()
 
     def install(self, consumer: Consumer) -> None:
         consumer._getmany = self._getmany  # type: ignore[method-assign]
-        consumer.seek_to_committed = self._seek_to_committed  # type: ignore[method-assign]
+        # Faust types the answer Mapping[TP, int]; aiokafka's holds None for a partition with nothing committed.
+        consumer.seek_to_committed = self._seek_to_committed  # type: ignore[method-assign, assignment]
         consumer._seek = self._seek  # type: ignore[method-assign]
         consumer.highwater = self._highwater  # type: ignore[method-assign]
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Mapping[TP, list[Any]]:
-        if self.position >= self.end or (active_partitions is not None and PARTITION not in active_partitions):
-            await asyncio.sleep(0.005)  # a long poll that found nothing
+        self.calls += 1
+        if active_partitions is not None and PARTITION not in active_partitions:
+            await asyncio.sleep(0.005)
             return {}
+        while self.position >= self.end:
+            self.idle = True
+            if not self.long_poll:
+                await asyncio.sleep(0.005)  # a long poll that found nothing
+                return {}
+            self._moved.clear()
+            self.waiting = True
+            await self._moved.wait()
+            self.waiting = False
+        self.idle = False
         batch = [_record(offset) for offset in range(self.position, self.end)]
         self.fetches.append([record.offset for record in batch])
         self.position = self.end
+        if self.hold is not None:
+            hold, self.hold = self.hold, None
+            self.held = True
+            await hold.wait()
         return {PARTITION: batch}
 
-    async def _seek_to_committed(self) -> Mapping[TP, int]:
-        self.position = COMMITTED
-        return {PARTITION: COMMITTED}
+    def arrive(self, end: int) -> None:
+        """Records up to ``end`` (excluded) were produced."""
+        self.end = end
+        self._moved.set()
+
+    async def _seek_to_committed(self) -> Mapping[TP, int | None]:
+        self.sought_at = self.calls
+        if self.committed:
+            await self._seek(PARTITION, self.committed)
+        return {PARTITION: self.committed}
 
     async def _seek(self, partition: TP, offset: int) -> None:
         self.position = offset
+        self.sought_at = self.calls
+        self._moved.set()
+
+    @property
+    def idle_after_seek(self) -> bool:
+        """A fetch made after the seek found nothing: the loop has read all it was given."""
+        return self.sought_at is not None and self.calls > self.sought_at and self.idle
 
     def _highwater(self, tp: TP) -> int:
         return self.end
@@ -135,6 +198,7 @@ class Streams:
     """The hand-off (``consumer.callback``): which offsets reached the streams, and when."""
 
     block_once: set[int]  # offsets whose first hand-off waits for good (the agent's buffer is full)
+    after_hand_off: Callable[[int], Awaitable[None]] | None = None  # run as a hand-off completes
     handed_over: list[int] = field(default_factory=list)
     seek_done_at: int | None = None  # len(handed_over) when the rebalance's seek completed
     blocking: bool = False  # whether such a hand-off is waiting
@@ -145,6 +209,8 @@ class Streams:
             self.blocking = True
             await asyncio.Event().wait()  # never freed: cancelled when the loop gives up waiting
         self.handed_over.append(message.offset)
+        if self.after_hand_off is not None:
+            await self.after_hand_off(message.offset)
 
     def mark_seek(self) -> None:
         self.seek_done_at = len(self.handed_over)
@@ -193,20 +259,73 @@ async def _settle(turns: int = 20) -> None:
         await asyncio.sleep(0)
 
 
-async def _scenario(loop: Loop, moment: Moment) -> Outcome:
-    """One partition (offsets from 18), one batch handed over, a rebalance seeking back to 18 at
+async def _rebalance(app: faust.App, consumer: Consumer, streams: Streams, *, loop_waits: bool = False) -> None:
+    """The rebalance: App._on_partitions_revoked stops flow and clears the streams' buffers, the
+    recovery's _resume_streams seeks to the committed offsets and resumes flow. With ``loop_waits``,
+    the loop gets its turns between the seek and the resume."""
+    consumer.stop_flow()
+    app.flow_control.suspend()
+    app.flow_control.clear()
+    await consumer.perform_seek()
+    streams.mark_seek()
+    if loop_waits:
+        await _settle()  # the loop sees flow stopped and waits in getmany for it to resume
+    app.flow_control.resume()
+    consumer.resume_flow()
+
+
+async def _scenario(loop: Loop, moment: Moment | Hole) -> Outcome:
+    """One partition (offsets from 18), records handed over, a rebalance seeking back to 18 at
     ``moment``, then the loop refetches: what reached the streams, in order.
 
     - hand_off_cut_short_*: 18 and 19 are handed over, the hand-off of 20 waits (its agent's buffer
       is full) when flow stops; the loop notices only after flow resumed, or before.
     - between_records: 150 records; the rebalance runs while the loop yields to the event loop after
       100 hand-offs (Faust's loop does so every 100 records), the rest of the batch still to go.
+    - as_hand_off_completes: the rebalance runs as the hand-off of 19 completes, in the same turn of
+      the event loop (as when the rebalance's task comes before the fetch loop's in the event loop's
+      queue): the loop resumes after the seek.
+    - while_loop_commits: the streams ack each reading handed over and the loop commits every 2; the
+      commit before the hand-off of 20 waits (for the broker) while the rebalance runs.
+    - while_fetch_waits: 18-23 handed over, the loop's next fetch waits for new records; the seek
+      wakes it and it is answered from the new position (as the Kafka client does).
+    - fetch_answered_after_seek: 18 and 19 handed over; 20-23 arrive and the loop's waiting fetch
+      takes them from the old position, but its answer comes after the rebalance's seek.
+    - between_records_nothing_committed: as between_records, but the group has committed nothing
+      for the partition, so the seek leaves its position where it is.
     """
     app = faust.App(f"fetch-loop-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9", autodiscover=False)
     consumer = cast(Consumer, app.consumer)  # the aiokafka driver's, a faust.transport.consumer.Consumer
-    between_records = moment == "between_records"
-    partition = Partition(LONG_END if between_records else SHORT_END)
-    streams = Streams(block_once=set() if between_records else {BLOCKED})
+    cut_short = moment.startswith("hand_off_cut_short")
+    between_records = moment.startswith("between_records")
+    end = LONG_END if between_records else BLOCKED if moment == "fetch_answered_after_seek" else SHORT_END
+    partition = Partition(
+        end,
+        long_poll=moment in ("while_fetch_waits", "fetch_answered_after_seek"),
+        committed=None if moment == "between_records_nothing_committed" else COMMITTED,
+    )
+    streams = Streams(block_once={BLOCKED} if cut_short else set())
+    commit_gate = asyncio.Event()
+    committing: list[int] = []  # at each commit of the loop: how many readings were handed over
+
+    async def rebalance_after_19(offset: int) -> None:
+        if offset == COMMITTED + 1 and streams.seek_done_at is None:
+            await _rebalance(app, consumer, streams)
+
+    async def ack(offset: int) -> None:
+        consumer._n_acked += 1
+
+    async def commit(*args: Any, **kwargs: Any) -> bool:
+        committing.append(len(streams.handed_over))
+        await commit_gate.wait()
+        return True
+
+    if moment == "as_hand_off_completes":
+        streams.after_hand_off = rebalance_after_19
+    elif moment == "while_loop_commits":
+        consumer._commit_every = COMMIT_EVERY
+        consumer.commit = commit  # type: ignore[method-assign]
+        streams.after_hand_off = ack
     partition.install(consumer)
     consumer.callback = streams
     consumer.resume_partitions({PARTITION})  # assigned and active, as after an earlier rebalance
@@ -217,24 +336,34 @@ async def _scenario(loop: Loop, moment: Moment) -> Outcome:
             last_before_yield = COMMITTED + YIELD_EVERY - 1
             await _poll(lambda: consumer._read_offset[PARTITION] == last_before_yield)
             assert streams.handed_over == list(range(COMMITTED, last_before_yield + 1))
-        else:
+            await _rebalance(app, consumer, streams)
+        elif cut_short:
             await _poll(lambda: streams.blocking)
             assert streams.handed_over == [COMMITTED, COMMITTED + 1]
+            await _rebalance(app, consumer, streams, loop_waits=moment.endswith("before_resume"))
+        elif moment == "as_hand_off_completes":
+            await _poll(lambda: streams.seek_done_at is not None)
+            assert streams.handed_over == [COMMITTED, COMMITTED + 1]
+        elif moment == "while_loop_commits":
+            await _poll(lambda: bool(committing))
+            assert committing == [COMMIT_EVERY] and streams.handed_over == [COMMITTED, COMMITTED + 1]
+            await _rebalance(app, consumer, streams)
+            commit_gate.set()
+        elif moment == "while_fetch_waits":
+            await _poll(lambda: partition.waiting)
+            assert streams.handed_over == list(range(COMMITTED, SHORT_END))
+            await _rebalance(app, consumer, streams)
+        else:  # fetch_answered_after_seek
+            await _poll(lambda: partition.waiting)
+            assert streams.handed_over == [COMMITTED, COMMITTED + 1]
+            answer = partition.hold = asyncio.Event()
+            partition.arrive(SHORT_END)
+            await _poll(lambda: partition.held)
+            await _rebalance(app, consumer, streams)
+            answer.set()
 
-        # The rebalance: App._on_partitions_revoked stops flow and clears the streams' buffers, the
-        # recovery's _resume_streams seeks to the committed offsets and resumes flow.
-        consumer.stop_flow()
-        app.flow_control.suspend()
-        app.flow_control.clear()
-        await consumer.perform_seek()
-        streams.mark_seek()
-        if moment == "hand_off_cut_short_loop_wakes_before_resume":
-            await _settle()  # the loop sees flow stopped and waits in getmany for it to resume
-        app.flow_control.resume()
-        consumer.resume_flow()
-
-        # Every loop reads the partition to its end again: wait for that, then a little longer.
-        await _poll(lambda: partition.end - 1 in streams.after_seek)
+        # The loop reads on until a fetch made after the seek finds nothing more: then a little longer.
+        await _poll(lambda: partition.idle_after_seek)
         await _settle()
         await asyncio.sleep(0.05)
     finally:
@@ -243,7 +372,7 @@ async def _scenario(loop: Loop, moment: Moment) -> Outcome:
     return Outcome(streams.handed_over, streams.after_seek, partition.fetches)
 
 
-def run_scenario(loop: Loop, moment: Moment) -> Outcome:
+def run_scenario(loop: Loop, moment: Moment | Hole) -> Outcome:
     return asyncio.run(_scenario(loop, moment))
 
 
@@ -283,3 +412,67 @@ def test_upstream_loop_hands_the_old_batch_over_after_the_seek() -> None:
     outcome = run_scenario("upstream", "between_records")
     assert outcome.fetches == [list(range(COMMITTED, LONG_END))] * 2
     assert outcome.after_seek == [*range(COMMITTED + YIELD_EVERY, LONG_END), LONG_END - 1]
+
+
+@pytest.mark.parametrize("moment", ["as_hand_off_completes", "while_loop_commits"])
+def test_upstream_loop_marks_a_reading_handed_over_before_the_seek_read_after_it(moment: Moment) -> None:
+    """The seek runs as the hand-off of 19 completes, or while the loop's commit before handing 20
+    over waits: the loop marks 19 (or hands 20 over and marks it) after the seek, goes on with the
+    old batch to 23, and then drops the refetched 18-22 as already seen. 18 and 19 are lost."""
+    outcome = run_scenario("upstream", moment)
+    assert outcome.fetches == [list(range(COMMITTED, SHORT_END))] * 2
+    assert outcome.after_seek == [20, 21, 22, 23, 23]
+
+
+def _never_sought(consumer: object, epoch: int | None) -> bool:
+    return False
+
+
+@pytest.mark.parametrize(
+    ("moment", "after_seek"),
+    [
+        ("as_hand_off_completes", [19, 20, 21, 22, 23]),  # 19 marked read after the seek: 18 dropped
+        ("while_loop_commits", [20, 20, 21, 22, 23]),  # 20 handed over and marked after it: 18, 19 dropped
+    ],
+)
+def test_fix_without_its_checks_around_the_hand_off_loses_readings(
+    moment: Moment, after_seek: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fix as it was before the seek epoch was checked just before and just after a hand-off
+    (``_sought_since`` answering no, as if those checks were not there): its check between records
+    leaves the rest of the old batch, but only from the next record on, so the reading in hand when
+    the seek ran is still marked read above the offset the seek set, and the refetch drops what lies
+    below it."""
+    monkeypatch.setattr(fetch_loop, "_sought_since", _never_sought)
+    outcome = run_scenario("fixed", moment)
+    assert Consumer._drain_messages is fetch_loop._drain_messages
+    assert outcome.fetches == [list(range(COMMITTED, SHORT_END))] * 2
+    assert outcome.after_seek == after_seek
+
+
+@pytest.mark.parametrize("loop", get_args(Loop))
+def test_remaining_hole_a_fetch_sent_before_the_seek_and_answered_after_it(loop: Loop) -> None:
+    """NOT FIXED, pinned so that it stays known (docs/SCALING.md, "Readings around a seek"): the
+    loop's fetch takes 20-23 from the old position and is answered after the seek; the fixed loop reads
+    the seek epoch at the batch's first record, after the seek, so it hands the old batch over and
+    marks 23 read, and the refetched 18-22 are dropped. Reading the epoch before the fetch is sent
+    closes this but loses every reading of ``while_fetch_waits``: a fetch waiting at the seek is
+    answered from the new position, which the loop cannot tell from this. When a fix closes this
+    hole, this test fails: change it, and the docs, with it."""
+    outcome = run_scenario(loop, "fetch_answered_after_seek")
+    assert outcome.fetches == [[18, 19], [20, 21, 22, 23], list(range(COMMITTED, SHORT_END))]
+    assert outcome.after_seek == [20, 21, 22, 23, 23]  # 18 and 19 never handed over again
+
+
+@pytest.mark.parametrize(
+    ("loop", "after_seek"), [("upstream", list(range(COMMITTED + YIELD_EVERY, LONG_END))), ("fixed", [])]
+)
+def test_remaining_hole_a_seek_that_does_not_move_the_partition(loop: Loop, after_seek: list[int]) -> None:
+    """NOT FIXED, pinned so that it stays known (docs/SCALING.md, "Readings around a seek"): with
+    nothing committed for the partition, the seek leaves its position past the batch. The fixed loop
+    leaves the rest of the batch (118-167) when the seek epoch changes, and nothing fetches it
+    again: 50 readings lost, where the loop as shipped hands them over. When a fix closes this hole,
+    this test fails: change it, and the docs, with it."""
+    outcome = run_scenario(loop, "between_records_nothing_committed")
+    assert outcome.fetches == [list(range(COMMITTED, LONG_END))]
+    assert outcome.after_seek == after_seek
