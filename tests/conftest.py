@@ -20,7 +20,7 @@ LIB_DIR = REPO_ROOT / "broker" / "lib"
 # Markers from the fixtures a test uses, so that no test needing a server can be forgotten by
 # `make check`, which runs with --no-servers: only the tests that need no broker, database server,
 # Prometheus or Chromium.
-_SERVER_MARKERS = ("kafka", "postgres", "tools")
+_SERVER_MARKERS = ("kafka", "postgres", "tools", "slow")
 _SERVER_FIXTURES = {"kafka_broker": "kafka", "postgres_url": "postgres"}
 
 
@@ -28,7 +28,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--no-servers",
         action="store_true",
-        help="run only the tests that need no Kafka broker, PostgreSQL, Prometheus or Chromium (make check)",
+        help="run only the tests that need no Kafka broker, PostgreSQL, Prometheus or Chromium, and are not "
+        "marked slow (make check)",
     )
 
 

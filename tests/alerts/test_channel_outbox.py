@@ -10,6 +10,7 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
@@ -83,6 +84,7 @@ def _dispatcher(store: Store, channels: Channels, clock: list[datetime]) -> Outb
     )
 
 
+@pytest.mark.slow
 def test_a_water_cut_reaches_the_cells_robot_as_a_few_digests_with_every_alert(
     store: Store, config: RouterConfig, tmp_path: Path
 ) -> None:

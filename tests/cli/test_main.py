@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def run(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -20,6 +22,7 @@ def run(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subpr
     )
 
 
+@pytest.mark.slow
 def test_incidents_classify_reads_json_lines_and_reports_bad_lines() -> None:
     done = run("incidents", "classify", stdin='{"text": "3号楼闻到很浓的煤气味"}\nnot json\n{"text": ""}\n')
     assert done.returncode == 0, done.stderr

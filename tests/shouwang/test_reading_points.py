@@ -151,6 +151,7 @@ def _answer(decode: Any, raw: bytes) -> ReadingPoints | str:
         return f"refused: {exc}"
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages())
 @example(b'{"meter_id": "m1", "ts": 1e400, "register_l": 1}')
