@@ -267,7 +267,7 @@ class OutboxDispatcher:
                 )
             )
             if item.endpoint_type != "webhook":
-                _note_endpoint_health(session, item.endpoint_id, result, now)
+                note_endpoint_health(session, item.endpoint_id, result, now)
             if result.outcome == AttemptOutcome.DELIVERED:
                 delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, now
                 metrics.DELIVERY_LATENCY.observe(max(0.0, (now - item.created_at).total_seconds()))
@@ -323,7 +323,7 @@ async def _first(*events: asyncio.Event) -> None:
             waiter.cancel()
 
 
-def _note_endpoint_health(session: Session, endpoint_id: str, result: AttemptResult, now: datetime) -> None:
+def note_endpoint_health(session: Session, endpoint_id: str, result: AttemptResult, now: datetime) -> None:
     """A vendor's permanent refusal (a wrong secret, an unknown key) marks the channel failing, so operators
     hear of it (shouwang_router_endpoints_failing); the next success clears it."""
     endpoint = session.get(Endpoint, endpoint_id)

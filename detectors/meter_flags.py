@@ -1,7 +1,6 @@
 """The meter's own alarms: many smart meters flag a leak, a burst or tampering themselves.
 
-Stateless, so it is also the first detector of the pipeline's vertical slice: one reading
-that carries a flag yields one finding.
+Stateless: one reading that carries a flag yields one finding, with no history needed.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from alerts.channels.registry import Channels
 from alerts.channels.types import ChannelType
 from alerts.channels.validation import ChannelConfigError
 from alerts.models import ApiKey, Endpoint, Recipient, Subscription, utcnow
+from alerts.outbox import note_endpoint_health
 from alerts.payloads import ping_payload
-from alerts.statuses import AttemptOutcome
 from alerts.webhooks import make_client, new_secret, send_once
 from alerts.webhooks.ssrf import UnsafeURLError, check_url
 from api.auth import issue_key, revoke
@@ -278,10 +278,5 @@ async def _ping_channel(
     async with make_client(timeout_s=settings.webhook_timeout_s) as client:
         result = await channel.send(client, notification, now=now, timeout_s=settings.webhook_timeout_s)
     with request.app.state.store.transaction() as session:
-        endpoint = session.get(Endpoint, endpoint_id)
-        if endpoint is not None and result.outcome == AttemptOutcome.DELIVERED:
-            endpoint.failing_since, endpoint.last_error = None, None
-        elif endpoint is not None and result.outcome == AttemptOutcome.REJECT:
-            endpoint.failing_since = endpoint.failing_since or now
-            endpoint.last_error = result.error
+        note_endpoint_health(session, endpoint_id, result, now)
     return PingResult(outcome=result.outcome, status_code=result.status_code, error=result.error)

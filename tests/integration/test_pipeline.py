@@ -1,4 +1,4 @@
-"""The first vertical slice on the real broker: reading → Faust worker → alerts topic, and
+"""The whole path on the real broker: reading → Faust worker → alerts topic, and
 malformed messages → dead-letter topic while the good ones beside them pass."""
 
 from __future__ import annotations

@@ -79,9 +79,8 @@ def test_state_survives_sigkill_and_mis_keyed_records_are_rekeyed(
     worker = start_shouwang(["worker"], env, tmp_path / "worker-2.log")
     try:
         wait_http(metrics)
-        # Readings that arrive while a restarted worker is still recovering can be skipped under
-        # load (Faust resumes the partitions just before it seeks them to the committed offsets;
-        # see the streams issue's notes), so this test sends them once it is ready.
+        # This test is about the state a restarted worker recovers, so it sends its readings once the
+        # worker is ready; readings sent during recovery are tests/streams/faust_compat/test_fetch_loop.py's.
         log = tmp_path / "worker-2.log"
         until(lambda: "Worker ready" in log.read_text(errors="replace"))
         # The register of every meter goes back by 900 L. Only a worker that remembers each meter's
