@@ -58,6 +58,17 @@ def replay(
         ),
     ] = None,
     escalations: Annotated[bool, typer.Option("--escalations", help="Also write `escalated` transitions.")] = False,
+    check_ins: Annotated[
+        bool, typer.Option("--check-ins", help="Also write `check_in` lines: where the resident is asked first.")
+    ] = False,
+    feedback: Annotated[
+        bool,
+        typer.Option(
+            "--feedback",
+            help="Simulate answers: each no_usage alarm on a silence that ended by itself within 24 h is "
+            "answered false_alarm an hour after it was raised, and the detector learns from it.",
+        ),
+    ] = False,
 ) -> None:
     """Backtest: run the stream's detectors over a CSV of meter history, write alert transitions."""
     from streams.replay_cli import run_replay
@@ -66,7 +77,15 @@ def replay(
     if sensitivity is not None:
         settings = settings.model_copy(update={"no_usage_false_alarms_per_month": sensitivity})
     try:
-        run_replay(readings, out, settings=settings, tz=tz or settings.household_tz, escalations=escalations)
+        run_replay(
+            readings,
+            out,
+            settings=settings,
+            tz=tz or settings.household_tz,
+            escalations=escalations,
+            check_ins=check_ins,
+            feedback=feedback,
+        )
     except ValueError as exc:
         raise _fail(str(exc)) from None
 

@@ -127,6 +127,21 @@ class DetectorBank:
             findings.extend(detector.advance(now, offset))
         return findings
 
+    def learn_feedback(self, kind: str, since: float, silence_h: float) -> bool:
+        """A person said an alarm of ``kind`` on the episode from ``since`` (epoch seconds) was needless:
+        the detector of that kind learns from it. False when no detector of the bank learns from people."""
+        for detector in self.detectors:
+            if detector.name == kind and isinstance(detector, NoUsageDetector):
+                detector.learn_feedback(since, silence_h, self.utc_offset(since))
+                return True
+        return False
+
+    def learn_hints(self, *, wake_minute: float | None, outings: list[tuple[int, float, float]]) -> None:
+        """What enrolment says about the elder's routine (local minutes; see ``NoUsageDetector.learn_hints``)."""
+        for detector in self.detectors:
+            if isinstance(detector, NoUsageDetector):
+                detector.learn_hints(wake_minute=wake_minute, outings=outings)
+
     def wake_at(self) -> float:
         """The earliest epoch second after which ``advance`` could find something (inf: never)."""
         return min((detector.wake_at() for detector in self.detectors), default=math.inf)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Literal, Protocol
 
-Transition = Literal["raised", "escalated", "resolved"]
-"""``escalated`` re-states an open episode at a higher severity (same ``since``, same id)."""
+Transition = Literal["check_in", "raised", "escalated", "resolved"]
+"""``escalated`` re-states an open episode at a higher severity (same ``since``, same id); ``check_in``
+comes before ``raised`` where a detector asks the resident first (``no_usage``), for the same episode."""
 
 Facts = dict[str, float | int | str | bool]
 

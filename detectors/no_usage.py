@@ -9,6 +9,12 @@ hard ceiling raises regardless; severity grows as the silence grows; water use r
 
 The alarm budget is the sensitivity setting: ``false_alarms_per_month`` is the expected number
 of alarms per household and month on silences that end by themselves.
+
+Before the alarm, a faster *check* limit asks the elder first: ``check_ins_per_month`` is its own
+budget (how often a resident may be asked "are you well?" about a silence that ends by itself), and
+``check_ceiling_h`` its ceiling. At the check limit the detector says ``check_in``; the router asks the
+resident, and tells carers only if nobody answers (or at the alarm limit, ``raised``, as before). The
+check tier never moves the alarm: with it or without it the ``raised`` lines are the same.
 """
 
 from __future__ import annotations
@@ -36,11 +42,20 @@ from detectors.timefmt import (
 )
 
 _COLUMNS = len(SILENCE_THRESHOLDS_H)
-_LAYOUT = StateLayout(1, "ddddddBIdiHi", halves=24 * _COLUMNS + 24)
+# Version 2 adds the check tier (the current silence's check limit, whether it was asked, 24 check
+# limits); a version-1 state still loads, so an upgrade keeps every household's learned routine.
+_LAYOUT_V1 = StateLayout(1, "ddddddBIdiHi", halves=24 * _COLUMNS + 24)
+_LAYOUT = StateLayout(2, "ddddddBIdiHidB", halves=24 * _COLUMNS + 48)
 _ROW = struct.Struct(f"<{_COLUMNS}e")
 _ABSENCE_S = 24 * 3600.0
 _DEFAULT_SILENCES_PER_MONTH = 75.0
 _SEVERITY = {1: "high", 2: "critical"}
+# Feedback that an alarm was needless (``false_alarm``, ``resident_fine``) counts its silence this many
+# times: the household's own say weighs more than one more silence seen.
+FEEDBACK_WEIGHT = 3.0
+# Routine hints given at enrolment count as this many weeks of the household's own silences.
+HINT_WEEKS = 2.0
+_BEDTIME_MINUTE = 22 * 60  # a hint gives the getting-up time only: the night is assumed to start at 22:00
 _THRESHOLDS = np.array(SILENCE_THRESHOLDS_H, dtype=float)
 _GRID = np.arange(1.0, 24.01, 0.25)
 _PRIOR = np.asarray(NO_USAGE_SURVIVAL)
@@ -82,6 +97,8 @@ class NoUsageDetector:
         memory: float = 0.985,
         use_litres: float = 0.5,
         neighbour_weight: float = 0.5,
+        check_ins_per_month: float = 2.0,
+        check_ceiling_h: float = 12.0,
     ) -> None:
         self.false_alarms_per_month = false_alarms_per_month
         self.ceiling_h = ceiling_h
@@ -90,6 +107,8 @@ class NoUsageDetector:
         self.memory = memory
         self.use_litres = use_litres
         self.neighbour_weight = neighbour_weight
+        self.check_ins_per_month = check_ins_per_month  # 0: no check tier
+        self.check_ceiling_h = check_ceiling_h
         self._first_seen = 0.0
         self._last_reading = 0.0
         self._last_use = 0.0  # end of the last interval with water use; 0: none yet
@@ -104,6 +123,9 @@ class NoUsageDetector:
         self._counts = [0.0] * (24 * _COLUMNS)  # per start hour: decayed count of silences ≥ each threshold
         self._limits = [0.0] * 24  # hours a silence starting in each local hour may last; worked out daily
         self._limits_day = 0
+        self._check_s = 0.0  # how long the current silence may last before the resident is asked; 0: not yet
+        self._checked = 0  # 1: the resident was asked about the current silence
+        self._check_limits = [0.0] * 24
 
     # -- learning and deciding -------------------------------------------------------------
     def update(self, interval: Interval) -> list[Finding]:
@@ -116,8 +138,8 @@ class NoUsageDetector:
         if litres is None:
             # Usage unknown (a reset or a glitch): water may have been used, so no silence is
             # measured across it — a glitch must not turn into an alarm.
-            if not self._episode_level and self._last_use:
-                self._last_use, self._limit_s = interval.end, 0.0
+            if not self._episode_level and not self._checked and self._last_use:
+                self._last_use, self._limit_s, self._check_s = interval.end, 0.0, 0.0
             return []
         if litres >= self.use_litres:
             return self._on_use(interval)
@@ -126,11 +148,17 @@ class NoUsageDetector:
         silence = interval.end - self._last_use
         if not self._limit_s:
             self._limit_hour = local_hour(self._last_use, interval.utc_offset)
-            self._limit_s = self.limit_hours(self._limit_hour, local_day(interval.end, interval.utc_offset)) * 3600.0
+            day = local_day(interval.end, interval.utc_offset)
+            self._limit_s = self.limit_hours(self._limit_hour, day) * 3600.0
+            self._check_s = self._check_limits[int(self._limit_hour) % 24] * 3600.0 if self.check_ins_per_month else 0.0
         if self._episode_level == 0:
             if silence >= self._limit_s:
+                # Past the alarm limit when first seen (late readings): carers at once, no check-in first.
                 self._episode_since, self._episode_level = self._last_use, 1
                 return [self._finding("raised", interval, silence)]
+            if self._check_s and not self._checked and silence >= self._check_s:
+                self._episode_since, self._checked = self._last_use, 1
+                return [self._finding("check_in", interval, silence)]
         elif self._episode_level == 1 and silence >= min(_ABSENCE_S, 2 * self._limit_s):
             self._episode_level = 2
             return [self._finding("escalated", interval, silence)]
@@ -150,18 +178,19 @@ class NoUsageDetector:
                 self._silences += 1
                 if silence < _ABSENCE_S:
                     self._learn(local_hour(self._last_use, interval.utc_offset), silence / 3600.0)
-        if self._episode_level:
+        if self._episode_level or self._checked:
             findings.append(self._finding("resolved", interval, interval.start - self._last_use))
-            self._episode_since, self._episode_level = 0.0, 0
-        self._last_use, self._limit_s = interval.end, 0.0
+            self._episode_since, self._episode_level, self._checked = 0.0, 0, 0
+        self._last_use, self._limit_s, self._check_s = interval.end, 0.0, 0.0
         self._note_first_use(interval.end, interval.utc_offset)
         return findings
 
-    def _learn(self, start_hour: float, hours: float) -> None:
+    def _learn(self, start_hour: float, hours: float, weight: float = 1.0, memory: float | None = None) -> None:
         base = int(start_hour) * _COLUMNS
-        counts, memory = self._counts, self.memory
+        counts = self._counts
+        memory = self.memory if memory is None else memory
         row = [
-            min(count * memory + (1.0 if hours >= threshold else 0.0), 60000.0)
+            min(count * memory + (weight if hours >= threshold else 0.0), 60000.0)
             for count, threshold in zip(counts[base : base + _COLUMNS], SILENCE_THRESHOLDS_H, strict=True)
         ]
         # Kept at the precision it is stored with, so a restored detector decides exactly alike.
@@ -196,10 +225,45 @@ class NoUsageDetector:
         is worked out again every ``LIMITS_REFRESH_DAYS`` local days, or whenever ``day`` is 0)."""
         if not day or not 0 <= day - self._limits_day < LIMITS_REFRESH_DAYS:
             self._limits = self.limits_table()
+            if self.check_ins_per_month:
+                self._check_limits = self.limits_table(self.check_ins_per_month, self.check_ceiling_h)
             self._limits_day = day
         return self._limits[int(start_hour) % 24]
 
-    def limits_table(self) -> list[float]:
+    def check_limit_hours(self, start_hour: float, day: int = 0) -> float:
+        """How long a silence starting at ``start_hour`` may last before the resident is asked (0: never)."""
+        self.limit_hours(start_hour, day)
+        return self._check_limits[int(start_hour) % 24] if self.check_ins_per_month else 0.0
+
+    # -- what people and enrolment teach ----------------------------------------------------------
+    def learn_feedback(self, since: float, silence_h: float, utc_offset: float) -> None:
+        """A person answered that an alarm (or a check-in) on a silence from ``since`` was needless
+        (``false_alarm`` / ``resident_fine``): that silence counts as normal for its start hour, with
+        ``FEEDBACK_WEIGHT``, and the limits are worked out again at the next silence."""
+        if not math.isfinite(silence_h) or silence_h <= 0:
+            return
+        self._learn(local_hour(since, utc_offset), min(silence_h, 23.99), FEEDBACK_WEIGHT, memory=1.0)
+        self._limits_day = 0
+
+    def learn_hints(
+        self, *, wake_minute: float | None, outings: list[tuple[int, float, float]], utc_offset: float = 0.0
+    ) -> None:
+        """Start from what enrolment says about the elder's routine: the usual getting-up time (local
+        minutes) and regular outings (days of the week as a bit mask, Monday = 1, start and end in local
+        minutes). Each counts as ``HINT_WEEKS`` weeks of the household's own silences."""
+        del utc_offset  # hints are in local time already
+        if wake_minute is not None:
+            night_h = ((wake_minute - _BEDTIME_MINUTE) % 1440) / 60.0
+            self._learn(_BEDTIME_MINUTE / 60.0, night_h, 7 * HINT_WEEKS, memory=1.0)
+            self._first_use_minute = float(wake_minute)
+        for days, start, end in outings:
+            hours = ((end - start) % 1440) / 60.0
+            per_week = bin(days & 0x7F).count("1")
+            if hours > 0 and per_week:
+                self._learn(start / 60.0, hours, per_week * HINT_WEEKS, memory=1.0)
+        self._limits_day = 0
+
+    def limits_table(self, per_month: float | None = None, ceiling_h: float | None = None) -> list[float]:
         """The limit for each start hour, spending the alarm budget where it buys the most speed.
 
         Minimising the expected delay Σ_h n_h·L_h subject to Σ_h n_h·S_h(L_h) = budget gives, per
@@ -208,29 +272,31 @@ class NoUsageDetector:
         household's expected false alarms per month (its silences per hour times their chance to
         outgrow the limit) match ``false_alarms_per_month``.
         """
-        keep = (self.min_silence_h <= _GRID) & (self.ceiling_h >= _GRID)
+        budget = self.false_alarms_per_month if per_month is None else per_month
+        ceiling = self.ceiling_h if ceiling_h is None else min(ceiling_h, self.ceiling_h)
+        keep = (self.min_silence_h <= _GRID) & (ceiling >= _GRID)
         grid = _GRID[keep]
         log_survival = np.log(np.maximum(self.survival_table(), 1e-9))  # 24 × columns
         on_grid = np.exp(log_survival @ _TO_GRID[:, keep])  # 24 × G
         on_grid[:, grid > _THRESHOLDS[-1]] *= 0.5  # beyond what is learned: assume the tail keeps thinning
-        per_month = self.silences_per_month() * self.start_shares()  # 24
+        silences_by_hour = self.silences_per_month() * self.start_shares()  # per month, 24
         rows = np.arange(24)
 
         def best_for(index: int) -> tuple[np.ndarray, float]:
             """Each hour's limit (grid index) for one λ, and the false alarms per month it costs."""
             best = (grid[None, :] + _LAMBDAS[index] * on_grid).argmin(axis=1)  # 24
-            return best, float((on_grid[rows, best] * per_month).sum())
+            return best, float((on_grid[rows, best] * silences_by_hour).sum())
 
         # The first λ whose limits fit the budget. A larger λ never shortens a limit (survival does
         # not grow with the limit), so the false alarms fall monotonically in λ and a bisection
         # finds the same λ as trying them all, in 7 steps instead of 80.
         low, high = 0, len(_LAMBDAS) - 1
         best, cost = best_for(high)
-        if cost <= self.false_alarms_per_month:
+        if cost <= budget:
             while low < high:
                 middle = (low + high) // 2
                 best_middle, cost_middle = best_for(middle)
-                if cost_middle <= self.false_alarms_per_month:
+                if cost_middle <= budget:
                     high, best = middle, best_middle
                 else:
                     low = middle + 1
@@ -272,6 +338,8 @@ class NoUsageDetector:
             "limit_h": round(self._limit_s / 3600.0, 2),
             "budget": round(self.alarm_budget(), 5),
         }
+        if transition == "check_in":
+            facts["check_limit_h"] = round(self._check_s / 3600.0, 2)
         if transition == "resolved":
             zh = f"已恢复用水：{when_zh(interval.end, at, offset)} 前后再次用水，此前 {duration_zh(silence)} 未用水。"
             en = f"Water use resumed by {when_en(interval.end, at, offset)} after {duration_en(silence)} without any."
@@ -307,12 +375,15 @@ class NoUsageDetector:
         if transition == "escalated":
             parts_zh.append("仍未恢复，已升级")
             parts_en.append("still silent, escalated")
+        elif transition == "check_in":
+            parts_zh.append("先询问老人本人")
+            parts_en.append("asking the resident first")
         zh = "；".join(parts_zh) + "。"
         en = "; ".join(parts_en).capitalize() + "."
         return finding(
             self.name,
             transition,
-            _SEVERITY[self._episode_level],
+            _SEVERITY[max(1, self._episode_level)],  # a check-in is as serious as the alarm it may become
             since=since,
             at=at,
             utc_offset=offset,
@@ -337,13 +408,23 @@ class NoUsageDetector:
                 self._today,
                 self._first_use_today,
                 self._limits_day,
+                self._check_s,
+                self._checked,
             ),
-            self._counts + self._limits,
+            self._counts + self._limits + self._check_limits,
         )
 
     def load(self, data: bytes) -> None:
-        scalars, halves = _LAYOUT.unpack(data)
-        self._counts, self._limits = halves[: 24 * _COLUMNS], halves[24 * _COLUMNS :]
+        if data[:1] == bytes([_LAYOUT_V1.version]):  # before the check tier: asked nothing yet
+            scalars, halves = _LAYOUT_V1.unpack(data)
+            scalars, halves = (*scalars, 0.0, 0), halves + [0.0] * 24
+            limits_day_index = 11
+            scalars = (*scalars[:limits_day_index], 0, *scalars[limits_day_index + 1 :])  # work the tables out again
+        else:
+            scalars, halves = _LAYOUT.unpack(data)
+        split = 24 * _COLUMNS
+        self._counts, self._limits = halves[:split], halves[split : split + 24]
+        self._check_limits = halves[split + 24 :]
         (
             self._first_seen,
             self._last_reading,
@@ -357,4 +438,6 @@ class NoUsageDetector:
             self._today,
             self._first_use_today,
             self._limits_day,
+            self._check_s,
+            self._checked,
         ) = scalars  # type: ignore[assignment]

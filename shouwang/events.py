@@ -215,7 +215,8 @@ class AlertEvent(_Strict):
     v: Literal[1] = 1
     type: Literal["alert"] = "alert"
     alert_id: Annotated[str, StringConstraints(pattern=r"^al_[0-9a-f]{24}$")]
-    event: Literal["raised", "escalated", "resolved"]  # escalated: the detector raised the severity
+    # escalated: the detector raised the severity; check_in: ask the resident first (no_usage), before raised
+    event: Literal["check_in", "raised", "escalated", "resolved"]
     meter_id: MeterId | None = None
     grid_cell: GridCell | None = None
     kind: AlertKind

@@ -121,6 +121,24 @@ class Settings(BaseSettings):
     no_usage_ceiling_h: float = Field(
         default=18.0, ge=4, le=24, description="A silence this long raises `no_usage` whatever the household's rhythm."
     )
+    check_ins_per_month: float = Field(
+        default=2.0,
+        ge=0,
+        le=30,
+        description="`no_usage` asks the resident first (a household with a `resident` channel): how often a month "
+        "it may ask about silences that end by themselves. 0: no check-ins, carers at the alarm limit as before.",
+    )
+    check_in_ceiling_h: float = Field(
+        default=12.0, ge=4, le=24, description="A silence this long asks the resident whatever the household's rhythm."
+    )
+    check_in_timeout: str = Field(
+        default="30m",
+        pattern=r"^\d+[smh]$",
+        description="How long a resident has to answer a check-in before the family and grid worker are told.",
+    )
+    away_max_days: int = Field(
+        default=30, ge=1, le=365, description="The longest away mode anyone may set, resident or staff (days)."
+    )
 
     database_url: str | None = Field(
         default=None,

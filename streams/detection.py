@@ -22,10 +22,17 @@ class BankFactory:
     false_alarms_per_month: float
     ceiling_h: float
     offline_min_h: float
+    check_ins_per_month: float = 0.0
+    check_ceiling_h: float = 12.0
 
     def __call__(self) -> DetectorBank:
         configured: dict[str, Detector] = {
-            "no_usage": NoUsageDetector(false_alarms_per_month=self.false_alarms_per_month, ceiling_h=self.ceiling_h),
+            "no_usage": NoUsageDetector(
+                false_alarms_per_month=self.false_alarms_per_month,
+                ceiling_h=self.ceiling_h,
+                check_ins_per_month=self.check_ins_per_month,
+                check_ceiling_h=self.check_ceiling_h,
+            ),
             "meter_offline": MeterOfflineDetector(min_h=self.offline_min_h),
         }
         return DetectorBank([configured.get(d.name, d) for d in default_detectors()], tz=self.tz)
@@ -38,4 +45,6 @@ def bank_factory(settings: Settings, *, tz: str | None = None) -> Callable[[], D
         false_alarms_per_month=settings.no_usage_false_alarms_per_month,
         ceiling_h=settings.no_usage_ceiling_h,
         offline_min_h=settings.offline_min_h,
+        check_ins_per_month=settings.check_ins_per_month,
+        check_ceiling_h=settings.check_in_ceiling_h,
     )

@@ -8,6 +8,13 @@ is counted and reported with its line number and reason, never fatal.
 Output: one JSON object per alert transition (``raised`` or ``resolved``), with ``at`` and
 ``since`` in ISO 8601 with the household's offset. ``escalated`` transitions (the same episode
 at a higher severity) are written only when asked for, so every episode is one ``raised`` line.
+``check_in`` lines (the resident asked first, ``no_usage``) likewise, with the all-clear of a silence
+that only ever reached a check-in: without them the output is what it was before the check tier.
+
+``feedback`` simulates people answering: every ``no_usage`` alarm on a silence that ended by itself
+within 24 h is answered ``false_alarm`` an hour after it was raised. It is applied when the silence
+ends, which teaches the detector the same thing: no limit is decided for that meter in between (a
+silence is judged from its start, and the shortest limit is hours long).
 """
 
 from __future__ import annotations
@@ -142,6 +149,8 @@ def replay(
     escalations: bool = False,
     progress: Callable[[int], None] | None = None,
     jobs: int = 1,
+    check_ins: bool = False,
+    feedback: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Every meter through a fresh bank, in event-time order; yields one JSON-ready dict per transition.
 
@@ -151,11 +160,20 @@ def replay(
     meters = list(readings.meters.items())
     if jobs <= 1 or len(meters) < 2:
         for meter_id, points in meters:
-            yield from replay_meter(meter_id, points, bank_factory, escalations=escalations, progress=progress)
+            yield from replay_meter(
+                meter_id,
+                points,
+                bank_factory,
+                escalations=escalations,
+                progress=progress,
+                check_ins=check_ins,
+                feedback=feedback,
+            )
         return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = [
-            pool.submit(_replay_meter_list, meter_id, points, bank_factory, escalations) for meter_id, points in meters
+            pool.submit(_replay_meter_list, meter_id, points, bank_factory, escalations, check_ins, feedback)
+            for meter_id, points in meters
         ]
         for (_, points), future in zip(meters, futures, strict=True):
             yield from future.result()
@@ -170,15 +188,34 @@ def replay_meter(
     *,
     escalations: bool = False,
     progress: Callable[[int], None] | None = None,
+    check_ins: bool = False,
+    feedback: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """One meter's readings through a fresh bank."""
     bank = bank_factory()
+    alarmed: dict[tuple[str, datetime], float] = {}  # (kind, since) of open alarms → silence_h when raised
     for position, (ts, register) in enumerate(points, 1):
         if progress is not None and position % _PROGRESS_EVERY == 0:
             progress(_PROGRESS_EVERY)
         observation = Observation(meter_id, datetime.fromtimestamp(ts, UTC), register)
         for finding in bank.update(observation):
-            if finding.transition == "escalated" and not escalations:
+            episode = (finding.kind, finding.since)
+            if finding.transition == "raised":
+                alarmed[episode] = float(finding.facts.get("silence_h", 0.0))
+            elif finding.transition == "resolved":
+                raised_silence_h = alarmed.pop(episode, None)
+                if raised_silence_h is None and not check_ins and finding.kind == "no_usage":
+                    continue  # the all-clear of a silence that only reached a check-in
+                if (
+                    feedback
+                    and raised_silence_h is not None
+                    and finding.kind == "no_usage"
+                    and (finding.at - finding.since).total_seconds() <= 24 * 3600.0
+                ):
+                    bank.learn_feedback(finding.kind, finding.since.timestamp(), raised_silence_h)
+            if (finding.transition == "escalated" and not escalations) or (
+                finding.transition == "check_in" and not check_ins
+            ):
                 continue
             yield transition_record(meter_id, finding)
     if progress is not None:
@@ -186,9 +223,16 @@ def replay_meter(
 
 
 def _replay_meter_list(
-    meter_id: str, points: list[tuple[float, float]], bank_factory: Callable[[], DetectorBank], escalations: bool
+    meter_id: str,
+    points: list[tuple[float, float]],
+    bank_factory: Callable[[], DetectorBank],
+    escalations: bool,
+    check_ins: bool,
+    feedback: bool,
 ) -> list[dict[str, Any]]:
-    return list(replay_meter(meter_id, points, bank_factory, escalations=escalations))
+    return list(
+        replay_meter(meter_id, points, bank_factory, escalations=escalations, check_ins=check_ins, feedback=feedback)
+    )
 
 
 def transition_record(meter_id: str, finding: Finding) -> dict[str, Any]:

@@ -17,7 +17,16 @@ from streams.replay import ReplayError, read_readings, replay, write_jsonl
 SHOWN_BAD_ROWS = 20
 
 
-def run_replay(readings_path: Path, out_path: Path, *, settings: Settings, tz: str, escalations: bool) -> int:
+def run_replay(
+    readings_path: Path,
+    out_path: Path,
+    *,
+    settings: Settings,
+    tz: str,
+    escalations: bool,
+    check_ins: bool = False,
+    feedback: bool = False,
+) -> int:
     """Replay one file; returns the number of transitions written. ``ValueError`` has a one-line reason."""
     try:
         ZoneInfo(tz)
@@ -50,6 +59,8 @@ def run_replay(readings_path: Path, out_path: Path, *, settings: Settings, tz: s
                 readings,
                 bank_factory(settings, tz=tz),
                 escalations=escalations,
+                check_ins=check_ins,
+                feedback=feedback,
                 progress=lambda n: progress.advance(task, n),
                 jobs=os.cpu_count() or 1,
             ),

@@ -140,7 +140,7 @@ def test_resolved_and_data_quality_findings_carry_no_series(eventful: list[Obser
 def _first_use_clock(tz: str, shift: timedelta = timedelta(0)) -> tuple[Finding, str]:
     readings = [replace(r, ts=r.ts + shift) for r in Household(collapse_at=at_day(30, 9)).build()]
     findings = feed(DetectorBank([NoUsageDetector()], tz=tz), readings)
-    raised = next(f for f in findings if f.kind == "no_usage")
+    raised = next(f for f in findings if f.kind == "no_usage" and f.transition == "raised")
     return raised, str(raised.facts["usual_first_use"])
 
 

@@ -23,6 +23,8 @@ def last_use_before(readings: list[Observation], moment: datetime) -> datetime:
 
 
 def run(readings: list[Observation], **settings: float) -> list[Finding]:
+    """The alarm tier alone (no check-ins) unless ``check_ins_per_month`` is given."""
+    settings.setdefault("check_ins_per_month", 0.0)
     return feed(DetectorBank([NoUsageDetector(**settings)], tz="UTC"), readings)
 
 
@@ -103,7 +105,7 @@ def test_the_explanation_names_the_last_use_and_the_silence(collapse: datetime) 
 def test_an_outage_is_not_a_silence() -> None:
     start, end = at_day(20, 10), at_day(21, 16)
     readings = Household(offline=(start, end)).build()
-    bank = DetectorBank([NoUsageDetector(), MeterOfflineDetector()], tz="UTC")
+    bank = DetectorBank([NoUsageDetector(check_ins_per_month=0.0), MeterOfflineDetector()], tz="UTC")
     findings: list[Finding] = []
     for previous, reading in zip([None, *readings], readings, strict=False):
         if previous is not None:  # the stream's clock ticks every half hour, readings or not
