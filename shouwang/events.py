@@ -235,6 +235,65 @@ def alert_id_for(subject: str, kind: AlertKind | str, since: datetime) -> str:
     return f"al_{digest[:24]}"
 
 
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+"""A local time of day, ``HH:MM`` (24-hour clock)."""
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def minute_of_day(clock: str) -> int:
+    """``"07:30"`` → 450."""
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+class Outing(_Strict):
+    """A regular time away from home, e.g. the morning market 08:00–11:00 on weekdays."""
+
+    days: tuple[Weekday, ...] = Field(min_length=1, max_length=7)
+    start: ClockTime
+    end: ClockTime
+
+    def weekday_mask(self) -> int:
+        """Monday = bit 0 … Sunday = bit 6."""
+        return sum(1 << WEEKDAYS.index(day) for day in set(self.days))
+
+
+class RoutineHints(_Strict):
+    """What enrolment knows of an elder's routine, for a new household's detector to start from."""
+
+    wake_up: ClockTime | None = None  # the usual getting-up time
+    outings: tuple[Outing, ...] = Field(default=(), max_length=10)
+
+
+class OutcomeFeedback(_Strict):
+    """A person's verdict on an alarm, on the feedback topic (keyed by meter id): the detector learns
+    that the silence it raised on was normal for that household (``false_alarm``, ``resident_fine``)."""
+
+    v: Literal[1] = 1
+    type: Literal["feedback"] = "feedback"
+    alert_id: Annotated[str, StringConstraints(pattern=r"^al_[0-9a-f]{24}$")]
+    meter_id: MeterId
+    kind: AlertKind
+    since: Timestamp
+    silence_h: float = Field(gt=0, le=24 * 31)
+    outcome: Literal["false_alarm", "resident_fine"]
+    at: Timestamp  # when the person answered
+
+
+class MeterHints(_Strict):
+    """Routine hints for one meter's detector, on the feedback topic (keyed by meter id)."""
+
+    v: Literal[1] = 1
+    type: Literal["routine_hints"] = "routine_hints"
+    meter_id: MeterId
+    hints: RoutineHints
+
+
+FeedbackMessage = Annotated[OutcomeFeedback | MeterHints, Field(discriminator="type")]
+_FEEDBACK_MESSAGE: TypeAdapter[OutcomeFeedback | MeterHints] = TypeAdapter(FeedbackMessage)
+
 ReadingMessage = Annotated[MeterReading | ReadingBatch, Field(discriminator="type")]
 _READING_MESSAGE: TypeAdapter[MeterReading | ReadingBatch] = TypeAdapter(ReadingMessage)
 
@@ -278,11 +337,15 @@ _PATTERN_HINTS = {
 }
 
 
+# A union's tag appears in pydantic's error locations; the reader knows the type already.
+_TYPE_TAGS = frozenset({"reading", "reading_batch", "feedback", "routine_hints"})
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """The first few problems of a pydantic error as one line: ``field: what is wrong``."""
     parts = []
     for item in error.errors()[:3]:
-        where = ".".join(str(part) for part in item["loc"] if part not in {"reading", "reading_batch"})
+        where = ".".join(str(part) for part in item["loc"] if part not in _TYPE_TAGS)
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown field"
@@ -327,6 +390,17 @@ def decode_incident(raw: bytes) -> IncidentReport:
 def decode_alert(raw: bytes) -> AlertEvent:
     """Bytes from the alerts topic → an alert event, or ``EventError`` with the reason."""
     return _decode(raw, AlertEvent, "alert")
+
+
+def decode_feedback(raw: bytes) -> OutcomeFeedback | MeterHints:
+    """Bytes from the feedback topic → an outcome or routine hints, or ``EventError`` with the reason."""
+    data = _check_envelope(load_json(raw), None)
+    if "type" not in data:
+        raise EventError("type: required (feedback or routine_hints)")
+    try:
+        return _FEEDBACK_MESSAGE.validate_python(data)
+    except ValidationError as exc:
+        raise EventError(describe_validation_error(exc)) from exc
 
 
 def encode(event: BaseModel) -> bytes:

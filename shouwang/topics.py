@@ -15,6 +15,7 @@ class Topics:
     incidents: str
     alerts: str
     deadletter: str
+    feedback: str  # people's verdicts on alarms and enrolment's routine hints, for the detectors (keyed by meter)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -23,4 +24,5 @@ class Topics:
             incidents=settings.topic("incidents"),
             alerts=settings.topic("alerts"),
             deadletter=settings.topic("deadletter"),
+            feedback=settings.topic("feedback"),
         )
