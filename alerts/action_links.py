@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from alerts.channels.base import ActionLink
 from alerts.channels.types import GROUP_CHANNELS
+from alerts.check_ins import answer_away, answer_fine
 from alerts.lifecycle import acknowledge, resolve
 from alerts.models import ActionLinkUse, Alert, Delivery, Endpoint, Recipient
 from alerts.pipeline import RouterConfig
@@ -34,17 +35,23 @@ from alerts.statuses import AlertStatus
 _SALT = b"shouwang.action-link.v1\0"
 # What each role may do from a message: families acknowledge ("I am on it"); staff may also resolve.
 ROLE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "resident": ("fine", "away"),  # the elder answers a check-in: I'm fine / I'm away (until a day)
     "family": ("acknowledge",),
     "grid_worker": ("acknowledge", "resolve"),
     "supervisor": ("acknowledge", "resolve"),
     "operator": ("acknowledge", "resolve"),
 }
-_CODES = {"acknowledge": "a", "resolve": "r"}
+_CODES = {"acknowledge": "a", "resolve": "r", "fine": "f", "away": "w"}
 _ACTIONS = {code: action for action, code in _CODES.items()}
-LABELS = {"acknowledge": ("我来处理", "I'll handle it"), "resolve": ("处理完毕", "Resolve")}
+LABELS = {
+    "acknowledge": ("我来处理", "I'll handle it"),
+    "resolve": ("处理完毕", "Resolve"),
+    "fine": ("我很好", "I'm fine"),
+    "away": ("我不在家", "I'm away"),
+}
 # A token: the delivery id without its "msg_" (24 url-safe characters), the action's letter, a 10-character tag.
 _DELIVERY = re.compile(r"^msg_([A-Za-z0-9_-]{24})$")
-_TOKEN = re.compile(r"^([A-Za-z0-9_-]{24})([ar])([A-Za-z0-9_-]{10})$")
+_TOKEN = re.compile(r"^([A-Za-z0-9_-]{24})([arfw])([A-Za-z0-9_-]{10})$")
 
 
 class LinkError(ValueError):
@@ -168,6 +175,7 @@ def use_link(
     outcome: str | None,
     note: str | None,
     config: RouterConfig,
+    until: str | None = None,
 ) -> LinkView:
     """Perform the link's action, once, recorded with its recipient as the actor (the page's button)."""
     view = open_link(session, signer, token, now=now, ttl=ttl)
@@ -177,6 +185,10 @@ def use_link(
     by = f"{view.recipient.name} ({view.recipient.id}, via link)"
     if view.action == "acknowledge":
         acknowledge(session, view.alert, by=by, now=now)
+    elif view.action == "fine":
+        answer_fine(session, view.alert, by=by, now=now, config=config)
+    elif view.action == "away":
+        answer_away(session, view.alert, by=by, until=until or "", now=now, config=config)
     else:
         resolve(session, view.alert, by=by, outcome=outcome or "", note=note, now=now, config=config)
     # The unique (delivery, action) constraint makes a second use, even a concurrent one, fail here.

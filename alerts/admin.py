@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from alerts.channels.registry import Registered
 from alerts.channels.validation import VENDOR_NAMES, type_for_url
 from alerts.models import Endpoint, Household, Meter, Recipient, Silence, Subscription
-from alerts.policy import ALL_KINDS, ROLES, SEVERITIES
+from alerts.policy import ALL_KINDS, RECIPIENT_ROLES, RESIDENT, SEVERITIES
 from alerts.secret_box import SecretBox
 from alerts.statuses import EndpointStatus
 from alerts.webhooks import UnsafeURLError, check_url, new_secret
@@ -77,8 +77,8 @@ def create_recipient(
 ) -> tuple[Recipient, str | None]:
     """A recipient and (optionally) its endpoint: a webhook (returns its signing secret, once) or another
     channel, validated and sealed by ``alerts.channels.registry.Channels.register``."""
-    if role not in ROLES:
-        raise AdminError(f"role must be one of {', '.join(ROLES)}")
+    if role not in RECIPIENT_ROLES:
+        raise AdminError(f"role must be one of {', '.join(RECIPIENT_ROLES)}")
     recipient = Recipient(name=name, role=role)
     session.add(recipient)
     session.flush()
@@ -133,6 +133,8 @@ def subscribe(
         raise AdminError("subscribe to one of household_id, grid_cell or community, not several")
     if recipient.role == "family" and household_id is None:
         raise AdminError("a family member subscribes to one household (household_id)")
+    if recipient.role == RESIDENT and household_id is None:
+        raise AdminError("a resident subscribes to their own household (household_id)")
     if not scopes and recipient.role not in {"supervisor", "operator"}:
         raise AdminError("only supervisors and operators may subscribe to everything")
     if household_id is not None and session.get(Household, household_id) is None:

@@ -75,6 +75,10 @@ class Household(Base):
     consent_withdrawn_by: Mapped[str | None] = mapped_column(String(200))
     away_until: Mapped[datetime | None]
     away_note: Mapped[str | None] = mapped_column(String(500))
+    away_set_by: Mapped[str | None] = mapped_column(String(200))  # who set away mode (a resident from a check-in…)
+    away_ends_on_use: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # water used: home
+    # What enrolment knows of the elder's routine (shouwang.events.RoutineHints), for the detector to start from.
+    routine_hints: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -95,6 +99,7 @@ class Meter(Base):
     household_id: Mapped[str] = mapped_column(ForeignKey("households.id"), index=True)
     reporting_interval_s: Mapped[int] = mapped_column(Integer, default=3600)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    hints_sent_at: Mapped[datetime | None]  # the household's routine hints reached the worker (feedback topic)
 
     household: Mapped[Household] = relationship(back_populates="meters")
 
@@ -204,6 +209,12 @@ class Alert(Base):
     escalation_tier: Mapped[int] = mapped_column(Integer, default=0)
     next_escalation_at: Mapped[datetime | None] = mapped_column(index=True)
     next_reminder_at: Mapped[datetime | None] = mapped_column(index=True)
+    # The resident asked first (alerts/check_ins.py): CheckIn state, when carers are told if nobody answers,
+    # and, after "I'm fine", when a silence still going on goes to carers anyway.
+    check_in: Mapped[str | None] = mapped_column(String(16))
+    check_in_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    recheck_at: Mapped[datetime | None] = mapped_column(index=True)
+    feedback_sent_at: Mapped[datetime | None]  # a person's false_alarm / resident_fine reached the detector
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from alerts import metrics
 from alerts.models import Alert, Delivery, Endpoint, Household, Recipient, Subscription
 from alerts.payloads import alert_payload
-from alerts.policy import ROLE_KINDS, severity_at_least
+from alerts.policy import RESIDENT, ROLE_KINDS, severity_at_least
 from alerts.statuses import DeliveryStatus, EndpointStatus
 from alerts.webhooks import new_message_id
 
@@ -56,8 +56,8 @@ def _subscription_admits(
 ) -> bool:
     if alert.kind not in ROLE_KINDS.get(recipient.role, frozenset()):
         return False
-    # A family member hears only about the household they subscribed to, never a whole cell.
-    if recipient.role == "family" and (household is None or subscription.household_id != household.id):
+    # A family member (or the resident) hears only about the household subscribed to, never a whole cell.
+    if recipient.role in {"family", RESIDENT} and (household is None or subscription.household_id != household.id):
         return False
     is_global = not (subscription.household_id or subscription.grid_cell or subscription.community)
     if is_global and recipient.role not in {"supervisor", "operator"}:
@@ -68,9 +68,11 @@ def _subscription_admits(
 
 
 def previously_notified(session: Session, alert: Alert) -> list[Recipient]:
-    """Everyone already told about this alert (they are owed the all-clear and reminders)."""
+    """Every carer already told about this alert (they are owed the all-clear and reminders). Not the
+    resident: they were asked, and their answer (or their water use) is what ends it."""
     ids = select(Delivery.recipient_id).where(Delivery.alert_id == alert.id).distinct()
-    return list(session.scalars(select(Recipient).where(Recipient.id.in_(ids)).order_by(Recipient.id)))
+    query = select(Recipient).where(Recipient.id.in_(ids), Recipient.role != RESIDENT).order_by(Recipient.id)
+    return list(session.scalars(query))
 
 
 def record_notifications(

@@ -13,7 +13,15 @@ from typing import Any
 from alerts.models import Alert, Household
 from alerts.statuses import AlertStatus
 
-EVENT_TYPES = ("alert.raised", "alert.updated", "alert.escalated", "alert.reminder", "alert.resolved", "endpoint.ping")
+EVENT_TYPES = (
+    "alert.raised",
+    "alert.updated",
+    "alert.escalated",
+    "alert.reminder",
+    "alert.resolved",
+    "endpoint.ping",
+    "alert.check_in",  # to the resident only: "are you well?" (alerts/check_ins.py)
+)
 
 
 def _iso(value: datetime | None) -> str | None:

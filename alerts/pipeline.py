@@ -22,6 +22,8 @@ class RouterConfig:
     policy: EscalationPolicy
     repeat_interval: timedelta
     public_url: str
+    check_in_timeout: timedelta = timedelta(minutes=30)  # the resident's time to answer before carers are told
+    away_max: timedelta = timedelta(days=30)  # the longest away mode anyone may set
 
 
 def router_config(settings: Settings) -> RouterConfig:
@@ -29,6 +31,8 @@ def router_config(settings: Settings) -> RouterConfig:
         policy=parse_policy(settings.escalation),
         repeat_interval=parse_duration(settings.repeat_interval),
         public_url=settings.public_url,
+        check_in_timeout=parse_duration(settings.check_in_timeout),
+        away_max=timedelta(days=settings.away_max_days),
     )
 
 

@@ -14,7 +14,11 @@ from datetime import timedelta
 from shouwang.events import AlertKind, Severity
 
 SEVERITIES = tuple(severity.value for severity in Severity)  # in rising order
-ROLES = ("family", "grid_worker", "supervisor", "operator")
+ROLES = ("family", "grid_worker", "supervisor", "operator")  # the roles of escalation chains
+# The elder themself: asked first about their own household's silence (a check-in), never told about
+# anything else and never part of an escalation chain.
+RESIDENT = "resident"
+RECIPIENT_ROLES = (RESIDENT, *ROLES)
 
 WATER_KINDS = frozenset({"no_usage", "continuous_flow", "spike"})
 OPERATIONS_KINDS = frozenset({"meter_offline", "data_quality"})
@@ -24,6 +28,7 @@ ALL_KINDS = frozenset(kind.value for kind in AlertKind)
 # What each role may ever receive, whatever it subscribed to. Families hear about their
 # elder's water use, never about a flat battery or a meter glitch (those are staff matters).
 ROLE_KINDS: Mapping[str, frozenset[str]] = {
+    "resident": frozenset({"no_usage"}),
     "family": WATER_KINDS,
     "grid_worker": ALL_KINDS,
     "supervisor": ALL_KINDS,

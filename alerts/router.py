@@ -23,7 +23,9 @@ from alerts import metrics
 from alerts.action_links import ActionLinkSigner, LinkMaker
 from alerts.channels.registry import Channels
 from alerts.channels.types import ChannelType
+from alerts.check_ins import check_ins_due, rechecks_due
 from alerts.db import Store
+from alerts.feedback import FeedbackPublisher
 from alerts.lifecycle import escalate_due, remind_due
 from alerts.models import Alert, Delivery, Endpoint, Meter, utcnow
 from alerts.outbox import OutboxConfig, OutboxDispatcher
@@ -142,6 +144,8 @@ class Router:
         with self.store.transaction() as session:
             changed = len(escalate_due(session, now=now, config=self.config))
             changed += len(remind_due(session, now=now, config=self.config))
+            changed += len(check_ins_due(session, now=now, config=self.config))
+            changed += len(rechecks_due(session, now=now, config=self.config))
         self.refresh_gauges()
         return changed
 
@@ -199,10 +203,12 @@ class Router:
             links=LinkMaker(ActionLinkSigner(secret_keys(settings)), settings.public_url),
             channels=self.channels.build,
         )
+        publisher = FeedbackPublisher(self.store, self.topics.feedback, settings.bootstrap_servers, clock=self.clock)
         tasks = [
             asyncio.create_task(self.consume(), name="consume"),
             asyncio.create_task(dispatcher.run(self.stop_event, self.wake), name="dispatch"),
             asyncio.create_task(self.timers(), name="timers"),
+            asyncio.create_task(publisher.run(self.stop_event, tick_s=self.timer_tick_s), name="feedback"),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

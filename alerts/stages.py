@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from alerts.models import Alert, AlertTransition, Household, Meter, Silence
+from alerts.check_ins import ask_resident_first, on_detector_event
+from alerts.models import Alert, AlertTransition, Meter
 from alerts.notifications import previously_notified, record_notifications, subscribed_recipients
 from alerts.pipeline import Pipeline, RouteContext
-from alerts.policy import AWAY_MUTED_KINDS, severity_at_least
+from alerts.policy import severity_at_least
+from alerts.silences import silence_reason
 from alerts.statuses import AlertStatus, Outcome
 
 
@@ -75,6 +74,8 @@ def record_lifecycle(ctx: RouteContext) -> None:
         AlertTransition(alert_id=alert.id, event=event.event, at=event.at, actor="detector", recorded_at=ctx.now)
     )
     ctx.alert = alert
+    if alert.check_in is not None and on_detector_event(ctx, alert):
+        return
     if event.event == "escalated":
         if alert.status == AlertStatus.RESOLVED:
             ctx.stop("already-resolved")
@@ -116,29 +117,6 @@ def apply_silences(ctx: RouteContext) -> None:
         ctx.stop(f"silenced:{reason}")
 
 
-def silence_reason(session: Session, alert: Alert, household: Household | None, now: datetime) -> str | None:
-    """Why this alert must not be notified now, or None."""
-    if household is not None and not household.consent_active:
-        return "consent"
-    if household is not None and household.is_away(now) and alert.kind in AWAY_MUTED_KINDS:
-        return "away"
-    candidates = session.scalars(select(Silence).where(Silence.starts_at <= now, Silence.ends_at > now))
-    for silence in candidates:
-        if _matches(silence, alert):
-            return silence.id
-    return None
-
-
-def _matches(silence: Silence, alert: Alert) -> bool:
-    pairs = (
-        (silence.household_id, alert.household_id),
-        (silence.meter_id, alert.meter_id),
-        (silence.grid_cell, alert.grid_cell),
-        (silence.kind, alert.kind),
-    )
-    return all(wanted is None or wanted == actual for wanted, actual in pairs)
-
-
 def enqueue_notifications(ctx: RouteContext) -> None:
     """First tier on a raise; the first tier of the new severity (and everyone told before) when the
     detector raises the severity; everyone already told on a resolve (the all-clear)."""
@@ -175,4 +153,6 @@ def enqueue_notifications(ctx: RouteContext) -> None:
 
 
 def default_pipeline() -> Pipeline:
-    return Pipeline([deduplicate, attach_household, record_lifecycle, apply_silences, enqueue_notifications])
+    return Pipeline(
+        [deduplicate, attach_household, ask_resident_first, record_lifecycle, apply_silences, enqueue_notifications]
+    )

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 
 class AlertStatus(StrEnum):
+    CHECKING = "checking"  # the resident is being asked first; carers not told yet
     RAISED = "raised"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
@@ -27,6 +28,20 @@ class Outcome(StrEnum):
 
 
 PERSON_OUTCOMES = (Outcome.FALSE_ALARM, Outcome.RESIDENT_FINE, Outcome.HELP_GIVEN, Outcome.EMERGENCY)
+
+
+class CheckIn(StrEnum):
+    """How asking the resident first went (``Alert.check_in``)."""
+
+    ASKED = "asked"  # waiting for an answer
+    FINE = "fine"  # "我很好": closed as resident_fine, carers told only if the silence reaches 24 h
+    AWAY = "away"  # "我不在家": away mode set by the resident
+    UNANSWERED = "unanswered"  # no answer in time: carers told
+    FAILED = "failed"  # the resident's channel failed for good: carers at the alarm limit, as without one
+    FINE_BUT_SILENT = "fine_silent"  # answered fine, but 24 h without water: carers told, critical
+
+
+FEEDBACK_OUTCOMES = (Outcome.FALSE_ALARM, Outcome.RESIDENT_FINE)  # verdicts the detector learns from
 
 
 class DeliveryStatus(StrEnum):

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from detectors.incidents.text import has_content
 from shouwang.events import GridCell, MeterId, Timestamp
 
-Role = Literal["family", "grid_worker", "supervisor", "operator"]
+Role = Literal["resident", "family", "grid_worker", "supervisor", "operator"]
 KeyRole = Literal["operator", "supervisor", "grid_worker", "family", "device"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 Kind = Literal[

@@ -45,8 +45,10 @@ PROVIDERS: tuple[Provider, ...] = ("aliyun", "tencent")
 # The message types an SMS can carry, keyed without their "alert." prefix. Each needs an approved template
 # ("updated" may share the code of "raised"): a gap found at start-up beats a refusal at 3 a.m., which
 # would also mark every SMS endpoint failing.
-MESSAGE_TYPES = ("raised", "updated", "escalated", "reminder", "resolved", "ping")
-REQUIRED_TEMPLATES = MESSAGE_TYPES
+MESSAGE_TYPES = ("raised", "updated", "escalated", "reminder", "resolved", "ping", "check_in")
+# check_in is asked of residents only: a deployment that gives no resident an SMS channel needs no template
+# for it (a check-in without one is refused, and the household's carers are told at the alarm limit).
+REQUIRED_TEMPLATES = MESSAGE_TYPES[:-1]
 VARIABLES = ("name", "kind", "time", "link", "outcome")
 
 # Short enough for Tencent's six characters; the console's longer labels do not fit an SMS variable.
@@ -101,6 +103,8 @@ def default_params(provider: Provider, message_type: str) -> tuple[str, ...]:
         return ("time",)
     if message_type == "resolved":
         return ("name", "kind", "outcome")
+    if message_type == "check_in":  # "您好，今天还没看到用水，您还好吗？回复 1 我很好，回复 2 我不在家" + the link
+        return ("link",) if provider == "aliyun" else ()
     # Tencent refuses links in variables: its templates carry the console's address as fixed text.
     return ("name", "kind", "time", "link") if provider == "aliyun" else ("name", "kind", "time")
 

@@ -32,7 +32,15 @@ from alerts.channels import wording as w
 from alerts.channels.base import ActionLink, Audience, Notification
 
 DEFAULT_DIR = Path(__file__).parent / "templates"
-EVENT_TYPES = ("alert.raised", "alert.updated", "alert.escalated", "alert.reminder", "alert.resolved", "endpoint.ping")
+EVENT_TYPES = (
+    "alert.raised",
+    "alert.updated",
+    "alert.escalated",
+    "alert.reminder",
+    "alert.resolved",
+    "endpoint.ping",
+    "alert.check_in",  # to the resident only: "are you well?" (alerts/check_ins.py)
+)
 # Many notifications to one rate-limited endpoint in one message (alerts/channel_batches.py): its data is
 # {"count", "items": [{"type", …alert data}]}; each item is filtered for the audience like a single alert.
 DIGEST_EVENT = "alert.digest"
@@ -208,7 +216,7 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
     resolution: Mapping[str, Any] = raw_resolution if isinstance(raw_resolution, Mapping) else {}
     raw_facts = data.get("facts")
     outcome = _text(resolution.get("outcome"))
-    if event in ("alert.resolved", "endpoint.ping", DIGEST_EVENT):
+    if event in ("alert.resolved", "endpoint.ping", "alert.check_in", DIGEST_EVENT):
         advice, event_advice = w.pick(w.EVENT_ADVICE, event, language), None
     else:
         pair = w.ADVICE.get(kind or "", w.DEFAULT_ADVICE)

@@ -54,6 +54,7 @@ EVENT_LABELS: Mapping[str, tuple[str, str]] = {
     "alert.resolved": ("已解除", "Resolved"),
     "endpoint.ping": ("通道测试", "Channel test"),
     "alert.digest": ("汇总", "Digest"),
+    "alert.check_in": ("您还好吗？", "Are you well?"),
 }
 
 # Said before the kind's advice when the event itself asks something more of the reader.
@@ -67,6 +68,10 @@ EVENT_ADVICE: Mapping[str, tuple[str, str]] = {
         "A test: notifications reach this place. No action needed",
     ),
     "alert.digest": ("以下告警请逐条处理", "Deal with each alert below"),
+    "alert.check_in": (
+        "您好，今天还没看到用水，您还好吗？请点下面的“我很好”或“我不在家”回复。",
+        "Hello, we have not seen any water use today. Are you well? Tap I'm fine or I'm away below.",
+    ),
 }
 
 OUTCOME_LABELS: Mapping[str, tuple[str, str]] = {

@@ -32,9 +32,12 @@ _STATUS = {"ready": 200, "done": 200, "closed": 200, "used": 410, "expired": 410
 _TITLES = {
     "acknowledge": ("确认接手处理", "Acknowledge"),
     "resolve": ("记录处理结果", "Resolve"),
+    "fine": ("您还好吗？", "Are you well?"),
+    "away": ("您不在家吗？", "Are you away?"),
     None: ("守望告警", "Shouwang alert"),
 }
-_STATUS_ZH = {"raised": "待处理", "acknowledged": "已有人接手", "resolved": "已处理完毕"}
+_STATUS_ZH = {"checking": "询问老人中", "raised": "待处理", "acknowledged": "已有人接手", "resolved": "已处理完毕"}
+RESIDENT_ACTIONS = frozenset({"fine", "away"})
 _MAX_FORM_BYTES = 4096
 
 
@@ -52,9 +55,10 @@ def _page(request: Request, session: SessionDep, token: str, view: LinkView) -> 
     alert, recipient = view.alert, view.recipient
     place = None
     raised_at = ""
+    zone = ZoneInfo("Asia/Shanghai")
     if alert is not None:
         household = session.get(Household, alert.household_id) if alert.household_id else None
-        zone = ZoneInfo(household.timezone) if household else ZoneInfo("Asia/Shanghai")
+        zone = ZoneInfo(household.timezone) if household else zone
         raised_at = alert.raised_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
         # The page shows the household as the message did: a link from a group chat may be opened by anyone
         # in the group, so it gets the masked name and the building only.
@@ -65,6 +69,10 @@ def _page(request: Request, session: SessionDep, token: str, view: LinkView) -> 
         elif alert.grid_cell:
             place = alert.grid_cell
     title_zh, title_en = _TITLES.get(view.action, _TITLES[None])
+    settings: Settings = request.app.state.settings
+    local_now = utcnow().astimezone(zone)
+    today = local_now.date().isoformat()
+    away_last_day = (local_now.date() + timedelta(days=settings.away_max_days)).isoformat()
     button_zh, button_en = LABELS.get(view.action or "", ("确认", "Confirm"))
     context = {
         "view": view,
@@ -80,6 +88,9 @@ def _page(request: Request, session: SessionDep, token: str, view: LinkView) -> 
         "status_zh": _STATUS_ZH.get(alert.status, alert.status) if alert else "",
         "outcomes": [(o.value, *OUTCOME_LABELS.get(o.value, (o.value, o.value))) for o in PERSON_OUTCOMES],
         "action_path": f"/a/{token}",
+        "for_resident": view.action in RESIDENT_ACTIONS,
+        "today": today,
+        "away_last_day": away_last_day,
     }
     response = templates.TemplateResponse(request, "actions/page.html", context, status_code=_STATUS[view.state])
     response.headers.update(SECURITY_HEADERS)
@@ -99,6 +110,7 @@ async def use(token: str, request: Request) -> HTMLResponse:
     form = parse_qs(body[:_MAX_FORM_BYTES].decode("utf-8", "replace"))
     outcome = form.get("outcome", [""])[0] or None
     note = form.get("note", [""])[0].strip() or None
+    until = form.get("until", [""])[0].strip()[:10] or None
     settings: Settings = request.app.state.settings
     with request.app.state.store.transaction() as session:
         try:
@@ -111,6 +123,7 @@ async def use(token: str, request: Request) -> HTMLResponse:
                 outcome=outcome,
                 note=note[:2000] if note else None,
                 config=router_config(settings),
+                until=until,
             )
         except LifecycleError as exc:
             view = open_link(session, _signer(request), token, now=utcnow(), ttl=_ttl(request))

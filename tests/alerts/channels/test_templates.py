@@ -84,7 +84,7 @@ def test_a_group_never_reads_the_full_name_the_address_or_the_water_use(
     text = render(event, channel=channel, family=family, language=language)
     for private in (NAME, ADDRESS, "莲花路", "501", "usage_hourly_l", str(SERIES), EXPLANATION, "07:20", "她在家"):
         assert private not in text
-    if event != "endpoint.ping":
+    if event not in {"endpoint.ping", "alert.check_in"}:  # a check-in asks the resident of their own home
         assert "王**" in text and "3栋" in text and "FT-12-3" in text
 
 
@@ -93,6 +93,15 @@ def test_a_person_reads_the_name_the_address_and_the_explanation(channel: str, f
     text = render(channel=channel, family=family, audience="person")
     assert NAME in text and ADDRESS in text and EXPLANATION in text
     assert "usage_hourly_l" not in text
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+@pytest.mark.parametrize(("channel", "family"), PERSON_FAMILIES)
+def test_a_check_in_asks_the_resident_and_offers_the_answers(channel: str, family: str, language: str) -> None:
+    text = render("alert.check_in", channel=channel, family=family, language=language, audience="person")
+    question = "今天还没看到用水，您还好吗？" if language == "zh-CN" else "Are you well?"
+    assert question in text
+    assert EXPLANATION not in text and "usage_hourly_l" not in text  # the question, not the detector's reasoning
 
 
 def test_what_to_do_comes_first() -> None:
