@@ -5,7 +5,7 @@ tests. Each checks its input and raises ``AdminError`` with a one-line reason.""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
@@ -158,11 +158,22 @@ def subscribe(
     return subscription
 
 
-def set_away(household: Household, *, until: datetime | None, note: str | None, now: datetime) -> None:
-    """Away mode until a time (travel, hospital); ``until=None`` ends it."""
+def set_away(
+    household: Household,
+    *,
+    until: datetime | None,
+    note: str | None,
+    now: datetime,
+    by: str | None = None,
+    max_days: int | None = None,
+) -> None:
+    """Away mode until a time (travel, hospital), recorded with who set it; ``until=None`` ends it."""
     if until is not None and until <= now:
         raise AdminError("away mode must end in the future")
-    household.away_until, household.away_note = until, note
+    if until is not None and max_days is not None and until - now > timedelta(days=max_days):
+        raise AdminError(f"away mode lasts at most {max_days} days (SHOUWANG_AWAY_MAX_DAYS)")
+    household.away_until, household.away_note, household.away_set_by = until, note, by
+    household.away_ends_on_use = False
 
 
 def withdraw_consent(household: Household, *, by: str, now: datetime) -> None:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from detectors.incidents.text import has_content
-from shouwang.events import GridCell, MeterId, Timestamp
+from shouwang.events import GridCell, MeterId, RoutineHints, Timestamp
 
 Role = Literal["resident", "family", "grid_worker", "supervisor", "operator"]
 KeyRole = Literal["operator", "supervisor", "grid_worker", "family", "device"]
@@ -61,6 +61,11 @@ class HouseholdCreate(Strict):
     community: Community | None = None
     address: Text500 | None = None
     consent: Consent
+    routine_hints: RoutineHints | None = Field(
+        default=None,
+        description="The elder's usual getting-up time and regular outings, for the detector to start from "
+        "(a new household's first month otherwise leans on typical homes)",
+    )
 
 
 class HouseholdPatch(Strict):
@@ -69,6 +74,7 @@ class HouseholdPatch(Strict):
     grid_cell: GridCell | None = None
     community: Community | None = None
     address: Text500 | None = None
+    routine_hints: RoutineHints | None = None
 
 
 class ConsentOut(BaseModel):
@@ -94,6 +100,8 @@ class HouseholdOut(BaseModel):
     consent: ConsentOut
     away_until: datetime | None
     away_note: str | None
+    away_set_by: str | None = Field(description="Who set away mode (a resident answering a check-in, a key's holder)")
+    routine_hints: RoutineHints | None
     meters: list[MeterOut]
 
 

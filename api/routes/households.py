@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -21,6 +21,8 @@ from api.schemas import (
     MeterCreate,
     MeterOut,
 )
+from shouwang.events import RoutineHints
+from shouwang.settings import Settings
 
 router = APIRouter(prefix="/v1/households", tags=["households"], responses=ERROR_RESPONSES)
 
@@ -42,6 +44,8 @@ def household_out(household: Household) -> HouseholdOut:
         ),
         away_until=household.away_until,
         away_note=household.away_note,
+        away_set_by=household.away_set_by,
+        routine_hints=RoutineHints.model_validate(household.routine_hints) if household.routine_hints else None,
         meters=[
             MeterOut(meter_id=m.meter_id, reporting_interval_s=m.reporting_interval_s)
             for m in sorted(household.meters, key=lambda m: m.meter_id)
@@ -70,6 +74,8 @@ def create_household(body: HouseholdCreate, session: SessionDep, _: Operator) ->
         consent_given_at=body.consent.given_at,
         consent_scope=body.consent.scope,
     )
+    if body.routine_hints is not None:
+        household.routine_hints = body.routine_hints.model_dump(mode="json")
     return household_out(household)
 
 
@@ -101,6 +107,11 @@ def patch_household(household_id: str, body: HouseholdPatch, session: SessionDep
     for field, value in body.model_dump(exclude_unset=True).items():
         if value is None and field in {"name", "timezone", "grid_cell"}:
             raise ApiError(422, "invalid_request", f"{field} cannot be null")
+        if field == "routine_hints":
+            household.routine_hints = body.routine_hints.model_dump(mode="json") if body.routine_hints else None
+            for meter in household.meters:  # the worker is sent the new hints
+                meter.hints_sent_at = None
+            continue
         setattr(household, field, value)
     return household_out(household)
 
@@ -137,14 +148,27 @@ def add_meter(household_id: str, body: MeterCreate, session: SessionDep, princip
     response_model=HouseholdOut,
     summary="Away mode until a time: no 'no water use' alarms while the elder is away",
 )
-def set_away(household_id: str, body: AwayMode, session: SessionDep, principal: Reader) -> HouseholdOut:
+def set_away(
+    household_id: str, body: AwayMode, session: SessionDep, principal: Reader, request: Request
+) -> HouseholdOut:
     household = visible_household(session, principal, household_id)
-    admin.set_away(household, until=body.until, note=body.note, now=utcnow())
+    settings: Settings = request.app.state.settings
+    try:
+        admin.set_away(
+            household,
+            until=body.until,
+            note=body.note,
+            now=utcnow(),
+            by=principal.actor,
+            max_days=settings.away_max_days,
+        )
+    except admin.AdminError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from exc
     return household_out(household)
 
 
 @router.delete("/{household_id}/away", status_code=204, response_class=Response, summary="End away mode")
 def end_away(household_id: str, session: SessionDep, principal: Reader) -> Response:
     household = visible_household(session, principal, household_id)
-    admin.set_away(household, until=None, note=None, now=utcnow())
+    admin.set_away(household, until=None, note=None, now=utcnow(), by=principal.actor)
     return Response(status_code=204)
