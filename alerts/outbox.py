@@ -27,6 +27,7 @@ from alerts.channels.base import Channel, Notification
 from alerts.channels.types import ChannelType
 from alerts.db import Store, rows_changed
 from alerts.models import Delivery, DeliveryAttempt, Endpoint, Recipient, utcnow
+from alerts.policy import RESIDENT
 from alerts.statuses import AttemptOutcome, DeliveryStatus, EndpointStatus
 from alerts.webhooks import AttemptResult, EndpointLimiter, UnsafeURLError, check_url, next_delay, send_once
 
@@ -182,7 +183,7 @@ class OutboxDispatcher:
                         url=item.url,
                         secret=item.secret,
                         message_id=item.id,
-                        body=item.payload,
+                        body=self._with_answers(item),
                         now=self.clock(),
                         timeout_s=self.config.timeout_s,
                     )
@@ -195,6 +196,21 @@ class OutboxDispatcher:
                         retry_after_s=None,
                     )
         await asyncio.to_thread(self.record, item, result)
+
+    def _with_answers(self, item: Claimed) -> bytes:
+        """A resident's webhook (a smart speaker, a voice-call service) gets the check-in's answers as signed
+        links in ``data.answers``: the same links on every attempt, so a resend stays byte-identical."""
+        if item.recipient_role != RESIDENT or self.links is None:
+            return item.payload
+        links = self.links(delivery_id=item.id, role=item.recipient_role)
+        if not links:
+            return item.payload
+        body = json.loads(item.payload)
+        body["data"]["answers"] = [
+            {"action": link.action, "url": link.url, "label_zh": link.label_zh, "label_en": link.label_en}
+            for link in links
+        ]
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
     async def _send_batch(self, batch: Batch) -> None:
         """A batch of one endpoint of a rate-limited channel: each notification alone, or all as one digest."""
