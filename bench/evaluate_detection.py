@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import statistics
 import sys
@@ -71,11 +72,14 @@ def _is_use(points: Points, i: int) -> bool:
     return i > 0 and 0.5 <= points[i][1] - points[i - 1][1] < 5000
 
 
-def _plan(points: Points, seed: int) -> dict[int, list[tuple[str, float]]]:
-    """Injection points: reading index → [(episode, parameter)]."""
+def _plan(
+    points: Points, seed: int, window_s: tuple[float, float] = (WARM_UP_S, math.inf)
+) -> dict[int, list[tuple[str, float]]]:
+    """Injection points: reading index → [(episode, parameter)], from readings ``window_s`` seconds
+    after the first (by default after the warm-up)."""
     rng = random.Random(seed)
-    start = points[0][0] + WARM_UP_S
-    eligible = [i for i in range(1, len(points) - 60) if points[i][0] >= start]
+    start, end = points[0][0] + window_s[0], points[0][0] + window_s[1]
+    eligible = [i for i in range(1, len(points) - 60) if start <= points[i][0] < end]
     if not eligible:
         return {}
     uses = [i for i in eligible if _is_use(points, i)]
@@ -160,16 +164,19 @@ def evaluate_home(args: tuple[str, Points, int, str, float | None, bool]) -> dic
             elif episode == "leak":
                 rule = _rule_flow(points, i, branch)
                 injected.setdefault(f"{key}@flow24h", []).append(None if rule is None else (rule - t) / H)
-    # Months of coverage, not of calendar: a meter silent for half a year is not watched then.
-    covered = sum(min(b[0] - a[0], 6 * H) for a, b in itertools.pairwise(points))
     return {
         "meter": meter,
-        "months": covered / 86400.0 / 30.4,
+        "months": covered_months(points),
         "raised": raised,
         "injected": injected,
         "real": _real_rules(points),
         "next_use": _next_uses(points),
     }
+
+
+def covered_months(points: Points) -> float:
+    """Months of coverage, not of calendar: a meter silent for half a year is not watched then."""
+    return sum(min(b[0] - a[0], 6 * H) for a, b in itertools.pairwise(points)) / 86400.0 / 30.4
 
 
 def _next_uses(points: Points) -> list[float]:
