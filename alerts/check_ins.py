@@ -247,10 +247,8 @@ def answer_fine(session: Session, alert: Alert, *, by: str, now: datetime, confi
     """ "我很好": the alert closes as resident_fine; carers already told hear so; a silence that still
     reaches 24 h goes to carers anyway."""
     _check_answerable(alert)
-    if alert.status == AlertStatus.CHECKING:
+    if alert.status == AlertStatus.CHECKING:  # settled with the resident: carers never hear of it
         end_check_in(session, alert, CheckIn.FINE)
-    else:
-        alert.check_in = CheckIn.FINE
     resolve(session, alert, by=by, outcome=Outcome.RESIDENT_FINE, note="老人本人答复：我很好", now=now, config=config)
     alert.recheck_at = alert.since + ABSENCE
     return alert
@@ -279,10 +277,8 @@ def answer_away(
     household.away_until, household.away_set_by, household.away_ends_on_use = ends, by, True
     household.away_note = f"老人本人答复：不在家，{day.isoformat()} 前回来 / resident away until {day.isoformat()}"
     household.updated_at = now
-    if alert.status == AlertStatus.CHECKING:
+    if alert.status == AlertStatus.CHECKING:  # settled with the resident: carers never hear of it
         end_check_in(session, alert, CheckIn.AWAY)
-    else:
-        alert.check_in = CheckIn.AWAY
     resolve(session, alert, by=by, outcome=Outcome.RESIDENT_FINE, note=household.away_note, now=now, config=config)
     return household
 

@@ -98,7 +98,7 @@ class NoUsageDetector:
         use_litres: float = 0.5,
         neighbour_weight: float = 0.5,
         check_ins_per_month: float = 2.0,
-        check_ceiling_h: float = 12.0,
+        check_ceiling_h: float = 11.0,
     ) -> None:
         self.false_alarms_per_month = false_alarms_per_month
         self.ceiling_h = ceiling_h

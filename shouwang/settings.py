@@ -129,7 +129,11 @@ class Settings(BaseSettings):
         "it may ask about silences that end by themselves. 0: no check-ins, carers at the alarm limit as before.",
     )
     check_in_ceiling_h: float = Field(
-        default=12.0, ge=4, le=24, description="A silence this long asks the resident whatever the household's rhythm."
+        default=11.0,
+        ge=4,
+        le=24,
+        description="A silence this long asks the resident whatever the household's rhythm (with hourly readings "
+        "the question comes up to an hour later: 11 keeps it within 12 h).",
     )
     check_in_timeout: str = Field(
         default="30m",

@@ -23,7 +23,7 @@ class BankFactory:
     ceiling_h: float
     offline_min_h: float
     check_ins_per_month: float = 0.0
-    check_ceiling_h: float = 12.0
+    check_ceiling_h: float = 11.0
 
     def __call__(self) -> DetectorBank:
         configured: dict[str, Detector] = {

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, exists, or_, select
 
 from alerts.lifecycle import LifecycleError, acknowledge, resolve
 from alerts.models import Alert, Delivery, DeliveryAttempt, Household, utcnow
@@ -54,10 +54,16 @@ def _scoped(query: Select[Alert], principal: Principal) -> Select[Alert]:
         return query
     if principal.role == "family":
         # Their elder's water-use alerts only: meter glitches and batteries are staff matters.
+        # A silence the resident was asked about first shows only once the family was told of it: settled
+        # with the resident (or by water use) before that, nobody else hears of it, here neither.
+        told_this_family = exists().where(
+            Delivery.alert_id == Alert.id, Delivery.recipient_id == (principal.recipient_id or "")
+        )
         return query.where(
             Alert.household_id.in_(principal.household_ids or {""}),
             Alert.kind.in_(ROLE_KINDS["family"]),
             or_(Alert.silenced_by.is_(None), Alert.silenced_by != "consent"),
+            or_(Alert.check_in.is_(None), told_this_family),
         )
     cells = principal.grid_cells or {""}
     if principal.role == "supervisor" and principal.community:
@@ -102,7 +108,7 @@ def list_alerts(
     principal: Reader,
     household_id: Annotated[str | None, Query(max_length=32)] = None,
     grid_cell: GridCell | None = None,
-    status: Literal["raised", "acknowledged", "resolved", "open"] | None = None,
+    status: Literal["checking", "raised", "acknowledged", "resolved", "open"] | None = None,
     kind: Kind | None = None,
     since: Annotated[Timestamp | None, Query(description="Raised at or after (ISO 8601 with offset)")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,

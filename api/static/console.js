@@ -66,8 +66,8 @@
     en: { critical: "critical", high: "high", medium: "medium", low: "low", info: "info" },
   };
   const STATUS_LABELS = {
-    zh: { raised: "待确认", acknowledged: "已确认", resolved: "已处理" },
-    en: { raised: "raised", acknowledged: "acknowledged", resolved: "resolved" },
+    zh: { checking: "询问老人中", raised: "待确认", acknowledged: "已确认", resolved: "已处理" },
+    en: { checking: "asking the resident", raised: "raised", acknowledged: "acknowledged", resolved: "resolved" },
   };
   const OUTCOME_LABELS = {
     zh: { false_alarm: "误报", resident_fine: "居民安好", help_given: "已提供帮助", emergency: "紧急情况" },
