@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     incidents_retention_hours: int = Field(default=90 * 24, ge=1, description="Retention of the incidents topic.")
     alerts_retention_hours: int = Field(default=90 * 24, ge=1, description="Retention of the alerts topic.")
     deadletter_retention_hours: int = Field(default=30 * 24, ge=1, description="Retention of the dead-letter topic.")
+    feedback_retention_hours: int = Field(
+        default=30 * 24,
+        ge=1,
+        description="Retention of the feedback topic (verdicts on alarms, routine hints; partitions: the readings').",
+    )
 
     worker_id: str = Field(
         default="shouwang-worker",

@@ -1,6 +1,7 @@
 """The Faust app of the detector worker: settings, topics, tables, and the agents and timers wired
 to the code that does their work (``streams.reading_agent``, ``streams.incident_agent``,
-``streams.offline_sweep``, ``streams.emitter``, ``streams.state_writes``). Agents stay thin."""
+``streams.offline_sweep``, ``streams.emitter``, ``streams.state_writes``, ``streams.feedback_agent``).
+Agents stay thin."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from streams.emitter import Emitter
 from streams.faust_compat import apply_fixes
 from streams.faust_compat.memory_store import STORE_URL
 from streams.faust_compat.table_writes import TableChangelog
+from streams.feedback import FeedbackProcessor
+from streams.feedback_agent import FeedbackAgent
 from streams.incident_agent import IncidentAgent
 from streams.offline import OfflineWatch
 from streams.offline_sweep import OfflineSweep
@@ -40,6 +43,9 @@ def create_app(settings: Settings) -> faust.App:
     alerts = _raw_topic(app, names.alerts)
     deadletter = _raw_topic(app, names.deadletter)
     incidents = _raw_topic(app, names.incidents)
+    # The readings agent's source: the readings, and the feedback that teaches the same meters'
+    # states, co-partitioned with them (streams/feedback_agent.py says why one agent reads both).
+    meter_records = _raw_topic(app, names.readings, names.feedback)
     # Per grid cell: merged incidents and hotspot counts. Co-partitioned with the incidents topic
     # (keyed by grid cell), changelog-backed, so a restarted worker keeps what it had merged.
     incident_cells = app.Table("incident-cells", partitions=settings.incidents_partitions)  # JSON values
@@ -71,6 +77,12 @@ def create_app(settings: Settings) -> faust.App:
         offline=offline,
         reporting=reporting,
     )
+    feedback_agent = FeedbackAgent(
+        topic=names.feedback,
+        processor=FeedbackProcessor(bank_factory(settings), partitions=settings.readings_partitions),
+        states=state_writer,
+        emitter=emitter,
+    )
     incident_agent = IncidentAgent(
         cells=incident_cells,
         emitter=emitter,
@@ -89,16 +101,17 @@ def create_app(settings: Settings) -> faust.App:
         },
         stopping=lambda: bool(app.should_stop),
     )
-    lag = metrics.LagReporter(frozenset({names.readings, names.incidents}))
+    lag = metrics.LagReporter(frozenset({names.readings, names.feedback, names.incidents}))
     metrics.STATES_HELD.set_function(lambda: state_writer.held)
     metrics.LAST_READING.set_to_current_time()
     metrics.DETECTORS_COMPILED.set(1 if detectors.COMPILED else 0)
     for error_class in metrics.DEAD_LETTER_CLASSES:  # series at 0 from the start, so rate() sees the first
         metrics.DEAD_LETTERS.labels(names.readings, error_class)
+        metrics.DEAD_LETTERS.labels(names.feedback, error_class)
 
-    @app.agent(readings, name="readings")
+    @app.agent(meter_records, name="readings")
     async def process_readings(stream: faust.StreamT[bytes]) -> None:
-        await reading_agent.run(stream.events())
+        await reading_agent.run(feedback_agent.divert(stream.events()))
 
     @app.agent(incidents, name="incidents")
     async def process_incidents(stream: faust.StreamT[bytes]) -> None:
@@ -155,9 +168,9 @@ def _faust_app(settings: Settings) -> faust.App:
     )
 
 
-def _raw_topic(app: faust.App, name: str) -> faust.TopicT:
-    """A topic of raw bytes, keys and values: the agents decode them themselves."""
-    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+def _raw_topic(app: faust.App, *names: str) -> faust.TopicT:
+    """A topic (or several, read as one) of raw bytes, keys and values: the agents decode them themselves."""
+    return app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
 def create_worker(settings: Settings) -> faust.Worker:

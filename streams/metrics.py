@@ -34,6 +34,10 @@ INCIDENTS_PROCESSED = Counter(
     "shouwang_worker_incidents_processed_total",
     "Incident reports consumed from the incidents topic (merged, classified or dead-lettered).",
 )
+FEEDBACK_PROCESSED = Counter(
+    "shouwang_worker_feedback_processed_total",
+    "Records consumed from the feedback topic: verdicts on alarms and routine hints (learned or dead-lettered).",
+)
 ALERTS_EMITTED = Counter(
     "shouwang_worker_alerts_emitted_total", "Alert events sent to the alerts topic.", ["kind", "severity", "event"]
 )

@@ -81,6 +81,17 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             # A rejected message may be as large as the broker accepts; its headers come on top.
             max_message_bytes=DEAD_LETTER_MAX_BYTES,
         ),
+        TopicSpec(
+            names.feedback,
+            # The readings' count, never its own: the worker applies a verdict to the meter's state,
+            # which it holds only for the readings partitions it owns. With the same count and key, a
+            # meter's feedback lands in the partition number of its readings, and the worker assigned
+            # one is assigned the other (Faust's assignor co-partitions topics of equal counts).
+            settings.readings_partitions,
+            settings.feedback_retention_hours * _HOUR_MS,
+            "people's verdicts on alarms and enrolment's routine hints, keyed by meter id "
+            "(co-partitioned with the readings)",
+        ),
         # The worker's tables, created here with their source topics' partition counts: a worker
         # that meets its first record before Faust has declared them would otherwise fail to store it.
         TopicSpec(

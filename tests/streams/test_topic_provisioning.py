@@ -42,6 +42,8 @@ def test_provisioning_creates_then_changes_nothing(kafka_settings: Settings) -> 
     partitions, retention = _describe(kafka_settings)
     assert partitions[topics.readings] == kafka_settings.readings_partitions
     assert partitions[topics.alerts] == kafka_settings.alerts_partitions
+    assert partitions[topics.feedback] == kafka_settings.readings_partitions  # co-partitioned with the readings
+    assert retention[topics.feedback] == str(kafka_settings.feedback_retention_hours * 3_600_000)
     assert retention[topics.readings] == str(kafka_settings.readings_retention_hours * 3_600_000)
     again = provision_topics(kafka_settings)
     assert again.created == again.grown == again.reconfigured == []
@@ -52,11 +54,11 @@ def test_provisioning_grows_partitions_and_updates_retention(kafka_settings: Set
     wider = kafka_settings.model_copy(update={"readings_partitions": 6, "alerts_retention_hours": 12})
     report = provision_topics(wider)
     topics = Topics.from_settings(kafka_settings)
-    # The meters' state follows the readings' partitions (co-partitioned by meter id).
+    # The meters' state and their feedback follow the readings' partitions (co-partitioned by meter id).
     state = changelog(kafka_settings, "meter-state")
-    assert report.grown == [topics.readings, state] and report.reconfigured == [topics.alerts]
+    assert report.grown == [topics.readings, topics.feedback, state] and report.reconfigured == [topics.alerts]
     partitions, retention = _describe(wider)
-    assert partitions[topics.readings] == 6
+    assert partitions[topics.readings] == partitions[topics.feedback] == 6
     assert retention[topics.alerts] == str(12 * 3_600_000)
     narrower = kafka_settings.model_copy(update={"readings_partitions": 2})
     assert provision_topics(narrower).grown == []  # never shrinks

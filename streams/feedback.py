@@ -1,0 +1,113 @@
+"""The pure core of the feedback agent: a feedback record and its meter's state in, the new state or
+a dead letter out.
+
+Two messages share the feedback topic (keyed by meter id): a person's verdict on an alarm
+(``false_alarm`` / ``resident_fine``), which the meter's detector learns from, and enrolment's
+routine hints (getting-up time, regular outings), which a newly enrolled meter's detector starts
+from. No Faust and no Kafka here, as in ``streams.processing``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from detectors import DetectorBank
+from shouwang.events import EventError, MeterHints, OutcomeFeedback, alert_id_for, decode_feedback, minute_of_day
+from streams.offline import partition_of
+from streams.processing import Outcome, SourceRecord, dead_letter_for
+
+log = logging.getLogger(__name__)
+
+
+class FeedbackRefused(EventError):
+    """A well-formed feedback record that cannot be applied; the message is the dead letter's reason."""
+
+
+class FeedbackProcessor:
+    """Decode → check against the meter → teach the meter's detector bank, one record at a time.
+
+    ``partitions`` is the readings topic's partition count: a record is refused when it does not sit
+    in the partition that holds its meter's state (the feedback topic has another partition count
+    than the readings topic), instead of being judged against the state of a meter this worker may
+    not hold. None: not checked.
+    """
+
+    def __init__(
+        self, bank_factory: Callable[[], DetectorBank] | None = None, *, partitions: int | None = None
+    ) -> None:
+        self._bank_factory = bank_factory or DetectorBank
+        self._partitions = partitions
+
+    def process(self, record: SourceRecord, state: bytes | None = None) -> Outcome:
+        """The outcome carries the meter's new state, or a dead letter with its reason; never raises."""
+        try:
+            return self._process(record, state)
+        except EventError as exc:
+            return Outcome(dead_letter=dead_letter_for(record, str(exc), "invalid"))
+        except Exception as exc:  # one bad record must never stop the worker
+            log.exception("failed on %s[%d]@%d", record.topic, record.partition, record.offset)
+            reason = f"internal error: {type(exc).__name__}"
+            return Outcome(dead_letter=dead_letter_for(record, reason, "internal"))
+
+    def _process(self, record: SourceRecord, state: bytes | None) -> Outcome:
+        if record.value is None:
+            raise EventError("empty message (null value)")
+        message = decode_feedback(record.value)
+        meter_id = message.meter_id
+        # Unlike a mis-keyed reading, feedback is not sent again under the right key: its producer
+        # (the router) keys it by meter, so another key means a producer to fix, not a record to save.
+        if record.key != meter_id.encode():
+            shown = "no key" if record.key is None else f"key {record.key.decode(errors='replace')!r}"
+            raise FeedbackRefused(
+                f"{shown} is not the meter id {meter_id!r}: feedback must be keyed by its meter, "
+                "whose detector state lives in that key's partition"
+            )
+        if self._partitions is not None:
+            home = partition_of(meter_id, self._partitions)
+            if record.partition != home:
+                raise FeedbackRefused(
+                    f"meter {meter_id!r} is in partition {home} of the readings but this record in partition "
+                    f"{record.partition}: the feedback topic must have the readings topic's partition count "
+                    f"({self._partitions}); run `shouwang topics`"
+                )
+        outcome = Outcome(meter_id=meter_id)
+        bank = self._bank_factory()
+        if state:
+            try:
+                bank.load(state)
+            except ValueError as exc:  # a state from an incompatible version: as the readings do, start again
+                log.warning("meter %s: detector state not usable (%s); starting afresh", meter_id, exc)
+                bank, outcome.state_reset = self._bank_factory(), True
+        if isinstance(message, OutcomeFeedback):
+            if not state:
+                raise FeedbackRefused(f"unknown meter {meter_id!r}: no detector state here (no readings seen)")
+            _learn_outcome(bank, message)
+        else:
+            # A meter enrolled a moment ago has no readings and so no state: hints are what it starts from.
+            _learn_hints(bank, message)
+        outcome.state = bank.dump()
+        return outcome
+
+
+def _learn_outcome(bank: DetectorBank, feedback: OutcomeFeedback) -> None:
+    expected = alert_id_for(feedback.meter_id, feedback.kind, feedback.since)
+    if feedback.alert_id != expected:
+        # The id is derived from (meter, kind, since): one that does not match names no episode of
+        # this meter, so what the message says about it cannot be trusted either.
+        raise FeedbackRefused(
+            f"unknown alert {feedback.alert_id!r}: meter {feedback.meter_id!r}'s {feedback.kind.value} episode "
+            f"since {feedback.since.isoformat()} is {expected!r}"
+        )
+    if not bank.learn_feedback(feedback.kind.value, feedback.since.timestamp(), feedback.silence_h):
+        raise FeedbackRefused(f"no detector learns from {feedback.outcome} on {feedback.kind.value} alerts")
+
+
+def _learn_hints(bank: DetectorBank, message: MeterHints) -> None:
+    hints = message.hints
+    wake = None if hints.wake_up is None else float(minute_of_day(hints.wake_up))
+    outings = [
+        (outing.weekday_mask(), float(minute_of_day(outing.start)), float(minute_of_day(outing.end)))
+        for outing in hints.outings
+    ]
+    bank.learn_hints(wake_minute=wake, outings=outings)
