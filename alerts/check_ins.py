@@ -31,6 +31,10 @@ from alerts.statuses import AlertStatus, CheckIn, DeliveryStatus, EndpointStatus
 CHECK_IN_EVENT = "alert.check_in"
 # Past this, a silence goes to carers whatever the resident answered.
 ABSENCE = timedelta(hours=24)
+# A check-in decided this long before the router sees it (history uploaded late, a meter that sends a
+# day at once) asks nobody: the silence may be long over, and an "are you well?" about last night helps
+# nobody. The alarm limit speaks to carers then, as for a household without a resident channel.
+STALE_AFTER = timedelta(hours=1)
 
 
 def ask_resident_first(ctx: RouteContext) -> None:
@@ -62,6 +66,9 @@ def ask_resident_first(ctx: RouteContext) -> None:
     )
     if household is None:
         ctx.stop("check-in-skipped:unknown-meter")
+        return
+    if ctx.now - event.at > STALE_AFTER:
+        ctx.stop("check-in-skipped:late")
         return
     why_not = silence_reason(session, alert, household, ctx.now)
     if why_not is not None:

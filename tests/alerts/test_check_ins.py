@@ -215,3 +215,14 @@ def test_a_silenced_household_is_not_asked(
     alert_id, result = ask(store, config)
     assert result == "check-in-skipped:away"
     assert told(store, alert_id) == []
+
+
+def test_a_check_in_seen_long_after_it_was_decided_asks_nobody(
+    store: Store, config: RouterConfig, world: World, resident: Recipient
+) -> None:
+    # History uploaded late: the silence may be long over; the alarm limit speaks to carers, as without one.
+    late = event("MA", transition="check_in", at=ASKED_AT)
+    assert route(store, config, late, ASKED_AT + timedelta(hours=1, minutes=1)) == "check-in-skipped:late"
+    assert told(store, late.alert_id) == []
+    assert route(store, config, event("MA", at=RAISED_AT), RAISED_AT) == "notified"
+    assert told(store, late.alert_id, "alert.raised") == sorted([world.family_a.id, world.grid_worker.id])
