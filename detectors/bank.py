@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from detectors.base import Detector, Finding, Interval, Observation
 from detectors.continuous_flow import ContinuousFlowDetector
 from detectors.data_quality import DataQualityDetector
+from detectors.day_summary import DaySummary, DayTracker
 from detectors.history import UsageHistory
 from detectors.intervals import IntervalBuilder
 from detectors.meter_flags import MeterFlagsDetector
@@ -27,7 +28,10 @@ from detectors.no_usage import NoUsageDetector
 from detectors.routine_change import RoutineChangeDetector
 from detectors.spike import SpikeDetector
 
-_FORMAT_VERSION = 1
+# Version 2 adds the day tracker (the daily all-is-well message); a version-1 blob still loads and the
+# tracker starts fresh, so an upgraded worker keeps every household's learned routine.
+_FORMAT_VERSION = 2
+_FORMAT_VERSION_WITHOUT_DAYS = 1
 _LENGTH = struct.Struct("<H")
 _ALERTING = frozenset({"raised", "escalated"})
 _WATER_KINDS = frozenset({"no_usage", "continuous_flow", "spike", "routine_change"})  # what the chart is for
@@ -68,6 +72,8 @@ class DetectorBank:
         self._zone = ZoneInfo(tz)
         self._intervals = intervals or IntervalBuilder()
         self._history = UsageHistory()
+        self._days = DayTracker()
+        self._day_summaries: list[DaySummary] = []
         self._flags = MeterFlagsDetector()
         self._offset_hour = -1
         self._offset = 0.0
@@ -99,6 +105,7 @@ class DetectorBank:
         ``update`` for each, without an ``Observation`` per reading. ``flags`` came with the last
         reading, whose time as sent is ``flagged_at`` (UTC from its epoch seconds if not given)."""
         findings: list[Finding] = []
+        self._day_summaries = []
         last = len(points) - 1
         for index, (t, register_l) in enumerate(points):
             if flags and index == last:
@@ -112,12 +119,20 @@ class DetectorBank:
     def update_interval(self, interval: Interval) -> list[Finding]:
         """Run every detector on one interval (the replay and the stream both end up here)."""
         self._history.note(interval)
+        days = self._days.update(interval)
+        if days:
+            self._day_summaries.extend(days)
         findings: list[Finding] = []
         for detector in self.detectors:
             found = detector.update(interval)
             if found:
                 findings.extend(found)
         return self._with_series(findings) if findings else findings
+
+    def take_day_summaries(self) -> list[DaySummary]:
+        """The day summaries of the last ``update``/``update_points`` (a first use seen, a day over), once."""
+        summaries, self._day_summaries = self._day_summaries, []
+        return summaries
 
     def advance(self, now: float) -> list[Finding]:
         """Time (epoch seconds) has passed without a reading: what only time can tell."""
@@ -159,14 +174,22 @@ class DetectorBank:
     # -- state ----------------------------------------------------------------------------------------
     def dump(self) -> bytes:
         """The whole meter state: a version byte, then each part length-prefixed."""
-        parts = [self._intervals.dump(), self._history.dump(), *(d.dump() for d in self.detectors)]
+        parts = [self._intervals.dump(), self._history.dump(), *(d.dump() for d in self.detectors), self._days.dump()]
         return bytes([_FORMAT_VERSION]) + b"".join(_LENGTH.pack(len(part)) + part for part in parts)
 
     def load(self, data: bytes) -> None:
         """Restore from ``dump``; ``ValueError`` if the blob does not fit this bank."""
-        if not data or data[0] != _FORMAT_VERSION:
+        if not data or data[0] not in (_FORMAT_VERSION, _FORMAT_VERSION_WITHOUT_DAYS):
             raise ValueError("not a detector bank state of a known version")
-        targets: list[IntervalBuilder | UsageHistory | Detector] = [self._intervals, self._history, *self.detectors]
+        targets: list[IntervalBuilder | UsageHistory | Detector | DayTracker] = [
+            self._intervals,
+            self._history,
+            *self.detectors,
+        ]
+        if data[0] == _FORMAT_VERSION:
+            targets.append(self._days)
+        else:
+            self._days = DayTracker()  # written before the tracker existed: today is learned from now on
         position = 1
         for target in targets:
             if position + _LENGTH.size > len(data):

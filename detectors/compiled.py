@@ -26,6 +26,7 @@ COMPILED_MODULES = (
     "base",
     "continuous_flow",
     "data_quality",
+    "day_summary",
     "findings",
     "history",
     "intervals",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -242,6 +242,14 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
+def _calendar_day(value: str) -> str:
+    try:
+        date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a calendar day (YYYY-MM-DD)") from exc
+    return value
+
+
 def minute_of_day(clock: str) -> int:
     """``"07:30"`` → 450."""
     hours, minutes = clock.split(":")
@@ -289,6 +297,25 @@ class MeterHints(_Strict):
     type: Literal["routine_hints"] = "routine_hints"
     meter_id: MeterId
     hints: RoutineHints
+
+
+LocalDay = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), AfterValidator(_calendar_day)]
+"""A calendar day in the household's local time, ``YYYY-MM-DD``."""
+
+
+class DailySummary(_Strict):
+    """One meter's local day, on the daily topic (keyed by meter id): sent when the morning's first water use
+    is seen (``complete`` false) and again when the day is over (``complete`` true). The router turns it into
+    the family's all-is-well (平安) message; a later summary of the same day replaces an earlier one."""
+
+    v: Literal[1] = 1
+    type: Literal["daily_summary"] = "daily_summary"
+    meter_id: MeterId
+    day: LocalDay
+    first_use_at: Timestamp | None = None  # with the household's offset; None: no morning use seen
+    litres: float = Field(ge=0, le=MAX_REGISTER_L, allow_inf_nan=False)
+    hours_with_use: int = Field(ge=0, le=24)
+    complete: bool
 
 
 FeedbackMessage = Annotated[OutcomeFeedback | MeterHints, Field(discriminator="type")]
@@ -401,6 +428,11 @@ def decode_feedback(raw: bytes) -> OutcomeFeedback | MeterHints:
         return _FEEDBACK_MESSAGE.validate_python(data)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc)) from exc
+
+
+def decode_daily_summary(raw: bytes) -> DailySummary:
+    """Bytes from the daily topic → a meter's day summary, or ``EventError`` with the reason."""
+    return _decode(raw, DailySummary, "daily_summary")
 
 
 def encode(event: BaseModel) -> bytes:
