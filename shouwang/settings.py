@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Retention of the feedback topic (verdicts on alarms, routine hints; partitions: the readings').",
     )
+    daily_retention_hours: int = Field(
+        default=7 * 24,
+        ge=1,
+        description="Retention of the daily topic (each meter's day summaries for the all-is-well message; "
+        "partitions: the alerts').",
+    )
 
     worker_id: str = Field(
         default="shouwang-worker",

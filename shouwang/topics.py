@@ -16,6 +16,7 @@ class Topics:
     alerts: str
     deadletter: str
     feedback: str  # people's verdicts on alarms and enrolment's routine hints, for the detectors (keyed by meter)
+    daily: str  # each meter's day summaries (first water use, litres), for the all-is-well message (keyed by meter)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -25,4 +26,5 @@ class Topics:
             alerts=settings.topic("alerts"),
             deadletter=settings.topic("deadletter"),
             feedback=settings.topic("feedback"),
+            daily=settings.topic("daily"),
         )

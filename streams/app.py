@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> faust.App:
     alerts = _raw_topic(app, names.alerts)
     deadletter = _raw_topic(app, names.deadletter)
     incidents = _raw_topic(app, names.incidents)
+    daily = _raw_topic(app, names.daily)  # meters' day summaries, for the routers' all-is-well messages
     # The readings agent's source: the readings, and the feedback that teaches the same meters'
     # states, co-partitioned with them (streams/feedback_agent.py says why one agent reads both).
     meter_records = _raw_topic(app, names.readings, names.feedback)
@@ -68,7 +69,7 @@ def create_app(settings: Settings) -> faust.App:
     processor = ReadingProcessor(bank_factory(settings))
     offline = OfflineWatch(settings.readings_partitions)
     reporting = metrics.ReportingMeters()
-    emitter = Emitter(alerts.send, deadletter.send)
+    emitter = Emitter(alerts.send, deadletter.send, daily.send)
     reading_agent = ReadingAgent(
         processor=processor,
         states=state_writer,

@@ -1,5 +1,5 @@
-"""Sending what processing a record produced: its alerts to the alerts topic, its dead letter to the
-dead-letter topic. Shared by both agents."""
+"""Sending what processing a record produced: its alerts to the alerts topic, its meters' day summaries to
+the daily topic, its dead letter to the dead-letter topic. Shared by the agents."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ log = logging.getLogger(__name__)
 
 
 class Emitter:
-    """``send_alert`` and ``send_dead_letter`` are the topics' sends (Faust's ``Topic.send``)."""
+    """``send_alert``, ``send_dead_letter`` and ``send_daily`` are the topics' sends (Faust's ``Topic.send``);
+    without ``send_daily`` day summaries are not sent (a worker wired before the daily topic existed)."""
 
-    def __init__(self, send_alert: Send, send_dead_letter: Send) -> None:
+    def __init__(self, send_alert: Send, send_dead_letter: Send, send_daily: Send | None = None) -> None:
         self._send_alert = send_alert
         self._send_dead_letter = send_dead_letter
+        self._send_daily = send_daily
 
     async def emit(self, outcome: Outcome | IncidentOutcome) -> list[SentAlert]:
         """Send the outcome's alerts and dead letter; the alerts' deliveries, for the state to wait on."""
@@ -35,6 +37,16 @@ class Emitter:
                 delivery = failed_delivery(exc)
             sent.append(SentAlert(key, value, delivery))
             metrics.ALERTS_EMITTED.labels(alert.kind.value, alert.severity.value, alert.event).inc()
+        if isinstance(outcome, Outcome) and outcome.daily and self._send_daily is not None:
+            # Held like alerts: the meter's state, which has moved past the day, waits for its summaries, so a
+            # worker that dies in between sends them again from the reading instead of losing the message.
+            for summary in outcome.daily:
+                key, value = summary.meter_id.encode(), encode(summary)
+                try:
+                    delivery = await self._send_daily(key=key, value=value)
+                except (KafkaError, ProducerSendError) as exc:
+                    delivery = failed_delivery(exc)
+                sent.append(SentAlert(key, value, delivery, resend=self._send_daily))
         if outcome.dead_letter is not None:
             letter = outcome.dead_letter
             try:

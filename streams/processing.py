@@ -9,12 +9,15 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 
 from detectors import DetectorBank, Finding
+from detectors.day_summary import DaySummary
 from shouwang.deadletter import DeadLetter
 from shouwang.events import (
     AlertEvent,
     AlertKind,
+    DailySummary,
     EventError,
     Explanation,
     Severity,
@@ -23,6 +26,7 @@ from shouwang.events import (
 from shouwang.reading_points import decode_reading_points
 
 log = logging.getLogger(__name__)
+_EPOCH_DAY = date(1970, 1, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +47,12 @@ class Outcome:
     ``rekeyed``: the record was not keyed by its meter id, so it sits in a partition that does not
     hold the meter's state; the agent sends it again under the right key instead of processing it.
     ``state``: the meter's new detector state, to be written to the table (None: unchanged).
+    ``daily``: the meter's day summaries this record brought (a morning's first use, a day over).
     """
 
     reading_count: int = 0
     alerts: list[AlertEvent] = field(default_factory=list)
+    daily: list[DailySummary] = field(default_factory=list)
     dead_letter: DeadLetter | None = None
     rekeyed: bool = False
     meter_id: str | None = None
@@ -68,6 +74,20 @@ def finding_to_alert(meter_id: str, finding: Finding) -> AlertEvent:
         at=finding.at,
         explanation=Explanation(zh=finding.explanation_zh, en=finding.explanation_en),
         facts=dict(finding.facts),
+    )
+
+
+def day_summary_event(meter_id: str, summary: DaySummary) -> DailySummary:
+    """A tracker's day summary as the daily topic's event: the local day as a date, times with the offset."""
+    zone = timezone(timedelta(seconds=summary.utc_offset))
+    first_use = None if summary.first_use is None else datetime.fromtimestamp(summary.first_use, zone)
+    return DailySummary(
+        meter_id=meter_id,
+        day=(_EPOCH_DAY + timedelta(days=summary.day)).isoformat(),
+        first_use_at=first_use,
+        litres=round(summary.litres, 1),
+        hours_with_use=summary.hours_with_use,
+        complete=summary.complete,
     )
 
 
@@ -109,6 +129,8 @@ class ReadingProcessor:
                 bank, outcome.state_reset = self._bank_factory(), True
         for finding in bank.update_points(meter_id, points, message.flags, message.flagged_at):
             outcome.alerts.append(finding_to_alert(meter_id, finding))
+        for summary in bank.take_day_summaries():
+            outcome.daily.append(day_summary_event(meter_id, summary))
         outcome.state = bank.dump()
         outcome.wake_at = bank.wake_at()
         return outcome

@@ -86,11 +86,13 @@ class Worker(Protocol):
 
 @dataclass(slots=True)
 class SentAlert:
-    """An alert on its way to the alerts topic: its key and value, and the producer's future."""
+    """An alert on its way to the alerts topic: its key and value, and the producer's future. ``resend``: the
+    send of another topic the record goes to (a day summary's daily topic); None: the alerts topic."""
 
     key: bytes
     value: bytes
     delivery: Awaitable[Any]
+    resend: Send | None = None
 
 
 @dataclass(slots=True)
@@ -128,7 +130,7 @@ async def delivered(alert: SentAlert, resend: Send, stopping: Callable[[], bool]
     while True:
         try:
             if delivery is None:
-                delivery = await resend(key=alert.key, value=alert.value)
+                delivery = await (alert.resend or resend)(key=alert.key, value=alert.value)
             await delivery
             return
         except (KafkaError, ProducerSendError) as exc:

@@ -92,6 +92,13 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             "people's verdicts on alarms and enrolment's routine hints, keyed by meter id "
             "(co-partitioned with the readings)",
         ),
+        TopicSpec(
+            names.daily,
+            # Read by the routers, as the alerts are: the same count spreads them the same way.
+            settings.alerts_partitions,
+            settings.daily_retention_hours * _HOUR_MS,
+            "each meter's day summaries (first water use, litres) for the all-is-well message, keyed by meter id",
+        ),
         # The worker's tables, created here with their source topics' partition counts: a worker
         # that meets its first record before Faust has declared them would otherwise fail to store it.
         TopicSpec(

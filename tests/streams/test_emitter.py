@@ -10,7 +10,7 @@ from aiokafka.errors import KafkaConnectionError
 from faust.exceptions import ProducerSendError
 
 from shouwang.deadletter import ERROR_CLASS, REASON, SOURCE_OFFSET, VALUE_DROPPED, read_headers
-from shouwang.events import decode_alert
+from shouwang.events import decode_alert, decode_daily_summary
 from streams.emitter import Emitter
 from streams.incidents import process_incident
 from streams.processing import ReadingProcessor, SourceRecord
@@ -83,3 +83,38 @@ def test_a_dead_letter_too_large_for_its_topic_is_written_without_its_value() ->
     headers = read_headers(letter.headers)
     assert letter.key == b"m1" and letter.value is None
     assert headers[VALUE_DROPPED].startswith("ProducerSendError") and headers[SOURCE_OFFSET] == "42"
+
+
+def _batch(meter: str, hours: dict[int, float], offset: str = "+08:00") -> SourceRecord:
+    """A day's upload of hourly registers (local hours 0–23 of 1 March, then 00:00 of 2 March)."""
+    register, readings = 100.0, []
+    for hour in range(25):
+        register += hours.get(hour, 0.0)
+        day, clock = (1, hour) if hour < 24 else (2, 0)
+        readings.append({"ts": f"2026-03-0{day}T{clock:02d}:00:00{offset}", "register_l": register})
+    return SourceRecord(
+        "t.readings", 0, 7, meter.encode(), json.dumps({"meter_id": meter, "readings": readings}).encode()
+    )
+
+
+def test_day_summaries_go_to_the_daily_topic_and_the_state_waits_for_them() -> None:
+    alerts, letters, daily = FakeTopic(), FakeTopic(), FakeTopic()
+    outcome = ReadingProcessor().process(_batch("m-5", {7: 12.0, 8: 3.0, 19: 20.0}))  # the bank's zone: Shanghai
+    sent = asyncio.run(Emitter(alerts.send, letters.send, daily.send).emit(outcome))
+    summaries = [decode_daily_summary(record.value) for record in daily.sent]
+    assert [s.complete for s in summaries] == [False, True] and {r.key for r in daily.sent} == {b"m-5"}
+    first, whole = summaries
+    assert first.day == whole.day == "2026-03-01"
+    assert first.first_use_at is not None and first.first_use_at.isoformat() == "2026-03-01T07:00:00+08:00"
+    assert (whole.litres, whole.hours_with_use) == (35.0, 3)
+    # The meter's new state is held behind them (sent again to the daily topic if the producer gave up).
+    assert [s.resend for s in sent] == [daily.send, daily.send] and alerts.sent == []
+
+
+def test_without_a_daily_topic_no_summary_is_sent() -> None:
+    alerts, letters = FakeTopic(), FakeTopic()
+    outcome = ReadingProcessor().process(_batch("m-6", {7: 5.0}))
+    assert len(outcome.daily) == 2
+    sent = asyncio.run(Emitter(alerts.send, letters.send).emit(outcome))
+    assert [s.resend for s in sent if s.resend is not None] == []
+    assert all(decode_alert(record.value) for record in alerts.sent)  # alerts only

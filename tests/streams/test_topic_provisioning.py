@@ -45,6 +45,8 @@ def test_provisioning_creates_then_changes_nothing(kafka_settings: Settings) -> 
     assert partitions[topics.feedback] == kafka_settings.readings_partitions  # co-partitioned with the readings
     assert retention[topics.feedback] == str(kafka_settings.feedback_retention_hours * 3_600_000)
     assert retention[topics.readings] == str(kafka_settings.readings_retention_hours * 3_600_000)
+    assert partitions[topics.daily] == kafka_settings.alerts_partitions  # read by the routers, as the alerts
+    assert retention[topics.daily] == str(kafka_settings.daily_retention_hours * 3_600_000)
     again = provision_topics(kafka_settings)
     assert again.created == again.grown == again.reconfigured == []
 
