@@ -108,7 +108,7 @@ def learned(days: int = 35, **settings: float) -> NoUsageDetector:
     return detector
 
 
-@pytest.mark.parametrize("hour", [9, 13])
+@pytest.mark.parametrize("hour", [13, 16])
 @pytest.mark.parametrize("tier", ["check", "alarm"])
 def test_feedback_that_an_alarm_was_needless_lengthens_that_hours_limit(tier: str, hour: int) -> None:
     # The synthetic household's alarm limits sit at the 18-hour ceiling at 0.3 a month: a looser alarm
@@ -129,11 +129,11 @@ def test_feedback_that_an_alarm_was_needless_lengthens_that_hours_limit(tier: st
 def test_the_bank_passes_feedback_to_no_usage_only() -> None:
     detector = learned()
     bank = DetectorBank([detector], tz="Europe/Madrid")
-    before = detector.check_limit_hours(9)
-    # The bank turns the epoch second into the household's local hour: 09:00 in Madrid.
-    since = datetime(2026, 4, 7, 9, 10, tzinfo=ZoneInfo("Europe/Madrid")).timestamp()
+    before = detector.check_limit_hours(16)
+    # The bank turns the epoch second into the household's local hour: 16:00 in Madrid.
+    since = datetime(2026, 4, 7, 16, 10, tzinfo=ZoneInfo("Europe/Madrid")).timestamp()
     assert bank.learn_feedback("no_usage", since, before + 1.0)
-    assert detector.check_limit_hours(9) > before
+    assert detector.check_limit_hours(16) > before
     assert detector.check_limit_hours(7) <= NoUsageDetector().check_ceiling_h
     assert not bank.learn_feedback("spike", since, 3.0)
 
