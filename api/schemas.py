@@ -286,6 +286,10 @@ class AlertOut(BaseModel):
     outcome: str | None
     resolution_note: str | None
     escalation_tier: int
+    check_in: str | None = Field(
+        default=None,
+        description="How asking the resident first went: asked, fine, away, unanswered, failed, fine_silent",
+    )
 
 
 class AlertDetail(AlertOut):

@@ -46,6 +46,7 @@ def alert_out(alert: Alert) -> AlertOut:
         outcome=alert.outcome,
         resolution_note=alert.resolution_note,
         escalation_tier=alert.escalation_tier,
+        check_in=alert.check_in,
     )
 
 
