@@ -4,14 +4,17 @@
     .venv/bin/python bench/evaluate_check_ins.py --homes 12      # quicker look
     .venv/bin/python bench/evaluate_check_ins.py --sweep 2:10,3:12 --json var/check-ins-eval.json
 
-Every home is replayed through ``no_usage`` alone (alarm 0.3/month, ceiling 18 h) twice: without the
-check tier (``check_ins_per_month=0``, today) and with it (by default 2/month, ceiling 12 h). The
-router's rules are simulated from the findings:
+Every home is replayed through ``no_usage`` alone (``NoUsageDetector()``'s defaults: alarm 0.3/month,
+ceiling 18 h) twice: without the check tier (``check_ins_per_month=0``, today) and with it (by default
+the detector's: 2/month, ceiling 11 h). The router's rules are simulated from the findings:
 
 - at a ``check_in`` the resident is asked; on a real silence (not a collapse) a modelled resident
-  answers "fine" with probability p (0.7, 0.9; one seeded draw per silence, shared by every p);
+  answers with probability p (0.7, 0.9; one seeded draw per silence, shared by every p): "fine" when
+  the silence ends within 24 h, "away" (我不在家) when it is an absence (goes on past 24 h);
 - unanswered: carers are told at the check-in + 30 min, or at the ``raised`` if that comes first;
 - answered "fine": carers are told only if the silence reaches 24 h (critical);
+- answered "away": away mode holds until water is used again, which ends the silence: nobody else is
+  told (the old model, "fine" to every silence, is kept in the JSON as ``absences_if_fine``);
 - a ``raised`` without a check-in (no check tier, or a silence first seen past the alarm limit):
   carers at the raise.
 
@@ -60,6 +63,8 @@ from detectors import DetectorBank
 from detectors.no_usage import NoUsageDetector
 
 DAY = 86400.0
+DEFAULTS = NoUsageDetector()  # the settings measured unless told otherwise
+AWAY_CAP_DAYS = 30.0  # SHOUWANG_AWAY_MAX_DAYS: an "away" answer past it is only counted (``away_past_cap``)
 TIMEOUT_H = 0.5  # SHOUWANG_CHECK_IN_TIMEOUT
 CRITICAL_H = 24.0  # answered "fine", carers are told all the same once the silence reaches a day
 WINDOW_H = 24.0  # a collapse must reach carers within this
@@ -76,9 +81,9 @@ class Tier:
     """``no_usage`` settings: the alarm and, unless ``check_ins_per_month`` is 0, the check tier."""
 
     check_ins_per_month: float
-    check_ceiling_h: float = 12.0
-    alarms_per_month: float = 0.3
-    ceiling_h: float = 18.0
+    check_ceiling_h: float = DEFAULTS.check_ceiling_h
+    alarms_per_month: float = DEFAULTS.false_alarms_per_month
+    ceiling_h: float = DEFAULTS.ceiling_h
 
     @property
     def label(self) -> str:
@@ -110,18 +115,28 @@ class Episode:
 
 
 def _answer(seed: int, since: float) -> float:
-    """The resident's draw for one silence: "fine" when below p (the same draw for every p and run)."""
+    """The resident's draw for one silence: answers when below p (the same draw for every p and run)."""
     return random.Random(seed * 1_000_003 + int(since)).random()
 
 
-def carers_at(episode: Episode, answered: bool, critical_at: float | None) -> float | None:
-    """When the router tells carers about a silence (None: never), from the findings and the answer."""
+def answer_for(draw: float, p: float, absence: bool) -> str | None:
+    """What the modelled resident answers a check-in with: None (no answer), "away" or "fine"."""
+    if draw >= p:
+        return None
+    return "away" if absence else "fine"
+
+
+def carers_at(episode: Episode, answer: str | None, critical_at: float | None) -> float | None:
+    """When the router tells carers about a silence (None: never), from the findings and the answer
+    (None: unanswered; "fine": carers at ``critical_at``; "away": away mode until water is used again)."""
     if episode.check_at is None:
         told = episode.raised_at
-    elif not answered:
+    elif answer is None:
         told = episode.check_at + TIMEOUT_H * H
         if episode.raised_at is not None:
             told = min(told, episode.raised_at)
+    elif answer == "away":
+        told = None
     else:
         told = critical_at
     if told is None or (episode.resolved_at is not None and told >= episode.resolved_at):
@@ -187,11 +202,11 @@ def replay_home(
                 episode.resolved_at = at
                 done.append(open_.pop(since))
                 if feedback and at - since <= CRITICAL_H * H:
-                    answered = _answer(seed, since) < FEEDBACK_P
-                    told = carers_at(episode, answered, None)
+                    answer = answer_for(_answer(seed, since), FEEDBACK_P, absence=False)
+                    told = carers_at(episode, answer, None)
                     if told is not None:
                         bank.learn_feedback("no_usage", since, (told - since) / H)
-                    elif feedback == "resident_fine" and answered and episode.check_at is not None:
+                    elif feedback == "resident_fine" and answer == "fine" and episode.check_at is not None:
                         bank.learn_feedback("no_usage", since, (episode.check_at - since) / H)
         for window in plan.get(i, ()):
             copy = tier.bank(tz)
@@ -222,18 +237,21 @@ def evaluate_home(args: tuple[str, Points, int, str, list[Tier]]) -> dict:
         rows = []
         for e in episodes:
             j = bisect.bisect_left(uses, e.since)
+            ends = uses[j] if j < len(uses) else times[-1]  # the silence's end (or the data's)
             false = j < len(uses) and uses[j] - e.since < CRITICAL_H * H
+            draw, critical = _answer(seed, e.since), _critical_at(times, uses, e.since)
             rows.append(
                 {
                     "day": (e.since - t0) / DAY,
+                    "length_h": (ends - e.since) / H,
                     "check": e.check_at is not None,
+                    "away_days": None if e.check_at is None else (ends - e.check_at) / DAY,
                     "raised": e.raised_at,
                     "false": false,
-                    "answer": _answer(seed, e.since),
-                    "carers": {
-                        str(p): carers_at(e, _answer(seed, e.since) < p, _critical_at(times, uses, e.since))
-                        for p in P_VALUES
-                    },
+                    "answer": draw,
+                    "carers": {str(p): carers_at(e, answer_for(draw, p, not false), critical) for p in P_VALUES},
+                    # the old model: the resident answers "fine" to every silence, absences included
+                    "carers_if_fine": {str(p): carers_at(e, answer_for(draw, p, False), critical) for p in P_VALUES},
                 }
             )
         runs[tier.label + FEEDBACK_LABELS[feedback]] = {"episodes": rows, "collapses": collapses}
@@ -242,21 +260,28 @@ def evaluate_home(args: tuple[str, Points, int, str, list[Tier]]) -> dict:
 
 def _rates(results: list[dict], run: str, window: str, p: float) -> dict[str, float]:
     """Per home-month in ``window``: carers told (false, absences; how many of them raised with nobody
-    asked first), check-ins, and the absences still told if residents who answer say "away"."""
+    asked first, how many unanswered), check-ins, the absences told if residents answered "fine" to
+    everything (the old model), and absences answered "away" for longer than the away cap."""
     lo, hi = WINDOWS[window]
     months = sum(r["months"][window] for r in results)
-    counts = dict.fromkeys(("false", "absences", "absences_if_away", "direct", "check_ins"), 0.0)
+    keys = ["false", "absences", "direct", "absences_unanswered", "absences_direct", "check_ins"]
+    keys += ["absences_if_fine", "away_past_cap"]
+    counts = dict.fromkeys(keys, 0.0)
     for r in results:
         for e in r["runs"][run]["episodes"]:
             if not lo <= e["day"] < hi:
                 continue
             counts["check_ins"] += e["check"]
+            answered = e["check"] and e["answer"] < p
+            if not e["false"]:
+                counts["absences_if_fine"] += e["carers_if_fine"][str(p)] is not None
+                counts["away_past_cap"] += answered and e["away_days"] > AWAY_CAP_DAYS
             if e["carers"][str(p)] is None:
                 continue
             counts["false" if e["false"] else "absences"] += 1
             counts["direct"] += not e["check"]  # raised with nobody asked first (a silence first seen past it)
-            # A resident who answers says "away" when absent: away mode, nobody else told.
-            counts["absences_if_away"] += not e["false"] and not (e["check"] and e["answer"] < p)
+            counts["absences_unanswered"] += not e["false"] and e["check"]
+            counts["absences_direct"] += not e["false"] and not e["check"]
     return {key: value / months for key, value in counts.items()} | {"home_months": months}
 
 
@@ -280,7 +305,7 @@ def markdown(report: dict) -> str:
         f"({report['home_months_first30']:.0f} in the first 30 days).",
         "",
         "| setting | window | first contact: median h | p90 h | carers told of a non-emergency per home-month "
-        "(false + absences) | the same if the absent say “away” | check-ins per home-month "
+        "(false + absences) | absences: unanswered + nobody asked | check-ins per home-month "
         "| collapses to carers ≤ 24 h | collapse to carers: median h |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -294,9 +319,19 @@ def markdown(report: dict) -> str:
             lines.append(
                 f"| {who} | {names[window]} | {_fmt(s['first_contact_median_h'])} | {_fmt(s['first_contact_p90_h'])} "
                 f"| {s['false'] + s['absences']:.2f} ({s['false']:.2f} + {s['absences']:.2f}) "
-                f"| {s['false'] + s['absences_if_away']:.2f} | {s['check_ins']:.2f} "
+                f"| {s['absences_unanswered']:.2f} + {s['absences_direct']:.2f} | {s['check_ins']:.2f} "
                 f"| {s['collapses_to_carers_within_24h']:.1%} of {s['collapses']} | {_fmt(s['carers_median_h'])} |"
             )
+    lines.append("")
+    for window in ("all", "first30"):
+        for row in report["tiers"]:
+            s = row["summary"]
+            if row["window"] == window and row["p"] is not None and row["run"] == report["tiers"][1]["run"]:
+                lines.append(
+                    f"{names[window]}, p = {row['p']:g}: absences told if the resident answered “fine” to "
+                    f"everything {s['absences_if_fine']:.2f} a home-month; answered “away” past the "
+                    f"{AWAY_CAP_DAYS:g}-day cap {s['away_past_cap']:.3f}."
+                )
     lines += [
         "",
         f"Feedback (p = {FEEDBACK_P:g} where the resident is asked): carers' false alarms and check-ins per "
@@ -308,9 +343,11 @@ def markdown(report: dict) -> str:
     ]
     for row in report["feedback"]:
         one, later, s = row["first30"], row["months2-3"], row["collapses"]
+        asked = not row["run"].startswith(TODAY.label)
+        checks = f"{one['check_ins']:.2f} | {later['check_ins']:.2f}" if asked else "— | —"
         lines.append(
-            f"| {row['run']} | {one['false']:.2f} | {later['false']:.2f} | {one['check_ins']:.2f} "
-            f"| {later['check_ins']:.2f} | {_fmt(s['first_contact_median_h'])} | {_fmt(s['first_contact_p90_h'])} "
+            f"| {row['run']} | {one['false']:.2f} | {later['false']:.2f} | {checks} "
+            f"| {_fmt(s['first_contact_median_h'])} | {_fmt(s['first_contact_p90_h'])} "
             f"| {s['collapses_to_carers_within_24h']:.1%} |"
         )
     lines += ["", f"Raised episodes that differ between today and the check tier: {report['raised_differ']}."]
@@ -318,7 +355,7 @@ def markdown(report: dict) -> str:
 
 
 def report(results: list[dict], tiers: list[Tier]) -> dict:
-    tier_rows = []
+    tier_rows: list[dict] = []
     for window in ("all", "first30"):
         today = summarise(results, TODAY.label, window, FEEDBACK_P)  # p does not matter: nobody is asked
         tier_rows.append({"run": TODAY.label, "p": None, "window": window, "summary": today})
@@ -357,8 +394,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dataset", choices=sorted(LOCAL_TZ), default="daiad")
     parser.add_argument("--data", type=Path, default=None, help="the dataset's file or folder (default: ../shared)")
     parser.add_argument("--homes", type=int, default=None, help="only the first N homes (sorted ids)")
-    parser.add_argument("--check-ins", type=float, default=2.0, help="check-ins per month (the check tier's budget)")
-    parser.add_argument("--check-ceiling", type=float, default=12.0, help="the check tier's ceiling, hours")
+    parser.add_argument(
+        "--check-ins",
+        type=float,
+        default=DEFAULTS.check_ins_per_month,
+        help="check-ins per month, the check tier's budget (default: the detector's)",
+    )
+    parser.add_argument(
+        "--check-ceiling",
+        type=float,
+        default=DEFAULTS.check_ceiling_h,
+        help="the check tier's ceiling, hours (default: the detector's)",
+    )
     parser.add_argument("--sweep", default="", help="more check tiers to compare, as budget:ceiling,…")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
