@@ -4,6 +4,7 @@ tests. Each checks its input and raises ``AdminError`` with a one-line reason.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alerts.all_is_well import DEFAULT_AT as ALL_IS_WELL_DEFAULT_AT
+from alerts.all_is_well import EVERY as ALL_IS_WELL_EVERY
 from alerts.channels.registry import Registered
 from alerts.channels.validation import VENDOR_NAMES, type_for_url
 from alerts.models import Endpoint, Household, Meter, Recipient, Silence, Subscription
@@ -127,8 +130,12 @@ def subscribe(
     community: str | None = None,
     kinds: Sequence[str] | None = None,
     min_severity: str = "info",
+    all_is_well_every: str | None = None,
+    all_is_well_at: str | None = None,
+    all_is_well_call: str | None = None,
 ) -> Subscription:
     scopes = [s for s in (household_id, grid_cell, community) if s is not None]
+    _check_all_is_well(recipient, household_id, scopes, all_is_well_every, all_is_well_at, all_is_well_call)
     if len(scopes) > 1:
         raise AdminError("subscribe to one of household_id, grid_cell or community, not several")
     if recipient.role == "family" and household_id is None:
@@ -152,10 +159,36 @@ def subscribe(
         community=community,
         kinds=list(kinds) if kinds is not None else None,
         min_severity=min_severity,
+        all_is_well_every=all_is_well_every,
+        all_is_well_at=(all_is_well_at or ALL_IS_WELL_DEFAULT_AT) if all_is_well_every else None,
+        all_is_well_call=all_is_well_call if all_is_well_every else None,
     )
     session.add(subscription)
     session.flush()
     return subscription
+
+
+def _check_all_is_well(
+    recipient: Recipient,
+    household_id: str | None,
+    scopes: Sequence[str],
+    every: str | None,
+    at: str | None,
+    call: str | None,
+) -> None:
+    """The all-is-well opt-in: a family member's, for one household, daily or weekly."""
+    if every is None:
+        if at is not None or call is not None:
+            raise AdminError("all_is_well_at and all_is_well_call need all_is_well_every (day or week) to opt in")
+        return
+    if every not in ALL_IS_WELL_EVERY:
+        raise AdminError(f"all_is_well_every must be one of {', '.join(ALL_IS_WELL_EVERY)}")
+    if recipient.role != "family":
+        raise AdminError(f"the all-is-well message is for family members; this recipient's role is {recipient.role}")
+    if household_id is None or len(scopes) != 1:
+        raise AdminError("the all-is-well message needs a subscription to one household (household_id)")
+    if at is not None and not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", at):
+        raise AdminError(f"all_is_well_at must be a local time HH:MM, not {at[:20]!r}")
 
 
 def set_away(

@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -159,6 +160,11 @@ class Subscription(Base):
     community: Mapped[str | None] = mapped_column(String(64), index=True)
     kinds: Mapped[list[str] | None] = mapped_column(JSON)  # None: every kind the role may get
     min_severity: Mapped[str] = mapped_column(String(16), default="info")
+    # A family member's opt-in to the all-is-well (平安) message (alerts/all_is_well.py): how often ("day" or
+    # "week"; None: not opted in), at what local time ("HH:MM"), and what to call the elder (妈妈…).
+    all_is_well_every: Mapped[str | None] = mapped_column(String(8))
+    all_is_well_at: Mapped[str | None] = mapped_column(String(5))
+    all_is_well_call: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     recipient: Mapped[Recipient] = relationship()
@@ -242,7 +248,8 @@ class Delivery(Base):
     __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # msg_…
-    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
+    # None: a message about no alert (the all-is-well message); it carries no action links.
+    alert_id: Mapped[str | None] = mapped_column(ForeignKey("alerts.id"), index=True)
     recipient_id: Mapped[str] = mapped_column(ForeignKey("recipients.id"), index=True)
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
     event_type: Mapped[str] = mapped_column(String(40))  # alert.raised | alert.resolved | …
@@ -257,6 +264,36 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MeterDay(Base):
+    """One meter's local day as the worker summarised it (the daily topic): the morning's first water use, the
+    litres and hours with use. A later summary of the same day replaces an earlier one, never a complete one."""
+
+    __tablename__ = "meter_days"
+    __table_args__ = (UniqueConstraint("meter_id", "day", name="uq_meter_day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    meter_id: Mapped[str] = mapped_column(String(64))
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD, the household's local day
+    first_use_at: Mapped[datetime | None]
+    litres: Mapped[float] = mapped_column(Float)
+    hours_with_use: Mapped[int] = mapped_column(Integer)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AllIsWellMessage(Base):
+    """An all-is-well message sent to one subscription for one local day (a weekly one: its Monday). Unique, and
+    written in the transaction that records the message: several routers, or one restarted, never send twice."""
+
+    __tablename__ = "all_is_well_messages"
+    __table_args__ = (UniqueConstraint("subscription_id", "day", name="uq_all_is_well_day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    day: Mapped[str] = mapped_column(String(10))
+    sent_at: Mapped[datetime]
 
 
 class EndpointMessage(Base):

@@ -27,6 +27,7 @@ from alerts.channels.base import Channel, Notification
 from alerts.channels.types import ChannelType
 from alerts.db import Store, rows_changed
 from alerts.models import Delivery, DeliveryAttempt, Endpoint, Recipient, utcnow
+from alerts.payloads import NO_ALERT_EVENTS
 from alerts.policy import RESIDENT
 from alerts.statuses import AttemptOutcome, DeliveryStatus, EndpointStatus
 from alerts.webhooks import AttemptResult, EndpointLimiter, UnsafeURLError, check_url, next_delay, send_once
@@ -234,8 +235,12 @@ class OutboxDispatcher:
                     await asyncio.to_thread(self.record, item, result)
                 return
             for item in claimed:
-                links = self.links(delivery_id=item.id, role=item.recipient_role) if self.links else ()
-                notification = Notification(item.id, json.loads(item.payload), item.recipient_role, actions=links)
+                payload = json.loads(item.payload)
+                about_an_alert = payload.get("type") not in NO_ALERT_EVENTS
+                links = (
+                    self.links(delivery_id=item.id, role=item.recipient_role) if self.links and about_an_alert else ()
+                )
+                notification = Notification(item.id, payload, item.recipient_role, actions=links)
                 now = self.clock()
                 result = await self._send_notification(channel, notification)
                 await asyncio.to_thread(record_message, self.store, batch, notifications=1, digest=False, now=now)

@@ -21,7 +21,10 @@ EVENT_TYPES = (
     "alert.resolved",
     "endpoint.ping",
     "alert.check_in",  # to the resident only: "are you well?" (alerts/check_ins.py)
+    "household.all_is_well",  # to a family that opted in: the day started as usual (alerts/all_is_well.py)
 )
+# Messages about no alert: they carry no action links (there is nothing to acknowledge).
+NO_ALERT_EVENTS = frozenset({"household.all_is_well"})
 
 
 def _iso(value: datetime | None) -> str | None:

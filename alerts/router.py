@@ -1,5 +1,6 @@
 """`shouwang router`: consumes the alerts topic, runs the pipeline in a database transaction,
-sends the outbox, and escalates or reminds on a timer — all in one asyncio process.
+sends the outbox, and escalates or reminds on a timer — all in one asyncio process. It also consumes
+the daily topic (meters' day summaries) and sends families their all-is-well message on the timer.
 
 Processing guarantee: at-least-once. Kafka offsets are committed only after the database
 transaction that recorded an event; a re-delivered event is dropped by the dedup stage.
@@ -12,7 +13,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from prometheus_client import start_http_server
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from alerts import metrics
 from alerts.action_links import ActionLinkSigner, LinkMaker
+from alerts.all_is_well import all_is_well_due, record_day
 from alerts.channels.registry import Channels
 from alerts.channels.types import ChannelType
 from alerts.check_ins import check_ins_due, rechecks_due
@@ -36,20 +38,30 @@ from alerts.stages import default_pipeline
 from alerts.statuses import AlertStatus, DeliveryStatus
 from alerts.webhooks import EndpointLimiter, make_client, parse_schedule
 from shouwang.deadletter import DeadLetter
-from shouwang.events import EventError, decode_alert
+from shouwang.events import EventError, decode_alert, decode_daily_summary
 from shouwang.settings import Settings
 from shouwang.topics import Topics
 
 log = logging.getLogger(__name__)
+# How often the timer looks for all-is-well messages due: a minute late is nothing for a daily message, and
+# every pass reads every opted-in subscription.
+ALL_IS_WELL_CHECK_S = 15.0
 
 
 class Router:
     def __init__(
-        self, settings: Settings, *, clock: Callable[[], datetime] = utcnow, timer_tick_s: float = 1.0
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        timer_tick_s: float = 1.0,
+        all_is_well_check_s: float = ALL_IS_WELL_CHECK_S,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.timer_tick_s = timer_tick_s
+        self.all_is_well_check_s = all_is_well_check_s
+        self._all_is_well_checked: datetime | None = None
         self.config = router_config(settings)
         self.pipeline = default_pipeline()
         self.topics = Topics.from_settings(settings)
@@ -96,9 +108,34 @@ class Router:
         )
         return ctx_result, None
 
+    def handle_daily(self, record: ConsumerRecord) -> tuple[str, DeadLetter | None]:
+        """One meter's day summary kept (the newest per meter and day), in one transaction."""
+        try:
+            if record.value is None:
+                raise EventError("empty message (null value)")
+            summary = decode_daily_summary(record.value)
+        except EventError as exc:
+            return "dead-letter", DeadLetter(
+                str(exc), "invalid", record.key, record.value, record.topic, record.partition, record.offset
+            )
+        for attempt in range(2):
+            try:
+                with self.store.transaction() as session:
+                    return record_day(session, summary, now=self.clock()), None
+            except IntegrityError:  # another router inserted the same day first: update theirs
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
     async def consume(self) -> None:
+        await self._consume(self.topics.alerts, self.handle)
+
+    async def consume_daily(self) -> None:
+        await self._consume(self.topics.daily, self.handle_daily)
+
+    async def _consume(self, topic: str, handle: Callable[[ConsumerRecord], tuple[str, DeadLetter | None]]) -> None:
         consumer = AIOKafkaConsumer(
-            self.topics.alerts,
+            topic,
             bootstrap_servers=self.settings.bootstrap_servers,
             group_id=self.settings.router_id,
             enable_auto_commit=False,
@@ -112,7 +149,7 @@ class Router:
             while not self.stop_event.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
                 for partition, records in batches.items():
-                    await self._handle_partition(consumer, producer, partition, records)
+                    await self._handle_partition(consumer, producer, partition, records, handle)
         finally:
             await consumer.stop()
             await producer.stop()
@@ -123,12 +160,13 @@ class Router:
         producer: AIOKafkaProducer,
         partition: TopicPartition,
         records: list[ConsumerRecord],
+        handle: Callable[[ConsumerRecord], tuple[str, DeadLetter | None]],
     ) -> None:
         for record in records:
             try:
-                _result, letter = await asyncio.to_thread(self.handle, record)
+                _result, letter = await asyncio.to_thread(handle, record)
             except Exception:  # e.g. the database is down: do not commit, read it again later
-                log.exception("alert event at %s@%d not recorded; will retry", partition, record.offset)
+                log.exception("event at %s@%d not recorded; will retry", partition, record.offset)
                 consumer.seek(partition, record.offset)
                 await asyncio.sleep(1.0)
                 return
@@ -146,6 +184,11 @@ class Router:
             changed += len(remind_due(session, now=now, config=self.config))
             changed += len(check_ins_due(session, now=now, config=self.config))
             changed += len(rechecks_due(session, now=now, config=self.config))
+        if self._all_is_well_checked is None or now - self._all_is_well_checked >= timedelta(
+            seconds=self.all_is_well_check_s
+        ):
+            changed += len(all_is_well_due(self.store, now=now))
+            self._all_is_well_checked = now
         self.refresh_gauges()
         return changed
 
@@ -206,6 +249,7 @@ class Router:
         publisher = FeedbackPublisher(self.store, self.topics.feedback, settings.bootstrap_servers, clock=self.clock)
         tasks = [
             asyncio.create_task(self.consume(), name="consume"),
+            asyncio.create_task(self.consume_daily(), name="consume-daily"),
             asyncio.create_task(dispatcher.run(self.stop_event, self.wake), name="dispatch"),
             asyncio.create_task(self.timers(), name="timers"),
             asyncio.create_task(publisher.run(self.stop_event, tick_s=self.timer_tick_s), name="feedback"),

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from detectors.incidents.text import has_content
-from shouwang.events import GridCell, MeterId, RoutineHints, Timestamp
+from shouwang.events import ClockTime, GridCell, MeterId, RoutineHints, Timestamp
 
 Role = Literal["resident", "family", "grid_worker", "supervisor", "operator"]
 KeyRole = Literal["operator", "supervisor", "grid_worker", "family", "device"]
@@ -182,6 +182,9 @@ class PingResult(BaseModel):
     error: str | None
 
 
+CallName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), NoNul]
+
+
 class SubscriptionCreate(Strict):
     recipient_id: Text200
     household_id: Text200 | None = None
@@ -189,6 +192,14 @@ class SubscriptionCreate(Strict):
     community: Community | None = None
     kinds: list[Kind] | None = Field(default=None, min_length=1, max_length=8)
     min_severity: Severity = "info"
+    all_is_well_every: Literal["day", "week"] | None = Field(
+        default=None,
+        description="A family member's opt-in to the all-is-well (平安) message: daily, or weekly on Mondays",
+    )
+    all_is_well_at: ClockTime | None = Field(default=None, description="Local time HH:MM (default 10:00)")
+    all_is_well_call: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), NoNul] | None
+    ) = Field(default=None, description="What the family calls the elder (妈妈); default the household's name")
 
 
 class SubscriptionOut(BaseModel):
@@ -199,6 +210,9 @@ class SubscriptionOut(BaseModel):
     community: str | None
     kinds: list[str] | None
     min_severity: str
+    all_is_well_every: str | None = None
+    all_is_well_at: str | None = None
+    all_is_well_call: str | None = None
 
 
 class KeyCreate(Strict):

@@ -45,10 +45,13 @@ PROVIDERS: tuple[Provider, ...] = ("aliyun", "tencent")
 # The message types an SMS can carry, keyed without their "alert." prefix. Each needs an approved template
 # ("updated" may share the code of "raised"): a gap found at start-up beats a refusal at 3 a.m., which
 # would also mark every SMS endpoint failing.
-MESSAGE_TYPES = ("raised", "updated", "escalated", "reminder", "resolved", "ping", "check_in")
+MESSAGE_TYPES = ("raised", "updated", "escalated", "reminder", "resolved", "ping", "check_in", "all_is_well")
 # check_in is asked of residents only: a deployment that gives no resident an SMS channel needs no template
 # for it (a check-in without one is refused, and the household's carers are told at the alarm limit).
-REQUIRED_TEMPLATES = MESSAGE_TYPES[:-1]
+# all_is_well ("{name}今天 {time} 开始用水，一切如常") goes only to families who opted in: without a template a
+# family's SMS channel gets no such message, and their alerts are unaffected.
+OPTIONAL_TEMPLATES = ("check_in", "all_is_well")
+REQUIRED_TEMPLATES = tuple(kind for kind in MESSAGE_TYPES if kind not in OPTIONAL_TEMPLATES)
 VARIABLES = ("name", "kind", "time", "link", "outcome")
 
 # Short enough for Tencent's six characters; the console's longer labels do not fit an SMS variable.
@@ -103,6 +106,8 @@ def default_params(provider: Provider, message_type: str) -> tuple[str, ...]:
         return ("time",)
     if message_type == "resolved":
         return ("name", "kind", "outcome")
+    if message_type == "all_is_well":  # "{name}今天 {time} 开始用水，一切如常"
+        return ("name", "time")
     if message_type == "check_in":  # "您好，今天还没看到用水，您还好吗？回复 1 我很好，回复 2 我不在家" + the link
         return ("link",) if provider == "aliyun" else ()
     # Tencent refuses links in variables: its templates carry the console's address as fixed text.
@@ -293,6 +298,8 @@ def template_variables(
     else:
         moment = _parse_time(data.get("since")) or _parse_time(data.get("at"))
     moment = moment or _parse_time(notification.payload.get("timestamp"))
+    if notification.event_type == "household.all_is_well":
+        return _all_is_well_variables(data, params=params, max_chars=max_chars, zone=zone, mask_names=mask_names)
     values: dict[str, Callable[[], str]] = {
         "name": lambda: fit(_label(data, mask_names), max_chars),
         "kind": lambda: fit(KIND_ZH.get(str(data.get("kind")), "用水异常"), max_chars),
@@ -301,6 +308,32 @@ def template_variables(
         "outcome": lambda: fit(OUTCOME_ZH.get(str(resolution.get("outcome")), "已处理"), max_chars),
     }
     return [(name, values[name]() or "-") for name in params]
+
+
+def _all_is_well_variables(
+    data: Mapping[str, Any], *, params: Sequence[str], max_chars: int, zone: ZoneInfo, mask_names: bool
+) -> list[tuple[str, str]]:
+    """The elder as the family calls them (妈妈), else the masked name; the morning's first use as HH:MM (the
+    week's message: the day it ends)."""
+    call = data.get("call")
+    name = call if isinstance(call, str) and call.strip() and call != _household_name(data) else None
+    first_use = _parse_time(data.get("first_use_at"))
+    values = {
+        "name": fit(name or _label(data, mask_names), max_chars),
+        "time": first_use.astimezone(zone).strftime("%H:%M")
+        if first_use
+        else fit(str(data.get("day") or "-"), max_chars),
+        "kind": fit("平安", max_chars),
+        "link": "-",
+        "outcome": fit("一切如常", max_chars),
+    }
+    return [(param, values[param] or "-") for param in params]
+
+
+def _household_name(data: Mapping[str, Any]) -> str | None:
+    household = data.get("household")
+    name = household.get("name") if isinstance(household, Mapping) else None
+    return name if isinstance(name, str) else None
 
 
 class SmsProvider(Protocol):

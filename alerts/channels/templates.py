@@ -32,6 +32,7 @@ from alerts.channels import wording as w
 from alerts.channels.base import ActionLink, Audience, Notification
 
 DEFAULT_DIR = Path(__file__).parent / "templates"
+ALL_IS_WELL_EVENT = "household.all_is_well"
 EVENT_TYPES = (
     "alert.raised",
     "alert.updated",
@@ -40,6 +41,7 @@ EVENT_TYPES = (
     "alert.resolved",
     "endpoint.ping",
     "alert.check_in",  # to the resident only: "are you well?" (alerts/check_ins.py)
+    ALL_IS_WELL_EVENT,  # to a family that opted in (alerts/all_is_well.py): data.message says it
 )
 # Many notifications to one rate-limited endpoint in one message (alerts/channel_batches.py): its data is
 # {"count", "items": [{"type", …alert data}]}; each item is filtered for the audience like a single alert.
@@ -216,7 +218,8 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
     resolution: Mapping[str, Any] = raw_resolution if isinstance(raw_resolution, Mapping) else {}
     raw_facts = data.get("facts")
     outcome = _text(resolution.get("outcome"))
-    if event in ("alert.resolved", "endpoint.ping", "alert.check_in", DIGEST_EVENT):
+    message = _all_is_well_message(data, language, group) if event == ALL_IS_WELL_EVENT else None
+    if event in ("alert.resolved", "endpoint.ping", "alert.check_in", ALL_IS_WELL_EVENT, DIGEST_EVENT):
         advice, event_advice = w.pick(w.EVENT_ADVICE, event, language), None
     else:
         pair = w.ADVICE.get(kind or "", w.DEFAULT_ADVICE)
@@ -229,7 +232,8 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
         "audience": audience,
         "alert_id": _text(data.get("alert_id")),
         "kind": kind,
-        "kind_label": w.pick(w.KIND_LABELS, kind, language) if kind else None,
+        "kind_label": w.pick(w.KIND_LABELS, kind, language) if kind else message,
+        "message": message,
         "severity": severity,
         "severity_label": w.pick(w.SEVERITY_LABELS, severity, language) if severity else None,
         "advice": advice,
@@ -258,6 +262,14 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
             else {"count": None, "items": [], "more": 0}
         ),
     }
+
+
+def _all_is_well_message(data: Mapping[str, Any], language: str, group: bool) -> str:
+    """The family's all-is-well sentence; a group chat gets the same news without the elder's times."""
+    raw = data.get("message")
+    words: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    said = _text(words.get("en" if language == "en" else "zh"))
+    return w.pick(w.EVENT_ADVICE, ALL_IS_WELL_EVENT, language) if group or said is None else said
 
 
 def _digest(notification: Notification, *, audience: Audience) -> dict[str, Any]:
@@ -299,6 +311,13 @@ def sample_notification(
             "data": {"count": 40, "items": items},
         }
         return Notification("dig-sample", payload_, "grid_worker", language=language)
+    if event_type == ALL_IS_WELL_EVENT:
+        return Notification(
+            "msg-sample",
+            {"type": event_type, "timestamp": "2026-03-02T02:00:00+00:00", "data": _ALL_IS_WELL_SAMPLE},
+            "family",
+            language=language,
+        )
     if event_type == "endpoint.ping":
         payload: dict[str, Any] = {
             "type": event_type,
@@ -348,6 +367,21 @@ def sample_notification(
     )
     payload = {"type": event_type, "timestamp": "2026-03-02T01:00:05+00:00", "data": data}
     return Notification("msg-sample", payload, "grid_worker", actions=links, language=language)
+
+
+_ALL_IS_WELL_SAMPLE: dict[str, Any] = {
+    "household": {"id": "hh-sample", "name": "王阿姨", "address": "莲花路 12 号 3 栋 501", "timezone": "Asia/Shanghai"},
+    "grid_cell": "FT-12-3",
+    "period": "day",
+    "day": "2026-03-02",
+    "call": "妈妈",
+    "first_use_at": "2026-03-02T07:12:00+08:00",
+    "days": [{"day": "2026-03-02", "first_use_at": "2026-03-02T07:12:00+08:00", "litres": 35.0, "hours_with_use": 3}],
+    "message": {
+        "zh": "妈妈今天 07:12 开始用水，一切如常",
+        "en": "妈妈 started using water at 07:12 today: all is well",
+    },
+}
 
 
 def check_templates(templates: Templates, channels: Iterable[tuple[str, str, Audience]] = CHANNEL_FAMILIES) -> int:

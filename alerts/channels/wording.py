@@ -55,6 +55,7 @@ EVENT_LABELS: Mapping[str, tuple[str, str]] = {
     "endpoint.ping": ("通道测试", "Channel test"),
     "alert.digest": ("汇总", "Digest"),
     "alert.check_in": ("您还好吗？", "Are you well?"),
+    "household.all_is_well": ("平安", "All is well"),
 }
 
 # Said before the kind's advice when the event itself asks something more of the reader.
@@ -72,6 +73,8 @@ EVENT_ADVICE: Mapping[str, tuple[str, str]] = {
         "您好，今天还没看到用水，您还好吗？请点下面的“我很好”或“我不在家”回复。",
         "Hello, we have not seen any water use today. Are you well? Tap I'm fine or I'm away below.",
     ),
+    # What a group chat is told instead of the family's message (no times of an elder's day in a group).
+    "household.all_is_well": ("今天已看到用水，一切如常", "Water use seen today: all is well"),
 }
 
 OUTCOME_LABELS: Mapping[str, tuple[str, str]] = {

@@ -177,6 +177,9 @@ def create_subscription(body: SubscriptionCreate, session: SessionDep, _: Operat
         community=body.community,
         kinds=body.kinds,
         min_severity=body.min_severity,
+        all_is_well_every=body.all_is_well_every,
+        all_is_well_at=body.all_is_well_at,
+        all_is_well_call=body.all_is_well_call,
     )
     return _subscription_out(subscription)
 
@@ -207,6 +210,9 @@ def _subscription_out(subscription: Subscription) -> SubscriptionOut:
         community=subscription.community,
         kinds=subscription.kinds,
         min_severity=subscription.min_severity,
+        all_is_well_every=subscription.all_is_well_every,
+        all_is_well_at=subscription.all_is_well_at,
+        all_is_well_call=subscription.all_is_well_call,
     )
 
 
