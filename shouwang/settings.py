@@ -129,6 +129,13 @@ class Settings(BaseSettings):
         le=3600,
         description="How often the worker asks silent meters' detectors whether they are overdue.",
     )
+    clock_skew_s: float = Field(
+        default=600.0,
+        ge=0,
+        le=86400,
+        description="How far after the receiving clock (API and worker) a reading's time may be: later ones are "
+        "refused, so a reading dated in the future can never move a meter's clock and blind its detectors.",
+    )
     no_usage_ceiling_h: float = Field(
         default=18.0, ge=4, le=24, description="A silence this long raises `no_usage` whatever the household's rhythm."
     )

@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> faust.App:
 
     # meter_state[key] = value for less, and never ahead of the record's alerts (streams/state_writes.py)
     state_writer = StateWriter(TableChangelog(app, meter_state), alerts.send, app)
-    processor = ReadingProcessor(bank_factory(settings))
+    processor = ReadingProcessor(bank_factory(settings), max_skew_s=settings.clock_skew_s)
     offline = OfflineWatch(settings.readings_partitions)
     reporting = metrics.ReportingMeters()
     emitter = Emitter(alerts.send, deadletter.send, daily.send)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 from detectors import DetectorBank, Finding
 from detectors.day_summary import DaySummary
@@ -98,8 +99,16 @@ class ReadingProcessor:
     processor itself holds nothing between records and a restarted worker loses nothing.
     """
 
-    def __init__(self, bank_factory: Callable[[], DetectorBank] | None = None) -> None:
+    def __init__(
+        self,
+        bank_factory: Callable[[], DetectorBank] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_skew_s: float = 600.0,
+    ) -> None:
         self._bank_factory = bank_factory or DetectorBank
+        self._clock = clock
+        self._max_skew_s = max_skew_s
 
     def process(self, record: SourceRecord, state: bytes | None = None) -> Outcome:
         try:
@@ -120,6 +129,22 @@ class ReadingProcessor:
         if record.key != meter_id.encode():
             outcome.rekeyed = True
             return outcome
+        flags, flagged_at = message.flags, message.flagged_at
+        latest = self._clock() + self._max_skew_s
+        if points[-1][0] > latest:  # points are in event-time order: only the end can be in the future
+            future = [point for point in points if point[0] > latest]
+            points = points[: len(points) - len(future)]
+            flags, flagged_at = frozenset(), None  # they came with the last point, which is left out
+            first = datetime.fromtimestamp(future[0][0], UTC).isoformat(timespec="seconds")
+            outcome.dead_letter = dead_letter_for(
+                record,
+                f"{len(future)} reading(s) dated after this worker's clock by more than {self._max_skew_s:g} s "
+                f"(first: {first}): left out, a reading from the future must not move the meter's clock",
+                "invalid",
+            )
+            outcome.reading_count = len(points)
+            if not points:
+                return outcome
         bank = self._bank_factory()
         if state:
             try:
@@ -127,7 +152,7 @@ class ReadingProcessor:
             except ValueError as exc:  # a state from an incompatible version: start learning again
                 log.warning("meter %s: detector state not usable (%s); starting afresh", meter_id, exc)
                 bank, outcome.state_reset = self._bank_factory(), True
-        for finding in bank.update_points(meter_id, points, message.flags, message.flagged_at):
+        for finding in bank.update_points(meter_id, points, flags, flagged_at):
             outcome.alerts.append(finding_to_alert(meter_id, finding))
         for summary in bank.take_day_summaries():
             outcome.daily.append(day_summary_event(meter_id, summary))

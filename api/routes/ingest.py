@@ -12,6 +12,7 @@ import asyncio
 import json
 import math
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -78,11 +79,16 @@ async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult
         )
     good: list[MeterReading] = []
     rejected: list[dict[str, Any]] = []
+    skew_s = request.app.state.settings.clock_skew_s
+    latest = utcnow() + timedelta(seconds=skew_s)
     for index, item in enumerate(items):
         try:
             reading = _READING.validate_python(item)
         except ValidationError as exc:
             rejected.append({"index": index, "error": describe_validation_error(exc)})
+            continue
+        if reading.ts > latest:  # a reading from the future would make every real one after it "late"
+            rejected.append({"index": index, "error": _from_the_future(reading.ts, latest, skew_s)})
             continue
         good.append(MeterReading(meter_id=reading.meter_id, ts=reading.ts, register_l=reading.register_l))
     metrics.READINGS_REJECTED.inc(len(rejected))
@@ -108,6 +114,14 @@ async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult
         ) from exc
     metrics.READINGS_INGESTED.inc(len(good))
     return IngestResult(accepted=len(good), rejected=rejected)
+
+
+def _from_the_future(ts: datetime, latest: datetime, skew_s: float) -> str:
+    ahead_min = (ts - latest).total_seconds() / 60 + skew_s / 60
+    return (
+        f"ts: {ts.isoformat()} is {ahead_min:,.0f} min after this server's clock; a reading may be at most "
+        f"{skew_s / 60:g} min ahead (SHOUWANG_CLOCK_SKEW_S)"
+    )
 
 
 @router.post(

@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from tests.api.conftest import (
     app_of,
     bearer,
     build_world,
+    expect,
     household_body,
     running_api,
     store_of,
@@ -244,6 +246,22 @@ def test_mixed_readings_accept_the_good_and_report_the_bad(world: World) -> None
     assert {json.loads(r.value)["v"] for r in mine} == {1}
     # one meter's readings are on one partition, in order
     assert len({r.partition for r in mine if r.key == m1.encode()}) == 1
+
+
+def test_a_reading_from_the_future_is_refused_and_the_good_one_beside_it_kept(world: World) -> None:
+    meter = f"SZ-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    items = [
+        reading(meter, 100.0, ts=(now - timedelta(minutes=5)).isoformat()),
+        reading(meter, 101.0, ts="2099-01-01T00:00:00+08:00"),  # the blinding attack: every later one "late"
+        reading(meter, 102.0, ts=(now + timedelta(minutes=5)).isoformat()),  # within the 10-minute skew
+        reading(meter, 103.0, ts=(now + timedelta(minutes=15)).isoformat()),
+    ]
+    result = expect(world.client.post("/v1/readings", json=items, headers=bearer(fresh_device(world))), 202)
+    assert result["accepted"] == 2
+    reasons = {item["index"]: item["error"] for item in result["rejected"]}
+    assert sorted(reasons) == [1, 3]
+    assert "after this server's clock" in reasons[1] and "10 min ahead" in reasons[1]
 
 
 def test_all_bad_readings_are_422_and_nothing_is_produced(world: World) -> None:
