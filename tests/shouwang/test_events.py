@@ -9,11 +9,13 @@ import pytest
 
 from shouwang.events import (
     AlertKind,
+    DailySummary,
     EventError,
     MeterReading,
     ReadingBatch,
     alert_id_for,
     decode_alert,
+    decode_daily_summary,
     decode_incident,
     decode_reading_message,
 )
@@ -120,3 +122,24 @@ def test_alert_id_is_stable_per_episode_and_independent_of_offset() -> None:
     assert alert_id_for("m1", "no_usage", start) != alert_id_for("m1", "spike", start)
     assert alert_id_for("m1", "no_usage", start) != alert_id_for("m2", "no_usage", start)
     assert alert_id_for("m1", "no_usage", start) != alert_id_for("m1", "no_usage", start + timedelta(seconds=1))
+
+
+def test_a_day_summary_decodes_and_a_bad_one_says_why() -> None:
+    summary = DailySummary(
+        meter_id="m1",
+        day="2026-03-02",
+        first_use_at=datetime.fromisoformat("2026-03-02T07:12:00+08:00"),
+        litres=35.5,
+        hours_with_use=3,
+        complete=False,
+    )
+    assert decode_daily_summary(encode(summary)) == summary
+    good = json.loads(encode(summary))
+    for change, words in (
+        ({"day": "2026-02-30"}, "not a calendar day"),
+        ({"hours_with_use": 25}, "hours_with_use"),
+        ({"litres": -1}, "litres"),
+        ({"first_use_at": "2026-03-02T07:12:00"}, "no UTC offset"),
+    ):
+        with pytest.raises(EventError, match=words):
+            decode_daily_summary(json.dumps({**good, **change}).encode())
