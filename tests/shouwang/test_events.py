@@ -18,6 +18,7 @@ from shouwang.events import (
     decode_daily_summary,
     decode_incident,
     decode_reading_message,
+    encode,
 )
 
 
