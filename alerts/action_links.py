@@ -153,8 +153,9 @@ def open_link(session: Session, signer: ActionLinkSigner, token: str, *, now: da
         return replace(seen, state="used", message_zh="此链接已使用过。", message_en="This link has been used already.")
     if now >= delivery.created_at + ttl:
         return replace(seen, state="expired", message_zh="此链接已过期。", message_en="This link has expired.")
+    family_saw = recipient.role == "family" and alert.family_seen_at is not None
     if alert.status == AlertStatus.RESOLVED or (
-        claims.action == "acknowledge" and alert.status == AlertStatus.ACKNOWLEDGED
+        claims.action == "acknowledge" and (alert.status == AlertStatus.ACKNOWLEDGED or family_saw)
     ):
         return replace(
             seen,
@@ -184,7 +185,7 @@ def use_link(
     claims = signer.verify(token)
     by = f"{view.recipient.name} ({view.recipient.id}, via link)"
     if view.action == "acknowledge":
-        acknowledge(session, view.alert, by=by, now=now)
+        acknowledge(session, view.alert, by=by, now=now, role=view.recipient.role, config=config)
     elif view.action == "fine":
         answer_fine(session, view.alert, by=by, now=now, config=config)
     elif view.action == "away":

@@ -23,18 +23,66 @@ class LifecycleError(ValueError):
     """The requested change does not fit the alert's state; the message says why."""
 
 
-def acknowledge(session: Session, alert: Alert, *, by: str, now: datetime) -> Alert:
-    """Someone has it in hand: escalation and reminders stop."""
+def acknowledge(
+    session: Session,
+    alert: Alert,
+    *,
+    by: str,
+    now: datetime,
+    role: str = "operator",
+    config: RouterConfig | None = None,
+) -> Alert:
+    """By staff: someone has it in hand, escalation and reminders stop — until the severity's
+    ``staff_ack_timeouts`` pass without a resolution, when the next tier is told. By a family member:
+    "family has seen it", recorded for staff to read, and the staff tiers go on (a relative far away
+    cannot knock on the door)."""
     if alert.status == AlertStatus.RESOLVED:
         raise LifecycleError(f"alert {alert.id} is already resolved")
+    if role == "family":
+        if alert.family_seen_at is None:  # the first family member to see it; a second tap changes nothing
+            alert.family_seen_at, alert.family_seen_by, alert.updated_at = now, by, now
+            session.add(AlertTransition(alert_id=alert.id, event="family_seen", at=now, actor=by, recorded_at=now))
+        return alert
     if alert.status == AlertStatus.ACKNOWLEDGED:
         return alert  # idempotent: a second tap on the button changes nothing
     alert.status, alert.acknowledged_at, alert.acknowledged_by = AlertStatus.ACKNOWLEDGED, now, by
     alert.next_escalation_at = alert.next_reminder_at = None
+    hold = config.staff_ack_timeouts.get(alert.severity) if config is not None else None
+    alert.ack_expires_at = now + hold if hold is not None else None
     alert.updated_at = now
     session.add(AlertTransition(alert_id=alert.id, event=AlertStatus.ACKNOWLEDGED, at=now, actor=by, recorded_at=now))
     metrics.TIME_TO_ACK.labels(alert.kind).observe(max(0.0, (now - alert.created_at).total_seconds()))
     return alert
+
+
+def acknowledgements_expired(session: Session, *, now: datetime, config: RouterConfig) -> list[Alert]:
+    """Acknowledged by staff but not resolved in time: raised again, and the next tier is told at once
+    (by ``escalate_due``, on this same pass)."""
+    due = list(
+        session.scalars(
+            select(Alert)
+            .where(
+                Alert.status == AlertStatus.ACKNOWLEDGED,
+                Alert.ack_expires_at.is_not(None),
+                Alert.ack_expires_at <= now,
+            )
+            .limit(200)
+        )
+    )
+    for alert in due:
+        session.add(
+            AlertTransition(
+                alert_id=alert.id,
+                event=f"ack_expired:{int(now.timestamp())}",
+                at=now,
+                actor="router",
+                recorded_at=now,
+            )
+        )
+        alert.status, alert.ack_expires_at = AlertStatus.RAISED, None
+        alert.next_escalation_at, alert.next_reminder_at = now, now + config.repeat_interval
+        alert.updated_at = now
+    return due
 
 
 def resolve(
@@ -49,7 +97,7 @@ def resolve(
         alert.acknowledged_at, alert.acknowledged_by = now, by
     alert.status, alert.resolved_at, alert.resolved_by = AlertStatus.RESOLVED, now, by
     alert.outcome, alert.resolution_note = outcome, note
-    alert.next_escalation_at = alert.next_reminder_at = None
+    alert.next_escalation_at = alert.next_reminder_at = alert.ack_expires_at = None
     alert.updated_at = now
     session.add(AlertTransition(alert_id=alert.id, event="resolved_by_person", at=now, actor=by, recorded_at=now))
     household = session.get(Household, alert.household_id) if alert.household_id else None

@@ -206,8 +206,13 @@ class Alert(Base):
     explanation_en: Mapped[str] = mapped_column(Text)
     facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     silenced_by: Mapped[str | None] = mapped_column(String(64))  # consent | away | sil_… ; None = notified
-    acknowledged_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]  # by staff: someone has it in hand
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    # A family member saw it ("family has seen it"): staff are still asked to act (alerts/lifecycle.py).
+    family_seen_at: Mapped[datetime | None]
+    family_seen_by: Mapped[str | None] = mapped_column(String(200))
+    # A staff acknowledgement holds until then without a resolution; then the next tier is told.
+    ack_expires_at: Mapped[datetime | None] = mapped_column(index=True)
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(200))  # "detector" on auto-resolve
     outcome: Mapped[str | None] = mapped_column(String(32))

@@ -4,7 +4,7 @@ injected once per event so every decision can be tested with a fixed time."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -12,7 +12,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from alerts.models import Alert, Delivery, Household
-from alerts.policy import EscalationPolicy, parse_duration, parse_policy
+from alerts.policy import EscalationPolicy, parse_ack_timeouts, parse_duration, parse_policy
 from shouwang.events import AlertEvent
 from shouwang.settings import Settings
 
@@ -24,6 +24,8 @@ class RouterConfig:
     public_url: str
     check_in_timeout: timedelta = timedelta(minutes=30)  # the resident's time to answer before carers are told
     away_max: timedelta = timedelta(days=30)  # the longest away mode anyone may set
+    # How long a staff acknowledgement holds an alert without a resolution, per severity (alerts/lifecycle.py).
+    staff_ack_timeouts: Mapping[str, timedelta] = field(default_factory=dict)
 
 
 def router_config(settings: Settings) -> RouterConfig:
@@ -33,6 +35,7 @@ def router_config(settings: Settings) -> RouterConfig:
         public_url=settings.public_url,
         check_in_timeout=parse_duration(settings.check_in_timeout),
         away_max=timedelta(days=settings.away_max_days),
+        staff_ack_timeouts=parse_ack_timeouts(settings.staff_ack_timeout),
     )
 
 

@@ -51,6 +51,17 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
 
 
+def parse_ack_timeouts(text: str) -> dict[str, timedelta]:
+    """``critical=2h,high=4h`` → {severity: duration}; ValueError naming the bad part."""
+    timeouts: dict[str, timedelta] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        severity, _, duration = part.partition("=")
+        if severity.strip() not in SEVERITIES:
+            raise ValueError(f"staff_ack_timeout: unknown severity {severity.strip()!r}")
+        timeouts[severity.strip()] = parse_duration(duration)
+    return timeouts
+
+
 def severity_at_least(severity: str, minimum: str) -> bool:
     return SEVERITIES.index(severity) >= SEVERITIES.index(minimum)
 

@@ -28,7 +28,7 @@ from alerts.channels.types import ChannelType
 from alerts.check_ins import check_ins_due, rechecks_due
 from alerts.db import Store
 from alerts.feedback import FeedbackPublisher
-from alerts.lifecycle import escalate_due, remind_due
+from alerts.lifecycle import acknowledgements_expired, escalate_due, remind_due
 from alerts.models import Alert, Delivery, Endpoint, Meter, utcnow
 from alerts.outbox import OutboxConfig, OutboxDispatcher
 from alerts.pipeline import RouteContext, router_config
@@ -180,7 +180,8 @@ class Router:
     def run_timers_once(self) -> int:
         now = self.clock()
         with self.store.transaction() as session:
-            changed = len(escalate_due(session, now=now, config=self.config))
+            changed = len(acknowledgements_expired(session, now=now, config=self.config))
+            changed += len(escalate_due(session, now=now, config=self.config))
             changed += len(remind_due(session, now=now, config=self.config))
             changed += len(check_ins_due(session, now=now, config=self.config))
             changed += len(rechecks_due(session, now=now, config=self.config))

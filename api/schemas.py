@@ -293,8 +293,12 @@ class AlertOut(BaseModel):
     explanation: dict[str, str]
     facts: dict[str, Any]
     silenced_by: str | None
-    acknowledged_at: datetime | None
+    acknowledged_at: datetime | None = Field(description="By staff: someone has it in hand")
     acknowledged_by: str | None
+    family_seen_at: datetime | None = Field(
+        default=None, description="A family member saw it: staff are still asked to act"
+    )
+    family_seen_by: str | None = None
     resolved_at: datetime | None
     resolved_by: str | None
     outcome: str | None

@@ -187,6 +187,12 @@ class Settings(BaseSettings):
         '`{"critical": [["family+grid_worker", "15m"], ["supervisor", "30m"], ["operator"]]}`. '
         "Unset: the defaults in `alerts/policy.py`.",
     )
+    staff_ack_timeout: str = Field(
+        default="critical=2h,high=4h,medium=12h,low=1d,info=1d",
+        pattern=r"^\s*[a-z]+\s*=\s*\d+(\.\d+)?[smhd]\s*(,\s*[a-z]+\s*=\s*\d+(\.\d+)?[smhd]\s*)*$",
+        description="Per severity, how long an alert a staff member acknowledged may stay unresolved before it is "
+        "escalated again to the next tier (`severity=duration`, comma-separated; unlisted severities never).",
+    )
     repeat_interval: str = Field(
         default="4h", pattern=r"^\d+[smhd]$", description="Reminder interval while an alert stays unacknowledged."
     )

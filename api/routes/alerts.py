@@ -41,6 +41,8 @@ def alert_out(alert: Alert) -> AlertOut:
         silenced_by=alert.silenced_by,
         acknowledged_at=alert.acknowledged_at,
         acknowledged_by=alert.acknowledged_by,
+        family_seen_at=alert.family_seen_at,
+        family_seen_by=alert.family_seen_by,
         resolved_at=alert.resolved_at,
         resolved_by=alert.resolved_by,
         outcome=alert.outcome,
@@ -171,12 +173,20 @@ def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertDet
     "/{alert_id}/ack",
     response_model=AlertOut,
     responses=error_responses(409),
-    summary="Acknowledge: escalation and reminders stop",
+    summary="Acknowledge. Staff: escalation and reminders stop (until the severity's SHOUWANG_STAFF_ACK_TIMEOUT). "
+    "Family: 'family has seen it', the staff tiers go on",
 )
-def ack(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut:
+def ack(alert_id: str, session: SessionDep, principal: Reader, request: Request) -> AlertOut:
     alert = visible_alert(session, principal, alert_id)
     try:
-        acknowledge(session, alert, by=f"{principal.name} ({principal.actor})", now=utcnow())
+        acknowledge(
+            session,
+            alert,
+            by=f"{principal.name} ({principal.actor})",
+            now=utcnow(),
+            role=principal.role,
+            config=router_config(request.app.state.settings),
+        )
     except LifecycleError as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
     return alert_out(alert)

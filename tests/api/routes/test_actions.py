@@ -99,12 +99,18 @@ def test_opening_a_link_changes_nothing_and_its_button_acknowledges_once(client:
     done = client.post(_form_action(page.text))
     assert done.status_code == 200 and 'class="result result-done"' in done.text
     alert = _alert(client, alert_id)
-    assert alert["status"] == "acknowledged"
-    assert "女儿" in alert["acknowledged_by"] and "via link" in alert["acknowledged_by"]
+    # A family member's tap says "family has seen it": the staff tiers go on (the alert stays raised).
+    assert alert["status"] == "raised" and alert["acknowledged_by"] is None
+    assert "女儿" in alert["family_seen_by"] and "via link" in alert["family_seen_by"]
 
     again = client.post(f"/a/{token}")
     assert again.status_code == 410 and "result-used" in again.text
-    assert _alert(client, alert_id)["acknowledged_by"] == alert["acknowledged_by"]
+    assert _alert(client, alert_id)["family_seen_by"] == alert["family_seen_by"]
+
+    staff = _signer(client).token(delivery_id=deliveries["grid_worker"], action="acknowledge")
+    assert client.post(f"/a/{staff}").status_code == 200
+    alert = _alert(client, alert_id)
+    assert alert["status"] == "acknowledged" and "网格员" in alert["acknowledged_by"]
 
 
 def test_a_grid_worker_resolves_with_an_outcome_from_the_link(client: TestClient) -> None:
