@@ -56,6 +56,8 @@ def alert_payload(
         "tier": tier,
         "acknowledge_url": f"{public_url.rstrip('/')}/v1/alerts/{alert.id}/ack",
     }
+    if alert.family_seen_at is not None:  # staff read that the family knows; their tier still acts
+        data["family_seen"] = {"by": alert.family_seen_by, "at": _iso(alert.family_seen_at)}
     if alert.status == AlertStatus.RESOLVED:
         data["resolution"] = {
             "outcome": alert.outcome,

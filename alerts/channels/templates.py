@@ -253,6 +253,7 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
         "outcome_label": w.pick(w.OUTCOME_LABELS, outcome, language) if outcome else None,
         "resolved_at": _local_time(resolution.get("at"), timezone, language),
         "note": None if group else _text(resolution.get("note")),
+        "family_seen": _family_seen(data.get("family_seen"), timezone, language, group=group),
         "endpoint_id": _text(data.get("endpoint_id")),
         "actions": _actions(notification.actions, language),
         "buttons": buttons,
@@ -270,6 +271,22 @@ def _all_is_well_message(data: Mapping[str, Any], language: str, group: bool) ->
     words: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     said = _text(words.get("en" if language == "en" else "zh"))
     return w.pick(w.EVENT_ADVICE, ALL_IS_WELL_EVENT, language) if group or said is None else said
+
+
+def _family_seen(raw: Any, timezone: str, language: str, *, group: bool) -> str | None:
+    """ "The family has seen it" for staff, who are still to act; a group reads when, not who."""
+    if not isinstance(raw, Mapping):
+        return None
+    when = _local_time(raw.get("at"), timezone, language) or ""
+    who = None if group else _text(raw.get("by"))
+    detail = (
+        "，".join(part for part in (who, when) if part)
+        if language != "en"
+        else ", ".join(part for part in (who, when) if part)
+    )
+    if language == "en":
+        return f"The family has seen it ({detail}); please still follow up." if detail else None
+    return f"家属已看到（{detail}），请仍按流程跟进。" if detail else None
 
 
 def _digest(notification: Notification, *, audience: Audience) -> dict[str, Any]:

@@ -4,13 +4,17 @@ member's "seen" does not stand the grid worker down; a staff acknowledgement doe
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
+from alerts.channels.base import Notification
+from alerts.channels.templates import Templates
 from alerts.db import Store
 from alerts.lifecycle import acknowledge, acknowledgements_expired, escalate_due, remind_due
-from alerts.models import Alert
+from alerts.models import Alert, Delivery
 from alerts.pipeline import RouterConfig
 from alerts.statuses import AlertStatus
 from tests.alerts.conftest import T0, World, build_world
@@ -58,6 +62,21 @@ def test_a_family_member_seeing_it_does_not_stand_the_staff_tiers_down(
     )
     tick(store, timed, 31)  # high: supervisor after 30 min unacknowledged by staff
     assert world.supervisor.id in told(store, raised.alert_id, "alert.escalated")
+    with store.transaction() as session:
+        body = json.loads(
+            session.scalars(
+                select(Delivery.payload).where(
+                    Delivery.alert_id == raised.alert_id, Delivery.event_type == "alert.escalated"
+                )
+            ).first()
+            or "{}"
+        )
+    assert body["data"]["family_seen"]["by"] == "Daughter A (via link)"
+    note = Notification("msg_x", body, "supervisor")
+    group = Templates().render(note, channel_type="wecom_robot", family="text", audience="group").body
+    person = Templates().render(note, channel_type="wecom_app", family="text", audience="person").body
+    assert "家属已看到" in group and "Daughter A" not in group  # a group reads when, not who
+    assert "家属已看到（Daughter A (via link)" in person
 
 
 def test_a_staff_acknowledgement_stops_escalation_until_it_expires(
