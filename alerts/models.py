@@ -354,6 +354,9 @@ class ApiKey(Base):
     recipient_id: Mapped[str | None] = mapped_column(ForeignKey("recipients.id"), index=True)
     grid_cells: Mapped[list[str] | None] = mapped_column(JSON)  # a grid worker's or supervisor's cells
     community: Mapped[str | None] = mapped_column(String(64))  # a supervisor's community
+    # A device key's meters: the ids it may report for, or an id prefix (a gateway's meters share one).
+    meters: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    meter_prefix: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]

@@ -7,7 +7,7 @@ SHA-256 in constant time. Roles and scope:
 - supervisor: households of their community (and any grid cells listed on the key);
 - grid_worker: households and alerts of the grid cells listed on the key;
 - family: the households their recipient is subscribed to;
-- device: ingest only.
+- device: ingest only, for the meters named on the key (ids, or an id prefix) that are enrolled.
 """
 
 from __future__ import annotations
@@ -40,6 +40,14 @@ class Principal:
     community: str | None = None
     household_ids: frozenset[str] = frozenset()
     recipient_id: str | None = None
+    meters: frozenset[str] = frozenset()  # a device key's meters …
+    meter_prefix: str | None = None  # … or their id prefix; neither (a key issued before scopes): any enrolled
+
+    def may_report(self, meter_id: str) -> bool:
+        """Whether this key may post readings for ``meter_id`` (enrolment is checked apart)."""
+        if self.role != "device" or not (self.meters or self.meter_prefix):
+            return True
+        return meter_id in self.meters or (self.meter_prefix is not None and meter_id.startswith(self.meter_prefix))
 
     @property
     def actor(self) -> str:
@@ -72,6 +80,8 @@ def issue_key(
     recipient_id: str | None = None,
     grid_cells: list[str] | None = None,
     community: str | None = None,
+    meters: list[str] | None = None,
+    meter_prefix: str | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key and its token (returned once, never stored)."""
     secret = secrets.token_urlsafe(32)
@@ -82,6 +92,8 @@ def issue_key(
         recipient_id=recipient_id,
         grid_cells=grid_cells,
         community=community,
+        meters=meters,
+        meter_prefix=meter_prefix,
         created_by=created_by,
     )
     session.add(key)
@@ -140,6 +152,8 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
         community=key.community,
         household_ids=households,
         recipient_id=key.recipient_id,
+        meters=frozenset(key.meters or ()),
+        meter_prefix=key.meter_prefix,
     )
 
 

@@ -221,6 +221,12 @@ class KeyCreate(Strict):
     recipient_id: Text200 | None = Field(default=None, description="Required for family keys")
     grid_cells: list[GridCell] | None = Field(default=None, max_length=500)
     community: Community | None = None
+    meters: list[MeterId] | None = Field(
+        default=None, max_length=10_000, description="Device keys: the meters it may report for"
+    )
+    meter_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")] | None = Field(
+        default=None, description="Device keys: the id prefix of the meters it may report for (e.g. a gateway's)"
+    )
 
 
 class KeyOut(BaseModel):

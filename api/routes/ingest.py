@@ -17,9 +17,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
 
-from alerts.models import utcnow
+from alerts.models import Meter, utcnow
 from api import metrics
+from api.auth import Principal
 from api.deps import Ingestor, Reporter
 from api.errors import ERROR_RESPONSES, ApiError, error_responses
 from api.schemas import IncidentAccepted, IncidentCreate, IngestResult, Reading
@@ -78,6 +80,7 @@ async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult
             headers={"Retry-After": retry},
         )
     good: list[MeterReading] = []
+    positions: list[int] = []  # each good reading's index in the request
     rejected: list[dict[str, Any]] = []
     skew_s = request.app.state.settings.clock_skew_s
     latest = utcnow() + timedelta(seconds=skew_s)
@@ -91,6 +94,9 @@ async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult
             rejected.append({"index": index, "error": _from_the_future(reading.ts, latest, skew_s)})
             continue
         good.append(MeterReading(meter_id=reading.meter_id, ts=reading.ts, register_l=reading.register_l))
+        positions.append(index)
+    if principal.role == "device" and good:
+        good = await asyncio.to_thread(_only_own_enrolled, request, principal, good, positions, rejected)
     metrics.READINGS_REJECTED.inc(len(rejected))
     if not good:
         raise ApiError(
@@ -114,6 +120,31 @@ async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult
         ) from exc
     metrics.READINGS_INGESTED.inc(len(good))
     return IngestResult(accepted=len(good), rejected=rejected)
+
+
+def _only_own_enrolled(
+    request: Request,
+    principal: Principal,
+    good: list[MeterReading],
+    positions: list[int],
+    rejected: list[dict[str, Any]],
+) -> list[MeterReading]:
+    """A device key reports for its own meters, enrolled ones only: a leaked gateway key cannot fake water
+    use for another home, nor feed meters nobody enrolled. The refused are added to ``rejected``."""
+    with request.app.state.store.transaction() as session:
+        enrolled = set(session.scalars(select(Meter.meter_id).where(Meter.meter_id.in_({r.meter_id for r in good}))))
+    kept = []
+    for reading, index in zip(good, positions, strict=True):
+        if not principal.may_report(reading.meter_id):
+            reason = f"meter_id: {reading.meter_id} is not one of this key's meters"
+        elif reading.meter_id not in enrolled:
+            reason = f"meter_id: {reading.meter_id} is not enrolled"
+        else:
+            kept.append(reading)
+            continue
+        rejected.append({"index": index, "error": reason})
+    rejected.sort(key=lambda item: int(item["index"]))
+    return kept
 
 
 def _from_the_future(ts: datetime, latest: datetime, skew_s: float) -> str:

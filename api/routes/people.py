@@ -233,6 +233,11 @@ def create_key(body: KeyCreate, session: SessionDep, principal: Operator) -> Key
         raise ApiError(422, "invalid_request", "a grid_worker key needs grid_cells")
     if body.role == "supervisor" and not (body.community or body.grid_cells):
         raise ApiError(422, "invalid_request", "a supervisor key needs a community or grid_cells")
+    # A device key names what it may report for: a leaked gateway key must not fake water use for any home.
+    if body.role == "device" and not (body.meters or body.meter_prefix):
+        raise ApiError(422, "invalid_request", "a device key needs meters (ids) or meter_prefix")
+    if body.role != "device" and (body.meters or body.meter_prefix):
+        raise ApiError(422, "invalid_request", "meters and meter_prefix are for device keys only")
     key, token = issue_key(
         session,
         name=body.name,
@@ -241,6 +246,8 @@ def create_key(body: KeyCreate, session: SessionDep, principal: Operator) -> Key
         recipient_id=body.recipient_id,
         grid_cells=body.grid_cells,
         community=body.community,
+        meters=body.meters,
+        meter_prefix=body.meter_prefix,
     )
     return KeyOut(id=key.id, name=key.name, role=key.role, token=token)
 

@@ -259,7 +259,7 @@ def build_world(client: httpx.Client, settings: Settings, receiver_url: str) -> 
         ("supervisor", {"community": "CM1"}),
         ("grid_worker", {"grid_cells": ["C1"]}),
         ("family", {"recipient_id": recipients["family_a"]}),
-        ("device", {}),
+        ("device", {"meter_prefix": "M"}),  # the world's meters: MA-…, MB-…
         ("revoked", {"recipient_id": recipients["family_a"]}),
         ("family_b", {"recipient_id": recipients["family_b"]}),
     ):

@@ -58,8 +58,11 @@ def error(response: Response, status: int, code: str) -> dict[str, Any]:
     return dict(body["error"])
 
 
-def fresh_device(world: World) -> str:
-    return world.new_key("device")[1]
+def fresh_device(world: World, *meters: str) -> str:
+    """A gateway's key for meters whose ids start with ``SZ-``; ``meters`` are enrolled first (in home A)."""
+    for meter in meters:
+        world.op("POST", f"/v1/households/{world.home_a}/meters", 201, json={"meter_id": meter})
+    return world.new_key("device", meter_prefix="SZ-")[1]
 
 
 def reading(meter: str, register: float = 812.5, ts: str = "2026-03-02T08:00:00+08:00") -> dict[str, Any]:
@@ -224,7 +227,7 @@ def test_mixed_readings_accept_the_good_and_report_the_bad(world: World) -> None
         reading(m2, 7.0, ts="2026-03-02T09:00:00"),  # no UTC offset
         "not an object",
     ]
-    response = world.client.post("/v1/readings", json=items, headers=bearer(fresh_device(world)))
+    response = world.client.post("/v1/readings", json=items, headers=bearer(fresh_device(world, m1, m2)))
     assert response.status_code == 202, response.text
     result = response.json()
     assert result["accepted"] == 3
@@ -257,11 +260,29 @@ def test_a_reading_from_the_future_is_refused_and_the_good_one_beside_it_kept(wo
         reading(meter, 102.0, ts=(now + timedelta(minutes=5)).isoformat()),  # within the 10-minute skew
         reading(meter, 103.0, ts=(now + timedelta(minutes=15)).isoformat()),
     ]
-    result = expect(world.client.post("/v1/readings", json=items, headers=bearer(fresh_device(world))), 202)
+    result = expect(world.client.post("/v1/readings", json=items, headers=bearer(fresh_device(world, meter))), 202)
     assert result["accepted"] == 2
     reasons = {item["index"]: item["error"] for item in result["rejected"]}
     assert sorted(reasons) == [1, 3]
     assert "after this server's clock" in reasons[1] and "10 min ahead" in reasons[1]
+
+
+def test_a_device_key_reports_only_for_its_own_enrolled_meters(world: World) -> None:
+    own, unenrolled = f"SZ-{uuid.uuid4().hex[:8]}", f"SZ-{uuid.uuid4().hex[:8]}"
+    token = fresh_device(world, own)
+    items = [reading(own, 1.0), reading(world.meter_a, 2.0), reading(unenrolled, 3.0)]
+    result = expect(world.client.post("/v1/readings", json=items, headers=bearer(token)), 202)
+    assert result["accepted"] == 1
+    reasons = {item["index"]: item["error"] for item in result["rejected"]}
+    assert "not one of this key's meters" in reasons[1]  # another home's meter: a leaked key cannot fake it
+    assert "is not enrolled" in reasons[2]
+    refused = error(world.client.post("/v1/readings", json=items[1:], headers=bearer(token)), 422, "invalid_request")
+    assert "none of the 2 readings is valid" in refused["message"]
+    # A device key must name its meters.
+    error(world.call("operator", "POST", "/v1/keys", json={"name": "gw", "role": "device"}), 422, "invalid_request")
+    by_id = world.new_key("device", meters=[world.meter_b])[1]
+    accepted = world.client.post("/v1/readings", json=[reading(world.meter_b, 5.0)], headers=bearer(by_id))
+    assert expect(accepted, 202)["accepted"] == 1
 
 
 def test_all_bad_readings_are_422_and_nothing_is_produced(world: World) -> None:
@@ -277,7 +298,7 @@ def test_all_bad_readings_are_422_and_nothing_is_produced(world: World) -> None:
 
 
 def test_too_many_readings_in_one_request_is_413(world: World) -> None:
-    token = fresh_device(world)
+    token = fresh_device(world, "SZ-1")
     for count in (BURST + 1, ingest.MAX_ITEMS + 1):
         refused = error(
             world.client.post("/v1/readings", json=[reading("SZ-1")] * count, headers=bearer(token)), 413, "too_large"
@@ -288,7 +309,7 @@ def test_too_many_readings_in_one_request_is_413(world: World) -> None:
 
 
 def test_ingest_rate_limit_is_429_with_retry_after_per_key(world: World) -> None:
-    token = fresh_device(world)
+    token = fresh_device(world, "SZ-RATE")
     batch = [reading("SZ-RATE", float(i), ts=f"2026-03-02T08:{i:02d}:00+08:00") for i in range(BURST)]
     assert world.client.post("/v1/readings", json=batch, headers=bearer(token)).status_code == 202
     more = [reading("SZ-RATE", 99.0, ts=f"2026-03-02T09:0{i}:00+08:00") for i in range(3)]
@@ -394,7 +415,7 @@ def test_nul_characters_are_422_on_every_store(
         for response in (
             call("POST", "/v1/households", json=household_body("A\u0000B", "C1", None)),
             call("PATCH", f"/v1/households/{home}", json={"address": "1\u0000"}),
-            call("POST", "/v1/keys", json={"name": "gate\u0000way", "role": "device"}),
+            call("POST", "/v1/keys", json={"name": "gate\u0000way", "role": "device", "meter_prefix": "SZ-"}),
             call("POST", "/v1/recipients", json={"name": "x", "role": "operator", "webhook_url": "https://a.b/\u0000"}),
             call("POST", "/v1/incidents", json={"text": "leak\u0000", "grid_cell": "C1"}),
             call("GET", "/v1/households/hh_%00"),

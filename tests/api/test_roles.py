@@ -224,11 +224,15 @@ ROWS: list[Row] = [
         "POST",
         "/v1/keys",
         "-",
-        lambda w: ("/v1/keys", {"json": {"name": "meter gateway", "role": "device"}}),
+        lambda w: ("/v1/keys", {"json": {"name": "meter gateway", "role": "device", "meter_prefix": "SZ-"}}),
         only(201, "operator"),
     ),
     Row(
-        "DELETE", "/v1/keys/{key_id}", "-", lambda w: (f"/v1/keys/{w.new_key('device')[0]}", {}), only(204, "operator")
+        "DELETE",
+        "/v1/keys/{key_id}",
+        "-",
+        lambda w: (f"/v1/keys/{w.new_key('device', meter_prefix='M')[0]}", {}),
+        only(204, "operator"),
     ),
     # alerts
     Row("GET", "/v1/alerts", "-", lambda w: ("/v1/alerts", {}), only(200, *READERS)),
