@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts.channels.types import ChannelType
+from alerts.consent import WITHDRAWN_ERROR, consent_withdrawn
 from alerts.db import Store, rows_changed
 from alerts.digests import POLICIES, WINDOW, RatePolicy, plan
 from alerts.models import Delivery, Endpoint, EndpointMessage, Recipient
@@ -106,6 +107,10 @@ def _claim_endpoint(
         .scalars()
         .all()
     )
+    withdrawn = [delivery for delivery in rows if consent_withdrawn(session, delivery)]
+    for delivery in withdrawn:  # consent withdrawn since it was recorded: never sent
+        delivery.status, delivery.last_error, delivery.claimed_until = DeliveryStatus.DEAD, WITHDRAWN_ERROR, None
+    rows = [delivery for delivery in rows if delivery not in withdrawn]
     sent = session.execute(
         select(EndpointMessage.sent_at, EndpointMessage.digest).where(
             EndpointMessage.endpoint_id == endpoint_id, EndpointMessage.sent_at > now - WINDOW

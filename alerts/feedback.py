@@ -1,7 +1,8 @@
 """What people teach the detectors, sent to the worker on the feedback topic (keyed by meter id).
 
-Two kinds of message (schemas in ``shouwang.events``): a person's verdict that a ``no_usage`` alarm or
-check-in was needless (``false_alarm``, ``resident_fine``), and the routine hints given at enrolment.
+Three kinds of message (schemas in ``shouwang.events``): a person's verdict that a ``no_usage`` alarm or
+check-in was needless (``false_alarm``, ``resident_fine``), the routine hints given at enrolment, and a
+household's consent withdrawn or given again (alerts/consent.py).
 The alert store is the outbox: a verdict or a hint is recorded in the database by whoever made it (the
 API, an action link), and this publisher sends what is not sent yet and marks it sent. Delivery is
 at-least-once: a router that stops between Kafka's acknowledgement and its commit sends a message
@@ -13,16 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 from alerts.db import Store
-from alerts.models import Alert, Household, Meter, utcnow
+from alerts.models import Alert, ConsentEvent, Household, Meter, utcnow
 from alerts.statuses import FEEDBACK_OUTCOMES, AlertStatus
-from shouwang.events import MeterHints, OutcomeFeedback, RoutineHints, encode
+from shouwang.events import ConsentChange, MeterHints, OutcomeFeedback, RoutineHints, encode
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -64,6 +65,27 @@ class FeedbackPublisher:
         self.bootstrap_servers = bootstrap_servers
         self.clock = clock
 
+    def collect_consent(self) -> list[tuple[int, list[ConsentChange]]]:
+        """Consent withdrawn or given again, not yet told to the worker: each event's meters' messages."""
+        with self.store.transaction() as session:
+            events = list(
+                session.scalars(
+                    select(ConsentEvent).where(ConsentEvent.sent_at.is_(None)).order_by(ConsentEvent.id).limit(BATCH)
+                )
+            )
+            return [
+                (
+                    event.id,
+                    [
+                        ConsentChange(meter_id=meter_id, withdrawn=event.action == "withdrawn", at=event.at)
+                        for meter_id in session.scalars(
+                            select(Meter.meter_id).where(Meter.household_id == event.household_id)
+                        )
+                    ],
+                )
+                for event in events
+            ]
+
     def collect(self) -> tuple[list[tuple[str, OutcomeFeedback | None]], list[tuple[str, MeterHints]]]:
         with self.store.transaction() as session:
             alerts = list(
@@ -94,9 +116,13 @@ class FeedbackPublisher:
                     log.warning("meter %s: stored routine hints are not valid; not sent", meter_id)
         return feedback, hints
 
-    def mark_sent(self, alert_ids: list[str], meter_ids: list[str]) -> None:
+    def mark_sent(self, alert_ids: list[str], meter_ids: list[str], consent_ids: Sequence[int] = ()) -> None:
         now = self.clock()
         with self.store.transaction() as session:
+            for consent_id in consent_ids:
+                event = session.get(ConsentEvent, consent_id)
+                if event is not None:
+                    event.sent_at = now
             for alert_id in alert_ids:
                 alert = session.get(Alert, alert_id)
                 if alert is not None:
@@ -107,6 +133,13 @@ class FeedbackPublisher:
                     meter.hints_sent_at = now
 
     async def publish_once(self, producer: AIOKafkaProducer) -> int:
+        # Consent first: a withdrawal must reach the worker before anything else about its meters.
+        changes = await asyncio.to_thread(self.collect_consent)
+        for _event_id, messages in changes:
+            for change in messages:
+                await producer.send_and_wait(self.topic, key=change.meter_id.encode(), value=encode(change))
+        if changes:
+            await asyncio.to_thread(self.mark_sent, [], [], [event_id for event_id, _ in changes])
         feedback, hints = await asyncio.to_thread(self.collect)
         for _alert_id, message in feedback:
             if message is None:
@@ -116,7 +149,7 @@ class FeedbackPublisher:
             await producer.send_and_wait(self.topic, key=meter_id.encode(), value=encode(hint))
         if feedback or hints:
             await asyncio.to_thread(self.mark_sent, [a for a, _ in feedback], [m for m, _ in hints])
-        return len(feedback) + len(hints)
+        return len(feedback) + len(hints) + sum(len(messages) for _, messages in changes)
 
     async def run(self, stop: asyncio.Event, *, tick_s: float = 1.0) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")

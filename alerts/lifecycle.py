@@ -101,7 +101,7 @@ def resolve(
     alert.updated_at = now
     session.add(AlertTransition(alert_id=alert.id, event="resolved_by_person", at=now, actor=by, recorded_at=now))
     household = session.get(Household, alert.household_id) if alert.household_id else None
-    if alert.silenced_by is None:
+    if alert.silenced_by is None and (household is None or household.consent_active):
         record_notifications(
             session,
             alert=alert,
@@ -113,6 +113,16 @@ def resolve(
             public_url=config.public_url,
         )
     return alert
+
+
+def _consent_gone(alert: Alert, household: Household | None, now: datetime) -> bool:
+    """Checked again before each escalation and reminder: consent withdrawn silences the alert for good."""
+    if household is None or household.consent_active:
+        return False
+    alert.silenced_by = "consent"
+    alert.next_escalation_at = alert.next_reminder_at = None
+    alert.updated_at = now
+    return True
 
 
 def escalate_due(session: Session, *, now: datetime, config: RouterConfig) -> list[Alert]:
@@ -133,6 +143,8 @@ def escalate_due(session: Session, *, now: datetime, config: RouterConfig) -> li
     )
     for alert in due:
         household = session.get(Household, alert.household_id) if alert.household_id else None
+        if _consent_gone(alert, household, now):
+            continue
         tier = alert.escalation_tier
         while True:
             tier += 1
@@ -182,6 +194,8 @@ def remind_due(session: Session, *, now: datetime, config: RouterConfig) -> list
     )
     for alert in due:
         household = session.get(Household, alert.household_id) if alert.household_id else None
+        if _consent_gone(alert, household, now):
+            continue
         record_notifications(
             session,
             alert=alert,

@@ -18,7 +18,7 @@ DELIVERIES = Counter("shouwang_webhook_deliveries_total", "Webhook delivery atte
 DELIVERY_RETRIES = Counter("shouwang_webhook_retries_total", "Webhook attempts scheduled again after a failure.")
 DELIVERIES_DEAD = Counter(
     "shouwang_webhook_dead_letters_total",
-    "Deliveries given up (schedule exhausted, rejected, endpoint gone).",
+    "Deliveries given up (schedule exhausted, rejected, endpoint gone, consent withdrawn before sending).",
     ["reason"],
 )
 DELIVERY_LATENCY = Histogram(
@@ -46,7 +46,7 @@ ENDPOINTS_FAILING = Gauge(
 
 # Known label values start at 0, so that rate() and increase() see the very first event too.
 DELIVERY_OUTCOMES = tuple(AttemptOutcome)
-DEAD_LETTER_REASONS = ("retries_exhausted", "rejected", "endpoint_gone")
+DEAD_LETTER_REASONS = ("retries_exhausted", "rejected", "endpoint_gone", "consent")
 for _outcome in DELIVERY_OUTCOMES:
     DELIVERIES.labels(_outcome)
 for _reason in DEAD_LETTER_REASONS:

@@ -93,6 +93,23 @@ class Household(Base):
         return self.away_until is not None and self.away_until > now
 
 
+class ConsentEvent(Base):
+    """The history of a household's consent: every withdrawal and every new grant, who gave or withdrew
+    it, on what evidence, and who recorded it (alerts/consent.py). Never changed or deleted."""
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    household_id: Mapped[str] = mapped_column(ForeignKey("households.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # withdrawn | granted
+    by: Mapped[str] = mapped_column(String(200))  # the person: the elder, a guardian
+    evidence: Mapped[str] = mapped_column(String(1000))  # e.g. "signed form 2026-12-06, scanned as …"
+    scope: Mapped[str | None] = mapped_column(String(500))  # a grant's scope
+    recorded_by: Mapped[str] = mapped_column(String(200))  # the operator's key
+    at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]  # the worker was told (its readings dropped, its state deleted)
+
+
 class Meter(Base):
     __tablename__ = "meters"
 

@@ -25,6 +25,7 @@ from alerts.action_links import LinkMaker
 from alerts.channel_batches import Batch, claim_batches, digest_payload, record_message, release
 from alerts.channels.base import Channel, Notification
 from alerts.channels.types import ChannelType
+from alerts.consent import WITHDRAWN_ERROR, consent_withdrawn
 from alerts.db import Store, rows_changed
 from alerts.models import Delivery, DeliveryAttempt, Endpoint, Recipient, utcnow
 from alerts.payloads import NO_ALERT_EVENTS
@@ -127,6 +128,11 @@ class OutboxDispatcher:
                     .where(Delivery.id == delivery_id)
                 ).one()
                 delivery, endpoint, role = row
+                if consent_withdrawn(session, delivery):  # withdrawn since it was recorded: never sent
+                    delivery.status, delivery.last_error = DeliveryStatus.DEAD, WITHDRAWN_ERROR
+                    delivery.claimed_until = None
+                    metrics.DELIVERIES_DEAD.labels("consent").inc()
+                    continue
                 claimed.append(
                     Claimed(
                         delivery.id,

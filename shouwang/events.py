@@ -318,8 +318,19 @@ class DailySummary(_Strict):
     complete: bool
 
 
-FeedbackMessage = Annotated[OutcomeFeedback | MeterHints, Field(discriminator="type")]
-_FEEDBACK_MESSAGE: TypeAdapter[OutcomeFeedback | MeterHints] = TypeAdapter(FeedbackMessage)
+class ConsentChange(_Strict):
+    """The household of this meter withdrew its consent (the worker drops its readings and deletes the
+    meter's learned state) or gave it again (the worker starts afresh), on the feedback topic."""
+
+    v: Literal[1] = 1
+    type: Literal["consent"] = "consent"
+    meter_id: MeterId
+    withdrawn: bool
+    at: Timestamp
+
+
+FeedbackMessage = Annotated[OutcomeFeedback | MeterHints | ConsentChange, Field(discriminator="type")]
+_FEEDBACK_MESSAGE: TypeAdapter[OutcomeFeedback | MeterHints | ConsentChange] = TypeAdapter(FeedbackMessage)
 
 ReadingMessage = Annotated[MeterReading | ReadingBatch, Field(discriminator="type")]
 _READING_MESSAGE: TypeAdapter[MeterReading | ReadingBatch] = TypeAdapter(ReadingMessage)
@@ -365,7 +376,7 @@ _PATTERN_HINTS = {
 
 
 # A union's tag appears in pydantic's error locations; the reader knows the type already.
-_TYPE_TAGS = frozenset({"reading", "reading_batch", "feedback", "routine_hints"})
+_TYPE_TAGS = frozenset({"reading", "reading_batch", "feedback", "routine_hints", "consent"})
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -419,11 +430,11 @@ def decode_alert(raw: bytes) -> AlertEvent:
     return _decode(raw, AlertEvent, "alert")
 
 
-def decode_feedback(raw: bytes) -> OutcomeFeedback | MeterHints:
+def decode_feedback(raw: bytes) -> OutcomeFeedback | MeterHints | ConsentChange:
     """Bytes from the feedback topic → an outcome or routine hints, or ``EventError`` with the reason."""
     data = _check_envelope(load_json(raw), None)
     if "type" not in data:
-        raise EventError("type: required (feedback or routine_hints)")
+        raise EventError("type: required (feedback, routine_hints or consent)")
     try:
         return _FEEDBACK_MESSAGE.validate_python(data)
     except ValidationError as exc:

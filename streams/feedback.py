@@ -13,9 +13,17 @@ import logging
 from collections.abc import Callable
 
 from detectors import DetectorBank
-from shouwang.events import EventError, MeterHints, OutcomeFeedback, alert_id_for, decode_feedback, minute_of_day
+from shouwang.events import (
+    ConsentChange,
+    EventError,
+    MeterHints,
+    OutcomeFeedback,
+    alert_id_for,
+    decode_feedback,
+    minute_of_day,
+)
 from streams.offline import partition_of
-from streams.processing import Outcome, SourceRecord, dead_letter_for
+from streams.processing import NO_CONSENT, Outcome, SourceRecord, dead_letter_for
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +80,13 @@ class FeedbackProcessor:
                     f"({self._partitions}); run `shouwang topics`"
                 )
         outcome = Outcome(meter_id=meter_id)
+        if isinstance(message, ConsentChange):
+            # Withdrawn: the learned routine is deleted (the marker replaces it) and readings are dropped.
+            # Given again: a fresh start, nothing of before is kept.
+            outcome.state = NO_CONSENT if message.withdrawn else self._bank_factory().dump()
+            return outcome
+        if state == NO_CONSENT:
+            return outcome  # nothing is learned about a household without consent
         bank = self._bank_factory()
         if state:
             try:

@@ -26,6 +26,10 @@ READINGS_REKEYED = Counter(
     "shouwang_worker_readings_rekeyed_total",
     "Readings whose Kafka key was not their meter id, sent again under the right key.",
 )
+READINGS_DROPPED_NO_CONSENT = Counter(
+    "shouwang_worker_readings_dropped_no_consent_total",
+    "Readings dropped because their household withdrew consent (its meters' learned state deleted).",
+)
 STATE_RESETS = Counter(
     "shouwang_worker_state_resets_total",
     "Meters whose stored detector state could not be read (another version) and started afresh.",

@@ -41,6 +41,11 @@ class SourceRecord:
     value: bytes | None
 
 
+# The state of a meter whose household withdrew consent: not a detector bank's state (its first byte is no
+# bank version), so the learned routine is gone from the table and its changelog, and readings are dropped.
+NO_CONSENT = b"\x00consent-withdrawn"
+
+
 @dataclass(slots=True)
 class Outcome:
     """What processing one record produced.
@@ -59,6 +64,7 @@ class Outcome:
     meter_id: str | None = None
     state: bytes | None = None
     state_reset: bool = False
+    dropped_no_consent: int = 0  # readings dropped: their household withdrew consent
     wake_at: float = math.inf  # when time alone could next tell something about this meter
 
 
@@ -128,6 +134,9 @@ class ReadingProcessor:
         outcome = Outcome(reading_count=len(points), meter_id=meter_id)
         if record.key != meter_id.encode():
             outcome.rekeyed = True
+            return outcome
+        if state == NO_CONSENT:
+            outcome.reading_count, outcome.dropped_no_consent = 0, len(points)
             return outcome
         flags, flagged_at = message.flags, message.flagged_at
         latest = self._clock() + self._max_skew_s

@@ -105,6 +105,8 @@ class ReadingAgent:
                 offline_saw(outcome.meter_id, outcome.wake_at)
             if outcome.state_reset:
                 metrics.STATE_RESETS.inc()
+            if outcome.dropped_no_consent:
+                metrics.READINGS_DROPPED_NO_CONSENT.inc(outcome.dropped_no_consent)
             metrics.PROCESSING_SECONDS.observe(perf_counter() - started)
             metrics.READINGS_PROCESSED.inc(outcome.reading_count)
             if outcome.reading_count and outcome.meter_id is not None:

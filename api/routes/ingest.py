@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 
-from alerts.models import Meter, utcnow
+from alerts.models import Household, Meter, utcnow
 from api import metrics
 from api.auth import Principal
 from api.deps import Ingestor, Reporter
@@ -95,8 +95,8 @@ async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult
             continue
         good.append(MeterReading(meter_id=reading.meter_id, ts=reading.ts, register_l=reading.register_l))
         positions.append(index)
-    if principal.role == "device" and good:
-        good = await asyncio.to_thread(_only_own_enrolled, request, principal, good, positions, rejected)
+    if good:
+        good = await asyncio.to_thread(_screen, request, principal, good, positions, rejected)
     metrics.READINGS_REJECTED.inc(len(rejected))
     if not good:
         raise ApiError(
@@ -122,22 +122,31 @@ async def ingest_readings(request: Request, principal: Ingestor) -> IngestResult
     return IngestResult(accepted=len(good), rejected=rejected)
 
 
-def _only_own_enrolled(
+def _screen(
     request: Request,
     principal: Principal,
     good: list[MeterReading],
     positions: list[int],
     rejected: list[dict[str, Any]],
 ) -> list[MeterReading]:
-    """A device key reports for its own meters, enrolled ones only: a leaked gateway key cannot fake water
-    use for another home, nor feed meters nobody enrolled. The refused are added to ``rejected``."""
+    """Readings of a household whose consent was withdrawn are refused, whoever posts them. A device key
+    reports for its own meters, enrolled ones only: a leaked gateway key cannot fake water use for another
+    home, nor feed meters nobody enrolled. The refused are added to ``rejected``."""
     with request.app.state.store.transaction() as session:
-        enrolled = set(session.scalars(select(Meter.meter_id).where(Meter.meter_id.in_({r.meter_id for r in good}))))
+        rows = session.execute(
+            select(Meter.meter_id, Household.consent_withdrawn_at)
+            .join(Household, Meter.household_id == Household.id)
+            .where(Meter.meter_id.in_({r.meter_id for r in good}))
+        ).all()
+    enrolled = {meter_id for meter_id, _ in rows}
+    withdrawn = {meter_id for meter_id, withdrawn_at in rows if withdrawn_at is not None}
     kept = []
     for reading, index in zip(good, positions, strict=True):
-        if not principal.may_report(reading.meter_id):
+        if reading.meter_id in withdrawn:
+            reason = f"meter_id: {reading.meter_id}: consent for its household was withdrawn; readings are refused"
+        elif principal.role == "device" and not principal.may_report(reading.meter_id):
             reason = f"meter_id: {reading.meter_id} is not one of this key's meters"
-        elif reading.meter_id not in enrolled:
+        elif principal.role == "device" and reading.meter_id not in enrolled:
             reason = f"meter_id: {reading.meter_id} is not enrolled"
         else:
             kept.append(reading)
