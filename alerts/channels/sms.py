@@ -45,12 +45,14 @@ PROVIDERS: tuple[Provider, ...] = ("aliyun", "tencent")
 # The message types an SMS can carry, keyed without their "alert." prefix. Each needs an approved template
 # ("updated" may share the code of "raised"): a gap found at start-up beats a refusal at 3 a.m., which
 # would also mark every SMS endpoint failing.
-MESSAGE_TYPES = ("raised", "updated", "escalated", "reminder", "resolved", "ping", "check_in", "all_is_well")
+MESSAGE_TYPES = ("raised", "updated", "escalated", "reminder", "resolved", "ping", "check_in", "all_is_well", "away")
 # check_in is asked of residents only: a deployment that gives no resident an SMS channel needs no template
 # for it (a check-in without one is refused, and the household's carers are told at the alarm limit).
 # all_is_well ("{name}今天 {time} 开始用水，一切如常") goes only to families who opted in: without a template a
 # family's SMS channel gets no such message, and their alerts are unaffected.
-OPTIONAL_TEMPLATES = ("check_in", "all_is_well")
+# away ("{name}的家属设置了外出模式，至{time}；期间不提醒长时间未用水。") goes to grid workers when a family sets away
+# mode: without a template their SMS channel gets no such notice (their other channels still do).
+OPTIONAL_TEMPLATES = ("check_in", "all_is_well", "away")
 REQUIRED_TEMPLATES = tuple(kind for kind in MESSAGE_TYPES if kind not in OPTIONAL_TEMPLATES)
 VARIABLES = ("name", "kind", "time", "link", "outcome")
 
@@ -106,7 +108,7 @@ def default_params(provider: Provider, message_type: str) -> tuple[str, ...]:
         return ("time",)
     if message_type == "resolved":
         return ("name", "kind", "outcome")
-    if message_type == "all_is_well":  # "{name}今天 {time} 开始用水，一切如常"
+    if message_type in ("all_is_well", "away"):  # "{name}今天 {time} 开始用水，一切如常" / "…外出模式，至{time}…"
         return ("name", "time")
     if message_type == "check_in":  # "您好，今天还没看到用水，您还好吗？回复 1 我很好，回复 2 我不在家" + the link
         return ("link",) if provider == "aliyun" else ()
@@ -300,6 +302,8 @@ def template_variables(
     moment = moment or _parse_time(notification.payload.get("timestamp"))
     if notification.event_type == "household.all_is_well":
         return _all_is_well_variables(data, params=params, max_chars=max_chars, zone=zone, mask_names=mask_names)
+    if notification.event_type == "household.away":
+        return _away_variables(data, params=params, max_chars=max_chars, zone=zone, mask_names=mask_names)
     values: dict[str, Callable[[], str]] = {
         "name": lambda: fit(_label(data, mask_names), max_chars),
         "kind": lambda: fit(KIND_ZH.get(str(data.get("kind")), "用水异常"), max_chars),
@@ -326,6 +330,21 @@ def _all_is_well_variables(
         "kind": fit("平安", max_chars),
         "link": "-",
         "outcome": fit("一切如常", max_chars),
+    }
+    return [(param, values[param] or "-") for param in params]
+
+
+def _away_variables(
+    data: Mapping[str, Any], *, params: Sequence[str], max_chars: int, zone: ZoneInfo, mask_names: bool
+) -> list[tuple[str, str]]:
+    """The masked name and the end of away mode on the household's clock."""
+    until = _parse_time(data.get("away_until"))
+    values = {
+        "name": fit(_label(data, mask_names), max_chars),
+        "time": render_time(until, zone, max_chars) if until else "-",
+        "kind": fit("外出模式", max_chars),
+        "link": "-",
+        "outcome": fit("家中无人", max_chars),
     }
     return [(param, values[param] or "-") for param in params]
 

@@ -33,6 +33,7 @@ from alerts.channels.base import ActionLink, Audience, Notification
 
 DEFAULT_DIR = Path(__file__).parent / "templates"
 ALL_IS_WELL_EVENT = "household.all_is_well"
+AWAY_EVENT = "household.away"
 EVENT_TYPES = (
     "alert.raised",
     "alert.updated",
@@ -42,6 +43,7 @@ EVENT_TYPES = (
     "endpoint.ping",
     "alert.check_in",  # to the resident only: "are you well?" (alerts/check_ins.py)
     ALL_IS_WELL_EVENT,  # to a family that opted in (alerts/all_is_well.py): data.message says it
+    AWAY_EVENT,  # to the grid worker when the family sets away mode (alerts/away_notice.py): data.message says it
 )
 # Many notifications to one rate-limited endpoint in one message (alerts/channel_batches.py): its data is
 # {"count", "items": [{"type", …alert data}]}; each item is filtered for the audience like a single alert.
@@ -219,7 +221,10 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
     raw_facts = data.get("facts")
     outcome = _text(resolution.get("outcome"))
     message = _all_is_well_message(data, language, group) if event == ALL_IS_WELL_EVENT else None
-    if event in ("alert.resolved", "endpoint.ping", "alert.check_in", ALL_IS_WELL_EVENT, DIGEST_EVENT):
+    away_until = _local_time(data.get("away_until"), timezone, language) if event == AWAY_EVENT else None
+    if event == AWAY_EVENT:
+        message = _away_message(data, language, shown_name or cell_words or "", away_until, group)
+    if event in ("alert.resolved", "endpoint.ping", "alert.check_in", ALL_IS_WELL_EVENT, AWAY_EVENT, DIGEST_EVENT):
         advice, event_advice = w.pick(w.EVENT_ADVICE, event, language), None
     else:
         pair = w.ADVICE.get(kind or "", w.DEFAULT_ADVICE)
@@ -252,7 +257,8 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
         "outcome": outcome,
         "outcome_label": w.pick(w.OUTCOME_LABELS, outcome, language) if outcome else None,
         "resolved_at": _local_time(resolution.get("at"), timezone, language),
-        "note": None if group else _text(resolution.get("note")),
+        "note": None if group else _text(data.get("note") if event == AWAY_EVENT else resolution.get("note")),
+        "away_until": away_until,
         "family_seen": _family_seen(data.get("family_seen"), timezone, language, group=group),
         "endpoint_id": _text(data.get("endpoint_id")),
         "actions": _actions(notification.actions, language),
@@ -271,6 +277,20 @@ def _all_is_well_message(data: Mapping[str, Any], language: str, group: bool) ->
     words: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     said = _text(words.get("en" if language == "en" else "zh"))
     return w.pick(w.EVENT_ADVICE, ALL_IS_WELL_EVENT, language) if group or said is None else said
+
+
+def _away_message(data: Mapping[str, Any], language: str, who: str, until: str | None, group: bool) -> str:
+    """The grid worker's away notice: the router's sentence for a person; a group's is made again from the
+    masked name (the router's has the full one). Without an end time, the advice alone."""
+    raw = data.get("message")
+    words: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    said = None if group else _text(words.get("en" if language == "en" else "zh"))
+    if said is not None:
+        return said
+    if until is None:
+        return w.pick(w.EVENT_ADVICE, AWAY_EVENT, language)
+    zh, en = w.AWAY_MESSAGE
+    return (en if language == "en" else zh).format(name=who, until=until)
 
 
 def _family_seen(raw: Any, timezone: str, language: str, *, group: bool) -> str | None:
@@ -335,6 +355,13 @@ def sample_notification(
             "family",
             language=language,
         )
+    if event_type == AWAY_EVENT:
+        return Notification(
+            "msg-sample",
+            {"type": event_type, "timestamp": "2026-03-02T02:00:00+00:00", "data": _AWAY_SAMPLE},
+            "grid_worker",
+            language=language,
+        )
     if event_type == "endpoint.ping":
         payload: dict[str, Any] = {
             "type": event_type,
@@ -397,6 +424,20 @@ _ALL_IS_WELL_SAMPLE: dict[str, Any] = {
     "message": {
         "zh": "妈妈今天 07:12 开始用水，一切如常",
         "en": "妈妈 started using water at 07:12 today: all is well",
+    },
+}
+
+
+_AWAY_SAMPLE: dict[str, Any] = {
+    "household": {"id": "hh-sample", "name": "王阿姨", "address": "莲花路 12 号 3 栋 501", "timezone": "Asia/Shanghai"},
+    "grid_cell": "FT-12-3",
+    "away_until": "2026-03-10T18:00:00+08:00",
+    "set_by": "family:key_sample",
+    "note": "去女儿家住一周",
+    "message": {
+        "zh": "王阿姨的家属设置了外出模式，至 3月10日 18:00；期间不提醒长时间未用水。",
+        "en": "The family of 王阿姨 set away mode until 10 Mar 18:00: the home is empty, and no alerts for no water "
+        "use until then.",
     },
 }
 

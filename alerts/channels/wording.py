@@ -56,6 +56,7 @@ EVENT_LABELS: Mapping[str, tuple[str, str]] = {
     "alert.digest": ("汇总", "Digest"),
     "alert.check_in": ("您还好吗？", "Are you well?"),
     "household.all_is_well": ("平安", "All is well"),
+    "household.away": ("外出模式", "Away mode"),
 }
 
 # Said before the kind's advice when the event itself asks something more of the reader.
@@ -75,7 +76,17 @@ EVENT_ADVICE: Mapping[str, tuple[str, str]] = {
     ),
     # What a group chat is told instead of the family's message (no times of an elder's day in a group).
     "household.all_is_well": ("今天已看到用水，一切如常", "Water use seen today: all is well"),
+    # To the grid worker when the family sets away mode: the home is empty; leaks and bursts still come.
+    "household.away": (
+        "家中无人，期间无需因未用水上门；漏水、爆管仍会照常提醒",
+        "The home is empty: no visit needed for no water use; leaks and bursts are still alerted",
+    ),
 }
+# The away notice as a group chat reads it: the elder's masked name and the end of away mode, nothing more.
+AWAY_MESSAGE: tuple[str, str] = (
+    "{name}的家属设置了外出模式，至 {until}；期间不提醒长时间未用水。",
+    "The family of {name} set away mode until {until}: the home is empty, and no alerts for no water use until then.",
+)
 
 OUTCOME_LABELS: Mapping[str, tuple[str, str]] = {
     "false_alarm": ("误报", "false alarm"),

@@ -15,9 +15,11 @@ import pytest
 from alerts.channels.base import ActionLink, Notification
 from alerts.channels.sms import (
     KIND_ZH,
+    OPTIONAL_TEMPLATES,
     SmsChannel,
     SmsConfig,
     SmsTemplate,
+    default_params,
     parse_templates,
     template_variables,
     units,
@@ -450,3 +452,20 @@ def test_time_falls_back_to_the_default_zone_and_every_kind_has_words() -> None:
     assert resolved == {"time": "2026-06-02 09:00", "outcome": "已紧急处置"}  # when it ended, not began
     assert all(1 <= units(words) <= 6 for words in KIND_ZH.values())
     assert set(KIND_ZH) == {kind.value for kind in AlertKind}
+
+
+def test_the_away_notice_takes_the_masked_name_and_the_end_of_away_mode() -> None:
+    data = {
+        "household": {"id": "hh-1", "name": "王阿姨", "address": "莲花路 12 号 3 栋 501", "timezone": "Asia/Shanghai"},
+        "grid_cell": "gc-7",
+        "away_until": "2026-03-10T18:00:00+08:00",
+        "set_by": "family:key_1",
+        "note": "住院",
+        "message": {"zh": "王阿姨的家属设置了外出模式", "en": "The family of 王阿姨 set away mode"},
+    }
+    note = Notification(
+        "dl-away", {"type": "household.away", "timestamp": "2026-03-02T01:00:00+00:00", "data": data}, "grid_worker"
+    )
+    assert variables(note, params=default_params("aliyun", "away")) == {"name": "王**", "time": "2026-03-10 18:00"}
+    assert variables(note, params=("name", "time"), max_chars=6)["time"] == "18:00"
+    assert "away" in OPTIONAL_TEMPLATES  # a deployment without an approved template still starts

@@ -23,6 +23,7 @@ from alerts.channels.templates import (
     check_templates,
     mask_name,
     message_context,
+    sample_notification,
 )
 from alerts.channels.wecom_app import WeComApp
 from alerts.payloads import EVENT_TYPES as PAYLOAD_EVENT_TYPES
@@ -221,3 +222,22 @@ def test_a_digest_lists_each_alert_and_counts_the_rest() -> None:
     assert lines[-1] == "另有 12 条未列出"
     person = Templates().render(digest(), channel_type="wecom_app", family="text", audience="person").body
     assert f"{NAME}，{ADDRESS}" in person and "【已解除】" in person
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+@pytest.mark.parametrize(("channel", "family", "audience"), CHANNEL_FAMILIES)
+def test_the_away_notice_says_the_home_is_empty_until_when_a_group_without_name_or_note(
+    channel: str, family: str, audience: Audience, language: str
+) -> None:
+    note = sample_notification("household.away", language=language)  # the router's sentence holds the full name
+    rendered = Templates().render(note, channel_type=channel, family=family, audience=audience)
+    text = f"{rendered.title}\n{rendered.body}\n{rendered.html or ''}"
+    until = "3月10日 18:00" if language == "zh-CN" else "10 Mar 18:00"
+    empty = "家中无人" if language == "zh-CN" else "The home is empty"
+    assert until in text and empty in text and "FT-12-3" in text
+    if audience == "group":
+        assert "王**" in text and "3栋" in text
+        for private in (NAME, ADDRESS, "501", "去女儿家", "key_sample"):
+            assert private not in text
+    else:
+        assert NAME in text and ADDRESS in text and "去女儿家住一周" in text
