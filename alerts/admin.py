@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from alerts.all_is_well import DEFAULT_AT as ALL_IS_WELL_DEFAULT_AT
@@ -226,11 +227,37 @@ def add_silence(
     meter_id: str | None = None,
     grid_cell: str | None = None,
     kind: str | None = None,
+    now: datetime | None = None,
+    max_days: int | None = None,
 ) -> Silence:
+    """A maintenance window or ad-hoc silence: alerts matching every matcher given are recorded, not
+    notified, from ``starts_at`` until ``ends_at``. At least one matcher (an empty silence would mute
+    everything); each must name something that exists, and they must agree (a meter of another
+    household, a household of another cell would match nothing). With ``now``, it must end in the
+    future and not start in the past; with ``max_days`` too, it may last at most that many days from
+    its start (or from now, if it starts earlier)."""
+    if not any((household_id, meter_id, grid_cell, kind)):
+        raise AdminError(
+            "a silence needs at least one matcher (household, meter, grid cell or kind): without one it would "
+            "mute every alert"
+        )
+    if not reason.strip():
+        raise AdminError("a silence needs a reason (why it is set)")
+    if not created_by.strip():
+        raise AdminError("a silence needs the name of who sets it")
+    if now is not None and ends_at <= now:
+        raise AdminError(f"until {ends_at.isoformat()} is not in the future")
     if ends_at <= starts_at:
         raise AdminError("a silence must end after it starts")
-    if not any((household_id, meter_id, grid_cell, kind)):
-        raise AdminError("a silence needs at least one matcher (household, meter, grid cell or kind)")
+    if now is not None:
+        if starts_at < now - SILENCE_START_GRACE:
+            raise AdminError(f"start {starts_at.isoformat()} is in the past; leave it out to start now")
+        if max_days is not None and ends_at - max(starts_at, now) > timedelta(days=max_days):
+            raise AdminError(
+                f"a silence lasts at most {max_days} days (SHOUWANG_SILENCE_MAX_DAYS); "
+                f"until {ends_at.isoformat()} is {_days(ends_at - max(starts_at, now))} after its start"
+            )
+    _check_silence_matchers(session, household_id=household_id, meter_id=meter_id, grid_cell=grid_cell, kind=kind)
     silence = Silence(
         household_id=household_id,
         meter_id=meter_id,
@@ -238,12 +265,82 @@ def add_silence(
         kind=kind,
         starts_at=starts_at,
         ends_at=ends_at,
-        created_by=created_by,
-        reason=reason,
+        created_by=created_by.strip(),
+        reason=reason.strip(),
     )
     session.add(silence)
     session.flush()
     return silence
+
+
+# A start given a little before the server's clock (the client's clock, the request's time on the way)
+# is not "in the past".
+SILENCE_START_GRACE = timedelta(minutes=5)
+
+
+def _days(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 86400:.1f} days"
+
+
+def _check_silence_matchers(
+    session: Session, *, household_id: str | None, meter_id: str | None, grid_cell: str | None, kind: str | None
+) -> None:
+    if kind is not None and kind not in ALL_KINDS:
+        raise AdminError(f"unknown kind {kind[:40]!r}; kinds are {', '.join(sorted(ALL_KINDS))}")
+    household = session.get(Household, household_id) if household_id is not None else None
+    if household_id is not None and household is None:
+        raise AdminError(f"unknown household {household_id[:40]}")
+    meter = session.get(Meter, meter_id) if meter_id is not None else None
+    if meter_id is not None and meter is None:
+        raise AdminError(f"unknown meter {meter_id[:64]}")
+    if household is not None and meter is not None and meter.household_id != household.id:
+        raise AdminError(f"meter {meter.meter_id} is not a meter of household {household.id}: it would match nothing")
+    if grid_cell is not None:
+        for place in (household, meter.household if meter is not None else None):
+            if place is not None and place.grid_cell != grid_cell:
+                raise AdminError(
+                    f"household {place.id} is in grid cell {place.grid_cell}, not {grid_cell}: it would match nothing"
+                )
+
+
+def silence_state(silence: Silence, now: datetime) -> Literal["scheduled", "active", "expired"]:
+    """scheduled (not started yet), active, or expired (ended, by its time or by being expired)."""
+    if silence.ends_at <= now:
+        return "expired"
+    return "scheduled" if silence.starts_at > now else "active"
+
+
+def find_silences(
+    *,
+    now: datetime,
+    include_expired: bool = False,
+    household_id: str | None = None,
+    meter_id: str | None = None,
+    grid_cell: str | None = None,
+    kind: str | None = None,
+) -> Select[Silence]:
+    """Silences not yet ended (active and scheduled), or all of them, newest first; a filter keeps the
+    silences with exactly that matcher."""
+    query = select(Silence)
+    if not include_expired:
+        query = query.where(Silence.ends_at > now)
+    for column, value in (
+        (Silence.household_id, household_id),
+        (Silence.meter_id, meter_id),
+        (Silence.grid_cell, grid_cell),
+        (Silence.kind, kind),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return query.order_by(Silence.created_at.desc(), Silence.id.desc())
+
+
+def expire_silence(silence: Silence, *, now: datetime) -> bool:
+    """End a silence now; it is kept as history, never deleted. False if it had ended already."""
+    if silence.ends_at <= now:
+        return False
+    silence.ends_at = now
+    return True
 
 
 def reseal_credentials(session: Session, box: SecretBox) -> int:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from cli import silences
 from cli.broker import BrokerError, LocalBroker, kafka_version, resolve_jars
 from shouwang.settings import Settings, get_settings
 
@@ -22,6 +23,7 @@ broker_app = typer.Typer(no_args_is_help=True, help="The embedded local Apache K
 app.add_typer(broker_app, name="broker")
 incidents_app = typer.Typer(no_args_is_help=True, help="Residents' incident reports (随手拍).")
 app.add_typer(incidents_app, name="incidents")
+app.add_typer(silences.app, name="silence")
 
 
 @incidents_app.command("classify")

@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     away_max_days: int = Field(
         default=30, ge=1, le=365, description="The longest away mode anyone may set, resident or staff (days)."
     )
+    silence_max_days: int = Field(
+        default=7,
+        ge=1,
+        le=365,
+        description="The longest silence (maintenance window, ad-hoc mute) anyone may set, from its start (days).",
+    )
 
     database_url: str | None = Field(
         default=None,
