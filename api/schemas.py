@@ -77,12 +77,22 @@ class HouseholdPatch(Strict):
     routine_hints: RoutineHints | None = None
 
 
+class ConsentEventOut(BaseModel):
+    action: str = Field(description="withdrawn or granted")
+    by: str
+    evidence: str
+    scope: str | None
+    recorded_by: str
+    at: datetime
+
+
 class ConsentOut(BaseModel):
     given_by: str
     given_at: datetime
     scope: str
     withdrawn_at: datetime | None
     withdrawn_by: str | None
+    history: list[ConsentEventOut] = Field(default_factory=list, description="Every withdrawal and grant since")
 
 
 class MeterOut(BaseModel):
@@ -106,7 +116,14 @@ class HouseholdOut(BaseModel):
 
 
 class ConsentWithdraw(Strict):
-    by: Text200 = Field(description="Who withdrew consent")
+    by: Text200 = Field(description="Who withdrew consent (the elder, a guardian)")
+    evidence: Text500 = Field(description="On what evidence, e.g. 'signed form of 2026-12-06, filed as …'")
+
+
+class ConsentGrant(Strict):
+    by: Text200 = Field(description="Who gave consent (the elder, a guardian)")
+    evidence: Text500 = Field(description="On what evidence")
+    scope: Text500 = Field(description="What was consented to, e.g. '用水异常提醒家属和网格员'")
 
 
 class MeterCreate(Strict):

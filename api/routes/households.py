@@ -5,14 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from alerts import admin
+from alerts import admin, consent
+from alerts.away_notice import announce_away
 from alerts.models import Household, Meter, utcnow
 from api.auth import Principal
 from api.deps import Operator, Reader, SessionDep
 from api.errors import ERROR_RESPONSES, ApiError, error_responses, not_found
 from api.schemas import (
     AwayMode,
+    ConsentEventOut,
+    ConsentGrant,
     ConsentOut,
     ConsentWithdraw,
     HouseholdCreate,
@@ -27,7 +31,7 @@ from shouwang.settings import Settings
 router = APIRouter(prefix="/v1/households", tags=["households"], responses=ERROR_RESPONSES)
 
 
-def household_out(household: Household) -> HouseholdOut:
+def household_out(household: Household, session: Session | None = None) -> HouseholdOut:
     return HouseholdOut(
         id=household.id,
         name=household.name,
@@ -41,6 +45,12 @@ def household_out(household: Household) -> HouseholdOut:
             scope=household.consent_scope,
             withdrawn_at=household.consent_withdrawn_at,
             withdrawn_by=household.consent_withdrawn_by,
+            history=[
+                ConsentEventOut(
+                    action=e.action, by=e.by, evidence=e.evidence, scope=e.scope, recorded_by=e.recorded_by, at=e.at
+                )
+                for e in (consent.history(session, household.id) if session is not None else [])
+            ],
         ),
         away_until=household.away_until,
         away_note=household.away_note,
@@ -98,7 +108,7 @@ def list_households(session: SessionDep, principal: Reader) -> list[HouseholdOut
 
 @router.get("/{household_id}", response_model=HouseholdOut)
 def get_household(household_id: str, session: SessionDep, principal: Reader) -> HouseholdOut:
-    return household_out(visible_household(session, principal, household_id))
+    return household_out(visible_household(session, principal, household_id), session)
 
 
 @router.patch("/{household_id}", response_model=HouseholdOut)
@@ -119,14 +129,44 @@ def patch_household(household_id: str, body: HouseholdPatch, session: SessionDep
 @router.post(
     "/{household_id}/consent/withdraw",
     response_model=HouseholdOut,
-    summary="Record the withdrawal of consent: nothing is notified about this home any more",
+    responses=error_responses(409),
+    summary="Record the withdrawal of consent (operators): at once, nothing about this home is notified, its "
+    "open alerts are silenced, notifications not yet sent are dropped, its readings refused",
 )
-def withdraw_consent(household_id: str, body: ConsentWithdraw, session: SessionDep, principal: Reader) -> HouseholdOut:
-    if principal.role not in {"operator", "family"}:
-        raise ApiError(403, "forbidden", "only an operator or the family may record a withdrawal of consent")
+def withdraw_consent(
+    household_id: str, body: ConsentWithdraw, session: SessionDep, principal: Operator
+) -> HouseholdOut:
     household = visible_household(session, principal, household_id)
-    admin.withdraw_consent(household, by=f"{body.by} (via {principal.actor})", now=utcnow())
-    return household_out(household)
+    try:
+        consent.withdraw(
+            session, household, by=body.by, evidence=body.evidence, recorded_by=principal.actor, now=utcnow()
+        )
+    except consent.ConsentError as exc:
+        raise ApiError(409, "conflict", str(exc)) from exc
+    return household_out(household, session)
+
+
+@router.post(
+    "/{household_id}/consent/grant",
+    response_model=HouseholdOut,
+    responses=error_responses(409),
+    summary="Record consent given again (operators): notifications resume for what happens from now on",
+)
+def grant_consent(household_id: str, body: ConsentGrant, session: SessionDep, principal: Operator) -> HouseholdOut:
+    household = visible_household(session, principal, household_id)
+    try:
+        consent.grant(
+            session,
+            household,
+            by=body.by,
+            evidence=body.evidence,
+            scope=body.scope,
+            recorded_by=principal.actor,
+            now=utcnow(),
+        )
+    except consent.ConsentError as exc:
+        raise ApiError(409, "conflict", str(exc)) from exc
+    return household_out(household, session)
 
 
 @router.post("/{household_id}/meters", status_code=201, response_model=MeterOut, responses=error_responses(409))
@@ -153,17 +193,20 @@ def set_away(
 ) -> HouseholdOut:
     household = visible_household(session, principal, household_id)
     settings: Settings = request.app.state.settings
+    now = utcnow()
     try:
         admin.set_away(
             household,
             until=body.until,
             note=body.note,
-            now=utcnow(),
+            now=now,
             by=principal.actor,
             max_days=settings.away_max_days,
         )
     except admin.AdminError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from exc
+    if principal.role == "family":  # the grid worker must know the home is empty and its alarms muted
+        announce_away(session, household, by=principal.actor, until=body.until, note=body.note, now=now)
     return household_out(household)
 
 

@@ -20,6 +20,7 @@ Target = tuple[str, dict[str, Any]]  # path, keyword arguments of the request (j
 UNAUTHENTICATED = {"none": 401, "invalid": 401, "revoked": 401}
 KEYED = ("operator", "supervisor", "grid_worker", "family", "device")
 READERS = ("operator", "supervisor", "grid_worker", "family")
+STAFF = ("operator", "supervisor", "grid_worker")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,14 @@ def only(status: int, *roles: str, **overrides: int) -> dict[str, int]:
 
 def public(status: int = 200) -> dict[str, int]:
     return dict.fromkeys(ROLES, status)
+
+
+def withdrawn_home(world: World, scope: str) -> str:
+    """A new household whose consent an operator withdrew (a grant needs one)."""
+    home = fresh_home(world, scope)
+    body = {"by": "the elder", "evidence": "signed form"}
+    world.op("POST", f"/v1/households/{home}/consent/withdraw", 200, json=body)
+    return home
 
 
 def in_scope(status: int, *roles: str) -> dict[str, int]:
@@ -77,6 +86,16 @@ def fresh_subscription(world: World) -> str:
         "POST", "/v1/subscriptions", 201, json={"recipient_id": world.recipients["operator"], "grid_cell": "C9"}
     )
     return str(body["id"])
+
+
+def silence(world: World, scope: str) -> dict[str, Any]:
+    """A silence of a new household of that scope, for two hours."""
+    until = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    return {"household_id": fresh_home(world, scope), "reason": "maintenance: meter swap", "until": until}
+
+
+def fresh_silence(world: World, scope: str) -> str:
+    return str(world.op("POST", "/v1/silences", 201, json=silence(world, scope))["id"])
 
 
 def reading(world: World) -> dict[str, Any]:
@@ -138,8 +157,24 @@ ROWS: list[Row] = [
             "POST",
             "/v1/households/{household_id}/consent/withdraw",
             scope,
-            lambda w, s=scope: (f"/v1/households/{fresh_home(w, s)}/consent/withdraw", {"json": {"by": "the elder"}}),
-            only(200, "operator", "family") if scope == "own" else in_scope(200, "operator", "family"),
+            lambda w, s=scope: (
+                f"/v1/households/{fresh_home(w, s)}/consent/withdraw",
+                {"json": {"by": "the elder", "evidence": "signed form"}},
+            ),
+            only(200, "operator"),  # only an operator records it, with evidence
+        )
+        for scope in ("own", "other")
+    ),
+    *(
+        Row(
+            "POST",
+            "/v1/households/{household_id}/consent/grant",
+            scope,
+            lambda w, s=scope: (
+                f"/v1/households/{withdrawn_home(w, s)}/consent/grant",
+                {"json": {"by": "the elder", "evidence": "new form", "scope": "water-use alerts"}},
+            ),
+            only(200, "operator"),
         )
         for scope in ("own", "other")
     ),
@@ -266,6 +301,29 @@ ROWS: list[Row] = [
             if scope == "own"
             else in_scope(200, "operator", "supervisor", "grid_worker"),
         )
+        for scope in ("own", "other")
+    ),
+    # silences: staff, within their scope (another cell's household is "unknown", its silences not found)
+    *(
+        Row(
+            "POST",
+            "/v1/silences",
+            scope,
+            lambda w, s=scope: ("/v1/silences", {"json": silence(w, s)}),
+            only(201, *STAFF) if scope == "own" else only(201, *STAFF, supervisor=422, grid_worker=422),
+        )
+        for scope in ("own", "other")
+    ),
+    Row("GET", "/v1/silences", "-", lambda w: ("/v1/silences", {}), only(200, *STAFF)),
+    *(
+        Row(
+            method,
+            "/v1/silences/{silence_id}",
+            scope,
+            lambda w, s=scope: (f"/v1/silences/{fresh_silence(w, s)}", {}),
+            only(200, *STAFF) if scope == "own" else in_scope(200, *STAFF),
+        )
+        for method in ("GET", "DELETE")
         for scope in ("own", "other")
     ),
     # ingest
