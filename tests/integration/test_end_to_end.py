@@ -1,6 +1,6 @@
 """The whole service as a family meets it: enrolment through the API, three weeks of readings
 that teach the detector the household's routine, then a silence → a signed ``no_usage``
-notification at the daughter's webhook → acknowledged through the API.
+notification at the daughter's webhook → seen by her and acknowledged by staff through the API.
 
 Real broker, real worker (Faust, with the meter's state in its table), real router, real API,
 SQLite, and a real HTTP receiver verified with the ``standardwebhooks`` package.
@@ -104,6 +104,10 @@ def test_a_long_silence_reaches_the_family_signed_and_is_acknowledged(kafka_sett
             mine = family.get("/v1/alerts", params={"status": "open", "kind": "no_usage"}).json()["items"]
             assert [a["id"] for a in mine] == [alert["alert_id"]]
             assert family.post(f"/v1/alerts/{alert['alert_id']}/ack").status_code == 200
+            shown = family.get(f"/v1/alerts/{alert['alert_id']}").json()
+            # "family has seen it": staff are still asked to act (acknowledgement by role, docs/ALERTS.md)
+            assert shown["status"] == "raised" and shown["family_seen_at"] is not None
+            assert operator.post(f"/v1/alerts/{alert['alert_id']}/ack").status_code == 200
             shown = family.get(f"/v1/alerts/{alert['alert_id']}").json()
             assert shown["status"] == "acknowledged" and shown["acknowledged_at"] is not None
             assert all(p.poll() is None for p in processes)

@@ -119,8 +119,9 @@ def test_prometheus_scrapes_exact_counts_and_loads_the_rules(stack: Stack, prome
         "sum(shouwang_worker_dead_letters_total)": 3.0,
         'sum(shouwang_worker_alerts_emitted_total{kind="continuous_flow",event="raised"})': 2.0,
         "sum(shouwang_router_alert_events_total)": 2.0,  # the leaks, through the router
-        # every partition of the readings (4) and incidents (2) topics, not the table's changelog …
-        "count(shouwang_worker_consumer_lag_records)": 6.0,
+        # every partition of the readings (4), feedback (4, as the readings) and incidents (2) topics, not the
+        # table's changelog …
+        "count(shouwang_worker_consumer_lag_records)": 10.0,
         "sum(shouwang_worker_consumer_lag_records)": 0.0,  # … caught up
         f"shouwang_worker_last_reading_timestamp_seconds > bool {sent_at - 1:.3f}": 1.0,
         "shouwang_worker_record_processing_seconds_count": 10.0,
