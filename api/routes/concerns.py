@@ -3,7 +3,6 @@ the "top ten" a community meeting discusses."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -12,10 +11,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from alerts.models import Alert, Household, utcnow
+from alerts.reports import rank_concerns
 from api.deps import SessionDep, Staff
 from api.errors import ERROR_RESPONSES, ApiError
 from api.schemas import Community
-from detectors.incidents.categories import CATEGORY_EN, CATEGORY_ZH
 from shouwang.events import Timestamp
 
 router = APIRouter(prefix="/v1", tags=["incidents"], responses=ERROR_RESPONSES)
@@ -69,33 +68,9 @@ def top_concerns(
         )
     if principal.role == "grid_worker" or (principal.role == "supervisor" and community is None):
         query = query.where(Alert.grid_cell.in_(principal.grid_cells or {""}))
-    reports: dict[str, int] = defaultdict(int)
-    households: dict[str, int] = defaultdict(int)
-    incidents: dict[str, int] = defaultdict(int)
-    cells: dict[str, set[str]] = defaultdict(set)
-    for alert in session.scalars(query):
-        facts = alert.facts or {}
-        category = str(facts.get("category", "other"))
-        reports[category] += int(facts.get("report_count", 1))
-        households[category] += int(facts.get("households", facts.get("report_count", 1)))
-        incidents[category] += 1
-        cells[category].add(alert.grid_cell or "")
-    ranked = sorted(reports, key=lambda c: (-reports[c], -households[c], -incidents[c], c))[:limit]
     return Concerns(
         community=community,
         since=since,
         until=until,
-        concerns=[
-            Concern(
-                rank=i + 1,
-                category=c,
-                label_zh=CATEGORY_ZH.get(c, c),
-                label_en=CATEGORY_EN.get(c, c),
-                reports=reports[c],
-                households=households[c],
-                incidents=incidents[c],
-                grid_cells=len(cells[c]),
-            )
-            for i, c in enumerate(ranked)
-        ],
+        concerns=[Concern(**concern) for concern in rank_concerns(session.scalars(query), limit)],
     )
