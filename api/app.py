@@ -27,7 +27,7 @@ from api.auth import ensure_admin_key
 from api.deps import Operator, no_nul_in_url
 from api.errors import ApiError, error_responses, install_error_handlers
 from api.ratelimit import TokenBuckets
-from api.routes import actions, alerts, concerns, households, ingest, people, silences, sms_replies
+from api.routes import actions, alerts, concerns, households, ingest, people, reports, silences, sms_replies
 from api.schemas import Health
 from shouwang.settings import Settings
 from shouwang.topics import Topics
@@ -147,7 +147,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         metrics.LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
         return response
 
-    for module in (households, people, alerts, silences, ingest, concerns, sms_replies):
+    for module in (households, people, alerts, silences, ingest, concerns, sms_replies, reports):
         app.include_router(module.router, dependencies=[Depends(no_nul_in_url)])
     app.include_router(console.router)
     app.include_router(actions.router)

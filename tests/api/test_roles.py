@@ -102,6 +102,11 @@ def reading(world: World) -> dict[str, Any]:
     return {"meter_id": world.meter_a, "ts": datetime.now(UTC).isoformat(), "register_l": 812.5}
 
 
+def last_month() -> str:
+    first = datetime.now(UTC).replace(day=1)
+    return (first - timedelta(days=1)).strftime("%Y-%m")
+
+
 def away() -> dict[str, Any]:
     return {"until": (datetime.now(UTC) + timedelta(days=3)).isoformat(), "note": "in hospital"}
 
@@ -336,6 +341,20 @@ ROWS: list[Row] = [
         only(404, "operator", "device"),
     ),
     Row("GET", "/v1/concerns", "-", lambda w: ("/v1/concerns", {}), only(200, "operator", "supervisor", "grid_worker")),
+    # the monthly report: staff only; another community is "not found" for those it is out of scope of
+    *(
+        Row(
+            "GET",
+            "/v1/reports/monthly",
+            scope,
+            lambda w, s=scope: (
+                f"/v1/reports/monthly?month={last_month()}&community={'CM1' if s == 'own' else 'CM2'}",
+                {},
+            ),
+            only(200, *STAFF) if scope == "own" else in_scope(200, *STAFF),
+        )
+        for scope in ("own", "other")
+    ),
     Row(
         "POST",
         "/v1/incidents",
