@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from cli import silences
 from cli.broker import BrokerError, LocalBroker, kafka_version, resolve_jars
+from cli.report import report as report_command
 from shouwang.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.add_typer(broker_app, name="broker")
 incidents_app = typer.Typer(no_args_is_help=True, help="Residents' incident reports (随手拍).")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(silences.app, name="silence")
+app.command("report")(report_command)
 
 
 @incidents_app.command("classify")

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import pytest
 from sqlalchemy import select
 
@@ -18,6 +21,7 @@ from alerts.db import Store
 from alerts.lifecycle import acknowledge, escalate_due, resolve
 from alerts.models import Alert, Delivery, Household, Meter, Recipient
 from alerts.pipeline import RouterConfig
+from alerts.report_workbook import workbook_bytes, write_workbook
 from alerts.reports import (
     OPERATOR,
     ReportError,
@@ -367,3 +371,62 @@ def test_empty_month_and_unknown_community_give_zeros_and_bad_months_name_the_fi
         assert refused.value.field == "month" and says in str(refused.value)
     with store.transaction() as session:  # the current month, so far
         assert monthly_report(session, community=COMMUNITY, month="2026-04", scope=OPERATOR, now=NOW)
+
+
+def sheet_rows(sheet: Any) -> dict[str, tuple[Any, ...]]:
+    """A sheet's rows by their first cell."""
+    return {str(row[0]): tuple(row[1:4]) for row in sheet.iter_rows(values_only=True) if row and row[0] is not None}
+
+
+def test_the_workbook_reads_back_with_every_sheet_and_the_month_beside_the_previous(
+    store: Store, month: Month, tmp_path: Path
+) -> None:
+    with store.transaction() as session:
+        report = monthly_report(session, community=COMMUNITY, month="2026-03", scope=OPERATOR, now=NOW)
+    path = tmp_path / "report.xlsx"
+    write_workbook(report, path)
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["概况", "告警", "响应时效", "处置结果", "居民上报", "通知送达"]
+    overview = sheet_rows(book["概况"])
+    assert overview["指标"] == ("本月", "上月", "变化")
+    assert overview["登记户数"] == (3, 2, 1)
+    assert overview["离线超过一天的水表"] == (2, 1, 1)
+    assert overview["离线超过一天的水表清单"] == (None, None, None)
+    table = [row for row in book["概况"].iter_rows(values_only=True) if row[0] in {month.ids["a5"], month.ids["p2"]}]
+    assert [(row[1], row[5]) for row in table] == [("MB", False), ("MD", True)]
+    alerts = sheet_rows(book["告警"])
+    assert alerts["告警总数"] == (7, 2, 5)
+    assert alerts["按类型 · 长时间未用水"] == (3, 1, 2)
+    assert alerts["按级别 · 紧急"] == (1, 0, 1)
+    assert alerts["先问老人本人"] == (2, 0, 2)
+    response = sheet_rows(book["响应时效"])
+    assert response["高 · 确认用时中位数（分钟）"] == (15.0, 30.0, -15.0)  # 900 s and 1800 s
+    assert response["紧急 · 处置用时中位数（分钟）"] == (60.0, None, None)
+    assert response["越过网格员上报"] == (1, 0, 1)
+    outcomes = sheet_rows(book["处置结果"])
+    assert outcomes["处置结果 · 紧急救助"] == (1, 0, 1)
+    assert outcomes[month.ids["a1"]] == ("长时间未用水", "上门帮助", "2026-03-03")
+    assert outcomes[month.ids["a2"]] == ("用水突增", "紧急救助", "2026-03-05")
+    residents = sheet_rows(book["居民上报"])
+    assert residents["事件数"] == (3, 1, 2)
+    assert residents["事件 · 按类别 · 电动车停放充电"] == (2, 0, 2)
+    assert residents["按紧急程度 · 高"] == (1, 0, 1)
+    assert residents["办结用时中位数（小时）"] == (36.0, None, None)
+    assert residents["1"] == ("电动车停放充电", 5, 4)  # the top concerns: rank, category, reports, households
+    delivery = sheet_rows(book["通知送达"])
+    figures_ = report["sections"]["delivery"]
+    assert delivery["通知总数"] == (
+        figures_["total"]["value"],
+        figures_["total"]["previous"],
+        figures_["total"]["change"],
+    )
+    assert delivery["Webhook · 最终失败（死信）"][0] == figures_["dead_letters"]["value"] > 0
+
+
+def test_an_empty_report_still_makes_every_sheet(store: Store) -> None:
+    with store.transaction() as session:
+        report = monthly_report(session, community="FT-Nowhere", month="2026-03", scope=OPERATOR, now=NOW)
+    book = openpyxl.load_workbook(BytesIO(workbook_bytes(report)))
+    assert len(book.sheetnames) == 6
+    assert sheet_rows(book["告警"])["告警总数"] == (0, 0, 0)
+    assert "（无）" in sheet_rows(book["处置结果"])
