@@ -5,7 +5,7 @@ tests. Each checks its input and raises ``AdminError`` with a one-line reason.""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,6 +21,7 @@ from alerts.models import Endpoint, Household, Meter, Recipient, Silence, Subscr
 from alerts.policy import ALL_KINDS, RECIPIENT_ROLES, RESIDENT, SEVERITIES
 from alerts.secret_box import SecretBox
 from alerts.statuses import EndpointStatus
+from alerts.webhook_secrets import seal_webhook_secret
 from alerts.webhooks import UnsafeURLError, check_url, new_secret
 
 
@@ -78,6 +79,7 @@ def create_recipient(
     allow: Sequence[str] = (),
     require_https: bool = True,
     channel: Registered | None = None,
+    box: SecretBox | None = None,
 ) -> tuple[Recipient, str | None]:
     """A recipient and (optionally) its endpoint: a webhook (returns its signing secret, once) or another
     channel, validated and sealed by ``alerts.channels.registry.Channels.register``."""
@@ -88,7 +90,7 @@ def create_recipient(
     session.flush()
     secret = None
     if webhook_url is not None:
-        secret = add_endpoint(session, recipient, url=webhook_url, allow=allow, require_https=require_https).secret
+        _, secret = add_endpoint(session, recipient, url=webhook_url, allow=allow, require_https=require_https, box=box)
     elif channel is not None:
         endpoint = Endpoint(
             recipient_id=recipient.id,
@@ -104,8 +106,17 @@ def create_recipient(
 
 
 def add_endpoint(
-    session: Session, recipient: Recipient, *, url: str, allow: Sequence[str] = (), require_https: bool = True
-) -> Endpoint:
+    session: Session,
+    recipient: Recipient,
+    *,
+    url: str,
+    allow: Sequence[str] = (),
+    require_https: bool = True,
+    box: SecretBox | None = None,
+) -> tuple[Endpoint, str]:
+    """A webhook endpoint and its new signing secret (returned once; stored only sealed by ``box``)."""
+    if box is None:
+        raise AdminError("no key to seal the webhook secret with (SHOUWANG_SECRET_KEYS)")
     vendor_type = type_for_url(url)
     if vendor_type is not None:  # a chat robot answers 200 to a Standard Webhook and shows nothing
         raise AdminError(
@@ -116,10 +127,17 @@ def add_endpoint(
         check_url(url, allow=allow, require_https=require_https)
     except UnsafeURLError as exc:
         raise AdminError(str(exc)) from exc
-    endpoint = Endpoint(recipient_id=recipient.id, url=url, secret=new_secret(), status=EndpointStatus.ACTIVE)
+    secret = new_secret()
+    endpoint = Endpoint(
+        recipient_id=recipient.id,
+        url=url,
+        secret="",
+        sealed_config=seal_webhook_secret(box, secret),
+        status=EndpointStatus.ACTIVE,
+    )
     session.add(endpoint)
     session.flush()
-    return endpoint
+    return endpoint, secret
 
 
 def subscribe(
@@ -343,12 +361,14 @@ def expire_silence(silence: Silence, *, now: datetime) -> bool:
     return True
 
 
-def reseal_credentials(session: Session, box: SecretBox) -> int:
-    """Every endpoint's sealed configuration encrypted again under the first key (after a key rotation:
-    put the new key first in SHOUWANG_SECRET_KEYS, reseal, then drop the old key). Returns how many."""
-    count = 0
-    for endpoint in session.scalars(select(Endpoint).where(Endpoint.sealed_config.is_not(None))):
+def reseal_credentials(session: Session, box: SecretBox, *, progress: Callable[[int, int], None] | None = None) -> int:
+    """Every endpoint's sealed value (channel credentials and webhook signing secrets) encrypted again under
+    the first key (after a key rotation: put the new key first in SHOUWANG_SECRET_KEYS, reseal, then drop
+    the old key). ``progress(done, total)`` is told along the way. Returns how many."""
+    endpoints = session.scalars(select(Endpoint).where(Endpoint.sealed_config.is_not(None))).all()
+    for done, endpoint in enumerate(endpoints, start=1):
         assert endpoint.sealed_config is not None
         endpoint.sealed_config = box.reseal(endpoint.sealed_config)
-        count += 1
-    return count
+        if progress is not None:
+            progress(done, len(endpoints))
+    return len(endpoints)

@@ -147,10 +147,11 @@ class Endpoint(Base):
     # webhook: the URL. Other types: a masked form for people to recognise it by (a robot URL carries
     # its access token: the real one is sealed in ``sealed_config``).
     url: Mapped[str] = mapped_column(String(2000))
-    # webhook: the signing secret, readable to sign; never logged or returned after creation.
-    # Other types: empty (their credentials are in ``sealed_config``).
+    # Empty: a webhook's signing secret is sealed in ``sealed_config`` (a plain one from before migration
+    # 0009 was sealed by it); other types' credentials too.
     secret: Mapped[str] = mapped_column(String(100))
-    # Other types: their whole configuration, credentials included, encrypted (alerts/secret_box.py).
+    # Encrypted (alerts/secret_box.py). Webhook: its signing secret, and after a rotation the previous one
+    # with when it stops signing (alerts/webhook_secrets.py). Other types: their whole configuration.
     sealed_config: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=EndpointStatus.ACTIVE)  # EndpointStatus
     disabled_reason: Mapped[str | None] = mapped_column(String(500))

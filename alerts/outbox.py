@@ -30,7 +30,9 @@ from alerts.db import Store, rows_changed
 from alerts.models import Delivery, DeliveryAttempt, Endpoint, Recipient, utcnow
 from alerts.payloads import NO_ALERT_EVENTS
 from alerts.policy import RESIDENT
+from alerts.secret_box import SecretBox
 from alerts.statuses import AttemptOutcome, DeliveryStatus, EndpointStatus
+from alerts.webhook_secrets import open_webhook_secrets
 from alerts.webhooks import AttemptResult, EndpointLimiter, UnsafeURLError, check_url, next_delay, send_once
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ class Claimed:
     id: str
     endpoint_id: str
     url: str
-    secret: str
+    secret: str  # unused: a webhook's secret stays sealed in ``sealed_config`` until it signs
     payload: bytes
     attempts: int
     created_at: datetime
@@ -80,9 +82,11 @@ class OutboxDispatcher:
         rng: random.Random | None = None,
         channels: ChannelFactory | None = None,
         links: LinkMaker | None = None,
+        box: SecretBox | None = None,
     ) -> None:
         self.store, self.config, self.client, self.limiter = store, config, client, limiter
         self.channels, self.links = channels, links
+        self.box = box  # opens webhook secrets; without it nothing can be signed
         self.clock = clock
         self.rng = rng or random.Random()
 
@@ -138,7 +142,7 @@ class OutboxDispatcher:
                         delivery.id,
                         endpoint.id,
                         endpoint.url,
-                        endpoint.secret,
+                        "",
                         delivery.payload.encode(),
                         delivery.attempts,
                         delivery.created_at,
@@ -185,14 +189,18 @@ class OutboxDispatcher:
                 )
             else:
                 try:
+                    now = self.clock()
+                    # Opened only now, to sign; a database without its key signs nothing (WebhookSecretError).
+                    secret, *previous = open_webhook_secrets(self.box, item.sealed_config).signing(now)
                     result = await send_once(
                         self.client,
                         url=item.url,
-                        secret=item.secret,
+                        secret=secret,
                         message_id=item.id,
                         body=self._with_answers(item),
-                        now=self.clock(),
+                        now=now,
                         timeout_s=self.config.timeout_s,
+                        also_signed_by=previous,
                     )
                 except ValueError as exc:  # our own stored data is unusable: retrying cannot help
                     result = AttemptResult(

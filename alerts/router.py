@@ -246,6 +246,7 @@ class Router:
             clock=self.clock,
             links=LinkMaker(ActionLinkSigner(secret_keys(settings)), settings.public_url),
             channels=self.channels.build,
+            box=self.channels.box,
         )
         publisher = FeedbackPublisher(self.store, self.topics.feedback, settings.bootstrap_servers, clock=self.clock)
         tasks = [

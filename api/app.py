@@ -23,12 +23,13 @@ from alerts.channels.registry import Channels
 from alerts.db import Store
 from alerts.secret_box import secret_keys
 from api import console, metrics
-from api.auth import ensure_admin_key
+from api.auth import ensure_admin_key, write_first_key
 from api.deps import Operator, no_nul_in_url
 from api.errors import ApiError, error_responses, install_error_handlers
 from api.ratelimit import TokenBuckets
 from api.routes import actions, alerts, concerns, households, ingest, people, reports, silences, sms_replies
 from api.schemas import Health
+from api.security_headers import SecurityHeaders
 from shouwang.settings import Settings
 from shouwang.topics import Topics
 
@@ -106,9 +107,11 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
             token = ensure_admin_key(
                 session, admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None
             )
-        if token is not None:
-            # Printed once, to the console only (never to the log): it cannot be shown again.
-            print(f"\nFirst operator API key (shown once, keep it safe):\n  {token}\n", flush=True)
+        if token is not None:  # to a file only its owner reads; the log says where, never the key
+            log.warning(
+                "first operator API key written to %s (owner-only): keep it safe",
+                write_first_key(settings.var_dir, token),
+            )
         app.state.producer = None
         connecting = asyncio.create_task(_connect_producer(app, settings))
         yield
@@ -124,6 +127,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         title="Shouwang API",
         version="1.0.0",
         lifespan=lifespan,
+        docs_url="/docs" if settings.api_docs else None,  # the interactive docs only when turned on
+        redoc_url="/redoc" if settings.api_docs else None,
+        openapi_url="/openapi.json" if settings.api_docs else None,
         description="Water-meter risk early warning for elders living alone: enrolment, subscriptions, "
         "alerts, readings and incident ingest. Every route but /healthz and /readyz needs "
         "`Authorization: Bearer <API key>`; what a key sees depends on its role.",
@@ -133,6 +139,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     install_error_handlers(app)
     # Added before `measure`, so `measure` wraps it and counts the 413s too.
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(AdminError)
     async def admin_error(_request: Request, exc: AdminError) -> JSONResponse:

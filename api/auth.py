@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -173,3 +175,20 @@ def _find_key(session: Session, token: str) -> ApiKey | None:
 def revoke(key: ApiKey) -> None:
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+
+
+FIRST_KEY_FILE = "first-operator.key"
+
+
+def write_first_key(var_dir: Path, token: str) -> Path:
+    """The generated first operator key in ``var_dir``, in a file only its owner can read (mode 0600,
+    made so before the key is written); the caller logs where it is, never the key."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    path = var_dir / FIRST_KEY_FILE
+    partial = path.with_name(f".{FIRST_KEY_FILE}.{os.getpid()}")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # whatever the umask or a leftover file's mode
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    os.replace(partial, path)
+    return path

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+MIN_ADMIN_TOKEN_CHARS = 32
 
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 
@@ -225,9 +226,17 @@ class Settings(BaseSettings):
     webhook_require_https: bool = Field(
         default=True, description="Refuse plain-http webhook URLs (allowlisted hosts excepted)."
     )
+    webhook_secret_overlap_h: float = Field(
+        default=24.0,
+        ge=0,
+        le=24 * 30,
+        description="After a webhook secret is rotated, deliveries are signed with the new and the old secret "
+        "for this many hours (a receiver still on the old one keeps verifying), then with the new one only.",
+    )
 
     api_host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port of the API.")
+    api_docs: bool = Field(default=False, description="Serve the interactive API docs (/docs, /redoc, /openapi.json).")
     api_max_body_bytes: int = Field(
         default=1_000_000, ge=1024, le=50_000_000, description="Largest request body the API accepts (413 beyond)."
     )
@@ -244,7 +253,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="`json` writes one JSON object per log line."
     )
-    admin_token: SecretStr | None = Field(default=None, description="First operator API key (never logged).")
+    admin_token: SecretStr | None = Field(
+        default=None, description="First operator API key (never logged); at least 32 characters."
+    )
     channel_templates_dir: Path | None = Field(
         default=None,
         description="A folder of message templates that override the shipped ones (alerts/channels/templates/); "
@@ -299,6 +310,13 @@ class Settings(BaseSettings):
         "passwords): comma-separated Fernet keys, the first encrypts, all decrypt (rotation). Unset: "
         "one is generated at the first start into SHOUWANG_VAR_DIR/secret.key.",
     )
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_CHARS} characters (a short token is guessable)")
+        return value
 
     @field_validator("household_tz")
     @classmethod

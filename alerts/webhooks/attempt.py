@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Hashable
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -81,20 +81,22 @@ async def send_once(
     body: bytes,
     now: datetime,
     timeout_s: float = 10.0,
+    also_signed_by: Sequence[str] = (),
 ) -> AttemptResult:
     """POST ``body`` to ``url`` once, signed for time ``now``, within ``timeout_s`` overall.
 
-    Does not check the URL against the SSRF guard; call ``check_url`` first.
+    Does not check the URL against the SSRF guard; call ``check_url`` first. ``also_signed_by``: more secrets
+    to sign with (the previous one during a rotation's overlap).
     """
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
-        **sign_headers(secret=secret, message_id=message_id, timestamp=now, body=body),
+        **sign_headers(secret=secret, message_id=message_id, timestamp=now, body=body, also_signed_by=also_signed_by),
     }
     started = time.perf_counter()
 
     def failed(outcome: AttemptOutcome, error: str) -> AttemptResult:
-        return AttemptResult(outcome, None, _one_line(error, secret), time.perf_counter() - started)
+        return AttemptResult(outcome, None, _one_line(error, secret, *also_signed_by), time.perf_counter() - started)
 
     try:
         # httpx's timeout bounds each phase (connect, each read...); the outer one bounds the whole attempt,
@@ -123,7 +125,11 @@ async def send_once(
     if status in _RETRY_AFTER_STATUSES:
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
     return AttemptResult(
-        outcome, status, None if error is None else _one_line(error, secret), time.perf_counter() - started, retry_after
+        outcome,
+        status,
+        None if error is None else _one_line(error, secret, *also_signed_by),
+        time.perf_counter() - started,
+        retry_after,
     )
 
 
@@ -150,11 +156,12 @@ def _describe_exc(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _one_line(text: str, secret: str) -> str:
+def _one_line(text: str, *secrets: str) -> str:
     text = " ".join(text.split())
-    for sensitive in (secret, secret.removeprefix(SECRET_PREFIX)):
-        if sensitive:
-            text = text.replace(sensitive, "[redacted]")
+    for secret in secrets:
+        for sensitive in (secret, secret.removeprefix(SECRET_PREFIX)):
+            if sensitive:
+                text = text.replace(sensitive, "[redacted]")
     return text[:_ERROR_CHARS]
 
 

@@ -18,6 +18,7 @@ import binascii
 import math
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
@@ -56,8 +57,13 @@ def secret_key(secret: str) -> bytes:
     return key
 
 
-def sign_headers(*, secret: str, message_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:
+def sign_headers(
+    *, secret: str, message_id: str, timestamp: datetime, body: bytes, also_signed_by: Sequence[str] = ()
+) -> dict[str, str]:
     """The three Standard Webhooks headers for one attempt.
+
+    ``also_signed_by``: more secrets (the previous one during a rotation's overlap); the header then carries
+    one space-separated ``v1,`` signature per secret, and a receiver on either secret verifies it.
 
     ``timestamp`` must be timezone-aware and should be the time of *this attempt* (receivers reject
     timestamps more than five minutes off their clock), so re-sign on every retry; only the id is stable.
@@ -72,7 +78,10 @@ def sign_headers(*, secret: str, message_id: str, timestamp: datetime, body: byt
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("webhook body must be UTF-8 encoded") from None
-    signature = Webhook(secret_key(secret)).sign(msg_id=message_id, timestamp=utc, data=text)
+    signature = " ".join(
+        Webhook(secret_key(each)).sign(msg_id=message_id, timestamp=utc, data=text)
+        for each in (secret, *also_signed_by)
+    )
     return {
         "webhook-id": message_id,
         # The same floor() the reference implementation signs, so header and signature always agree.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
@@ -15,7 +16,8 @@ from alerts.channels.validation import ChannelConfigError
 from alerts.models import ApiKey, Endpoint, Recipient, Subscription, utcnow
 from alerts.outbox import note_endpoint_health
 from alerts.payloads import ping_payload
-from alerts.webhooks import make_client, new_secret, send_once
+from alerts.webhook_secrets import WebhookSecretError, open_webhook_secrets, rotated
+from alerts.webhooks import make_client, send_once
 from alerts.webhooks.ssrf import UnsafeURLError, check_url
 from api.auth import issue_key, revoke
 from api.deps import Operator, SessionDep
@@ -102,6 +104,7 @@ def create_recipient(body: RecipientCreate, session: SessionDep, request: Reques
         allow=settings.webhook_allowlist,
         require_https=settings.webhook_require_https,
         channel=channel,
+        box=_channels(request).box,
     )
     out = _recipient_out(session, recipient)
     return RecipientCreated(**out.model_dump(), webhook_secret=secret)
@@ -119,14 +122,18 @@ def get_recipient(recipient_id: str, session: SessionDep, _: Operator) -> Recipi
     "/recipients/{recipient_id}/rotate-secret",
     response_model=SecretRotated,
     tags=["recipients"],
-    summary="Replace the webhook signing secret (the old one stops working at once)",
+    summary="Replace the webhook signing secret (the old one also signs for SHOUWANG_WEBHOOK_SECRET_OVERLAP_H)",
 )
-def rotate_secret(recipient_id: str, session: SessionDep, _: Operator) -> SecretRotated:
+def rotate_secret(recipient_id: str, session: SessionDep, request: Request, _: Operator) -> SecretRotated:
     endpoint = _endpoint(session, recipient_id)
-    if endpoint is None:
+    if endpoint is None or endpoint.type != ChannelType.WEBHOOK:
         raise not_found(f"webhook endpoint of recipient {recipient_id}")
-    endpoint.secret = new_secret()
-    return SecretRotated(recipient_id=recipient_id, webhook_secret=endpoint.secret)
+    overlap = timedelta(hours=_settings(request).webhook_secret_overlap_h)
+    secret, endpoint.sealed_config = rotated(
+        _channels(request).box, endpoint.sealed_config, now=utcnow(), overlap=overlap
+    )
+    endpoint.secret = ""
+    return SecretRotated(recipient_id=recipient_id, webhook_secret=secret)
 
 
 @router.post(
@@ -142,7 +149,7 @@ async def ping(recipient_id: str, request: Request, _: Operator) -> PingResult:
         recipient = session.get(Recipient, recipient_id)
         if endpoint is None or recipient is None:
             raise not_found(f"endpoint of recipient {recipient_id}")
-        url, secret, endpoint_id = endpoint.url, endpoint.secret, endpoint.id
+        url, endpoint_id = endpoint.url, endpoint.id
         endpoint_type, sealed, role = endpoint.type, endpoint.sealed_config, recipient.role
     if endpoint_type != ChannelType.WEBHOOK:
         return await _ping_channel(request, endpoint_id, endpoint_type, sealed, role)
@@ -151,6 +158,10 @@ async def ping(recipient_id: str, request: Request, _: Operator) -> PingResult:
     except UnsafeURLError as exc:
         return PingResult(outcome="reject", status_code=None, error=str(exc))
     now = utcnow()
+    try:
+        secret, *previous = open_webhook_secrets(_channels(request).box, sealed).signing(now)
+    except WebhookSecretError as exc:
+        return PingResult(outcome="reject", status_code=None, error=str(exc))
     async with make_client(timeout_s=settings.webhook_timeout_s) as client:
         result = await send_once(
             client,
@@ -160,6 +171,7 @@ async def ping(recipient_id: str, request: Request, _: Operator) -> PingResult:
             body=ping_payload(endpoint_id=endpoint_id, now=now).encode(),
             now=now,
             timeout_s=settings.webhook_timeout_s,
+            also_signed_by=previous,
         )
     return PingResult(outcome=result.outcome, status_code=result.status_code, error=result.error)
 

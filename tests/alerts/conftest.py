@@ -14,9 +14,12 @@ from alerts.db import Store
 from alerts.models import Household, Recipient
 from alerts.pipeline import RouterConfig
 from alerts.policy import parse_policy
+from alerts.secret_box import SecretBox, new_key
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 LOOPBACK = ("127.0.0.0/8",)
+# Seals the tests' webhook secrets; the dispatchers of the tests open them with it.
+BOX = SecretBox([new_key()])
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -72,7 +75,7 @@ def build_world(store: Store, receiver_url: str = "http://127.0.0.1:9/hook") -> 
 
         def person(name: str, role: str) -> Recipient:
             recipient, secret = admin.create_recipient(
-                session, name=name, role=role, webhook_url=receiver_url, allow=LOOPBACK
+                session, name=name, role=role, webhook_url=receiver_url, allow=LOOPBACK, box=BOX
             )
             assert secret is not None
             secrets[recipient.id] = secret

@@ -15,7 +15,7 @@ from alerts.away_notice import EVENT_TYPE, announce_away
 from alerts.db import Store
 from alerts.models import Delivery, Endpoint, Household, Recipient
 from alerts.statuses import DeliveryStatus, EndpointStatus
-from tests.alerts.conftest import LOOPBACK, T0, World, build_world
+from tests.alerts.conftest import BOX, LOOPBACK, T0, World, build_world
 from tests.alerts.test_payloads import SCHEMA
 
 UNTIL = T0 + timedelta(days=8, hours=9)  # 2026-03-10 10:00 UTC, 18:00 in Shanghai
@@ -62,7 +62,12 @@ def test_a_grid_worker_subscribed_to_the_household_or_its_community_is_told(stor
     world = build_world(store)
     with store.transaction() as session:
         worker, _ = admin.create_recipient(
-            session, name=f"Worker by {scope}", role="grid_worker", webhook_url="http://127.0.0.1:9/h", allow=LOOPBACK
+            session,
+            name=f"Worker by {scope}",
+            role="grid_worker",
+            webhook_url="http://127.0.0.1:9/h",
+            allow=LOOPBACK,
+            box=BOX,
         )
         home = session.get(Household, world.home_b.id)
         assert home is not None
@@ -81,8 +86,8 @@ def test_each_active_endpoint_gets_one_a_disabled_one_none(store: Store) -> None
     with store.transaction() as session:
         worker = session.get(Recipient, world.grid_worker.id)
         assert worker is not None
-        admin.add_endpoint(session, worker, url="http://127.0.0.1:9/second", allow=LOOPBACK)
-        admin.add_endpoint(session, worker, url="http://127.0.0.1:9/gone", allow=LOOPBACK)
+        admin.add_endpoint(session, worker, url="http://127.0.0.1:9/second", allow=LOOPBACK, box=BOX)
+        admin.add_endpoint(session, worker, url="http://127.0.0.1:9/gone", allow=LOOPBACK, box=BOX)
         gone = session.scalars(select(Endpoint).where(Endpoint.url == "http://127.0.0.1:9/gone")).one()
         gone.status = EndpointStatus.DISABLED
     announce(store, world.home_a.id)

@@ -14,7 +14,7 @@ from alerts.lifecycle import LifecycleError, remind_due
 from alerts.models import Alert, Delivery, Household, Recipient
 from alerts.pipeline import RouterConfig
 from alerts.statuses import AlertStatus, CheckIn, DeliveryStatus, Outcome
-from tests.alerts.conftest import LOOPBACK, T0, World, build_world
+from tests.alerts.conftest import BOX, LOOPBACK, T0, World, build_world
 from tests.alerts.test_pipeline import event, route, told
 
 ASKED_AT = T0 + timedelta(hours=8)  # the check limit: 8 h into a silence from T0
@@ -30,7 +30,7 @@ def world(store: Store) -> World:
 def resident(store: Store, world: World) -> Recipient:
     with store.transaction() as session:
         person, _ = admin.create_recipient(
-            session, name="Elder A", role="resident", webhook_url="http://127.0.0.1:9/speaker", allow=LOOPBACK
+            session, name="Elder A", role="resident", webhook_url="http://127.0.0.1:9/speaker", allow=LOOPBACK, box=BOX
         )
         admin.subscribe(session, person, household_id=world.home_a.id)
         session.expunge(person)

@@ -17,7 +17,7 @@ from alerts.outbox import OutboxConfig, OutboxDispatcher
 from alerts.pipeline import RouterConfig
 from alerts.statuses import DeliveryStatus
 from alerts.webhooks import EndpointLimiter
-from tests.alerts.conftest import T0, World, build_world
+from tests.alerts.conftest import BOX, T0, World, build_world
 from tests.alerts.test_pipeline import event, route, told
 
 LATER = T0 + timedelta(minutes=10)
@@ -102,6 +102,7 @@ def test_the_dispatcher_checks_consent_before_it_sends(store: Store, config: Rou
         client=httpx.AsyncClient(),
         limiter=EndpointLimiter(2),
         clock=lambda: LATER,
+        box=BOX,
     )
     assert dispatcher.claim_due() == []
     with store.transaction() as session:

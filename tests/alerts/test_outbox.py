@@ -13,7 +13,7 @@ from alerts.models import Delivery, DeliveryAttempt, Endpoint, utcnow
 from alerts.outbox import OutboxConfig, OutboxDispatcher
 from alerts.pipeline import RouterConfig
 from alerts.webhooks import EndpointLimiter, make_client
-from tests.alerts.conftest import LOOPBACK, T0, World, build_world
+from tests.alerts.conftest import BOX, LOOPBACK, T0, World, build_world
 from tests.alerts.test_pipeline import event, route
 from tests.alerts.webhooks.receiver import Receiver
 
@@ -31,6 +31,7 @@ def dispatch_until_quiet(
             client=client,
             limiter=EndpointLimiter(2),
             rng=random.Random(7),
+            box=BOX,
         )
         try:
             for _ in range(rounds):

@@ -33,7 +33,7 @@ from alerts.reports import (
 from alerts.statuses import DeliveryStatus
 from detectors.incidents.categories import SEVERITY_OF_URGENCY
 from shouwang.events import AlertEvent, AlertKind, Explanation, Severity, alert_id_for
-from tests.alerts.conftest import LOOPBACK, World, build_world
+from tests.alerts.conftest import BOX, LOOPBACK, World, build_world
 from tests.alerts.test_pipeline import event, route
 
 COMMUNITY = "FT-Lianhua"
@@ -95,7 +95,7 @@ def month(store: Store, config: RouterConfig) -> Month:
             )
             admin.add_meter(session, home, meter_id=meter)
         resident, _ = admin.create_recipient(
-            session, name="Elder A", role="resident", webhook_url="http://127.0.0.1:9/speaker", allow=LOOPBACK
+            session, name="Elder A", role="resident", webhook_url="http://127.0.0.1:9/speaker", allow=LOOPBACK, box=BOX
         )
         admin.subscribe(session, resident, household_id=world.home_a.id)
         grid_worker = session.get(Recipient, world.grid_worker.id)

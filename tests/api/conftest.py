@@ -48,6 +48,7 @@ def api_settings(broker: LocalBroker, var_dir: Path, **overrides: Any) -> Settin
         "incidents_partitions": 1,
         "alerts_partitions": 1,
         "public_url": "https://shouwang.example",
+        "api_docs": True,  # the suites check every documented route (off by default: tests/api/test_security.py)
     }
     values.update(overrides)
     return Settings(**values)

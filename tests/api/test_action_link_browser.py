@@ -43,6 +43,7 @@ def _dispatch_once(store: Store, channels: Channels, links: LinkMaker) -> None:
             rng=random.Random(1),
             channels=channels.build,
             links=links,
+            box=channels.box,
         )
         try:
             await dispatcher.run_once()

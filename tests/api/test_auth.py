@@ -200,12 +200,14 @@ def test_webhook_secret_is_returned_at_creation_only_and_signs_the_pings(world: 
     assert ping_verifies_with(secret)
     rotated = world.op("POST", f"/v1/recipients/{created['id']}/rotate-secret", 200)["webhook_secret"]
     assert rotated != secret and rotated.startswith("whsec_")
-    assert ping_verifies_with(rotated) and not ping_verifies_with(secret)
+    # The old secret still signs during SHOUWANG_WEBHOOK_SECRET_OVERLAP_H (24 h by default).
+    assert ping_verifies_with(rotated) and ping_verifies_with(secret)
     after = world.call("operator", "GET", f"/v1/recipients/{created['id']}")
     assert rotated not in after.text and secret not in after.text
-    with world.store.transaction() as session:  # the store keeps it (it must sign), but only the new one
-        endpoints = session.scalars(select(Endpoint).where(Endpoint.recipient_id == created["id"]))
-        assert [e.secret for e in endpoints] == [rotated]
+    with world.store.transaction() as session:  # the store keeps them (they must sign), only sealed
+        endpoints = list(session.scalars(select(Endpoint).where(Endpoint.recipient_id == created["id"])))
+        assert [e.secret for e in endpoints] == [""]
+        assert rotated not in str(endpoints[0].sealed_config) and secret not in str(endpoints[0].sealed_config)
 
 
 def test_family_sees_water_alerts_only_and_supervisor_sees_community_incidents(world: World) -> None:

@@ -73,7 +73,7 @@ def seed_alert(
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = console_settings(tmp_path_factory.mktemp("console"))
+    settings = console_settings(tmp_path_factory.mktemp("console"), api_docs=True)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 

@@ -24,7 +24,7 @@ from tests.conftest import settings_env
 from tests.kafka_helpers import start_shouwang, stop, until, wait_http
 
 pytestmark = pytest.mark.kafka
-ADMIN = "all-is-well-admin-token"
+ADMIN = "all-is-well-admin-token-0123456789abcdef"
 
 
 def late_morning_zone(now: datetime) -> tuple[str, timezone]:

@@ -33,7 +33,7 @@ from tests.detectors.series import Household, at_day
 from tests.kafka_helpers import start_shouwang, stop, until, wait_http
 
 pytestmark = pytest.mark.kafka
-ADMIN = "check-in-admin-token"
+ADMIN = "check-in-admin-token-0123456789abcdef"
 HOUR = timedelta(hours=1)
 
 

@@ -25,7 +25,7 @@ from tests.detectors.series import Household, at_day
 from tests.kafka_helpers import start_shouwang, stop, until, wait_http
 
 pytestmark = pytest.mark.kafka
-ADMIN = "end-to-end-admin-token"
+ADMIN = "end-to-end-admin-token-0123456789abcdef"
 METER = "E2E-0001"
 
 

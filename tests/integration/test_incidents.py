@@ -14,6 +14,7 @@ from sqlalchemy import select
 from alerts import admin
 from alerts.db import Store
 from alerts.models import Alert
+from alerts.secret_box import secret_box
 from cli.broker import free_port
 from shouwang.deadletter import read_headers
 from shouwang.settings import Settings
@@ -24,7 +25,7 @@ from tests.conftest import settings_env
 from tests.kafka_helpers import consume, produce, start_shouwang, stop, until, wait_http
 
 pytestmark = pytest.mark.kafka
-ADMIN = "incident-test-admin-token"
+ADMIN = "incident-test-admin-token-0123456789abcdef"
 CHARGING = [
     "3栋2单元楼道里有人给电动车充电，电线从窗户吊下来，太危险了",
     "3栋2单元楼道又有电动车在充电，插线板就放在楼梯口",
@@ -62,7 +63,12 @@ def test_reports_are_classified_merged_routed_and_ranked(kafka_settings: Setting
                 consent_scope="alerts",
             )
             worker, secret = admin.create_recipient(
-                session, name="grid worker C7", role="grid_worker", webhook_url=receiver.url, allow=["127.0.0.0/8"]
+                session,
+                name="grid worker C7",
+                role="grid_worker",
+                webhook_url=receiver.url,
+                allow=["127.0.0.0/8"],
+                box=secret_box(settings),
             )
             admin.subscribe(session, worker, grid_cell="C7")
         processes = [start_shouwang([name], env, tmp_path / f"{name}.log") for name in ("worker", "router", "api")]

@@ -18,6 +18,7 @@ from alerts import admin
 from alerts.db import Store
 from alerts.lifecycle import acknowledge
 from alerts.models import Alert, Delivery
+from alerts.secret_box import secret_box
 from cli.broker import free_port
 from shouwang.deadletter import read_headers
 from shouwang.events import AlertEvent, AlertKind, Explanation, Severity, alert_id_for, encode
@@ -71,7 +72,7 @@ def receivers() -> Iterator[dict[str, Receiver]]:
         }
 
 
-def enrol(store: Store, urls: dict[str, str]) -> dict[str, str]:
+def enrol(store: Store, urls: dict[str, str], settings: Settings) -> dict[str, str]:
     """Homes A, B and C (meters MA, MB, MC) in cell C1; B is away, C withdrew consent.
     Returns each person's signing secret."""
     secrets = {}
@@ -92,7 +93,7 @@ def enrol(store: Store, urls: dict[str, str]) -> dict[str, str]:
         for name, url in urls.items():
             role = "family" if name.startswith("family") else name
             person, secret = admin.create_recipient(
-                session, name=name, role=role, webhook_url=url, allow=["127.0.0.0/8"]
+                session, name=name, role=role, webhook_url=url, allow=["127.0.0.0/8"], box=secret_box(settings)
             )
             secrets[name] = secret or ""
             if role == "family":
@@ -114,7 +115,7 @@ def test_router_routes_dedups_escalates_and_clears(
     router_settings: Settings, receivers: dict[str, Receiver], tmp_path: Path
 ) -> None:
     store = Store(str(router_settings.database_url))
-    secrets = enrol(store, {name: r.url for name, r in receivers.items()})
+    secrets = enrol(store, {name: r.url for name, r in receivers.items()}, router_settings)
     topic = Topics.from_settings(router_settings).alerts
     router = start_shouwang(["router"], settings_env(router_settings), tmp_path / "router.log")
     try:
@@ -191,7 +192,7 @@ def test_router_routes_dedups_escalates_and_clears(
 def test_receiver_down_then_up_gets_it_with_the_same_webhook_id(router_settings: Settings, tmp_path: Path) -> None:
     port = free_port()
     store = Store(str(router_settings.database_url))
-    secrets = enrol(store, {"family_a": f"http://127.0.0.1:{port}/hook"})
+    secrets = enrol(store, {"family_a": f"http://127.0.0.1:{port}/hook"}, router_settings)
     router = start_shouwang(["router"], settings_env(router_settings), tmp_path / "router.log")
     try:
         produce(
@@ -228,7 +229,7 @@ def test_router_killed_mid_delivery_resends_with_the_same_webhook_id(router_sett
     store = Store(str(router_settings.database_url))
     env = settings_env(router_settings)
     with Receiver(delay_s=30) as receiver:  # holds the first request open: the router dies mid-send
-        secrets = enrol(store, {"family_a": receiver.url})
+        secrets = enrol(store, {"family_a": receiver.url}, router_settings)
         router = start_shouwang(["router"], env, tmp_path / "router-1.log")
         produce(
             router_settings.bootstrap_servers,

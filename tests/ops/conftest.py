@@ -33,7 +33,7 @@ def promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProc
     return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
-API_TOKEN = "ops-test-operator-token"  # the API's /metrics needs an operator key, as in deployment
+API_TOKEN = "ops-test-operator-token-0123456789abcdef"  # the API's /metrics needs an operator key, as in deployment
 
 
 @dataclass(frozen=True)

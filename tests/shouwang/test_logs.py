@@ -32,7 +32,7 @@ def test_json_lines_carry_correlation_ids() -> None:
 
 
 def test_settings_choose_the_format_and_the_admin_token_is_not_in_the_config() -> None:
-    settings = Settings(log_format="json", admin_token="sk-never-log-me")
+    settings = Settings(log_format="json", admin_token="sk-never-log-me-0123456789abcdef-0123456789")
     config = logging_config(settings)
     assert config["formatters"]["default"]["()"] is JsonFormatter
     assert "sk-never-log-me" not in json.dumps(config, default=str)

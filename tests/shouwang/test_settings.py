@@ -40,7 +40,7 @@ def test_bad_setting_is_refused(monkeypatch: pytest.MonkeyPatch, name: str, valu
 
 
 def test_admin_token_is_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHOUWANG_ADMIN_TOKEN", "sk-very-secret")
+    monkeypatch.setenv("SHOUWANG_ADMIN_TOKEN", "sk-very-secret-0123456789abcdef-0123")
     settings = Settings()
     assert "sk-very-secret" not in repr(settings)
     assert "sk-very-secret" not in str(settings.model_dump())

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from alerts.outbox import OutboxConfig, OutboxDispatcher
+from alerts.secret_box import secret_box
 from alerts.webhooks import EndpointLimiter, make_client
 from tests.api.conftest import T0, Receiver, World, bearer, expect
 
@@ -33,6 +34,7 @@ def dispatch_once(world: World) -> int:
             client=client,
             limiter=EndpointLimiter(2),
             rng=random.Random(7),
+            box=secret_box(world.settings),
         )
         try:
             return await dispatcher.run_once()
