@@ -31,16 +31,15 @@ from alerts.models import (
     Alert,
     AllIsWellMessage,
     Delivery,
-    Endpoint,
     Household,
     Meter,
     MeterDay,
     Recipient,
     Subscription,
 )
+from alerts.notifications import outbox_rows
 from alerts.policy import ROLE_KINDS
-from alerts.statuses import AlertStatus, DeliveryStatus, EndpointStatus
-from alerts.webhooks import new_message_id
+from alerts.statuses import AlertStatus
 from shouwang.events import DailySummary
 
 log = logging.getLogger(__name__)
@@ -137,28 +136,15 @@ def _send_if_due(session: Session, subscription_id: str, today: date, now: datet
     # The unique row first: a second router's insert fails here (or at the commit) and sends nothing.
     session.add(AllIsWellMessage(subscription_id=subscription.id, day=today.isoformat(), sent_at=now))
     session.flush()
-    endpoints = session.scalars(
-        select(Endpoint).where(
-            Endpoint.recipient_id == subscription.recipient_id, Endpoint.status == EndpointStatus.ACTIVE
-        )
-    ).all()
-    deliveries = [
-        Delivery(
-            id=new_message_id(),
-            alert_id=None,
-            recipient_id=subscription.recipient_id,
-            endpoint_id=endpoint.id,
-            event_type=EVENT_TYPE,
-            tier=0,
-            payload=payload,
-            status=DeliveryStatus.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        for endpoint in endpoints
-    ]
-    session.add_all(deliveries)
+    deliveries = outbox_rows(
+        session,
+        recipient_id=subscription.recipient_id,
+        alert_id=None,
+        event_type=EVENT_TYPE,
+        tier=0,
+        payload=payload,
+        now=now,
+    )
     metrics.NOTIFICATIONS.labels(EVENT_TYPE, "family").inc()
     return deliveries
 

@@ -21,9 +21,8 @@ from sqlalchemy.orm import Session
 
 from alerts import metrics
 from alerts.channels import wording
-from alerts.models import Delivery, Endpoint, Household, Recipient, Subscription
-from alerts.statuses import DeliveryStatus, EndpointStatus
-from alerts.webhooks import new_message_id
+from alerts.models import Delivery, Household, Recipient, Subscription
+from alerts.notifications import outbox_rows
 
 EVENT_TYPE = "household.away"
 ROLE = "grid_worker"
@@ -43,27 +42,9 @@ def announce_away(
     payload = away_payload(household, by=by, until=until, note=note, now=now)
     deliveries = []
     for recipient in workers:
-        endpoints = session.scalars(
-            select(Endpoint)
-            .where(Endpoint.recipient_id == recipient.id, Endpoint.status == EndpointStatus.ACTIVE)
-            .order_by(Endpoint.id)
+        deliveries += outbox_rows(
+            session, recipient_id=recipient.id, alert_id=None, event_type=EVENT_TYPE, tier=0, payload=payload, now=now
         )
-        for endpoint in endpoints:
-            delivery = Delivery(
-                id=new_message_id(),
-                alert_id=None,
-                recipient_id=recipient.id,
-                endpoint_id=endpoint.id,
-                event_type=EVENT_TYPE,
-                tier=0,
-                payload=payload,
-                status=DeliveryStatus.PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-            session.add(delivery)
-            deliveries.append(delivery)
         metrics.NOTIFICATIONS.labels(EVENT_TYPE, ROLE).inc()
     return deliveries
 

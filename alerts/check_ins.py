@@ -27,6 +27,7 @@ from alerts.pipeline import RouteContext, RouterConfig
 from alerts.policy import RESIDENT
 from alerts.silences import silence_reason
 from alerts.statuses import AlertStatus, CheckIn, DeliveryStatus, EndpointStatus, Outcome
+from shouwang.events import AlertEvent
 
 CHECK_IN_EVENT = "alert.check_in"
 # Past this, a silence goes to carers whatever the resident answered.
@@ -46,24 +47,8 @@ def ask_resident_first(ctx: RouteContext) -> None:
     if session.get(Alert, event.alert_id) is not None:
         ctx.stop("duplicate")  # the episode is known already (a re-delivered check-in)
         return
-    alert = Alert(
-        id=event.alert_id,
-        kind=event.kind.value,
-        severity=event.severity.value,
-        status=AlertStatus.CHECKING,
-        meter_id=event.meter_id,
-        household_id=household.id if household else None,
-        grid_cell=household.grid_cell if household else event.grid_cell,
-        since=event.since,
-        raised_at=event.at,
-        explanation_zh=event.explanation.zh,
-        explanation_en=event.explanation.en,
-        facts=dict(event.facts),
-        escalation_tier=0,
-        check_in=CheckIn.ASKED,
-        created_at=ctx.now,
-        updated_at=ctx.now,
-    )
+    alert = alert_from_event(event, household, status=AlertStatus.CHECKING, now=ctx.now)
+    alert.check_in = CheckIn.ASKED
     if household is None:
         ctx.stop("check-in-skipped:unknown-meter")
         return
@@ -101,6 +86,27 @@ def ask_resident_first(ctx: RouteContext) -> None:
         public_url=ctx.config.public_url,
     )
     ctx.stop("asked-resident")
+
+
+def alert_from_event(event: AlertEvent, household: Household | None, *, status: str, now: datetime) -> Alert:
+    """A new alert for the episode an event names (not yet added to the session)."""
+    return Alert(
+        id=event.alert_id,
+        kind=event.kind.value,
+        severity=event.severity.value,
+        status=status,
+        meter_id=event.meter_id,
+        household_id=household.id if household else None,
+        grid_cell=household.grid_cell if household else event.grid_cell,
+        since=event.since,
+        raised_at=event.at,
+        explanation_zh=event.explanation.zh,
+        explanation_en=event.explanation.en,
+        facts=dict(event.facts),
+        escalation_tier=0,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def end_check_in(session: Session, alert: Alert, state: CheckIn) -> None:

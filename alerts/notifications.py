@@ -92,24 +92,51 @@ def record_notifications(
         event_type=event_type, alert=alert, household=household, tier=tier, now=now, public_url=public_url
     )
     for recipient in recipients:
-        endpoints = session.scalars(
-            select(Endpoint).where(Endpoint.recipient_id == recipient.id, Endpoint.status == EndpointStatus.ACTIVE)
+        deliveries += outbox_rows(
+            session,
+            recipient_id=recipient.id,
+            alert_id=alert.id,
+            event_type=event_type,
+            tier=tier,
+            payload=payload,
+            now=now,
         )
-        for endpoint in endpoints:
-            delivery = Delivery(
-                id=new_message_id(),
-                alert_id=alert.id,
-                recipient_id=recipient.id,
-                endpoint_id=endpoint.id,
-                event_type=event_type,
-                tier=tier,
-                payload=payload,
-                status=DeliveryStatus.PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-            session.add(delivery)
-            deliveries.append(delivery)
         metrics.NOTIFICATIONS.labels(event_type, recipient.role).inc()
     return deliveries
+
+
+def outbox_rows(
+    session: Session,
+    *,
+    recipient_id: str,
+    alert_id: str | None,
+    event_type: str,
+    tier: int,
+    payload: str,
+    now: datetime,
+) -> list[Delivery]:
+    """One pending outbox row per active endpoint of the recipient, added to the caller's transaction
+    (``alert_id`` None: a message about no alert, such as all-is-well or away mode)."""
+    endpoints = session.scalars(
+        select(Endpoint)
+        .where(Endpoint.recipient_id == recipient_id, Endpoint.status == EndpointStatus.ACTIVE)
+        .order_by(Endpoint.id)
+    )
+    rows = [
+        Delivery(
+            id=new_message_id(),
+            alert_id=alert_id,
+            recipient_id=recipient_id,
+            endpoint_id=endpoint.id,
+            event_type=event_type,
+            tier=tier,
+            payload=payload,
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for endpoint in endpoints
+    ]
+    session.add_all(rows)
+    return rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from alerts.check_ins import ask_resident_first, on_detector_event
+from alerts.check_ins import alert_from_event, ask_resident_first, on_detector_event
 from alerts.models import Alert, AlertTransition, Meter
 from alerts.notifications import previously_notified, record_notifications, subscribed_recipients
 from alerts.pipeline import Pipeline, RouteContext
@@ -52,23 +52,7 @@ def record_lifecycle(ctx: RouteContext) -> None:
     if alert is None and event.event == "escalated":  # the raise never arrived: this is the raise
         event = ctx.event = event.model_copy(update={"event": "raised"})
     if alert is None:
-        alert = Alert(
-            id=event.alert_id,
-            kind=event.kind.value,
-            severity=event.severity.value,
-            status=AlertStatus.RAISED,
-            meter_id=event.meter_id,
-            household_id=ctx.household.id if ctx.household else None,
-            grid_cell=ctx.household.grid_cell if ctx.household else event.grid_cell,
-            since=event.since,
-            raised_at=event.at,
-            explanation_zh=event.explanation.zh,
-            explanation_en=event.explanation.en,
-            facts=dict(event.facts),
-            escalation_tier=0,
-            created_at=ctx.now,
-            updated_at=ctx.now,
-        )
+        alert = alert_from_event(event, ctx.household, status=AlertStatus.RAISED, now=ctx.now)
         session.add(alert)
     session.add(
         AlertTransition(alert_id=alert.id, event=event.event, at=event.at, actor="detector", recorded_at=ctx.now)

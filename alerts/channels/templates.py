@@ -30,21 +30,12 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from alerts.channels import wording as w
 from alerts.channels.base import ActionLink, Audience, Notification
+from alerts.payloads import EVENT_TYPES as PAYLOAD_EVENT_TYPES
 
 DEFAULT_DIR = Path(__file__).parent / "templates"
 ALL_IS_WELL_EVENT = "household.all_is_well"
 AWAY_EVENT = "household.away"
-EVENT_TYPES = (
-    "alert.raised",
-    "alert.updated",
-    "alert.escalated",
-    "alert.reminder",
-    "alert.resolved",
-    "endpoint.ping",
-    "alert.check_in",  # to the resident only: "are you well?" (alerts/check_ins.py)
-    ALL_IS_WELL_EVENT,  # to a family that opted in (alerts/all_is_well.py): data.message says it
-    AWAY_EVENT,  # to the grid worker when the family sets away mode (alerts/away_notice.py): data.message says it
-)
+EVENT_TYPES = PAYLOAD_EVENT_TYPES  # every message a payload may be: one list, in alerts/payloads.py
 # Many notifications to one rate-limited endpoint in one message (alerts/channel_batches.py): its data is
 # {"count", "items": [{"type", …alert data}]}; each item is filtered for the audience like a single alert.
 DIGEST_EVENT = "alert.digest"
