@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from api.auth import FIRST_KEY_FILE
 from cli.broker import free_port, port_answers
 from shouwang.settings import Settings
 from tests.conftest import LIB_DIR, settings_env
@@ -53,7 +54,11 @@ def test_up_runs_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         broker_pid = int((settings.broker_dir / "broker.pid").read_text())
         children = {name: int(pid) for name, pid in re.findall(r"started (\w+) \(pid (\d+)\)", log.read_text())}
         assert set(children) == {"worker", "router", "api"}
-        assert "First operator API key" in log.read_text()  # printed once on first start
+        # The generated first operator key goes to a file only its owner reads; the log says where, never the key.
+        key_file = settings.var_dir / FIRST_KEY_FILE
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        assert f"first operator API key written to {key_file}" in log.read_text()
+        assert key_file.read_text().strip() not in log.read_text()
         cli = [sys.executable, "-m", "cli"]
         sent = subprocess.run(
             [*cli, "send-reading", "SZ-FT-0001", "812.5", "--flag", "leak", "--ts", "2026-03-01T09:30:00+08:00"],
