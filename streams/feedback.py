@@ -23,7 +23,7 @@ from shouwang.events import (
     minute_of_day,
 )
 from streams.offline import partition_of
-from streams.processing import NO_CONSENT, Outcome, SourceRecord, dead_letter_for
+from streams.processing import NO_CONSENT, Outcome, RecordProcessor, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class FeedbackRefused(EventError):
     """A well-formed feedback record that cannot be applied; the message is the dead letter's reason."""
 
 
-class FeedbackProcessor:
+class FeedbackProcessor(RecordProcessor):
     """Decode → check against the meter → teach the meter's detector bank, one record at a time.
 
     ``partitions`` is the readings topic's partition count: a record is refused when it does not sit
@@ -46,17 +46,6 @@ class FeedbackProcessor:
     ) -> None:
         self._bank_factory = bank_factory or DetectorBank
         self._partitions = partitions
-
-    def process(self, record: SourceRecord, state: bytes | None = None) -> Outcome:
-        """The outcome carries the meter's new state, or a dead letter with its reason; never raises."""
-        try:
-            return self._process(record, state)
-        except EventError as exc:
-            return Outcome(dead_letter=dead_letter_for(record, str(exc), "invalid"))
-        except Exception as exc:  # one bad record must never stop the worker
-            log.exception("failed on %s[%d]@%d", record.topic, record.partition, record.offset)
-            reason = f"internal error: {type(exc).__name__}"
-            return Outcome(dead_letter=dead_letter_for(record, reason, "internal"))
 
     def _process(self, record: SourceRecord, state: bytes | None) -> Outcome:
         if record.value is None:

@@ -98,7 +98,25 @@ def day_summary_event(meter_id: str, summary: DaySummary) -> DailySummary:
     )
 
 
-class ReadingProcessor:
+class RecordProcessor:
+    """A record and its meter's state in, an ``Outcome`` out, never an exception: a bad record becomes a
+    dead letter with its reason (shared by the readings and the feedback processors)."""
+
+    def process(self, record: SourceRecord, state: bytes | None = None) -> Outcome:
+        try:
+            return self._process(record, state)
+        except EventError as exc:
+            return Outcome(dead_letter=dead_letter_for(record, str(exc), "invalid"))
+        except Exception as exc:  # one bad record must never stop the worker
+            log.exception("failed on %s[%d]@%d", record.topic, record.partition, record.offset)
+            reason = f"internal error: {type(exc).__name__}"
+            return Outcome(dead_letter=dead_letter_for(record, reason, "internal"))
+
+    def _process(self, record: SourceRecord, state: bytes | None) -> Outcome:
+        raise NotImplementedError
+
+
+class ReadingProcessor(RecordProcessor):
     """Decode → validate → the meter's detector bank → alert events, one record at a time.
 
     The meter's state comes in as bytes (from the worker's table) and goes out as bytes, so the
@@ -115,16 +133,6 @@ class ReadingProcessor:
         self._bank_factory = bank_factory or DetectorBank
         self._clock = clock
         self._max_skew_s = max_skew_s
-
-    def process(self, record: SourceRecord, state: bytes | None = None) -> Outcome:
-        try:
-            return self._process(record, state)
-        except EventError as exc:
-            return Outcome(dead_letter=dead_letter_for(record, str(exc), "invalid"))
-        except Exception as exc:  # one bad record must never stop the worker
-            log.exception("failed on %s[%d]@%d", record.topic, record.partition, record.offset)
-            reason = f"internal error: {type(exc).__name__}"
-            return Outcome(dead_letter=dead_letter_for(record, reason, "internal"))
 
     def _process(self, record: SourceRecord, state: bytes | None) -> Outcome:
         if record.value is None:
