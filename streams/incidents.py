@@ -63,7 +63,7 @@ def _process(report: IncidentReport, state: dict[str, Any] | None) -> IncidentOu
         raise EventError("text has no words (only emoji or punctuation) and there is no photo")
     assessment = classify(report.text)
     merger = IncidentMerger.from_dict(state["merger"]) if state else IncidentMerger()
-    hotspots = HotspotDetector.from_dict(state["hotspot"]) if state else HotspotDetector()
+    hotspots = _hotspots_from(state)
     decision = merger.add(report.incident_id, report.text, report.grid_cell, assessment.category, report.ts)
     outcome = IncidentOutcome(grid_cell=report.grid_cell)
     if decision.duplicate:
@@ -105,6 +105,19 @@ def _process(report: IncidentReport, state: dict[str, Any] | None) -> IncidentOu
         outcome.alerts.append(_hotspot_alert(finding))
     outcome.state = {"merger": merger.to_dict(), "hotspot": hotspots.to_dict(), "reporters": reporters}
     return outcome
+
+
+def _hotspots_from(state: dict[str, Any] | None) -> HotspotDetector:
+    """The cell's hotspot detector as stored (a state of the sliding-window test before it loads with
+    its counts); a state it cannot read starts a fresh detector rather than refusing every report."""
+    stored = (state or {}).get("hotspot")
+    if not stored:
+        return HotspotDetector()
+    try:
+        return HotspotDetector.from_dict(stored)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("hotspot state not readable (%s): starting afresh", exc)
+        return HotspotDetector()
 
 
 def _reporters_after(

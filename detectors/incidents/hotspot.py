@@ -1,21 +1,40 @@
 """Hotspot early warning: a grid cell suddenly reporting one kind of problem far more often than usual.
 
-For each (grid cell, category) the detector counts reports in the last ``recent`` days (7) and
-compares them with that cell's own rate over the ``baseline_weeks`` (8) weeks before, shrunk
-towards a prior rate so that a new or quiet cell is judged fairly:
+The method is a Poisson CUSUM (Page 1954; Lucas 1985) on daily report counts, one per (grid cell,
+category), with a baseline learned from that series' own past and a decision limit chosen for a
+false-alarm budget per series (an in-control average run length, ARL, in weeks):
 
-    rate per week = (reports in the baseline + prior_rate × prior_weeks) / (weeks observed + prior_weeks)
-    expected      = rate × (recent / 1 week)
-    p             = P(N ≥ recent count) for N ~ Poisson(expected)
+    baseline  λ  = reports in the baseline weeks before the recent window, with a weak Gamma prior
+                   (``prior_rate`` a week, weight ``prior_weeks``); the CUSUM is designed on the
+                   ``baseline_quantile`` (0.8) of its posterior, so a baseline learned from few weeks
+                   does not spend the budget on its own error
+    reference k  = (shift − 1) λ / ln(shift)   per day: the log-likelihood ratio for a rise to shift × λ
+    S(day)       = max(0, S(day − 1) + reports(day) − k),   run over the last ``recent`` days (7)
+    limit h      = the smallest limit whose in-control ARL (Markov chain, Brook & Evans 1972) is at
+                   least ``arl_weeks`` weeks (200): at most 1/200 false hotspots a week per series
 
-A hotspot is raised when ``p < p_raise`` (0.01) and there are at least ``min_count`` (3) recent
-reports; it is resolved when the recent count falls below ``min_count`` or ``p ≥ p_clear`` (0.05).
-"Weeks observed" counts from when the detector started watching (``started``, or its first
-event), so a cell that stayed silent for two months has a baseline of zero, not "unknown".
+A hotspot is raised when S ≥ h and the reports since S last was 0 are at least ``min_count`` (3);
+it is resolved when S is back at 0 (and a day has passed since it was raised).
 
-Event-time driven: ``update`` evaluates at the newest event time seen (the watermark);
-``advance(now)`` lets quiet hotspots resolve when no new report arrives. State is a small dict
-of hourly counts (``to_dict``).
+A daily CUSUM needs a day's count to outgrow k + h, so it is slow to see a burst: many reports
+within an hour or two (residents reporting one stairwell full of charging e-bikes). A second, short
+scan watches for that: a burst is raised when the reports in the last ``burst_hours`` (2) hourly
+bins reach ``burst_min`` (5: fewer is more often one problem told by several neighbours, which the
+merged incident already shows) and the smallest count n whose chance under the design rate, over
+every such window of a week, is within ``burst_arl_weeks`` (500 weeks):
+(168 / w) · P(Poisson(2 w λ) ≥ n), since any sliding window of w hours lies inside two consecutive
+blocks of w hours. Both budgets together: at most 1/200 + 1/500 false hotspots a week per series.
+
+Until ``warmup_weeks`` (2) of baseline have been watched (counted from ``started``, or the
+detector's first event: the worker keeps one detector per grid cell, so from the cell's first
+report), a series is judged as if it had ``warmup_rate`` (6) reports a week: a new cell cannot
+raise a burst of hotspots against a prior that knows nothing about it, but a flood of reports in
+a new cell is still raised.
+
+Event-time driven: ``update`` evaluates at the newest event time seen (the watermark); ``advance(now)``
+lets quiet hotspots resolve when no new report arrives. State is a small dict of hourly counts
+(``to_dict``, version 2); a version 1 state (the sliding-window test, ``hotspot_window.py``) loads
+with its counts and active hotspots kept.
 """
 
 from __future__ import annotations
@@ -23,14 +42,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from statistics import NormalDist
 from typing import Any
+
+import numpy as np
 
 from detectors.base import Transition
 from detectors.incidents.categories import CATEGORY_EN, CATEGORY_ZH, check_category
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 _HOUR = 3600
-_WEEK = timedelta(days=7)
+_DAY_H = 24
+_WEEK_H = 7 * 24
+_V1_SPAN_H = 7 * 24 + 8 * _WEEK_H  # what a version 1 state kept: its recent week and 8 baseline weeks
 
 
 def poisson_tail(k: int, mean: float) -> float:
@@ -64,28 +89,6 @@ def _at(hour: int) -> datetime:
     return datetime.fromtimestamp(hour * _HOUR, UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class HotspotFinding:
-    transition: Transition  # "raised" or "resolved"
-    grid_cell: str
-    category: str
-    since: datetime  # when the hotspot was raised
-    at: datetime  # event time of this decision
-    count: int  # reports in the recent window
-    window_days: float
-    baseline_per_week: float  # the cell's usual weekly rate (with the prior)
-    expected: float  # expected reports in the recent window
-    p_value: float
-    explanation_zh: str
-    explanation_en: str
-
-
-@dataclass
-class _Cell:
-    hours: dict[int, int] = field(default_factory=dict)  # hour index → reports
-    raised_at: int | None = None  # hour the current hotspot was raised
-
-
 def _fmt(x: float) -> str:
     if x >= 0.95:
         return f"{x:.1f}"
@@ -98,40 +101,174 @@ def _chance(p: float) -> tuple[str, str]:
     return f"约 {p * 100:.1g}%", f"about {p * 100:.1g} %"
 
 
+def _poisson_pmf(mean: float, n: int) -> np.ndarray:
+    x = np.arange(n + 1, dtype=float)
+    logs = -mean + x * math.log(mean) - np.array([math.lgamma(i + 1) for i in range(n + 1)])
+    return np.asarray(np.exp(logs))
+
+
+def cusum_arl(rate_per_day: float, k_units: int, h_units: int, units: int) -> float:
+    """In-control average run length in days of a daily Poisson CUSUM ``S = max(0, S + x − k)`` with
+    k = k_units / units and limit h = h_units / units, started at 0 (Brook & Evans's Markov chain)."""
+    if h_units < 1:
+        return 1.0
+    xmax = int(rate_per_day + 12 * math.sqrt(rate_per_day) + 15)
+    pmf = _poisson_pmf(rate_per_day, xmax)
+    q = np.zeros((h_units, h_units))
+    rows = np.arange(h_units)
+    for x in range(xmax + 1):
+        nxt = rows + x * units - k_units
+        inside = nxt < h_units
+        if not inside.any():
+            break
+        q[rows[inside], np.maximum(nxt[inside], 0)] += pmf[x]
+    run = np.linalg.solve(np.eye(h_units) - q, np.ones(h_units))
+    return float(run[0])
+
+
+@lru_cache(maxsize=8192)
+def _design_cached(rate_key: int, shift: float, arl_days: float) -> tuple[int, int, int]:
+    rate = math.exp(rate_key / 40)
+    k = (shift - 1) * rate / math.log(shift)
+    units = min(20, max(2, math.ceil(4 / k)))
+    k_units = max(1, round(k * units))
+    low, high = 1, units
+    while cusum_arl(rate, k_units, high, units) < arl_days:
+        low, high = high, high * 2
+        if high > 4000:
+            return k_units, high, units
+    while low < high:  # the smallest limit that meets the budget
+        mid = (low + high) // 2
+        if cusum_arl(rate, k_units, mid, units) >= arl_days:
+            high = mid
+        else:
+            low = mid + 1
+    return k_units, high, units
+
+
+def cusum_design(rate_per_week: float, shift: float, arl_weeks: float) -> tuple[float, float]:
+    """(k, h) in reports for a daily Poisson CUSUM: the reference value for a rise to ``shift`` ×
+    the rate and the smallest limit whose in-control ARL is at least ``arl_weeks``. The rate is
+    rounded to a 2.5 % grid so that designs can be cached."""
+    rate_key = round(40 * math.log(max(rate_per_week, 1e-4) / 7))
+    k_units, h_units, units = _design_cached(rate_key, shift, arl_weeks * 7)
+    return k_units / units, h_units / units
+
+
+def _gamma_quantile(shape: float, z: float) -> float:
+    """Wilson–Hilferty approximation of a Gamma(shape, 1) quantile at the normal deviate z."""
+    c = 1 / (9 * shape)
+    return shape * max(0.0, 1 - c + z * math.sqrt(c)) ** 3
+
+
+@lru_cache(maxsize=8192)
+def _burst_limit_cached(rate_key: int, burst_hours: int, arl_weeks: float) -> int:
+    rate_per_hour = math.exp(rate_key / 40) / _WEEK_H
+    blocks = _WEEK_H / burst_hours
+    n = 1
+    while blocks * poisson_tail(n, 2 * burst_hours * rate_per_hour) > 1 / arl_weeks:
+        n += 1
+    return n
+
+
+def burst_limit(rate_per_week: float, burst_hours: int, arl_weeks: float) -> int:
+    """The fewest reports in ``burst_hours`` hourly bins that a steady stream at ``rate_per_week``
+    reaches less often than once in ``arl_weeks`` weeks (a conservative bound for a sliding scan)."""
+    rate_key = math.ceil(40 * math.log(max(rate_per_week, 1e-4)))  # rounded up: never a looser limit
+    return _burst_limit_cached(rate_key, burst_hours, arl_weeks)
+
+
+@dataclass(frozen=True, slots=True)
+class HotspotFinding:
+    transition: Transition  # "raised" or "resolved"
+    grid_cell: str
+    category: str
+    since: datetime  # when the hotspot was raised
+    at: datetime  # event time of this decision
+    count: int  # reports in the recent window
+    window_days: float
+    baseline_per_week: float  # the cell's usual weekly rate (with the prior)
+    expected: float  # expected reports in the recent window
+    p_value: float  # P(at least `count` in the window | the usual rate)
+    explanation_zh: str
+    explanation_en: str
+
+
+@dataclass
+class _Cell:
+    hours: dict[int, int] = field(default_factory=dict)  # hour index → reports
+    raised_at: int | None = None  # hour the current hotspot was raised
+
+
+@dataclass(frozen=True, slots=True)
+class _Score:
+    cusum: float  # S now, in reports
+    limit: float  # h
+    run_count: int  # reports since S was last 0
+    count: int  # reports in the recent window
+    rate: float  # the baseline's posterior mean, a week (the warm-up rate while warming up)
+    warming_up: bool  # less than warmup_weeks of baseline watched
+    burst: int  # reports in the last burst_hours hourly bins
+    burst_limit: int  # a burst of this many is raised
+
+
 class HotspotDetector:
     def __init__(
         self,
         recent: timedelta = timedelta(days=7),
-        baseline_weeks: int = 8,
+        baseline_weeks: int = 12,
+        arl_weeks: float = 200.0,
+        shift: float = 3.0,
+        warmup_weeks: float = 2.0,
+        warmup_rate: float = 6.0,
         prior_rate: float = 0.5,
-        prior_weeks: float = 2.0,
-        p_raise: float = 0.01,
-        p_clear: float = 0.05,
+        prior_weeks: float = 1.0,
+        baseline_quantile: float = 0.8,
         min_count: int = 3,
         started: datetime | None = None,
+        burst_hours: int = 2,
+        burst_arl_weeks: float = 500.0,
+        burst_min: int = 5,
     ) -> None:
-        if recent < timedelta(hours=1) or baseline_weeks < 1 or prior_rate <= 0 or prior_weeks <= 0:
-            raise ValueError("recent ≥ 1 h, baseline_weeks ≥ 1, prior_rate > 0 and prior_weeks > 0 are required")
-        if not 0 < p_raise <= p_clear < 1 or min_count < 1:
-            raise ValueError("need 0 < p_raise ≤ p_clear < 1 and min_count ≥ 1")
+        if recent < timedelta(days=1) or baseline_weeks < 1 or prior_rate <= 0 or prior_weeks <= 0:
+            raise ValueError("recent ≥ 1 day, baseline_weeks ≥ 1, prior_rate > 0 and prior_weeks > 0 are required")
+        if (
+            arl_weeks < 1
+            or shift <= 1
+            or warmup_weeks < 0
+            or warmup_rate <= 0
+            or not 0 < baseline_quantile < 1
+            or min_count < 1
+            or not 1 <= burst_hours <= 24
+            or burst_arl_weeks < 1
+            or burst_min < 1
+        ):
+            raise ValueError(
+                "need arl_weeks ≥ 1, shift > 1, warmup_weeks ≥ 0, warmup_rate > 0, "
+                "0 < baseline_quantile < 1, min_count ≥ 1, 1 ≤ burst_hours ≤ 24, burst_arl_weeks ≥ 1 and burst_min ≥ 1"
+            )
         self.recent = recent
         self.baseline_weeks = baseline_weeks
+        self.arl_weeks = arl_weeks
+        self.shift = shift
+        self.warmup_weeks = warmup_weeks
+        self.warmup_rate = warmup_rate
         self.prior_rate = prior_rate
         self.prior_weeks = prior_weeks
-        self.p_raise = p_raise
-        self.p_clear = p_clear
+        self.baseline_quantile = baseline_quantile
         self.min_count = min_count
+        self.burst_hours = burst_hours
+        self.burst_arl_weeks = burst_arl_weeks
+        self.burst_min = burst_min
         self.started: int | None = _hour(started) if started is not None else None
+        self.known_from: int | None = None  # counts before this hour were not kept (a version 1 state)
         self.watermark: int | None = None
         self._cells: dict[tuple[str, str], _Cell] = {}
+        self._z = NormalDist().inv_cdf(baseline_quantile)
 
     @property
-    def _recent_hours(self) -> int:
-        return max(1, round(self.recent.total_seconds() / _HOUR))
-
-    @property
-    def _span_hours(self) -> int:
-        return self._recent_hours + self.baseline_weeks * 7 * 24
+    def _run_days(self) -> int:
+        return max(1, round(self.recent.total_seconds() / (_DAY_H * _HOUR)))
 
     def update(self, grid_cell: str, category: str, ts: datetime) -> HotspotFinding | None:
         """Count one report; return a finding if this cell and category became (or stopped being) a hotspot."""
@@ -142,7 +279,7 @@ class HotspotDetector:
         if self.started is None:
             self.started = hour
         self.watermark = hour if self.watermark is None else max(self.watermark, hour)
-        if hour <= self.watermark - self._span_hours:
+        if hour < self._baseline_start(self.watermark):
             return None  # too late to matter for any window
         cell = self._cells.setdefault((grid_cell, category), _Cell())
         cell.hours[hour] = cell.hours.get(hour, 0) + 1
@@ -165,31 +302,75 @@ class HotspotDetector:
         """The (grid cell, category) pairs that are hotspots now."""
         return sorted(k for k, c in self._cells.items() if c.raised_at is not None)
 
+    def _run_start(self, now: int) -> int:
+        """First hour of the recent window: whole days, today included."""
+        return (now // _DAY_H - self._run_days + 1) * _DAY_H
+
+    def _baseline_start(self, now: int) -> int:
+        return self._run_start(now) - self.baseline_weeks * _WEEK_H
+
+    def score(self, cell_hours: dict[int, int], now: int) -> _Score:
+        run_start = self._run_start(now)
+        first = max(self._baseline_start(now), self.started if self.started is not None else now)
+        if self.known_from is not None:
+            first = max(first, self.known_from)
+        exposure_weeks = max(0, run_start - first) / _WEEK_H
+        baseline = sum(n for h, n in cell_hours.items() if first <= h < run_start)
+        shape = baseline + self.prior_rate * self.prior_weeks
+        scale = exposure_weeks + self.prior_weeks
+        rate = shape / scale
+        design_rate = max(rate, _gamma_quantile(shape, self._z) / scale)
+        warming_up = exposure_weeks < self.warmup_weeks
+        if warming_up:  # too little baseline: judged as if the series were busy
+            design_rate = max(design_rate, self.warmup_rate)
+        k, limit = cusum_design(design_rate, self.shift, self.arl_weeks)
+        days = [0] * self._run_days
+        first_day = run_start // _DAY_H
+        for h, n in cell_hours.items():
+            if run_start <= h <= now:
+                days[h // _DAY_H - first_day] += n
+        s, run_count = 0.0, 0
+        for x in days:
+            s = max(0.0, s + x - k)
+            run_count = run_count + x if s > 0 else 0
+        burst = sum(n for h, n in cell_hours.items() if now - self.burst_hours < h <= now)
+        burst_at = max(self.burst_min, burst_limit(design_rate, self.burst_hours, self.burst_arl_weeks))
+        return _Score(s, limit, run_count, sum(days), design_rate if warming_up else rate, warming_up, burst, burst_at)
+
     def _evaluate(self, grid_cell: str, category: str, cell: _Cell, now: int) -> HotspotFinding | None:
-        recent_start = now - self._recent_hours  # the recent window is (recent_start, now]
-        baseline_start = recent_start - self.baseline_weeks * 7 * 24
-        for h in [h for h in cell.hours if h <= baseline_start]:
+        horizon = self._baseline_start(now)
+        for h in [h for h in cell.hours if h < horizon]:
             del cell.hours[h]
-        count = sum(n for h, n in cell.hours.items() if h > recent_start)
-        baseline = sum(n for h, n in cell.hours.items() if h <= recent_start)
-        started = self.started if self.started is not None else now
-        weeks_seen = min(float(self.baseline_weeks), max(0.0, (recent_start - started) / (7 * 24)))
-        rate = (baseline + self.prior_rate * self.prior_weeks) / (weeks_seen + self.prior_weeks)
-        window_weeks = self._recent_hours / (7 * 24)
-        expected = rate * window_weeks
-        p = poisson_tail(count, expected)
+        score = self.score(cell.hours, now)
         transition: Transition
-        if cell.raised_at is None and count >= self.min_count and p < self.p_raise:
+        sustained = score.cusum >= score.limit and score.run_count >= self.min_count
+        burst = score.burst >= score.burst_limit
+        if cell.raised_at is None and (sustained or burst):
             cell.raised_at = now
             transition = "raised"
-        elif cell.raised_at is not None and (count < self.min_count or p >= self.p_clear):
+        elif cell.raised_at is not None and score.cusum <= 0 and now - cell.raised_at >= _DAY_H and not burst:
             transition = "resolved"
         else:
             return None
         since = _at(cell.raised_at)
         if transition == "resolved":
             cell.raised_at = None
-        return self._finding(transition, grid_cell, category, since, _at(now), count, rate, expected, p)
+        expected = score.rate * self._run_days / 7
+        p = poisson_tail(score.count, expected)
+        burst_hours = self.burst_hours if transition == "raised" and burst and not sustained else None
+        return self._finding(
+            transition,
+            grid_cell,
+            category,
+            since,
+            _at(now),
+            score.burst if burst_hours else score.count,
+            score.rate,
+            expected,
+            p,
+            score.warming_up,
+            burst_hours,
+        )
 
     def _finding(
         self,
@@ -202,12 +383,34 @@ class HotspotDetector:
         rate: float,
         expected: float,
         p: float,
+        warming_up: bool = False,
+        burst_hours: int | None = None,
     ) -> HotspotFinding:
-        days = self._recent_hours / 24
+        days = float(self._run_days)
         d = f"{days:g}"
         zh_cat, en_cat = CATEGORY_ZH[category], CATEGORY_EN[category]
         plural = "report" if count == 1 else "reports"
-        if transition == "raised":
+        if burst_hours is not None:
+            usual = f"平时约每周 {_fmt(rate)} 起" if not warming_up else "该网格观察时间还短"
+            usual_en = f"usually {_fmt(rate)} a week" if not warming_up else "the cell has not been watched long"
+            zh = (
+                f"网格 {grid_cell} 在 {burst_hours} 小时内集中出现 {count} 起“{zh_cat}”类报告（{usual}），"
+                f"可能是同一处正在发生的问题，请尽快查看。"
+            )
+            en = (
+                f"{count} {plural} of {en_cat} in cell {grid_cell} within {burst_hours} hours ({usual_en}): "
+                f"probably one problem happening now. Go and look soon."
+            )
+        elif transition == "raised" and warming_up:
+            zh = (
+                f"网格 {grid_cell} 近 {d} 天有 {count} 起“{zh_cat}”类报告；该网格观察时间还短，"
+                f"即使按每周 {_fmt(rate)} 起的繁忙网格衡量也明显偏多，请关注是否有共同原因。"
+            )
+            en = (
+                f"{count} {plural} of {en_cat} in cell {grid_cell} in {d} days; the cell has not been watched "
+                f"long, and this is far more than even a busy cell's {_fmt(rate)} a week. Look for a common cause."
+            )
+        elif transition == "raised":
             chance_zh, chance_en = _chance(p)
             zh = (
                 f"网格 {grid_cell} 近 {d} 天有 {count} 起“{zh_cat}”类报告，平时约每周 {_fmt(rate)} 起，"
@@ -230,16 +433,24 @@ class HotspotDetector:
     def to_dict(self) -> dict[str, object]:
         return {
             "version": STATE_VERSION,
+            "method": "poisson_cusum",
             "params": {
                 "recent_s": self.recent.total_seconds(),
                 "baseline_weeks": self.baseline_weeks,
+                "arl_weeks": self.arl_weeks,
+                "shift": self.shift,
+                "warmup_weeks": self.warmup_weeks,
+                "warmup_rate": self.warmup_rate,
                 "prior_rate": self.prior_rate,
                 "prior_weeks": self.prior_weeks,
-                "p_raise": self.p_raise,
-                "p_clear": self.p_clear,
+                "baseline_quantile": self.baseline_quantile,
                 "min_count": self.min_count,
+                "burst_hours": self.burst_hours,
+                "burst_arl_weeks": self.burst_arl_weeks,
+                "burst_min": self.burst_min,
             },
             "started_hour": self.started,
+            "known_from_hour": self.known_from,
             "watermark_hour": self.watermark,
             "cells": [
                 {
@@ -254,18 +465,36 @@ class HotspotDetector:
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> HotspotDetector:  # decoded JSON
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"unsupported hotspot state version {state.get('version')!r}")
-        p = state["params"]
-        detector = cls(
-            timedelta(seconds=float(p["recent_s"])),
-            int(p["baseline_weeks"]),
-            float(p["prior_rate"]),
-            float(p["prior_weeks"]),
-            float(p["p_raise"]),
-            float(p["p_clear"]),
-            int(p["min_count"]),
-        )
+        """A version 2 state as saved; a version 1 state (the sliding-window test) with this detector's
+        defaults, its counts and its active hotspots: the baseline counts only the weeks it had kept."""
+        version = state.get("version")
+        if version == 1:
+            detector = cls()
+            watermark = state["watermark_hour"]
+            if watermark is not None:
+                kept_from = int(watermark) - _V1_SPAN_H
+                started = state["started_hour"]
+                detector.known_from = kept_from if started is None else max(kept_from, int(started))
+        elif version == STATE_VERSION:
+            p = state["params"]
+            detector = cls(
+                timedelta(seconds=float(p["recent_s"])),
+                int(p["baseline_weeks"]),
+                float(p["arl_weeks"]),
+                float(p["shift"]),
+                float(p["warmup_weeks"]),
+                float(p["warmup_rate"]),
+                float(p["prior_rate"]),
+                float(p["prior_weeks"]),
+                float(p["baseline_quantile"]),
+                int(p["min_count"]),
+                burst_hours=int(p.get("burst_hours", 2)),
+                burst_arl_weeks=float(p.get("burst_arl_weeks", 500.0)),
+                burst_min=int(p.get("burst_min", 5)),
+            )
+            detector.known_from = state.get("known_from_hour")
+        else:
+            raise ValueError(f"unsupported hotspot state version {version!r}")
         detector.started = state["started_hour"]
         detector.watermark = state["watermark_hour"]
         for item in state["cells"]:

@@ -72,3 +72,32 @@ def test_a_report_without_words_is_a_dead_letter_and_changes_no_cell() -> None:
     asyncio.run(rig.agent.run(events(report("r1", "！！！😡"))))
     [letter] = rig.letters.sent
     assert letter.key == b"C7" and rig.alerts.sent == [] and rig.cells == {}
+
+
+def _at(report_id: str, text: str, ts: str, offset: int) -> Message:
+    value = {"incident_id": report_id, "text": text, "grid_cell": "C7", "ts": ts}
+    return Message("t.incidents", 0, offset, b"C7", json.dumps(value).encode())
+
+
+def test_hotspot_counts_survive_a_restart_and_the_hotspot_is_raised_once() -> None:
+    """Reports of a burst on both sides of a restart: the new agent reads the cell's stored state (as
+    the changelog restores it) and raises the hotspot once, in the same shape."""
+    texts = [f"{b}栋楼道有人给电动车充电，电线从窗户吊下来" for b in range(1, 9)]
+    before = [_at("w0", "5栋的电梯又坏了", "2026-10-05T09:00:00+00:00", 0)] + [
+        _at(f"b{i}", texts[i], f"2026-11-02T09:0{i}:00+00:00", i + 1) for i in range(2)
+    ]
+    first = Rig()
+    asyncio.run(first.agent.run(events(*before)))
+    stored = json.loads(json.dumps(first.cells))
+    assert stored["C7"]["hotspot"]["version"] == 2
+    second = Rig()
+    second.cells.update(stored)
+    after = [_at(f"b{i}", texts[i], f"2026-11-02T10:0{i}:00+00:00", i + 1) for i in range(2, 8)]
+    asyncio.run(second.agent.run(events(*after)))
+    alerts = [decode_alert(s.value) for rig in (first, second) for s in rig.alerts.sent if s.value]
+    hotspots = [a for a in alerts if a.kind.value == "hotspot"]
+    assert [(h.event, h.facts["category"]) for h in hotspots] == [("raised", "ebike")]
+    assert hotspots[0] in [decode_alert(s.value) for s in second.alerts.sent if s.value]
+    assert hotspots[0].facts["count"] >= 3 and "C7" in hotspots[0].explanation.en
+    counted = {c["category"]: sum(c["hours"].values()) for c in second.cells["C7"]["hotspot"]["cells"]}
+    assert counted == {"facility": 1, "ebike": 8}

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from detectors.incidents.hotspot_window import WindowHotspotDetector
 from streams.incidents import process_incident
 from streams.processing import SourceRecord
 
@@ -46,6 +47,7 @@ def test_similar_reports_merge_into_one_incident_and_a_burst_raises_a_hotspot() 
         "3栋2单元电动车楼道充电没人管",
         "3栋2单元楼道电动车充电，电线乱拉",
     ]
+    cells.run(report("w0", "5栋的电梯又坏了，老人上不了楼", minutes=-4 * 7 * 24 * 60), offset=100)  # watched a month
     outcomes = [cells.run(report(f"r{i}", text, minutes=10 * i), offset=i) for i, text in enumerate(texts)]
     incident_ids = {a.alert_id for o in outcomes for a in o.alerts if a.kind.value == "incident"}
     assert len(incident_ids) == 1  # one incident, its count rising
@@ -80,3 +82,26 @@ def test_bad_reports_are_dead_letters_not_crashes() -> None:
     with_photo = json.loads(report("r3", "😱🔥"))  # … unless a photo says it
     shown = cells.run(json.dumps({**with_photo, "photo_url": "https://img.example/1.jpg"}).encode())
     assert shown.alerts[0].facts["needs_review"] is True
+
+
+def test_a_hotspot_state_from_before_loads_and_an_unreadable_one_starts_afresh() -> None:
+    cells = Cells()
+    cells.run(report("r1", "5栋的电梯又坏了，老人上不了楼"))
+    old = WindowHotspotDetector(started=T0 - timedelta(weeks=6))
+    old.update("C7", "facility", T0 - timedelta(weeks=3))
+    cells.state["C7"]["hotspot"] = json.loads(json.dumps(old.to_dict()))  # as the sliding-window test stored it
+    outcome = cells.run(report("r2", "3栋楼道堆满了纸箱", minutes=5), offset=1)
+    assert outcome.dead_letter is None and cells.state["C7"]["hotspot"]["version"] == 2
+    assert any(c["category"] == "facility" for c in cells.state["C7"]["hotspot"]["cells"])  # its counts kept
+    cells.state["C7"]["hotspot"] = {"version": 99}
+    outcome = cells.run(report("r3", "3栋楼道又堆了纸箱", minutes=6), offset=2)
+    assert outcome.dead_letter is None and outcome.alerts and cells.state["C7"]["hotspot"]["version"] == 2
+
+
+def test_a_flood_of_reports_in_a_brand_new_cell_still_raises_a_hotspot() -> None:
+    cells = Cells()
+    texts = [f"3栋{i}单元楼道有人给电动车充电，电线拉得到处都是" for i in range(1, 9)]
+    outcomes = [cells.run(report(f"f{i}", text, minutes=i), offset=i) for i, text in enumerate(texts)]
+    hotspots = [a for o in outcomes for a in o.alerts if a.kind.value == "hotspot"]
+    assert [(h.event, h.facts["category"]) for h in hotspots] == [("raised", "ebike")]
+    assert set(hotspots[0].facts) == {"category", "count", "baseline_per_week", "p_value"}
