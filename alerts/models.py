@@ -378,3 +378,7 @@ class ApiKey(Base):
     created_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+# Tables kept in modules of their own join the metadata here, so Alembic and every session see them.
+from alerts import audit as _audit  # noqa: E402, F401

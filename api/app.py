@@ -27,7 +27,8 @@ from api.auth import ensure_admin_key, write_first_key
 from api.deps import Operator, no_nul_in_url
 from api.errors import ApiError, error_responses, install_error_handlers
 from api.ratelimit import TokenBuckets
-from api.routes import actions, alerts, concerns, households, ingest, people, reports, silences, sms_replies
+from api.request_id import RequestId
+from api.routes import actions, alerts, audit, concerns, households, ingest, people, reports, silences, sms_replies
 from api.schemas import Health
 from api.security_headers import SecurityHeaders
 from shouwang.settings import Settings
@@ -140,6 +141,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     # Added before `measure`, so `measure` wraps it and counts the 413s too.
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestId)  # around the body limit: a 413 carries its request id too
 
     @app.exception_handler(AdminError)
     async def admin_error(_request: Request, exc: AdminError) -> JSONResponse:
@@ -154,7 +156,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         metrics.LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
         return response
 
-    for module in (households, people, alerts, silences, ingest, concerns, sms_replies, reports):
+    for module in (households, people, alerts, silences, ingest, concerns, sms_replies, reports, audit):
         app.include_router(module.router, dependencies=[Depends(no_nul_in_url)])
     app.include_router(console.router)
     app.include_router(actions.router)

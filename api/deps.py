@@ -1,4 +1,4 @@
-"""Request dependencies: the store session, the caller, and role checks."""
+"""Request dependencies: the store session, the caller, role checks, and the caller as an audit actor."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from alerts.audit import Actor
 from alerts.db import Store
 from api.auth import AuthError, Principal, authenticate
 from api.errors import ApiError, forbidden
+from api.request_id import client_address, request_id_of
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer swk_…`")
 
@@ -48,6 +50,15 @@ def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_actor(request: Request, principal: PrincipalDep) -> Actor:
+    """The caller as the audit trail names them: the key's id and role, the request id, the client address.
+    (The principal is the one the route's role check got: FastAPI resolves it once per request.)"""
+    return Actor(principal.key_id, principal.role, request_id_of(request), client_address(request))
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
 
 
 def no_nul_in_url(request: Request) -> None:

@@ -108,7 +108,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
-        request_id = uuid.uuid4().hex[:12]
+        # The request's own id (api/request_id.py), so the answer, the log line and the X-Request-ID agree.
+        request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex[:12]
         log.error(
             "internal error %s on %s %s",
             request_id,
@@ -116,7 +117,11 @@ def install_error_handlers(app: FastAPI) -> None:
             request.url.path,
             exc_info=(type(exc), exc, exc.__traceback__),
         )
-        return JSONResponse(_body("internal", f"internal error (request id {request_id})"), status_code=500)
+        return JSONResponse(
+            _body("internal", f"internal error (request id {request_id})"),
+            status_code=500,
+            headers={"X-Request-ID": request_id},
+        )
 
 
 _DESCRIPTIONS = {

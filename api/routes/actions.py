@@ -3,7 +3,8 @@
 No API key: the signed link is the credential (alerts/action_links.py), scoped to one recipient, one
 alert and one action. A GET only shows the alert and a confirm button, because chat apps open links to
 preview them; the button's POST performs the action, recorded with the recipient as the actor. An
-invalid, expired, reused or no longer needed link gets a clear page and changes nothing.
+invalid, expired, reused or no longer needed link gets a clear page and changes nothing. A page that shows
+an alert is an audit event of the link's recipient (a read, or the action it performed).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from alerts.action_links import LABELS, ActionLinkSigner, LinkView, open_link, use_link
+from alerts.audit import Actor, record
 from alerts.channels.templates import building_of, mask_name
 from alerts.channels.wording import KIND_LABELS, OUTCOME_LABELS, SEVERITY_LABELS
 from alerts.lifecycle import LifecycleError
@@ -24,6 +26,7 @@ from alerts.pipeline import router_config
 from alerts.statuses import PERSON_OUTCOMES
 from api.console import SECURITY_HEADERS, templates
 from api.deps import SessionDep
+from api.request_id import client_address, request_id_of
 from shouwang.settings import Settings
 
 router = APIRouter(tags=["action links"], include_in_schema=False)
@@ -38,6 +41,12 @@ _TITLES = {
 }
 _STATUS_ZH = {"checking": "询问老人中", "raised": "待处理", "acknowledged": "已有人接手", "resolved": "已处理完毕"}
 RESIDENT_ACTIONS = frozenset({"fine", "away"})
+_AUDITED = {
+    "acknowledge": "alert.acknowledge",
+    "resolve": "alert.resolve",
+    "fine": "check_in.fine",
+    "away": "check_in.away",
+}
 _MAX_FORM_BYTES = 4096
 
 
@@ -51,7 +60,26 @@ def _ttl(request: Request) -> timedelta:
     return timedelta(hours=settings.action_link_ttl_h)
 
 
+def _audit(request: Request, session: SessionDep, view: LinkView) -> None:
+    """A genuine link's page shows its alert (and the home): a read by the link's recipient, or the action
+    the link performed. An invalid link shows nothing, and is not recorded."""
+    if view.alert is None or view.recipient is None:
+        return
+    actor = Actor(view.recipient.id, view.recipient.role, request_id_of(request), client_address(request))
+    action = _AUDITED.get(view.action or "") if view.state == "done" else "alert.read"
+    record(
+        session,
+        actor,
+        action or "alert.read",
+        "alert",
+        view.alert.id,
+        household_id=view.alert.household_id,
+        detail={"via": "action_link", "link": view.action, "state": view.state},
+    )
+
+
 def _page(request: Request, session: SessionDep, token: str, view: LinkView) -> HTMLResponse:
+    _audit(request, session, view)
     alert, recipient = view.alert, view.recipient
     place = None
     raised_at = ""

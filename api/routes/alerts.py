@@ -1,4 +1,5 @@
-"""Alerts in the caller's scope: list, detail with notification history, acknowledge, resolve."""
+"""Alerts in the caller's scope: list, detail with notification history, acknowledge, resolve. Each read and
+change is recorded in the audit trail (alerts/audit.py), a change in the transaction that makes it."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import Select, and_, exists, or_, select
 
+from alerts.audit import record
 from alerts.lifecycle import LifecycleError, acknowledge, resolve
 from alerts.models import Alert, Delivery, DeliveryAttempt, Household, utcnow
 from alerts.pipeline import router_config
 from alerts.policy import ROLE_KINDS
 from alerts.statuses import AlertStatus
 from api.auth import Principal
-from api.deps import Reader, SessionDep, Staff
+from api.deps import ActorDep, Reader, SessionDep, Staff
 from api.errors import ERROR_RESPONSES, ApiError, error_responses, not_found
 from api.schemas import AlertDetail, AlertOut, AlertPage, AttemptOut, Kind, NotificationOut, Resolve
 from shouwang.events import GridCell, Timestamp
@@ -109,6 +111,7 @@ def _after(cursor: str) -> tuple[datetime, str]:
 def list_alerts(
     session: SessionDep,
     principal: Reader,
+    actor: ActorDep,
     household_id: Annotated[str | None, Query(max_length=32)] = None,
     grid_cell: GridCell | None = None,
     status: Literal["checking", "raised", "acknowledged", "resolved", "open"] | None = None,
@@ -136,11 +139,28 @@ def list_alerts(
     rows = list(session.scalars(query.order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
+    # One event for the page: the filter asked for, the alerts returned and the households they are about.
+    asked = {
+        "household_id": household_id,
+        "grid_cell": grid_cell,
+        "status": status,
+        "kind": kind,
+        "since": since.isoformat() if since else None,
+        "cursor": cursor,
+    }
+    record(
+        session,
+        actor,
+        "alert.list",
+        "alert",
+        households=[a.household_id for a in rows if a.household_id],
+        detail={"filter": {k: v for k, v in asked.items() if v is not None}, "ids": [a.id for a in rows]},
+    )
     return AlertPage(items=[alert_out(a) for a in rows], next_cursor=_cursor(rows[-1]) if more and rows else None)
 
 
 @router.get("/{alert_id}", response_model=AlertDetail, summary="One alert with its notification history")
-def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertDetail:
+def get_alert(alert_id: str, session: SessionDep, principal: Reader, actor: ActorDep) -> AlertDetail:
     alert = visible_alert(session, principal, alert_id)
     query = select(Delivery).where(Delivery.alert_id == alert.id).order_by(Delivery.created_at, Delivery.id)
     if principal.role == "family":  # a family sees what was sent to them, not to staff
@@ -166,6 +186,16 @@ def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertDet
                 ],
             )
         )
+    # The deliveries shown are read too: their ids go with the alert's.
+    record(
+        session,
+        actor,
+        "alert.read",
+        "alert",
+        alert.id,
+        household_id=alert.household_id,
+        detail={"deliveries": [n.id for n in notifications]},
+    )
     return AlertDetail(**alert_out(alert).model_dump(), notifications=notifications)
 
 
@@ -176,7 +206,7 @@ def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertDet
     summary="Acknowledge. Staff: escalation and reminders stop (until the severity's SHOUWANG_STAFF_ACK_TIMEOUT). "
     "Family: 'family has seen it', the staff tiers go on",
 )
-def ack(alert_id: str, session: SessionDep, principal: Reader, request: Request) -> AlertOut:
+def ack(alert_id: str, session: SessionDep, principal: Reader, request: Request, actor: ActorDep) -> AlertOut:
     alert = visible_alert(session, principal, alert_id)
     try:
         acknowledge(
@@ -189,13 +219,16 @@ def ack(alert_id: str, session: SessionDep, principal: Reader, request: Request)
         )
     except LifecycleError as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
+    record(session, actor, "alert.acknowledge", "alert", alert.id, household_id=alert.household_id)
     return alert_out(alert)
 
 
 @router.post(
     "/{alert_id}/resolve", response_model=AlertOut, responses=error_responses(409), summary="Resolve with an outcome"
 )
-def resolve_alert(alert_id: str, body: Resolve, session: SessionDep, principal: Staff, request: Request) -> AlertOut:
+def resolve_alert(
+    alert_id: str, body: Resolve, session: SessionDep, principal: Staff, request: Request, actor: ActorDep
+) -> AlertOut:
     alert = visible_alert(session, principal, alert_id)
     try:
         resolve(
@@ -209,4 +242,5 @@ def resolve_alert(alert_id: str, body: Resolve, session: SessionDep, principal: 
         )
     except LifecycleError as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
+    record(session, actor, "alert.resolve", "alert", alert.id, household_id=alert.household_id)
     return alert_out(alert)

@@ -1,4 +1,5 @@
-"""Households with the elder's consent, their meters, and away mode."""
+"""Households with the elder's consent, their meters, and away mode. Every read and change is recorded in
+the audit trail (alerts/audit.py), a change in the transaction that makes it."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from alerts import admin, consent
+from alerts.audit import record
 from alerts.away_notice import announce_away
 from alerts.models import Household, Meter, utcnow
 from api.auth import Principal
-from api.deps import Operator, Reader, SessionDep
+from api.deps import ActorDep, Operator, Reader, SessionDep
 from api.errors import ERROR_RESPONSES, ApiError, error_responses, not_found
 from api.schemas import (
     AwayMode,
@@ -72,7 +74,7 @@ def visible_household(session: SessionDep, principal: Principal, household_id: s
 
 
 @router.post("", status_code=201, response_model=HouseholdOut, summary="Enrol a household with consent")
-def create_household(body: HouseholdCreate, session: SessionDep, _: Operator) -> HouseholdOut:
+def create_household(body: HouseholdCreate, session: SessionDep, _: Operator, actor: ActorDep) -> HouseholdOut:
     household = admin.create_household(
         session,
         name=body.name,
@@ -86,11 +88,12 @@ def create_household(body: HouseholdCreate, session: SessionDep, _: Operator) ->
     )
     if body.routine_hints is not None:
         household.routine_hints = body.routine_hints.model_dump(mode="json")
+    record(session, actor, "household.create", "household", household.id, household_id=household.id)
     return household_out(household)
 
 
 @router.get("", response_model=list[HouseholdOut], summary="Households in the caller's scope")
-def list_households(session: SessionDep, principal: Reader) -> list[HouseholdOut]:
+def list_households(session: SessionDep, principal: Reader, actor: ActorDep) -> list[HouseholdOut]:
     query = select(Household).order_by(Household.id).limit(1000)
     if principal.role == "family":
         query = query.where(Household.id.in_(principal.household_ids or {""}))
@@ -103,18 +106,28 @@ def list_households(session: SessionDep, principal: Reader) -> list[HouseholdOut
                 Household.grid_cell.in_(principal.grid_cells or {""}),
             )
         )
-    return [household_out(h) for h in session.scalars(query)]
+    homes = list(session.scalars(query))
+    # One event for the request, naming every household whose data it returned.
+    record(
+        session, actor, "household.list", "household", households=[h.id for h in homes], detail={"count": len(homes)}
+    )
+    return [household_out(h) for h in homes]
 
 
 @router.get("/{household_id}", response_model=HouseholdOut)
-def get_household(household_id: str, session: SessionDep, principal: Reader) -> HouseholdOut:
-    return household_out(visible_household(session, principal, household_id), session)
+def get_household(household_id: str, session: SessionDep, principal: Reader, actor: ActorDep) -> HouseholdOut:
+    household = visible_household(session, principal, household_id)
+    record(session, actor, "household.read", "household", household.id, household_id=household.id)
+    return household_out(household, session)
 
 
 @router.patch("/{household_id}", response_model=HouseholdOut)
-def patch_household(household_id: str, body: HouseholdPatch, session: SessionDep, principal: Operator) -> HouseholdOut:
+def patch_household(
+    household_id: str, body: HouseholdPatch, session: SessionDep, principal: Operator, actor: ActorDep
+) -> HouseholdOut:
     household = visible_household(session, principal, household_id)
-    for field, value in body.model_dump(exclude_unset=True).items():
+    changes = body.model_dump(exclude_unset=True)
+    for field, value in changes.items():
         if value is None and field in {"name", "timezone", "grid_cell"}:
             raise ApiError(422, "invalid_request", f"{field} cannot be null")
         if field == "routine_hints":
@@ -123,6 +136,16 @@ def patch_household(household_id: str, body: HouseholdPatch, session: SessionDep
                 meter.hints_sent_at = None
             continue
         setattr(household, field, value)
+    # The names of the fields changed, never their values (a new address is personal data).
+    record(
+        session,
+        actor,
+        "household.update",
+        "household",
+        household.id,
+        household_id=household.id,
+        detail={"fields": sorted(changes)},
+    )
     return household_out(household)
 
 
@@ -134,7 +157,7 @@ def patch_household(household_id: str, body: HouseholdPatch, session: SessionDep
     "open alerts are silenced, notifications not yet sent are dropped, its readings refused",
 )
 def withdraw_consent(
-    household_id: str, body: ConsentWithdraw, session: SessionDep, principal: Operator
+    household_id: str, body: ConsentWithdraw, session: SessionDep, principal: Operator, actor: ActorDep
 ) -> HouseholdOut:
     household = visible_household(session, principal, household_id)
     try:
@@ -143,6 +166,7 @@ def withdraw_consent(
         )
     except consent.ConsentError as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
+    record(session, actor, "consent.withdraw", "household", household.id, household_id=household.id)
     return household_out(household, session)
 
 
@@ -152,7 +176,9 @@ def withdraw_consent(
     responses=error_responses(409),
     summary="Record consent given again (operators): notifications resume for what happens from now on",
 )
-def grant_consent(household_id: str, body: ConsentGrant, session: SessionDep, principal: Operator) -> HouseholdOut:
+def grant_consent(
+    household_id: str, body: ConsentGrant, session: SessionDep, principal: Operator, actor: ActorDep
+) -> HouseholdOut:
     household = visible_household(session, principal, household_id)
     try:
         consent.grant(
@@ -166,11 +192,14 @@ def grant_consent(household_id: str, body: ConsentGrant, session: SessionDep, pr
         )
     except consent.ConsentError as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
+    record(session, actor, "consent.grant", "household", household.id, household_id=household.id)
     return household_out(household, session)
 
 
 @router.post("/{household_id}/meters", status_code=201, response_model=MeterOut, responses=error_responses(409))
-def add_meter(household_id: str, body: MeterCreate, session: SessionDep, principal: Operator) -> MeterOut:
+def add_meter(
+    household_id: str, body: MeterCreate, session: SessionDep, principal: Operator, actor: ActorDep
+) -> MeterOut:
     household = visible_household(session, principal, household_id)
     if session.get(Meter, body.meter_id) is not None:
         raise ApiError(409, "conflict", f"meter {body.meter_id} is already enrolled")
@@ -180,6 +209,7 @@ def add_meter(household_id: str, body: MeterCreate, session: SessionDep, princip
         )
     except IntegrityError as exc:  # a concurrent enrolment of the same meter
         raise ApiError(409, "conflict", f"meter {body.meter_id} is already enrolled") from exc
+    record(session, actor, "meter.create", "meter", meter.meter_id, household_id=household.id)
     return MeterOut(meter_id=meter.meter_id, reporting_interval_s=meter.reporting_interval_s)
 
 
@@ -189,7 +219,7 @@ def add_meter(household_id: str, body: MeterCreate, session: SessionDep, princip
     summary="Away mode until a time: no 'no water use' alarms while the elder is away",
 )
 def set_away(
-    household_id: str, body: AwayMode, session: SessionDep, principal: Reader, request: Request
+    household_id: str, body: AwayMode, session: SessionDep, principal: Reader, request: Request, actor: ActorDep
 ) -> HouseholdOut:
     household = visible_household(session, principal, household_id)
     settings: Settings = request.app.state.settings
@@ -207,11 +237,13 @@ def set_away(
         raise ApiError(422, "invalid_request", str(exc)) from exc
     if principal.role == "family":  # the grid worker must know the home is empty and its alarms muted
         announce_away(session, household, by=principal.actor, until=body.until, note=body.note, now=now)
+    record(session, actor, "away.set", "household", household.id, household_id=household.id, now=now)
     return household_out(household)
 
 
 @router.delete("/{household_id}/away", status_code=204, response_class=Response, summary="End away mode")
-def end_away(household_id: str, session: SessionDep, principal: Reader) -> Response:
+def end_away(household_id: str, session: SessionDep, principal: Reader, actor: ActorDep) -> Response:
     household = visible_household(session, principal, household_id)
     admin.set_away(household, until=None, note=None, now=utcnow(), by=principal.actor)
+    record(session, actor, "away.end", "household", household.id, household_id=household.id)
     return Response(status_code=204)

@@ -1,5 +1,8 @@
 """Ingest: meter readings (one or a JSON array) and residents' incident reports, onto Kafka.
 
+Readings are telemetry, not a person's record being read or changed: they are not in the audit trail (one
+event per reading would outgrow the readings). A submitted incident report is, once Kafka has it.
+
 Readings are validated one by one: good items are produced and acknowledged by Kafka before the
 202; bad ones are reported with their index (a bad item never costs a good one beside it).
 A reading is identified by (meter_id, ts): posting it again is harmless, since the worker
@@ -19,10 +22,11 @@ from fastapi import APIRouter, Request
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 
+from alerts.audit import Actor, record
 from alerts.models import Household, Meter, utcnow
 from api import metrics
 from api.auth import Principal
-from api.deps import Ingestor, Reporter
+from api.deps import ActorDep, Ingestor, Reporter
 from api.errors import ERROR_RESPONSES, ApiError, error_responses
 from api.schemas import IncidentAccepted, IncidentCreate, IngestResult, Reading
 from shouwang.events import IncidentReport, MeterReading, describe_validation_error, encode
@@ -171,7 +175,9 @@ def _from_the_future(ts: datetime, latest: datetime, skew_s: float) -> str:
     responses=error_responses(503),
     summary="Submit a resident's snap-and-report (随手拍) incident report",
 )
-async def submit_incident(body: IncidentCreate, request: Request, principal: Reporter) -> IncidentAccepted:
+async def submit_incident(
+    body: IncidentCreate, request: Request, principal: Reporter, actor: ActorDep
+) -> IncidentAccepted:
     incident = IncidentReport(
         incident_id=f"inc_{secrets.token_hex(8)}",
         text=body.text,
@@ -193,4 +199,19 @@ async def submit_incident(body: IncidentCreate, request: Request, principal: Rep
             f"Kafka did not acknowledge the report ({type(exc).__name__}); retry",
             headers={"Retry-After": "5"},
         ) from exc
+    await asyncio.to_thread(_record_incident, request, actor, incident)
     return IncidentAccepted(id=incident.incident_id)
+
+
+def _record_incident(request: Request, actor: Actor, incident: IncidentReport) -> None:
+    """The report went to Kafka, not to the store: its audit event gets a transaction of its own, once
+    Kafka has acknowledged it (a report Kafka refused was never submitted)."""
+    with request.app.state.store.transaction() as session:
+        record(
+            session,
+            actor,
+            "incident.submit",
+            "incident",
+            incident.incident_id,
+            detail={"grid_cell": incident.grid_cell},
+        )

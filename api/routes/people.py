@@ -1,4 +1,5 @@
-"""Recipients and their webhook endpoints, subscriptions, and API keys (operators only)."""
+"""Recipients and their webhook endpoints, subscriptions, and API keys (operators only). Each change, and
+each read of a recipient or of the subscriptions (who follows which home), is in the audit trail."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from alerts import admin
+from alerts.audit import record
 from alerts.channels.base import Notification
 from alerts.channels.registry import Channels
 from alerts.channels.types import ChannelType
@@ -20,7 +22,7 @@ from alerts.webhook_secrets import WebhookSecretError, open_webhook_secrets, rot
 from alerts.webhooks import make_client, send_once
 from alerts.webhooks.ssrf import UnsafeURLError, check_url
 from api.auth import issue_key, revoke
-from api.deps import Operator, SessionDep
+from api.deps import ActorDep, Operator, SessionDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorDetail, error_responses, not_found
 from api.schemas import (
     ChannelOut,
@@ -83,7 +85,9 @@ def _recipient_out(session: SessionDep, recipient: Recipient) -> RecipientOut:
     tags=["recipients"],
     summary="Add a recipient; the webhook signing secret is returned only now",
 )
-def create_recipient(body: RecipientCreate, session: SessionDep, request: Request, _: Operator) -> RecipientCreated:
+def create_recipient(
+    body: RecipientCreate, session: SessionDep, request: Request, _: Operator, actor: ActorDep
+) -> RecipientCreated:
     settings = _settings(request)
     webhook_url, channel = body.webhook_url, None
     if body.channel is not None and body.channel.type == "webhook":
@@ -106,15 +110,17 @@ def create_recipient(body: RecipientCreate, session: SessionDep, request: Reques
         channel=channel,
         box=_channels(request).box,
     )
+    record(session, actor, "recipient.create", "recipient", recipient.id, detail={"role": recipient.role})
     out = _recipient_out(session, recipient)
     return RecipientCreated(**out.model_dump(), webhook_secret=secret)
 
 
 @router.get("/recipients/{recipient_id}", response_model=RecipientOut, tags=["recipients"])
-def get_recipient(recipient_id: str, session: SessionDep, _: Operator) -> RecipientOut:
+def get_recipient(recipient_id: str, session: SessionDep, _: Operator, actor: ActorDep) -> RecipientOut:
     recipient = session.get(Recipient, recipient_id)
     if recipient is None:
         raise not_found(f"recipient {recipient_id}")
+    record(session, actor, "recipient.read", "recipient", recipient.id)
     return _recipient_out(session, recipient)
 
 
@@ -124,7 +130,9 @@ def get_recipient(recipient_id: str, session: SessionDep, _: Operator) -> Recipi
     tags=["recipients"],
     summary="Replace the webhook signing secret (the old one also signs for SHOUWANG_WEBHOOK_SECRET_OVERLAP_H)",
 )
-def rotate_secret(recipient_id: str, session: SessionDep, request: Request, _: Operator) -> SecretRotated:
+def rotate_secret(
+    recipient_id: str, session: SessionDep, request: Request, _: Operator, actor: ActorDep
+) -> SecretRotated:
     endpoint = _endpoint(session, recipient_id)
     if endpoint is None or endpoint.type != ChannelType.WEBHOOK:
         raise not_found(f"webhook endpoint of recipient {recipient_id}")
@@ -133,6 +141,7 @@ def rotate_secret(recipient_id: str, session: SessionDep, request: Request, _: O
         _channels(request).box, endpoint.sealed_config, now=utcnow(), overlap=overlap
     )
     endpoint.secret = ""
+    record(session, actor, "recipient.rotate_secret", "recipient", recipient_id)
     return SecretRotated(recipient_id=recipient_id, webhook_secret=secret)
 
 
@@ -142,7 +151,7 @@ def rotate_secret(recipient_id: str, session: SessionDep, request: Request, _: O
     tags=["recipients"],
     summary="Send a signed test message (type endpoint.ping) to the recipient's webhook now",
 )
-async def ping(recipient_id: str, request: Request, _: Operator) -> PingResult:
+async def ping(recipient_id: str, request: Request, _: Operator, actor: ActorDep) -> PingResult:
     settings = _settings(request)
     with request.app.state.store.transaction() as session:
         endpoint = _endpoint(session, recipient_id)
@@ -151,6 +160,7 @@ async def ping(recipient_id: str, request: Request, _: Operator) -> PingResult:
             raise not_found(f"endpoint of recipient {recipient_id}")
         url, endpoint_id = endpoint.url, endpoint.id
         endpoint_type, sealed, role = endpoint.type, endpoint.sealed_config, recipient.role
+        record(session, actor, "recipient.ping", "recipient", recipient_id)  # before anything is sent
     if endpoint_type != ChannelType.WEBHOOK:
         return await _ping_channel(request, endpoint_id, endpoint_type, sealed, role)
     try:
@@ -177,7 +187,7 @@ async def ping(recipient_id: str, request: Request, _: Operator) -> PingResult:
 
 
 @router.post("/subscriptions", status_code=201, response_model=SubscriptionOut, tags=["subscriptions"])
-def create_subscription(body: SubscriptionCreate, session: SessionDep, _: Operator) -> SubscriptionOut:
+def create_subscription(body: SubscriptionCreate, session: SessionDep, _: Operator, actor: ActorDep) -> SubscriptionOut:
     recipient = session.get(Recipient, body.recipient_id)
     if recipient is None:
         raise not_found(f"recipient {body.recipient_id}")
@@ -193,22 +203,51 @@ def create_subscription(body: SubscriptionCreate, session: SessionDep, _: Operat
         all_is_well_at=body.all_is_well_at,
         all_is_well_call=body.all_is_well_call,
     )
+    record(
+        session,
+        actor,
+        "subscription.create",
+        "subscription",
+        subscription.id,
+        household_id=subscription.household_id,
+        detail={"recipient_id": recipient.id},
+    )
     return _subscription_out(subscription)
 
 
 @router.get("/subscriptions", response_model=list[SubscriptionOut], tags=["subscriptions"])
-def list_subscriptions(session: SessionDep, _: Operator, recipient_id: str | None = None) -> list[SubscriptionOut]:
+def list_subscriptions(
+    session: SessionDep, _: Operator, actor: ActorDep, recipient_id: str | None = None
+) -> list[SubscriptionOut]:
     query = select(Subscription).order_by(Subscription.id).limit(1000)
     if recipient_id is not None:
         query = query.where(Subscription.recipient_id == recipient_id)
-    return [_subscription_out(s) for s in session.scalars(query)]
+    subscriptions = list(session.scalars(query))
+    record(
+        session,
+        actor,
+        "subscription.list",
+        "subscription",
+        households=[s.household_id for s in subscriptions if s.household_id],
+        detail={"filter": {"recipient_id": recipient_id} if recipient_id else {}, "count": len(subscriptions)},
+    )
+    return [_subscription_out(s) for s in subscriptions]
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204, response_class=Response, tags=["subscriptions"])
-def delete_subscription(subscription_id: str, session: SessionDep, _: Operator) -> Response:
+def delete_subscription(subscription_id: str, session: SessionDep, _: Operator, actor: ActorDep) -> Response:
     subscription = session.get(Subscription, subscription_id)
     if subscription is None:
         raise not_found(f"subscription {subscription_id}")
+    record(
+        session,
+        actor,
+        "subscription.delete",
+        "subscription",
+        subscription.id,
+        household_id=subscription.household_id,
+        detail={"recipient_id": subscription.recipient_id},
+    )
     session.delete(subscription)
     return Response(status_code=204)
 
@@ -235,7 +274,7 @@ def _subscription_out(subscription: Subscription) -> SubscriptionOut:
     tags=["keys"],
     summary="Issue an API key; the token is returned only now",
 )
-def create_key(body: KeyCreate, session: SessionDep, principal: Operator) -> KeyOut:
+def create_key(body: KeyCreate, session: SessionDep, principal: Operator, actor: ActorDep) -> KeyOut:
     recipient = session.get(Recipient, body.recipient_id) if body.recipient_id else None
     if body.recipient_id and recipient is None:  # the foreign key would refuse it (that was a 500)
         raise ApiError(422, "invalid_request", f"recipient_id: no recipient {body.recipient_id}")
@@ -261,19 +300,21 @@ def create_key(body: KeyCreate, session: SessionDep, principal: Operator) -> Key
         meters=body.meters,
         meter_prefix=body.meter_prefix,
     )
+    record(session, actor, "key.issue", "key", key.id, detail={"role": key.role})
     return KeyOut(id=key.id, name=key.name, role=key.role, token=token)
 
 
 @router.delete(
     "/keys/{key_id}", status_code=204, response_class=Response, tags=["keys"], responses=error_responses(409)
 )
-def revoke_key(key_id: str, session: SessionDep, principal: Operator) -> Response:
+def revoke_key(key_id: str, session: SessionDep, principal: Operator, actor: ActorDep) -> Response:
     key = session.get(ApiKey, key_id)
     if key is None:
         raise not_found(f"key {key_id}")
     if key.id == principal.key_id:
         raise ApiError(409, "conflict", "a key cannot revoke itself")
     revoke(key)
+    record(session, actor, "key.revoke", "key", key.id, detail={"role": key.role})
     return Response(status_code=204)
 
 

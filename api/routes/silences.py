@@ -15,9 +15,10 @@ from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from alerts import admin
+from alerts.audit import record
 from alerts.models import Household, Meter, Silence, utcnow
 from api.auth import Principal
-from api.deps import SessionDep, Staff
+from api.deps import ActorDep, SessionDep, Staff
 from api.errors import ERROR_RESPONSES, ApiError, forbidden, not_found
 from api.schemas import Kind, NoNul, Strict, Text500
 from shouwang.events import GridCell, MeterId, Timestamp
@@ -151,7 +152,9 @@ def _owns_cell(session: SessionDep, principal: Principal, cell: str) -> bool:
 
 
 @router.post("", status_code=201, response_model=SilenceOut, summary="Silence matching alerts until a time")
-def create_silence(body: SilenceCreate, session: SessionDep, principal: Staff, request: Request) -> SilenceOut:
+def create_silence(
+    body: SilenceCreate, session: SessionDep, principal: Staff, request: Request, actor: ActorDep
+) -> SilenceOut:
     _check_scope(session, principal, body)
     settings: Settings = request.app.state.settings
     now = utcnow()
@@ -168,6 +171,7 @@ def create_silence(body: SilenceCreate, session: SessionDep, principal: Staff, r
         now=now,
         max_days=settings.silence_max_days,
     )
+    record(session, actor, "silence.create", "silence", silence.id, household_id=silence.household_id, now=now)
     return silence_out(silence)
 
 
@@ -205,7 +209,8 @@ def get_silence(silence_id: str, session: SessionDep, principal: Staff) -> Silen
     response_model=SilenceOut,
     summary="Expire a silence now (it is kept as history; one already ended is left as it was)",
 )
-def expire_silence(silence_id: str, session: SessionDep, principal: Staff) -> SilenceOut:
+def expire_silence(silence_id: str, session: SessionDep, principal: Staff, actor: ActorDep) -> SilenceOut:
     silence = visible_silence(session, principal, silence_id)
     admin.expire_silence(silence, now=utcnow())
+    record(session, actor, "silence.expire", "silence", silence.id, household_id=silence.household_id)
     return silence_out(silence)

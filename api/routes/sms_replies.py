@@ -15,12 +15,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from alerts.audit import record
 from alerts.channels.sms import validate_phone
-from alerts.models import utcnow
+from alerts.models import Alert, utcnow
 from alerts.pipeline import router_config
 from alerts.secret_box import secret_box
 from alerts.sms_replies import ReplyError, answer_by_reply
-from api.deps import Ingestor
+from api.deps import ActorDep, Ingestor
 from api.errors import ERROR_RESPONSES, ApiError, error_responses
 from shouwang.settings import Settings
 
@@ -62,7 +63,7 @@ def sender_and_text(body: Any) -> tuple[str, str]:
     summary="A resident's text-message answer to a check-in: 1 (I'm fine) or 2 [day] (I'm away)",
     responses=error_responses(404, 409),
 )
-async def sms_reply(request: Request, _: Ingestor) -> ReplyResultOut:
+async def sms_reply(request: Request, _: Ingestor, actor: ActorDep) -> ReplyResultOut:
     try:
         body = await request.json()
     except ValueError as exc:
@@ -83,4 +84,15 @@ async def sms_reply(request: Request, _: Ingestor) -> ReplyResultOut:
         except ReplyError as exc:
             code = {404: "not_found", 409: "conflict"}.get(exc.status, "invalid_request")
             raise ApiError(exc.status, code, str(exc)) from exc
+        # The gateway's key is the actor; the resident answered through it (never their number here).
+        alert = session.get(Alert, result.alert_id)
+        record(
+            session,
+            actor,
+            f"check_in.{result.action}",
+            "alert",
+            result.alert_id,
+            household_id=alert.household_id if alert else None,
+            detail={"via": "sms"},
+        )
     return ReplyResultOut(action=result.action, alert_id=result.alert_id, message=result.message)

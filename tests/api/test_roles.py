@@ -340,6 +340,8 @@ ROWS: list[Row] = [
         lambda w: ("/v1/sms/replies", {"json": {"from": "+8613800000000", "text": "1"}}),
         only(404, "operator", "device"),
     ),
+    # the audit trail: operators only
+    Row("GET", "/v1/audit", "-", lambda w: ("/v1/audit", {}), only(200, "operator")),
     Row("GET", "/v1/concerns", "-", lambda w: ("/v1/concerns", {}), only(200, "operator", "supervisor", "grid_worker")),
     # the monthly report: staff only; another community is "not found" for those it is out of scope of
     *(
