@@ -32,12 +32,14 @@ READS = frozenset(
         "subscription.list",
         "audit.list",
         "audit.export",
+        "household.export",  # everything held about one household (a data-subject request)
     }
 )
 WRITES = frozenset(
     {
         "household.create",
         "household.update",
+        "household.erase",
         "meter.create",
         "consent.withdraw",
         "consent.grant",
