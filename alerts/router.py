@@ -231,15 +231,18 @@ class Router:
 
     async def run(self) -> None:
         settings = self.settings
-        client = make_client(timeout_s=settings.webhook_timeout_s)
+        # Webhooks and channels alike: every request checked by the SSRF guard, connected to the checked address.
+        client = make_client(
+            allow=settings.webhook_allowlist,
+            require_https=settings.webhook_require_https,
+            timeout_s=settings.webhook_timeout_s,
+        )
         dispatcher = OutboxDispatcher(
             self.store,
             OutboxConfig(
                 schedule=parse_schedule(settings.webhook_retry_schedule),
                 lease=parse_duration(f"{settings.webhook_lease_s}s"),
                 timeout_s=settings.webhook_timeout_s,
-                allow=settings.webhook_allowlist,
-                require_https=settings.webhook_require_https,
             ),
             client=client,
             limiter=EndpointLimiter(settings.webhook_endpoint_concurrency),

@@ -25,6 +25,7 @@ import httpx
 
 from alerts.statuses import AttemptOutcome
 from alerts.webhooks.attempt import USER_AGENT, AttemptResult
+from alerts.webhooks.ssrf import UnsafeURLError
 
 # Who reads what a channel delivers: a group chat (never an elder's full name, address or water use),
 # one person (as much as their role may see), or a machine (the whole documented payload).
@@ -138,6 +139,8 @@ class HttpChannel(Channel):
             )
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             return result(Verdict(AttemptOutcome.REJECT, f"invalid URL: {exc}"), None)
+        except UnsafeURLError as exc:  # the client's SSRF guard refused the host's addresses
+            return result(Verdict(AttemptOutcome.REJECT, str(exc)), None)
         except (httpx.TransportError, OSError) as exc:
             return result(Verdict(AttemptOutcome.RETRY, f"network error: {_name(exc)}"), None)
         return result(self.judge(response.status_code, response.content[:MAX_ANSWER_BYTES]), response.status_code)

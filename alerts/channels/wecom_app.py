@@ -39,6 +39,7 @@ from alerts.channels.templates import Templates, default_templates
 from alerts.channels.types import ChannelType
 from alerts.statuses import AttemptOutcome
 from alerts.webhooks.attempt import USER_AGENT, AttemptResult
+from alerts.webhooks.ssrf import UnsafeURLError
 
 DEFAULT_API_BASE = "https://qyapi.weixin.qq.com"
 TOKEN_ERRORS = frozenset({40014, 42001})  # invalid / expired access_token: fetch a new one, send once more
@@ -174,6 +175,8 @@ class WeComApp(Channel):
             verdict = Verdict(AttemptOutcome.RETRY, f"timeout: no answer within {timeout_s:g} s ({_name(exc)})")
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             verdict = Verdict(AttemptOutcome.REJECT, f"invalid URL: {exc}")
+        except UnsafeURLError as exc:  # the client's SSRF guard refused the host's addresses
+            verdict = Verdict(AttemptOutcome.REJECT, str(exc))
         except (httpx.TransportError, OSError) as exc:
             verdict = Verdict(AttemptOutcome.RETRY, f"network error: {_name(exc)}")
         error = None if verdict.error is None else self.redact(" ".join(verdict.error.split()))[:300]

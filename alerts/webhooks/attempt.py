@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from typing import cast
 import httpx
 
 from alerts.statuses import AttemptOutcome
+from alerts.webhooks.pinned import GuardedTransport
 from alerts.webhooks.signing import SECRET_PREFIX, sign_headers
+from alerts.webhooks.ssrf import Resolver, UnsafeURLError
 
 USER_AGENT = "Shouwang-Webhooks/1"
 MAX_RETRY_AFTER_S = 86400.0
@@ -85,8 +88,8 @@ async def send_once(
 ) -> AttemptResult:
     """POST ``body`` to ``url`` once, signed for time ``now``, within ``timeout_s`` overall.
 
-    Does not check the URL against the SSRF guard; call ``check_url`` first. ``also_signed_by``: more secrets
-    to sign with (the previous one during a rotation's overlap).
+    The SSRF guard is the client's (``make_client``): a host it refuses is a ``reject`` with its reason.
+    ``also_signed_by``: more secrets to sign with (the previous one during a rotation's overlap).
     """
     headers = {
         "content-type": "application/json",
@@ -110,6 +113,8 @@ async def send_once(
         return failed(AttemptOutcome.RETRY, f"connection error: {_describe_exc(exc)}")
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         return failed(AttemptOutcome.REJECT, f"invalid webhook URL: {exc}")
+    except UnsafeURLError as exc:  # the guard refused the host's addresses: no retry makes them safe
+        return failed(AttemptOutcome.REJECT, str(exc))
     except httpx.TransportError as exc:
         return failed(AttemptOutcome.RETRY, f"transport error: {_describe_exc(exc)}")
     except OSError as exc:
@@ -193,13 +198,27 @@ class EndpointLimiter:
                 del self._slots[endpoint]
 
 
-def make_client(*, max_connections: int = 50, timeout_s: float = 10.0) -> httpx.AsyncClient:
-    """The shared client of the dispatcher. ``trust_env=False``: an HTTP(S)_PROXY in the service's
-    environment must not silently route (or MITM) webhook traffic; redirects are never followed."""
+def make_client(
+    *,
+    allow: Sequence[str] = (),
+    require_https: bool = True,
+    resolve: Resolver | None = None,
+    verify: ssl.SSLContext | bool = True,
+    max_connections: int = 50,
+    timeout_s: float = 10.0,
+) -> httpx.AsyncClient:
+    """The shared client of the dispatcher, the channels and pings: every request passes the SSRF guard
+    (``allow``: SHOUWANG_WEBHOOK_ALLOW_HOSTS; ``require_https``) and connects only to the addresses that passed
+    it (``alerts/webhooks/pinned.py``). ``trust_env=False``: an HTTP(S)_PROXY in the service's environment must
+    not silently route (or MITM) webhook traffic; redirects are never followed. ``resolve`` and ``verify``
+    (the CAs trusted) are for tests."""
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=min(20, max_connections), keepalive_expiry=30.0
+    )
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=min(20, max_connections), keepalive_expiry=30.0
+        transport=GuardedTransport(
+            allow=allow, require_https=require_https, resolve=resolve, verify=verify, limits=limits
         ),
         follow_redirects=False,
         trust_env=False,

@@ -6,9 +6,10 @@ service probe internal services or read cloud instance metadata credentials. So 
 *any* address its host resolves to is not a public unicast address, unless an operator allowlisted it.
 
 The URL is parsed with ``httpx.URL``, the parser the sender itself uses, so the guard and the sender cannot
-disagree about which host a tricky URL names. The check resolves DNS: run it at registration and again
-just before sending (via ``asyncio.to_thread``, the default resolver blocks). It narrows but cannot
-close DNS rebinding between the check and httpx's own lookup.
+disagree about which host a tricky URL names. The check resolves DNS. At registration it refuses a bad URL;
+when sending, the outbound client (``alerts/webhooks/pinned.py``) runs ``check_host`` on every request and
+connects only to the addresses that passed it, so a DNS answer that changes after the check (rebinding)
+never reaches the network.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import httpx
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], list[str]]
+Allowlist = tuple[frozenset[str], tuple[IPNetwork, ...]]  # hostnames, networks (parse_allowlist)
 
 MAX_URL_LENGTH = 2000
 _METADATA = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
@@ -33,6 +35,11 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 class UnsafeURLError(ValueError):
     """A webhook URL the sender must not call; the message is one line, fit to show the registrant."""
+
+
+class UnresolvedHostError(UnsafeURLError):
+    """The host did not resolve (now): refused at registration, but worth a retry when sending, since DNS
+    failures are often transient."""
 
 
 def default_resolve(host: str, port: int) -> list[str]:
@@ -51,8 +58,23 @@ def check_url(
     allowlisted or all its addresses are inside allowlisted networks. Raises plain ValueError for an
     invalid allowlist entry, since that is operator configuration, not the registrant's URL.
     """
-    names, networks = parse_allowlist(allow)
+    parsed = parse_allowlist(allow)
     host, port, scheme = _parse(url)
+    return check_host(host, port, scheme=scheme, allow=parsed, require_https=require_https, resolve=resolve)
+
+
+def check_host(
+    host: str,
+    port: int,
+    *,
+    scheme: str,
+    allow: Allowlist,
+    require_https: bool = True,
+    resolve: Resolver | None = None,
+) -> list[str]:
+    """``check_url`` for a host already parsed (lower case, no trailing dot) and an allowlist already parsed
+    (``parse_allowlist``): the addresses it resolves to, all of them allowed, or UnsafeURLError."""
+    names, networks = allow
     name_allowed = host in names
     if scheme == "http" and require_https and not name_allowed and not networks:
         raise UnsafeURLError(f"webhook URL must use https (host {host} is not allowlisted)")
@@ -73,7 +95,7 @@ def check_url(
     return [str(address) for address in addresses]
 
 
-def parse_allowlist(allow: Sequence[str]) -> tuple[frozenset[str], tuple[IPNetwork, ...]]:
+def parse_allowlist(allow: Sequence[str]) -> Allowlist:
     """Split allowlist entries into hostnames and networks; call at startup to fail fast on typos."""
     if isinstance(allow, str):
         raise TypeError("allow must be a sequence of entries, not a single string")
@@ -178,7 +200,7 @@ def _resolve(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
     try:
         raw = resolve(host, port)
     except (OSError, UnicodeError) as exc:
-        raise UnsafeURLError(f"cannot resolve webhook URL host {host}: {exc}") from None
+        raise UnresolvedHostError(f"cannot resolve webhook URL host {host}: {exc}") from None
     addresses: list[IPAddress] = []
     for text in dict.fromkeys(raw):
         try:
@@ -186,7 +208,7 @@ def _resolve(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
         except ValueError:
             raise UnsafeURLError(f"cannot resolve webhook URL host {host}: bad address {text!r}") from None
     if not addresses:
-        raise UnsafeURLError(f"cannot resolve webhook URL host {host}: no addresses")
+        raise UnresolvedHostError(f"cannot resolve webhook URL host {host}: no addresses")
     return addresses
 
 

@@ -172,7 +172,11 @@ async def ping(recipient_id: str, request: Request, _: Operator, actor: ActorDep
         secret, *previous = open_webhook_secrets(_channels(request).box, sealed).signing(now)
     except WebhookSecretError as exc:
         return PingResult(outcome="reject", status_code=None, error=str(exc))
-    async with make_client(timeout_s=settings.webhook_timeout_s) as client:
+    async with make_client(
+        allow=settings.webhook_allowlist,
+        require_https=settings.webhook_require_https,
+        timeout_s=settings.webhook_timeout_s,
+    ) as client:
         result = await send_once(
             client,
             url=url,
@@ -341,7 +345,11 @@ async def _ping_channel(
     notification = Notification(
         f"msg_ping_{int(now.timestamp())}", json.loads(ping_payload(endpoint_id=endpoint_id, now=now)), role
     )
-    async with make_client(timeout_s=settings.webhook_timeout_s) as client:
+    async with make_client(
+        allow=settings.webhook_allowlist,
+        require_https=settings.webhook_require_https,
+        timeout_s=settings.webhook_timeout_s,
+    ) as client:
         result = await channel.send(client, notification, now=now, timeout_s=settings.webhook_timeout_s)
     with request.app.state.store.transaction() as session:
         note_endpoint_health(session, endpoint_id, result, now)

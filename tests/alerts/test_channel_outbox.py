@@ -27,7 +27,7 @@ from alerts.webhooks import EndpointLimiter, make_client
 from cli.fakes.dingtalk import FakeDingTalk
 from cli.fakes.wecom import FakeWeComRobot
 from shouwang.settings import Settings
-from tests.alerts.conftest import T0
+from tests.alerts.conftest import LOOPBACK, T0
 from tests.alerts.test_pipeline import event, route
 
 CELL = "FT-12-3"
@@ -74,8 +74,8 @@ def _homes(store: Store, count: int) -> list[str]:
 def _dispatcher(store: Store, channels: Channels, clock: list[datetime]) -> OutboxDispatcher:
     return OutboxDispatcher(
         store,
-        OutboxConfig(schedule=(30.0, 60.0), lease=timedelta(seconds=30), timeout_s=5.0, allow=(), require_https=True),
-        client=make_client(timeout_s=5.0),
+        OutboxConfig(schedule=(30.0, 60.0), lease=timedelta(seconds=30), timeout_s=5.0),
+        client=make_client(allow=LOOPBACK, timeout_s=5.0),
         limiter=EndpointLimiter(2),
         clock=lambda: clock[0],
         rng=random.Random(3),

@@ -98,7 +98,7 @@ def test_the_dispatcher_checks_consent_before_it_sends(store: Store, config: Rou
         home.consent_withdrawn_at = LATER  # after the notifications were recorded, before they are sent
     dispatcher = OutboxDispatcher(
         store,
-        OutboxConfig(schedule=[1.0], lease=timedelta(seconds=30), timeout_s=2.0, allow=(), require_https=False),
+        OutboxConfig(schedule=[1.0], lease=timedelta(seconds=30), timeout_s=2.0),
         client=httpx.AsyncClient(),
         limiter=EndpointLimiter(2),
         clock=lambda: LATER,

@@ -22,12 +22,10 @@ def dispatch_until_quiet(
     store: Store, *, schedule: tuple[float, ...] = (0.05, 0.05), allow: tuple[str, ...] = LOOPBACK, rounds: int = 40
 ) -> None:
     async def run() -> None:
-        client = make_client(timeout_s=2.0)
+        client = make_client(allow=allow, timeout_s=2.0)
         dispatcher = OutboxDispatcher(
             store,
-            OutboxConfig(
-                schedule=schedule, lease=timedelta(seconds=30), timeout_s=2.0, allow=allow, require_https=True
-            ),
+            OutboxConfig(schedule=schedule, lease=timedelta(seconds=30), timeout_s=2.0),
             client=client,
             limiter=EndpointLimiter(2),
             rng=random.Random(7),

@@ -28,12 +28,10 @@ from tests.alerts.webhooks.receiver import Receiver
 
 def dispatch(store: Store, box: SecretBox | None, clock: Callable[[], datetime] = utcnow) -> None:
     async def run() -> None:
-        client = make_client(timeout_s=2.0)
+        client = make_client(allow=LOOPBACK, timeout_s=2.0)
         dispatcher = OutboxDispatcher(
             store,
-            OutboxConfig(
-                schedule=(60.0,), lease=timedelta(seconds=30), timeout_s=2.0, allow=LOOPBACK, require_https=True
-            ),
+            OutboxConfig(schedule=(60.0,), lease=timedelta(seconds=30), timeout_s=2.0),
             client=client,
             limiter=EndpointLimiter(2),
             rng=random.Random(7),

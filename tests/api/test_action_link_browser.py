@@ -34,10 +34,10 @@ PHONE = (390, 844)
 
 def _dispatch_once(store: Store, channels: Channels, links: LinkMaker) -> None:
     async def run() -> None:
-        client = make_client(timeout_s=5.0)
+        client = make_client(allow=("127.0.0.0/8",), timeout_s=5.0)
         dispatcher = OutboxDispatcher(
             store,
-            OutboxConfig(schedule=(1.0,), lease=timedelta(seconds=30), timeout_s=5.0, allow=(), require_https=True),
+            OutboxConfig(schedule=(1.0,), lease=timedelta(seconds=30), timeout_s=5.0),
             client=client,
             limiter=EndpointLimiter(2),
             rng=random.Random(1),

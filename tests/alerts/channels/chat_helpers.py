@@ -10,6 +10,7 @@ from typing import Any
 from alerts.channels.base import ActionLink, Channel, Notification
 from alerts.channels.templates import Templates
 from alerts.webhooks.attempt import AttemptResult, make_client
+from tests.alerts.conftest import LOOPBACK
 
 NAME, ADDRESS = "王阿姨", "莲花路 12 号 3 栋 501"
 EXPLANATION = "平时 07:20 前会用水；昨晚 21:00 起至今未用水（12 小时）"
@@ -73,7 +74,7 @@ def digest(
 
 def send(channel: Channel, note: Notification, *, now: datetime | None = None, timeout_s: float = 5.0) -> AttemptResult:
     async def main() -> AttemptResult:
-        async with make_client(timeout_s=timeout_s) as client:
+        async with make_client(allow=LOOPBACK, timeout_s=timeout_s) as client:
             return await channel.send(client, note, now=now or datetime.now(UTC), timeout_s=timeout_s)
 
     return asyncio.run(main())
@@ -83,7 +84,7 @@ def send_times(channel: Channel, note: Notification, times: int) -> list[Attempt
     """``note`` sent ``times`` times one after the other, over one client (fast enough for rate limits)."""
 
     async def main() -> list[AttemptResult]:
-        async with make_client() as client:
+        async with make_client(allow=LOOPBACK) as client:
             return [await channel.send(client, note, now=datetime.now(UTC), timeout_s=5.0) for _ in range(times)]
 
     return asyncio.run(main())

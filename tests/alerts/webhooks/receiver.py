@@ -12,6 +12,7 @@ a socket. Per-request behaviour is configurable while it runs::
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections import deque
@@ -38,13 +39,25 @@ class RecordedRequest:
 class Receiver:
     """Context manager running the server; ``url`` accepts POSTs on any path."""
 
-    def __init__(self, *, delay_s: float = 0.0, default_status: int = 200, port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        delay_s: float = 0.0,
+        default_status: int = 200,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.port = port  # 0: any free port; a fixed port lets a test take a receiver down and up
+        self.host = host  # another loopback address (127.0.0.2) stands for a second machine
+        self.tls = tls  # a server context: the receiver speaks https
         self.delay_s = delay_s  # sleep before answering each request (interrupted when the receiver stops)
         self.default_status = default_status
         self.response_headers: dict[str, str] = {}  # extra headers on every response, e.g. Retry-After
         self.response_body = b'{"ok": true}'
         self.requests: list[RecordedRequest] = []
+        self.in_flight = 0  # requests being answered now
+        self.max_in_flight = 0  # the most at once, over the receiver's life
         self._statuses: deque[int] = deque()
         self._lock = threading.Condition()
         self._stopping = threading.Event()
@@ -56,7 +69,7 @@ class Receiver:
         if self._server is None:
             raise RuntimeError("the receiver is not running")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hook"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}/hook"
 
     def respond_with(self, statuses: Iterable[int], *, headers: Mapping[str, str] | None = None) -> Receiver:
         """Answer the next requests with ``statuses`` in order, then ``default_status``."""
@@ -91,6 +104,8 @@ class Receiver:
                 if receiver.delay_s:
                     receiver._stopping.wait(receiver.delay_s)
                 record.responded_at = time.monotonic()
+                with receiver._lock:
+                    receiver.in_flight -= 1
                 self.send_response(record.status)
                 for name, value in receiver.response_headers.items():
                     self.send_header(name, value)
@@ -111,7 +126,9 @@ class Receiver:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients that time out and hang up are expected here
 
-        self._server = Server(("127.0.0.1", self.port), Handler)
+        self._server = Server((self.host, self.port), Handler)
+        if self.tls is not None:  # the handshake happens as a connection is accepted
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         # A short poll interval: shutdown() waits up to one interval, and tests start many receivers.
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="test-receiver", daemon=True
@@ -141,5 +158,7 @@ class Receiver:
                 received_at=time.monotonic(),
             )
             self.requests.append(record)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self._lock.notify_all()
             return record

@@ -23,6 +23,7 @@ from alerts.webhooks import (
     parse_retry_after,
     send_once,
 )
+from tests.alerts.conftest import LOOPBACK
 from tests.alerts.webhooks.receiver import Receiver
 
 T = TypeVar("T")
@@ -31,7 +32,7 @@ BODY = json.dumps({"alert_id": "a-1", "kind": "no_water_use", "severity": "high"
 
 def run(factory: Callable[[httpx.AsyncClient], Awaitable[T]], **client_options: float) -> T:
     async def main() -> T:
-        async with make_client(**client_options) as client:  # type: ignore[arg-type]
+        async with make_client(allow=LOOPBACK, **client_options) as client:  # type: ignore[arg-type]
             return await factory(client)
 
     return asyncio.run(main())

@@ -21,16 +21,10 @@ def dispatch_once(world: World) -> int:
     """One pass of the router's outbox dispatcher over the app's store (webhooks go to the receiver)."""
 
     async def run() -> int:
-        client = make_client(timeout_s=2.0)
+        client = make_client(allow=world.settings.webhook_allowlist, timeout_s=2.0)
         dispatcher = OutboxDispatcher(
             world.store,
-            OutboxConfig(
-                schedule=(60.0,),
-                lease=timedelta(seconds=30),
-                timeout_s=2.0,
-                allow=world.settings.webhook_allowlist,
-                require_https=True,
-            ),
+            OutboxConfig(schedule=(60.0,), lease=timedelta(seconds=30), timeout_s=2.0),
             client=client,
             limiter=EndpointLimiter(2),
             rng=random.Random(7),
