@@ -5,6 +5,7 @@ what goes together as a digest and what waits. The outbox dispatcher sends the b
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +32,7 @@ class Item:
     payload: bytes
     attempts: int
     created_at: datetime
+    lease: str = ""  # the claim's token (Delivery.lease_owner)
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,19 @@ def _claim_endpoint(
     items = []
     for delivery in rows:
         if delivery.id in chosen:
-            delivery.claimed_until = lease_until
-            items.append(Item(delivery.id, delivery.payload.encode(), delivery.attempts, delivery.created_at))
+            token = secrets.token_hex(12)
+            # Conditional: a row whose lapsed lease its router renews at this moment stays that router's.
+            taken = rows_changed(
+                session,
+                update(Delivery)
+                .where(Delivery.id == delivery.id, or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
+                .values(claimed_until=lease_until, lease_owner=token)
+                .execution_options(synchronize_session=False),
+            )
+            if taken == 1:
+                items.append(
+                    Item(delivery.id, delivery.payload.encode(), delivery.attempts, delivery.created_at, token)
+                )
         elif decided.wait_until is not None:
             delivery.next_attempt_at = decided.wait_until  # not polled again before its turn
     if not items:

@@ -1,8 +1,18 @@
 """The outbox dispatcher: sends recorded deliveries, retries with backoff, dead-letters.
 
-A delivery is leased (``claimed_until``) before it is sent, with a conditional UPDATE that
-works the same on SQLite and PostgreSQL, so several routers never send one row at once. If a
-router dies mid-send the lease lapses and the row is sent again — with the same ``webhook-id``.
+A delivery is leased before it is sent (``claimed_until``, and ``lease_owner``: the claim's token), with
+conditional UPDATEs that work the same on SQLite and PostgreSQL, so several routers never send one row at
+once. Exactly one send per lease:
+
+- a router claims only what it can send now: per endpoint, no more than the free slots of
+  ``SHOUWANG_WEBHOOK_ENDPOINT_CONCURRENCY``, counted over the rows every router holds (the count and the claim
+  in one transaction that first writes the endpoint's row, so claims for one endpoint never interleave);
+- it renews the lease just before sending (a row another router claimed meanwhile is not sent), and an
+  attempt ends well within that lease, so a live router's row is never taken from it mid-send;
+- it records the result only if the row is still its own; otherwise the result is dropped and the row
+  stays with whoever holds it.
+
+If a router dies mid-send the lease lapses and the row is sent again — with the same ``webhook-id``.
 """
 
 from __future__ import annotations
@@ -12,12 +22,13 @@ import contextlib
 import json
 import logging
 import random
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts import metrics
@@ -36,6 +47,9 @@ from alerts.webhook_secrets import open_webhook_secrets
 from alerts.webhooks import AttemptResult, EndpointLimiter, next_delay, send_once
 
 log = logging.getLogger(__name__)
+# An attempt may take at most this share of the lease renewed just before it: the rest is for recording the
+# result, so a router that is alive never has a row taken from it while it sends.
+ATTEMPT_SHARE_OF_LEASE = 0.8
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,7 @@ class Claimed:
     sealed_config: str | None = None
     recipient_id: str = ""
     recipient_role: str = ""
+    lease: str = ""  # the claim's token (Delivery.lease_owner): the row is this router's while it matches
 
 
 # Builds the channel of an endpoint that is not a Standard Webhook from its type and sealed configuration
@@ -64,7 +79,7 @@ ChannelFactory = Callable[[str, str | None], Channel]
 class OutboxConfig:
     schedule: Sequence[float]
     lease: timedelta
-    timeout_s: float
+    timeout_s: float  # one attempt's, at most ATTEMPT_SHARE_OF_LEASE of the lease
     batch_size: int = 50
 
 
@@ -88,69 +103,110 @@ class OutboxDispatcher:
         self.clock = clock
         self.rng = rng or random.Random()
 
+    @property
+    def attempt_timeout_s(self) -> float:
+        return min(self.config.timeout_s, ATTEMPT_SHARE_OF_LEASE * self.config.lease.total_seconds())
+
     def claim_due(self) -> list[Claimed]:
+        """Lease the webhook deliveries due that this router can send now: per endpoint, as many as its free
+        slots across every router (``limiter.limit`` at once), at most ``batch_size`` in all."""
         now = self.clock()
-        lease_until = now + self.config.lease
-        claimed: list[Claimed] = []
         with self.store.transaction() as session:
-            candidates = (
+            endpoints = (
                 session.execute(
-                    select(Delivery.id)
+                    select(Delivery.endpoint_id)
                     .join(Endpoint, Delivery.endpoint_id == Endpoint.id)
-                    .where(
-                        Endpoint.type == ChannelType.WEBHOOK,  # the other channels go in batches
-                        Delivery.status == DeliveryStatus.PENDING,
-                        Delivery.next_attempt_at <= now,
-                        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
-                    )
-                    .order_by(Delivery.next_attempt_at)
+                    .where(Endpoint.type == ChannelType.WEBHOOK, _due(now))  # the other channels go in batches
+                    .group_by(Delivery.endpoint_id)
+                    .order_by(func.min(Delivery.next_attempt_at))
                     .limit(self.config.batch_size)
                 )
                 .scalars()
                 .all()
             )
-        for delivery_id in candidates:
+        claimed: list[Claimed] = []
+        for endpoint_id in endpoints:
+            room = self.config.batch_size - len(claimed)
+            if room <= 0:
+                break
             with self.store.transaction() as session:
-                taken = rows_changed(
-                    session,
-                    update(Delivery)
-                    .where(
-                        Delivery.id == delivery_id,
-                        Delivery.status == DeliveryStatus.PENDING,
-                        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
-                    )
-                    .values(claimed_until=lease_until),
-                )
-                if taken != 1:
-                    continue  # another dispatcher got it first
-                row = session.execute(
-                    select(Delivery, Endpoint, Recipient.role)
-                    .join(Endpoint, Delivery.endpoint_id == Endpoint.id)
-                    .join(Recipient, Delivery.recipient_id == Recipient.id)
-                    .where(Delivery.id == delivery_id)
-                ).one()
-                delivery, endpoint, role = row
-                if consent_withdrawn(session, delivery):  # withdrawn since it was recorded: never sent
-                    delivery.status, delivery.last_error = DeliveryStatus.DEAD, WITHDRAWN_ERROR
-                    delivery.claimed_until = None
-                    metrics.DELIVERIES_DEAD.labels("consent").inc()
-                    continue
-                claimed.append(
-                    Claimed(
-                        delivery.id,
-                        endpoint.id,
-                        endpoint.url,
-                        "",
-                        delivery.payload.encode(),
-                        delivery.attempts,
-                        delivery.created_at,
-                        endpoint.type,
-                        endpoint.sealed_config,
-                        delivery.recipient_id,
-                        role,
-                    )
-                )
+                claimed += self._claim_endpoint(session, endpoint_id, now=now, room=room)
         return claimed
+
+    def _claim_endpoint(self, session: Session, endpoint_id: str, *, now: datetime, room: int) -> list[Claimed]:
+        # A write on the endpoint's row first: on PostgreSQL it locks the row, on SQLite it takes the write
+        # lock, so no other router counts and claims for this endpoint until this transaction commits.
+        session.execute(
+            update(Endpoint).where(Endpoint.id == endpoint_id).values(send_lease_until=Endpoint.send_lease_until)
+        )
+        in_flight = session.scalar(
+            select(func.count()).where(
+                Delivery.endpoint_id == endpoint_id,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.claimed_until >= now,
+            )
+        )
+        free = min(self.limiter.limit - (in_flight or 0), room)
+        if free <= 0:
+            return []  # its slots are all taken, by this router or another: the rows wait for the next pass
+        candidates = session.scalars(
+            select(Delivery.id)
+            .where(Delivery.endpoint_id == endpoint_id, _due(now))
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(free)
+        ).all()
+        claimed: list[Claimed] = []
+        for delivery_id in candidates:
+            token = secrets.token_hex(12)
+            # Conditional: a lapsed lease its router renews (or records) at this moment stays that router's.
+            taken = rows_changed(
+                session,
+                update(Delivery)
+                .where(Delivery.id == delivery_id, _due(now))
+                .values(claimed_until=now + self.config.lease, lease_owner=token),
+            )
+            if taken != 1:
+                continue
+            delivery, endpoint, role = session.execute(
+                select(Delivery, Endpoint, Recipient.role)
+                .join(Endpoint, Delivery.endpoint_id == Endpoint.id)
+                .join(Recipient, Delivery.recipient_id == Recipient.id)
+                .where(Delivery.id == delivery_id)
+            ).one()
+            if consent_withdrawn(session, delivery):  # withdrawn since it was recorded: never sent
+                delivery.status, delivery.last_error = DeliveryStatus.DEAD, WITHDRAWN_ERROR
+                delivery.claimed_until = delivery.lease_owner = None
+                metrics.DELIVERIES_DEAD.labels("consent").inc()
+                continue
+            claimed.append(
+                Claimed(
+                    delivery.id,
+                    endpoint.id,
+                    endpoint.url,
+                    "",
+                    delivery.payload.encode(),
+                    delivery.attempts,
+                    delivery.created_at,
+                    endpoint.type,
+                    endpoint.sealed_config,
+                    delivery.recipient_id,
+                    role,
+                    token,
+                )
+            )
+        return claimed
+
+    def renew(self, item: Claimed) -> bool:
+        """Extend the lease for one more attempt, if the row is still this claim's (and still pending)."""
+        now = self.clock()
+        with self.store.transaction() as session:
+            held = rows_changed(
+                session,
+                update(Delivery).where(_held(item)).values(claimed_until=now + self.config.lease),
+            )
+        if not held:
+            log.warning("delivery %s not sent: another router holds it now (or it is no longer pending)", item.id)
+        return held == 1
 
     async def run_once(self) -> int:
         """Claim what is due and send it all; return how many were attempted."""
@@ -177,6 +233,8 @@ class OutboxDispatcher:
 
     async def _deliver(self, item: Claimed) -> None:
         async with self.limiter.slot(item.endpoint_id):
+            if not await asyncio.to_thread(self.renew, item):
+                return  # another router holds it now: that one sends it and records what happened
             try:
                 now = self.clock()
                 # Opened only now, to sign; a database without its key signs nothing (WebhookSecretError).
@@ -189,7 +247,7 @@ class OutboxDispatcher:
                     message_id=item.id,
                     body=self._with_answers(item),
                     now=now,
-                    timeout_s=self.config.timeout_s,
+                    timeout_s=self.attempt_timeout_s,
                     also_signed_by=previous,
                 )
             except ValueError as exc:  # our own stored data is unusable: retrying cannot help
@@ -219,22 +277,27 @@ class OutboxDispatcher:
             channel: Channel | str = self._channel(batch)
             claimed = [
                 Claimed(item.id, batch.endpoint_id, "", "", item.payload, item.attempts, item.created_at,
-                        batch.endpoint_type, None, batch.recipient_id, batch.recipient_role)
+                        batch.endpoint_type, None, batch.recipient_id, batch.recipient_role, item.lease)
                 for item in batch.items
             ]  # fmt: skip
             if batch.digest:
+                # Only what is still this router's goes in the digest (a slow vendor may have outlasted a lease).
+                held = [item for item in claimed if await asyncio.to_thread(self.renew, item)]
+                if not held:
+                    return
                 now = self.clock()
-                digest = Notification(
-                    f"dig_{batch.items[0].id}", digest_payload(batch.items, now=now), batch.recipient_role
-                )
+                items = [item for item in batch.items if item.id in {h.id for h in held}]
+                digest = Notification(f"dig_{items[0].id}", digest_payload(items, now=now), batch.recipient_role)
                 result = await self._send_notification(channel, digest)
                 await asyncio.to_thread(
-                    record_message, self.store, batch, notifications=len(claimed), digest=True, now=now
+                    record_message, self.store, batch, notifications=len(held), digest=True, now=now
                 )
-                for item in claimed:
+                for item in held:
                     await asyncio.to_thread(self.record, item, result)
                 return
             for item in claimed:
+                if not await asyncio.to_thread(self.renew, item):  # sent one by one: each renewed before it goes
+                    continue
                 payload = json.loads(item.payload)
                 about_an_alert = payload.get("type") not in NO_ALERT_EVENTS
                 links = (
@@ -261,7 +324,7 @@ class OutboxDispatcher:
         if isinstance(channel, str):  # no retry can help: the configuration must be fixed and the channel pinged
             return AttemptResult(AttemptOutcome.REJECT, None, channel, 0.0, None)
         try:
-            return await channel.send(self.client, notification, now=self.clock(), timeout_s=self.config.timeout_s)
+            return await channel.send(self.client, notification, now=self.clock(), timeout_s=self.attempt_timeout_s)
         except Exception as exc:
             log.exception("%s channel failed to send %s", channel.type, notification.message_id)
             error = channel.redact(f"{type(exc).__name__}: {exc}")[:300]
@@ -271,11 +334,17 @@ class OutboxDispatcher:
         now = self.clock()
         metrics.DELIVERIES.labels(result.outcome).inc()
         with self.store.transaction() as session:
+            # Only while the row is still this claim's; this UPDATE also locks it until the result is written.
+            released = rows_changed(
+                session, update(Delivery).where(_held(item)).values(claimed_until=None, lease_owner=None)
+            )
             delivery = session.get(Delivery, item.id)
-            if delivery is None or delivery.status != DeliveryStatus.PENDING:
+            if released != 1 or delivery is None:
+                log.warning(
+                    "delivery %s: result %s not recorded, the row is no longer this router's", item.id, result.outcome
+                )
                 return
             delivery.attempts += 1
-            delivery.claimed_until = None
             delivery.last_status_code, delivery.last_error = result.status_code, result.error
             session.add(
                 DeliveryAttempt(
@@ -329,10 +398,26 @@ class OutboxDispatcher:
                 status=DeliveryStatus.DEAD,
                 last_error="endpoint disabled: the receiver answered 410 Gone",
                 claimed_until=None,
+                lease_owner=None,
             ),
         )
         metrics.DELIVERIES_DEAD.labels("endpoint_gone").inc(gone)
         log.warning("endpoint %s disabled after 410 Gone; %d pending deliveries dead-lettered", endpoint_id, gone)
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Pending, due, and held by nobody (never claimed, released, or a lease that lapsed: its router died)."""
+    return and_(
+        Delivery.status == DeliveryStatus.PENDING,
+        Delivery.next_attempt_at <= now,
+        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
+    )
+
+
+def _held(item: Claimed) -> ColumnElement[bool]:
+    """Still pending and still this claim's. Not also "the lease has not lapsed": until another router
+    claims the row nobody else sent it, so the claim that sent it may still renew it or record its result."""
+    return and_(Delivery.id == item.id, Delivery.lease_owner == item.lease, Delivery.status == DeliveryStatus.PENDING)
 
 
 async def _first(*events: asyncio.Event) -> None:
