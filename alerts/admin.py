@@ -163,7 +163,8 @@ def subscribe(
         raise AdminError("a resident subscribes to their own household (household_id)")
     if not scopes and recipient.role not in {"supervisor", "operator"}:
         raise AdminError("only supervisors and operators may subscribe to everything")
-    if household_id is not None and session.get(Household, household_id) is None:
+    home = session.get(Household, household_id) if household_id is not None else None
+    if household_id is not None and (home is None or home.erased_at is not None):  # an erased one is gone
         raise AdminError(f"no household {household_id}")
     if kinds is not None:
         unknown = set(kinds) - ALL_KINDS

@@ -1,8 +1,9 @@
 """What people teach the detectors, sent to the worker on the feedback topic (keyed by meter id).
 
-Three kinds of message (schemas in ``shouwang.events``): a person's verdict that a ``no_usage`` alarm or
-check-in was needless (``false_alarm``, ``resident_fine``), the routine hints given at enrolment, and a
-household's consent withdrawn or given again (alerts/consent.py).
+Four kinds of message (schemas in ``shouwang.events``): a person's verdict that a ``no_usage`` alarm or
+check-in was needless (``false_alarm``, ``resident_fine``), the routine hints given at enrolment, a
+household's consent withdrawn or given again (alerts/consent.py), and a household's erasure
+(alerts/erasure.py: its meters' learned state deleted, their readings refused).
 The alert store is the outbox: a verdict or a hint is recorded in the database by whoever made it (the
 API, an action link), and this publisher sends what is not sent yet and marks it sent. Delivery is
 at-least-once: a router that stops between Kafka's acknowledgement and its commit sends a message
@@ -21,9 +22,9 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 from alerts.db import Store
-from alerts.models import Alert, ConsentEvent, Household, Meter, utcnow
+from alerts.models import Alert, ConsentEvent, Household, HouseholdErasure, Meter, utcnow
 from alerts.statuses import FEEDBACK_OUTCOMES, AlertStatus
-from shouwang.events import ConsentChange, MeterHints, OutcomeFeedback, RoutineHints, encode
+from shouwang.events import ConsentChange, MeterErased, MeterHints, OutcomeFeedback, RoutineHints, encode
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -64,6 +65,38 @@ class FeedbackPublisher:
         self.topic = topic
         self.bootstrap_servers = bootstrap_servers
         self.clock = clock
+
+    def collect_erasures(self) -> list[tuple[str, list[MeterErased]]]:
+        """Households erased, not yet told to the worker: each one's meters' messages."""
+        with self.store.transaction() as session:
+            erasures = list(
+                session.scalars(
+                    select(HouseholdErasure)
+                    .where(HouseholdErasure.sent_at.is_(None))
+                    .order_by(HouseholdErasure.erased_at)
+                    .limit(BATCH)
+                )
+            )
+            return [
+                (
+                    erasure.household_id,
+                    [
+                        MeterErased(meter_id=meter_id, at=erasure.erased_at)
+                        for meter_id in session.scalars(
+                            select(Meter.meter_id).where(Meter.household_id == erasure.household_id)
+                        )
+                    ],
+                )
+                for erasure in erasures
+            ]
+
+    def mark_erasures_sent(self, household_ids: Sequence[str]) -> None:
+        now = self.clock()
+        with self.store.transaction() as session:
+            for household_id in household_ids:
+                erasure = session.get(HouseholdErasure, household_id)
+                if erasure is not None:
+                    erasure.sent_at = now
 
     def collect_consent(self) -> list[tuple[int, list[ConsentChange]]]:
         """Consent withdrawn or given again, not yet told to the worker: each event's meters' messages."""
@@ -133,7 +166,13 @@ class FeedbackPublisher:
                     meter.hints_sent_at = now
 
     async def publish_once(self, producer: AIOKafkaProducer) -> int:
-        # Consent first: a withdrawal must reach the worker before anything else about its meters.
+        # Erasures first, then consent: either must reach the worker before anything else about its meters.
+        erasures = await asyncio.to_thread(self.collect_erasures)
+        for _household_id, erased in erasures:
+            for erase in erased:
+                await producer.send_and_wait(self.topic, key=erase.meter_id.encode(), value=encode(erase))
+        if erasures:
+            await asyncio.to_thread(self.mark_erasures_sent, [household_id for household_id, _ in erasures])
         changes = await asyncio.to_thread(self.collect_consent)
         for _event_id, messages in changes:
             for change in messages:
@@ -149,7 +188,8 @@ class FeedbackPublisher:
             await producer.send_and_wait(self.topic, key=meter_id.encode(), value=encode(hint))
         if feedback or hints:
             await asyncio.to_thread(self.mark_sent, [a for a, _ in feedback], [m for m, _ in hints])
-        return len(feedback) + len(hints) + sum(len(messages) for _, messages in changes)
+        told = sum(len(messages) for _, messages in changes) + sum(len(erased) for _, erased in erasures)
+        return len(feedback) + len(hints) + told
 
     async def run(self, stop: asyncio.Event, *, tick_s: float = 1.0) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")

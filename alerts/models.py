@@ -80,6 +80,9 @@ class Household(Base):
     away_ends_on_use: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # water used: home
     # What enrolment knows of the elder's routine (shouwang.events.RoutineHints), for the detector to start from.
     routine_hints: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # Erased on request (alerts/erasure.py): what is left is an anonymous shell (id, zone, grid cell, community,
+    # dates) that keeps the monthly reports' past figures; the API no longer shows it.
+    erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -108,6 +111,19 @@ class ConsentEvent(Base):
     recorded_by: Mapped[str] = mapped_column(String(200))  # the operator's key
     at: Mapped[datetime]
     sent_at: Mapped[datetime | None]  # the worker was told (its readings dropped, its state deleted)
+
+
+class HouseholdErasure(Base):
+    """The record that a household's personal data was erased (alerts/erasure.py): who, when and how much,
+    never what. Kept for good; a second erasure of the same household finds it and changes nothing."""
+
+    __tablename__ = "household_erasures"
+
+    household_id: Mapped[str] = mapped_column(ForeignKey("households.id"), primary_key=True)
+    erased_at: Mapped[datetime]
+    erased_by: Mapped[str] = mapped_column(String(200))  # the operator's key (role:key_id), never a name
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)  # what was erased or anonymised, by kind of record
+    sent_at: Mapped[datetime | None]  # the worker was told (its meters' learned state deleted, readings refused)
 
 
 class Meter(Base):
@@ -244,6 +260,9 @@ class Alert(Base):
     check_in_due_at: Mapped[datetime | None] = mapped_column(index=True)
     recheck_at: Mapped[datetime | None] = mapped_column(index=True)
     feedback_sent_at: Mapped[datetime | None]  # a person's false_alarm / resident_fine reached the detector
+    # Its personal facts (explanation, usage series, notes, who acted) were removed, by the retention job or
+    # the household's erasure (alerts/retention.py): an anonymous statistic from then on.
+    anonymised_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

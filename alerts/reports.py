@@ -270,7 +270,11 @@ def _figures(
     session: Session, where: _Where, start: datetime, end: datetime, zone: ZoneInfo, now: datetime
 ) -> dict[str, Any]:
     """One month's figures, without the previous month."""
-    homes = [h for h in session.scalars(select(Household).where(where.households())) if h.created_at < end]
+    homes = [
+        h
+        for h in session.scalars(select(Household).where(where.households()))
+        if h.created_at < end and (h.erased_at is None or h.erased_at >= end)  # erased: counted until then
+    ]
     home_ids = {h.id for h in homes}
     with_resident = set(
         session.scalars(

@@ -1,6 +1,7 @@
 """`shouwang router`: consumes the alerts topic, runs the pipeline in a database transaction,
 sends the outbox, and escalates or reminds on a timer — all in one asyncio process. It also consumes
-the daily topic (meters' day summaries) and sends families their all-is-well message on the timer.
+the daily topic (meters' day summaries) and sends families their all-is-well message on the timer, and
+enforces the retention settings (alerts/retention.py).
 
 Processing guarantee: at-least-once. Kafka offsets are committed only after the database
 transaction that recorded an event; a re-delivered event is dropped by the dedup stage.
@@ -29,10 +30,11 @@ from alerts.check_ins import check_ins_due, rechecks_due
 from alerts.db import Store
 from alerts.feedback import FeedbackPublisher
 from alerts.lifecycle import acknowledgements_expired, escalate_due, remind_due
-from alerts.models import Alert, Delivery, Endpoint, Meter, utcnow
+from alerts.models import Alert, Delivery, Endpoint, Household, Meter, utcnow
 from alerts.outbox import OutboxConfig, OutboxDispatcher
 from alerts.pipeline import RouteContext, router_config
 from alerts.policy import parse_duration
+from alerts.retention import RetentionJob, RetentionPolicy
 from alerts.secret_box import secret_keys
 from alerts.stages import default_pipeline
 from alerts.statuses import AlertStatus, DeliveryStatus
@@ -201,7 +203,9 @@ class Router:
                 .group_by(Alert.kind, Alert.severity, Alert.status)
             ).all()
             pending = session.scalar(select(func.count()).where(Delivery.status == DeliveryStatus.PENDING))
-            enrolled = session.scalar(select(func.count()).select_from(Meter))
+            enrolled = session.scalar(
+                select(func.count()).select_from(Meter).join(Household).where(Household.erased_at.is_(None))
+            )
             failing_query = (
                 select(Endpoint.type, func.count()).where(Endpoint.failing_since.is_not(None)).group_by(Endpoint.type)
             )
@@ -252,12 +256,15 @@ class Router:
             box=self.channels.box,
         )
         publisher = FeedbackPublisher(self.store, self.topics.feedback, settings.bootstrap_servers, clock=self.clock)
+        policy = RetentionPolicy.from_settings(settings)
+        retention = RetentionJob(self.store, policy, every_s=settings.retention_check_s, clock=self.clock)
         tasks = [
             asyncio.create_task(self.consume(), name="consume"),
             asyncio.create_task(self.consume_daily(), name="consume-daily"),
             asyncio.create_task(dispatcher.run(self.stop_event, self.wake), name="dispatch"),
             asyncio.create_task(self.timers(), name="timers"),
             asyncio.create_task(publisher.run(self.stop_event, tick_s=self.timer_tick_s), name="feedback"),
+            asyncio.create_task(retention.run(self.stop_event), name="retention"),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

@@ -39,10 +39,13 @@ def _merge_report_count(ctx: RouteContext) -> None:
 
 
 def attach_household(ctx: RouteContext) -> None:
-    """The meter's household gives the grid cell, the consent and away mode."""
+    """The meter's household gives the grid cell, the consent and away mode. An erased household's meter is
+    recorded nothing of (an event on its way when it was erased: alerts/erasure.py)."""
     if ctx.event.meter_id is not None:
         meter = ctx.session.get(Meter, ctx.event.meter_id)
         ctx.household = meter.household if meter is not None else None
+        if ctx.household is not None and ctx.household.erased_at is not None:
+            ctx.stop("erased")
 
 
 def record_lifecycle(ctx: RouteContext) -> None:

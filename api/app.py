@@ -28,7 +28,19 @@ from api.deps import Operator, no_nul_in_url
 from api.errors import ApiError, error_responses, install_error_handlers
 from api.ratelimit import TokenBuckets
 from api.request_id import RequestId
-from api.routes import actions, alerts, audit, concerns, households, ingest, people, reports, silences, sms_replies
+from api.routes import (
+    actions,
+    alerts,
+    audit,
+    concerns,
+    household_data,
+    households,
+    ingest,
+    people,
+    reports,
+    silences,
+    sms_replies,
+)
 from api.schemas import Health
 from api.security_headers import SecurityHeaders
 from shouwang.settings import Settings
@@ -156,7 +168,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         metrics.LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
         return response
 
-    for module in (households, people, alerts, silences, ingest, concerns, sms_replies, reports, audit):
+    routers = (households, household_data, people, alerts, silences, ingest, concerns, sms_replies, reports, audit)
+    for module in routers:
         app.include_router(module.router, dependencies=[Depends(no_nul_in_url)])
     app.include_router(console.router)
     app.include_router(actions.router)

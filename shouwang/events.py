@@ -329,8 +329,20 @@ class ConsentChange(_Strict):
     at: Timestamp
 
 
-FeedbackMessage = Annotated[OutcomeFeedback | MeterHints | ConsentChange, Field(discriminator="type")]
-_FEEDBACK_MESSAGE: TypeAdapter[OutcomeFeedback | MeterHints | ConsentChange] = TypeAdapter(FeedbackMessage)
+class MeterErased(_Strict):
+    """The household of this meter was erased on request, on the feedback topic: the worker deletes the meter's
+    learned state for good (a marker replaces it) and refuses its readings from then on."""
+
+    v: Literal[1] = 1
+    type: Literal["erase"] = "erase"
+    meter_id: MeterId
+    at: Timestamp
+
+
+FeedbackMessage = Annotated[OutcomeFeedback | MeterHints | ConsentChange | MeterErased, Field(discriminator="type")]
+_FEEDBACK_MESSAGE: TypeAdapter[OutcomeFeedback | MeterHints | ConsentChange | MeterErased] = TypeAdapter(
+    FeedbackMessage
+)
 
 ReadingMessage = Annotated[MeterReading | ReadingBatch, Field(discriminator="type")]
 _READING_MESSAGE: TypeAdapter[MeterReading | ReadingBatch] = TypeAdapter(ReadingMessage)
@@ -376,7 +388,7 @@ _PATTERN_HINTS = {
 
 
 # A union's tag appears in pydantic's error locations; the reader knows the type already.
-_TYPE_TAGS = frozenset({"reading", "reading_batch", "feedback", "routine_hints", "consent"})
+_TYPE_TAGS = frozenset({"reading", "reading_batch", "feedback", "routine_hints", "consent", "erase"})
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -430,11 +442,12 @@ def decode_alert(raw: bytes) -> AlertEvent:
     return _decode(raw, AlertEvent, "alert")
 
 
-def decode_feedback(raw: bytes) -> OutcomeFeedback | MeterHints | ConsentChange:
-    """Bytes from the feedback topic → an outcome or routine hints, or ``EventError`` with the reason."""
+def decode_feedback(raw: bytes) -> OutcomeFeedback | MeterHints | ConsentChange | MeterErased:
+    """Bytes from the feedback topic → an outcome, routine hints, a consent change or an erasure, or
+    ``EventError`` with the reason."""
     data = _check_envelope(load_json(raw), None)
     if "type" not in data:
-        raise EventError("type: required (feedback, routine_hints or consent)")
+        raise EventError("type: required (feedback, routine_hints, consent or erase)")
     try:
         return _FEEDBACK_MESSAGE.validate_python(data)
     except ValidationError as exc:

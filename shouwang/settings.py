@@ -78,6 +78,38 @@ class Settings(BaseSettings):
         description="Retention of the daily topic (each meter's day summaries for the all-is-well message; "
         "partitions: the alerts').",
     )
+    retention_payload_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="A notification's stored body (the elder's name, address, hourly water use) is emptied this "
+        "many days after its delivery ended (delivered, or dead); the delivery's status and times stay.",
+    )
+    retention_alert_facts_days: int = Field(
+        default=180,
+        ge=1,
+        le=3650,
+        description="A closed alert keeps its personal facts (explanation naming times, hourly water use, notes, "
+        "who acted) this many days after it closed; then only its anonymous statistics remain (kind, severity, "
+        "times, outcome, grid cell), which the monthly reports count.",
+    )
+    retention_attempts_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Delivery attempts (each try's status code and error) older than this many days are deleted; "
+        "the delivery's final status stays.",
+    )
+    retention_daily_days: int = Field(
+        default=35,
+        ge=14,
+        le=3650,
+        description="Meters' day summaries (the morning's first water use, litres) are kept this many days; the "
+        "all-is-well message reads at most the last week of them.",
+    )
+    retention_check_s: float = Field(
+        default=3600.0, gt=0, le=86_400, description="How often the router enforces the retention settings."
+    )
 
     worker_id: str = Field(
         default="shouwang-worker",

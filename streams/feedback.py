@@ -1,10 +1,21 @@
 """The pure core of the feedback agent: a feedback record and its meter's state in, the new state or
 a dead letter out.
 
-Two messages share the feedback topic (keyed by meter id): a person's verdict on an alarm
-(``false_alarm`` / ``resident_fine``), which the meter's detector learns from, and enrolment's
+Four messages share the feedback topic (keyed by meter id): a person's verdict on an alarm
+(``false_alarm`` / ``resident_fine``), which the meter's detector learns from; enrolment's
 routine hints (getting-up time, regular outings), which a newly enrolled meter's detector starts
-from. No Faust and no Kafka here, as in ``streams.processing``.
+from; a household's consent withdrawn or given again; and a household's erasure. No Faust and no
+Kafka here, as in ``streams.processing``.
+
+**Erasure replaces the state with a marker, not a tombstone.** The learned routine must leave the
+table and its changelog, and the meter's later readings must be refused. A tombstone (a null value)
+would do the first, but it is itself removed by compaction after ``delete.retention.ms`` (a day by
+default), after which a reading still on its way, or a replay, would start a new routine for the
+erased home. The marker ``ERASED`` holds no personal data and supersedes every earlier state under
+the same key, so compaction removes those exactly as it would behind a tombstone (the changelog's
+hourly segments, ``streams.topic_provisioning``), and it stays to refuse the readings. A separate
+key for the marker would cost every reading of a meter without state a second lookup, and the
+readings agent already compares the state with ``NO_CONSENT``.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from detectors import DetectorBank
 from shouwang.events import (
     ConsentChange,
     EventError,
+    MeterErased,
     MeterHints,
     OutcomeFeedback,
     alert_id_for,
@@ -23,7 +35,7 @@ from shouwang.events import (
     minute_of_day,
 )
 from streams.offline import partition_of
-from streams.processing import NO_CONSENT, Outcome, RecordProcessor, SourceRecord
+from streams.processing import ERASED, NO_CONSENT, Outcome, RecordProcessor, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +81,11 @@ class FeedbackProcessor(RecordProcessor):
                     f"({self._partitions}); run `shouwang topics`"
                 )
         outcome = Outcome(meter_id=meter_id)
+        if isinstance(message, MeterErased):
+            outcome.state = ERASED  # for good: nothing after it brings a state back (module docstring)
+            return outcome
+        if state == ERASED:
+            return outcome  # an erased household's meter learns nothing and gets no consent again
         if isinstance(message, ConsentChange):
             # Withdrawn: the learned routine is deleted (the marker replaces it) and readings are dropped.
             # Given again: a fresh start, nothing of before is kept.

@@ -31,7 +31,9 @@ class FeedbackAgent:
     new moment. Where limits shortened (hints for a meter that has readings), it is late until the
     meter's next reading. Telling the watch instead would put back a meter the timer has already
     told about (it stays out of the watch until its next reading) and so tell the same episode
-    again, after a person has answered it.
+    again, after a person has answered it. A meter whose consent was withdrawn, or whose household
+    was erased, stays in the watch until its moment too: the timer then finds the marker, which no
+    detector can load, tells nothing and forgets the meter.
     """
 
     def __init__(

@@ -44,6 +44,10 @@ class SourceRecord:
 # The state of a meter whose household withdrew consent: not a detector bank's state (its first byte is no
 # bank version), so the learned routine is gone from the table and its changelog, and readings are dropped.
 NO_CONSENT = b"\x00consent-withdrawn"
+# The state of a meter whose household was erased (streams.feedback): likewise no bank's state, and for good. Its
+# readings are dead letters without their bytes: the reason and the place they came from, not the water use.
+ERASED = b"\x00erased"
+ERASED_VALUE_DROPPED = "an erased household's reading is not kept"
 
 
 @dataclass(slots=True)
@@ -145,6 +149,11 @@ class ReadingProcessor(RecordProcessor):
             return outcome
         if state == NO_CONSENT:
             outcome.reading_count, outcome.dropped_no_consent = 0, len(points)
+            return outcome
+        if state == ERASED:
+            outcome.reading_count = 0
+            reason = f"meter {meter_id!r} belonged to a household whose data was erased: its readings are refused"
+            outcome.dead_letter = dead_letter_for(record, reason, "invalid").without_value(ERASED_VALUE_DROPPED)
             return outcome
         flags, flagged_at = message.flags, message.flagged_at
         latest = self._clock() + self._max_skew_s

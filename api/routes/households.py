@@ -66,9 +66,10 @@ def household_out(household: Household, session: Session | None = None) -> House
 
 
 def visible_household(session: SessionDep, principal: Principal, household_id: str) -> Household:
-    """The household if the caller's scope covers it; 404 otherwise (never reveal it exists)."""
+    """The household if the caller's scope covers it; 404 otherwise (never reveal it exists). An erased household
+    is gone for every route here (its erasure and export: api/routes/household_data.py)."""
     household = session.get(Household, household_id)
-    if household is None or not principal.sees_household(household):
+    if household is None or household.erased_at is not None or not principal.sees_household(household):
         raise not_found(f"household {household_id}")
     return household
 
@@ -94,7 +95,7 @@ def create_household(body: HouseholdCreate, session: SessionDep, _: Operator, ac
 
 @router.get("", response_model=list[HouseholdOut], summary="Households in the caller's scope")
 def list_households(session: SessionDep, principal: Reader, actor: ActorDep) -> list[HouseholdOut]:
-    query = select(Household).order_by(Household.id).limit(1000)
+    query = select(Household).where(Household.erased_at.is_(None)).order_by(Household.id).limit(1000)
     if principal.role == "family":
         query = query.where(Household.id.in_(principal.household_ids or {""}))
     elif principal.role == "grid_worker":

@@ -133,20 +133,23 @@ def _screen(
     positions: list[int],
     rejected: list[dict[str, Any]],
 ) -> list[MeterReading]:
-    """Readings of a household whose consent was withdrawn are refused, whoever posts them. A device key
-    reports for its own meters, enrolled ones only: a leaked gateway key cannot fake water use for another
-    home, nor feed meters nobody enrolled. The refused are added to ``rejected``."""
+    """Readings of a household whose consent was withdrawn, or that was erased, are refused, whoever posts them.
+    A device key reports for its own meters, enrolled ones only: a leaked gateway key cannot fake water use for
+    another home, nor feed meters nobody enrolled. The refused are added to ``rejected``."""
     with request.app.state.store.transaction() as session:
         rows = session.execute(
-            select(Meter.meter_id, Household.consent_withdrawn_at)
+            select(Meter.meter_id, Household.consent_withdrawn_at, Household.erased_at)
             .join(Household, Meter.household_id == Household.id)
             .where(Meter.meter_id.in_({r.meter_id for r in good}))
         ).all()
-    enrolled = {meter_id for meter_id, _ in rows}
-    withdrawn = {meter_id for meter_id, withdrawn_at in rows if withdrawn_at is not None}
+    enrolled = {meter_id for meter_id, _, _ in rows}
+    withdrawn = {meter_id for meter_id, withdrawn_at, _ in rows if withdrawn_at is not None}
+    erased = {meter_id for meter_id, _, erased_at in rows if erased_at is not None}
     kept = []
     for reading, index in zip(good, positions, strict=True):
-        if reading.meter_id in withdrawn:
+        if reading.meter_id in erased:
+            reason = f"meter_id: {reading.meter_id}: its household's data was erased; readings are refused"
+        elif reading.meter_id in withdrawn:
             reason = f"meter_id: {reading.meter_id}: consent for its household was withdrawn; readings are refused"
         elif principal.role == "device" and not principal.may_report(reading.meter_id):
             reason = f"meter_id: {reading.meter_id} is not one of this key's meters"

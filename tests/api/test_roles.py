@@ -216,6 +216,27 @@ ROWS: list[Row] = [
         )
         for scope in ("own", "other")
     ),
+    # a household's erasure and export (a data subject's request): operators only, whatever the scope
+    *(
+        Row(
+            "DELETE",
+            "/v1/households/{household_id}",
+            scope,
+            lambda w, s=scope: (f"/v1/households/{fresh_home(w, s)}", {}),
+            only(200, "operator"),
+        )
+        for scope in ("own", "other")
+    ),
+    *(
+        Row(
+            "GET",
+            "/v1/households/{household_id}/export",
+            scope,
+            lambda w, s=scope: (f"/v1/households/{home(s)(w)}/export", {}),
+            only(200, "operator"),
+        )
+        for scope in ("own", "other")
+    ),
     # recipients, subscriptions, keys: operators only
     Row(
         "POST",
