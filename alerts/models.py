@@ -341,6 +341,20 @@ class AllIsWellMessage(Base):
     sent_at: Mapped[datetime]
 
 
+class MonthlyReportMessage(Base):
+    """A community's monthly report sent to one supervisor (alerts/monthly_report_send.py). Unique, and written in
+    the transaction that records the message: several routers, or one restarted, never send it twice."""
+
+    __tablename__ = "monthly_report_messages"
+    __table_args__ = (UniqueConstraint("recipient_id", "community", "month", name="uq_monthly_report_message"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recipient_id: Mapped[str] = mapped_column(ForeignKey("recipients.id", ondelete="CASCADE"))
+    community: Mapped[str] = mapped_column(String(64))
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, the month reported (the one before it was sent)
+    sent_at: Mapped[datetime]
+
+
 class EndpointMessage(Base):
     """A message sent to a rate-limited channel (one notification, or a digest of several): the minute's
     history every router reads before it sends (alerts/digests.py)."""

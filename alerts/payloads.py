@@ -23,9 +23,10 @@ EVENT_TYPES = (
     "alert.check_in",  # to the resident only: "are you well?" (alerts/check_ins.py)
     "household.all_is_well",  # to a family that opted in: the day started as usual (alerts/all_is_well.py)
     "household.away",  # to the grid worker: the family set away mode, the home is empty (alerts/away_notice.py)
+    "report.monthly",  # to a supervisor on the 1st: last month's report of their community (monthly_report_send.py)
 )
 # Messages about no alert: they carry no action links (there is nothing to acknowledge).
-NO_ALERT_EVENTS = frozenset({"household.all_is_well", "household.away"})
+NO_ALERT_EVENTS = frozenset({"household.all_is_well", "household.away", "report.monthly"})
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -33,7 +33,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -152,6 +152,17 @@ def _timezone(session: Session, where: _Where) -> str:
     if not zones:
         return DEFAULT_TIMEZONE
     return sorted(zones.items(), key=lambda item: (-item[1], item[0]))[0][0]
+
+
+def community_timezone(session: Session, community: str) -> str:
+    """The community's time zone as its report counts months: its households' (the most common one)."""
+    return _timezone(session, _Where(community, None))
+
+
+def previous_month_of(local_day: date) -> str:
+    """The month before the one ``local_day`` is in, as YYYY-MM (the report the 1st of a month sends)."""
+    year, month = _previous_month(local_day.year, local_day.month)
+    return f"{year:04d}-{month:02d}"
 
 
 def _month_start(year: int, month: int, zone: ZoneInfo) -> datetime:

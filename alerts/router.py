@@ -31,6 +31,7 @@ from alerts.db import Store
 from alerts.feedback import FeedbackPublisher
 from alerts.lifecycle import acknowledgements_expired, escalate_due, remind_due
 from alerts.models import Alert, Delivery, Endpoint, Household, Meter, utcnow
+from alerts.monthly_report_send import monthly_reports_due
 from alerts.outbox import OutboxConfig, OutboxDispatcher
 from alerts.pipeline import RouteContext, router_config
 from alerts.policy import parse_duration
@@ -191,6 +192,9 @@ class Router:
             seconds=self.all_is_well_check_s
         ):
             changed += len(all_is_well_due(self.store, now=now))
+            # The monthly report rides the same pass: due on the 1st, once per supervisor (its own unique row).
+            at = self.settings.monthly_report_at
+            changed += len(monthly_reports_due(self.store, now=now, public_url=self.settings.public_url, at=at))
             self._all_is_well_checked = now
         self.refresh_gauges()
         return changed

@@ -336,6 +336,17 @@ class Settings(BaseSettings):
         le=24 * 30,
         description="How long a one-tap action link in a notification stays valid (hours from the notification).",
     )
+    monthly_report_at: str = Field(
+        default="08:00",
+        pattern=r"^(off|([01][0-9]|2[0-3]):[0-5][0-9])$",
+        description="When, on the 1st of a month in the community's time zone, the router sends each supervisor "
+        "last month's report (HH:MM); `off`: never.",
+    )
+    chromium: str | None = Field(
+        default=None,
+        description="The headless Chromium `shouwang report --format pdf` prints with. Unset: `chromium`, "
+        "`chromium-browser`, `google-chrome` or `google-chrome-stable` on PATH.",
+    )
     secret_keys: SecretStr | None = Field(
         default=None,
         description="Keys that encrypt channel credentials at rest (robot URLs, secrets, SMS and SMTP "

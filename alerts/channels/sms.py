@@ -45,14 +45,27 @@ PROVIDERS: tuple[Provider, ...] = ("aliyun", "tencent")
 # The message types an SMS can carry, keyed without their "alert." prefix. Each needs an approved template
 # ("updated" may share the code of "raised"): a gap found at start-up beats a refusal at 3 a.m., which
 # would also mark every SMS endpoint failing.
-MESSAGE_TYPES = ("raised", "updated", "escalated", "reminder", "resolved", "ping", "check_in", "all_is_well", "away")
+MESSAGE_TYPES = (
+    "raised",
+    "updated",
+    "escalated",
+    "reminder",
+    "resolved",
+    "ping",
+    "check_in",
+    "all_is_well",
+    "away",
+    "monthly",
+)
 # check_in is asked of residents only: a deployment that gives no resident an SMS channel needs no template
 # for it (a check-in without one is refused, and the household's carers are told at the alarm limit).
 # all_is_well ("{name}今天 {time} 开始用水，一切如常") goes only to families who opted in: without a template a
 # family's SMS channel gets no such message, and their alerts are unaffected.
 # away ("{name}的家属设置了外出模式，至{time}；期间不提醒长时间未用水。") goes to grid workers when a family sets away
 # mode: without a template their SMS channel gets no such notice (their other channels still do).
-OPTIONAL_TEMPLATES = ("check_in", "all_is_well", "away")
+# monthly ("{name}{time}月度报表已生成，请登录控制台查看") goes to supervisors on the 1st: without a template their SMS
+# channel gets no such message (their other channels still do).
+OPTIONAL_TEMPLATES = ("check_in", "all_is_well", "away", "monthly")
 REQUIRED_TEMPLATES = tuple(kind for kind in MESSAGE_TYPES if kind not in OPTIONAL_TEMPLATES)
 VARIABLES = ("name", "kind", "time", "link", "outcome")
 
@@ -108,7 +121,8 @@ def default_params(provider: Provider, message_type: str) -> tuple[str, ...]:
         return ("time",)
     if message_type == "resolved":
         return ("name", "kind", "outcome")
-    if message_type in ("all_is_well", "away"):  # "{name}今天 {time} 开始用水，一切如常" / "…外出模式，至{time}…"
+    # "{name}今天 {time} 开始用水，一切如常" / "…外出模式，至{time}…" / "{name}{time}月度报表已生成…"
+    if message_type in ("all_is_well", "away", "monthly"):
         return ("name", "time")
     if message_type == "check_in":  # "您好，今天还没看到用水，您还好吗？回复 1 我很好，回复 2 我不在家" + the link
         return ("link",) if provider == "aliyun" else ()
@@ -304,6 +318,10 @@ def template_variables(
         return _all_is_well_variables(data, params=params, max_chars=max_chars, zone=zone, mask_names=mask_names)
     if notification.event_type == "household.away":
         return _away_variables(data, params=params, max_chars=max_chars, zone=zone, mask_names=mask_names)
+    if notification.event_type == "report.monthly":  # the community and the month: no one's name
+        month = str(data.get("month") or "-")
+        said = {"name": str(data.get("community") or "-"), "time": month, "kind": "月度报表", "outcome": "已生成"}
+        return [(param, fit(said.get(param, "-"), max_chars) or "-") for param in params]
     values: dict[str, Callable[[], str]] = {
         "name": lambda: fit(_label(data, mask_names), max_chars),
         "kind": lambda: fit(KIND_ZH.get(str(data.get("kind")), "用水异常"), max_chars),

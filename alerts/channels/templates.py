@@ -35,6 +35,7 @@ from alerts.payloads import EVENT_TYPES as PAYLOAD_EVENT_TYPES
 DEFAULT_DIR = Path(__file__).parent / "templates"
 ALL_IS_WELL_EVENT = "household.all_is_well"
 AWAY_EVENT = "household.away"
+REPORT_EVENT = "report.monthly"
 EVENT_TYPES = PAYLOAD_EVENT_TYPES  # every message a payload may be: one list, in alerts/payloads.py
 # Many notifications to one rate-limited endpoint in one message (alerts/channel_batches.py): its data is
 # {"count", "items": [{"type", …alert data}]}; each item is filtered for the audience like a single alert.
@@ -215,7 +216,11 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
     away_until = _local_time(data.get("away_until"), timezone, language) if event == AWAY_EVENT else None
     if event == AWAY_EVENT:
         message = _away_message(data, language, shown_name or cell_words or "", away_until, group)
-    if event in ("alert.resolved", "endpoint.ping", "alert.check_in", ALL_IS_WELL_EVENT, AWAY_EVENT, DIGEST_EVENT):
+    community = _text(data.get("community")) if event == REPORT_EVENT else None
+    if event == REPORT_EVENT:  # counts only, no household: a group reads what a person reads
+        message = _text(_said(data, language))
+    no_kind = ("alert.resolved", "endpoint.ping", "alert.check_in", ALL_IS_WELL_EVENT, AWAY_EVENT, REPORT_EVENT)
+    if event in (*no_kind, DIGEST_EVENT):
         advice, event_advice = w.pick(w.EVENT_ADVICE, event, language), None
     else:
         pair = w.ADVICE.get(kind or "", w.DEFAULT_ADVICE)
@@ -235,7 +240,7 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
         "advice": advice,
         "event_advice": event_advice,
         "name": shown_name,
-        "who": shown_name or cell_words or ("Shouwang" if language == "en" else "守望"),
+        "who": shown_name or cell_words or community or ("Shouwang" if language == "en" else "守望"),
         "building": building_of(address) if group else None,
         "address": None if group else address,
         "grid_cell": grid_cell,
@@ -250,6 +255,7 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
         "resolved_at": _local_time(resolution.get("at"), timezone, language),
         "note": None if group else _text(data.get("note") if event == AWAY_EVENT else resolution.get("note")),
         "away_until": away_until,
+        "report": _report(data, language) if event == REPORT_EVENT else None,
         "family_seen": _family_seen(data.get("family_seen"), timezone, language, group=group),
         "endpoint_id": _text(data.get("endpoint_id")),
         "actions": _actions(notification.actions, language),
@@ -268,6 +274,21 @@ def _all_is_well_message(data: Mapping[str, Any], language: str, group: bool) ->
     words: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     said = _text(words.get("en" if language == "en" else "zh"))
     return w.pick(w.EVENT_ADVICE, ALL_IS_WELL_EVENT, language) if group or said is None else said
+
+
+def _said(data: Mapping[str, Any], language: str) -> object:
+    raw = data.get("message")
+    return raw.get("en" if language == "en" else "zh") if isinstance(raw, Mapping) else None
+
+
+def _report(data: Mapping[str, Any], language: str) -> dict[str, Any]:
+    """The monthly report's month as the reader says it, and its two links (page, workbook)."""
+    month = _text(data.get("month")) or ""
+    year, _, mon = month.partition("-")
+    said = f"{year}年{int(mon)}月" if language != "en" and year.isdigit() and mon.isdigit() else month
+    raw = data.get("links")
+    links: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    return {"month": said, "page": _text(links.get("page")), "workbook": _text(links.get("workbook"))}
 
 
 def _away_message(data: Mapping[str, Any], language: str, who: str, until: str | None, group: bool) -> str:
@@ -353,6 +374,9 @@ def sample_notification(
             "grid_worker",
             language=language,
         )
+    if event_type == REPORT_EVENT:
+        payload_ = {"type": event_type, "timestamp": "2026-04-01T00:00:00+00:00", "data": _REPORT_SAMPLE}
+        return Notification("msg-sample", payload_, "supervisor", language=language)
     if event_type == "endpoint.ping":
         payload: dict[str, Any] = {
             "type": event_type,
@@ -429,6 +453,18 @@ _AWAY_SAMPLE: dict[str, Any] = {
         "zh": "王阿姨的家属设置了外出模式，至 3月10日 18:00；期间不提醒长时间未用水。",
         "en": "The family of 王阿姨 set away mode until 10 Mar 18:00: the home is empty, and no alerts for no water "
         "use until then.",
+    },
+}
+
+
+_REPORT_LINK = "https://shouwang.example/console/report?community=FT-Lianhua&month=2026-03"
+_REPORT_SAMPLE: dict[str, Any] = {
+    **{"community": "FT-Lianhua", "month": "2026-03", "previous_month": "2026-02", "timezone": "Asia/Shanghai"},
+    "summary": {"households": 40, "alerts": 21, "alerts_previous": 18},
+    "links": {"page": _REPORT_LINK, "workbook": f"{_REPORT_LINK}&download=xlsx"},
+    "message": {
+        "zh": "FT-Lianhua 2026年3月报表：在册 40 户；告警 21 条（上月 18 条）",
+        "en": "FT-Lianhua, 2026-03: 21 alerts",
     },
 }
 

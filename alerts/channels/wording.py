@@ -57,6 +57,7 @@ EVENT_LABELS: Mapping[str, tuple[str, str]] = {
     "alert.check_in": ("您还好吗？", "Are you well?"),
     "household.all_is_well": ("平安", "All is well"),
     "household.away": ("外出模式", "Away mode"),
+    "report.monthly": ("月度报表", "Monthly report"),
 }
 
 # Said before the kind's advice when the event itself asks something more of the reader.
@@ -80,6 +81,11 @@ EVENT_ADVICE: Mapping[str, tuple[str, str]] = {
     "household.away": (
         "家中无人，期间无需因未用水上门；漏水、爆管仍会照常提醒",
         "The home is empty: no visit needed for no water use; leaks and bursts are still alerted",
+    ),
+    # To a supervisor on the 1st: the links open the console, where their API key shows the figures.
+    "report.monthly": (
+        "上月报表已生成：打开链接，用您的 API 密钥登录即可查看、打印或下载",
+        "Last month's report is ready: open the link and sign in with your API key to read, print or download it",
     ),
 }
 # The away notice as a group chat reads it: the elder's masked name and the end of away mode, nothing more.
