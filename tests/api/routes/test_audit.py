@@ -313,3 +313,17 @@ def test_a_malformed_request_id_is_replaced(audited: Audited) -> None:
         assert response.headers["X-Request-ID"] != given and len(response.headers["X-Request-ID"]) == 32
     response = audited.client.get("/healthz")
     assert len(response.headers["X-Request-ID"]) == 32
+
+
+def test_a_households_export_and_erasure_are_recorded(audited: Audited) -> None:
+    home = expect(audited.call("operator", "POST", "/v1/households", json=household_body("H", "C1", None))[0], 201)[
+        "id"
+    ]
+    response, events = audited.call("operator", "GET", f"/v1/households/{home}/export")
+    expect(response, 200)
+    assert (_one(events)["action"], _one(events)["household_id"]) == ("household.export", home)
+    response, events = audited.call("operator", "DELETE", f"/v1/households/{home}")
+    expect(response, 200)
+    assert (_one(events)["action"], _one(events)["object_id"]) == ("household.erase", home)
+    response, events = audited.call("operator", "DELETE", f"/v1/households/{home}")  # changes nothing: no event
+    assert expect(response, 200)["already_erased"] and events == []
