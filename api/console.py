@@ -1,4 +1,5 @@
-"""The console for grid workers: server-rendered HTML and one static script, served at ``/console``.
+"""The console for grid workers: server-rendered HTML and static scripts, served at ``/console``; the monthly
+report's printable page at ``/console/report``.
 
 The pages hold no data. The script keeps the API key the user types in ``sessionStorage`` and calls
 the JSON API (``/v1/alerts``, ``/v1/households/{id}``, …) with ``Authorization: Bearer …``, so every
@@ -9,7 +10,9 @@ script. See docs/CONSOLE.md.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
@@ -34,7 +37,15 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 # The only files served from api/static, with their media types: nothing else can be asked for.
-STATIC_FILES = {"console.js": "text/javascript", "console.css": "text/css", "actions.css": "text/css"}
+STATIC_FILES = {
+    "console.js": "text/javascript",
+    "console.css": "text/css",
+    "actions.css": "text/css",
+    "report.js": "text/javascript",
+    "report.css": "text/css",
+}
+REPORT_FILES = ("console.css", "report.css", "report.js")  # what the report page loads (and a printed copy)
+STATIC_BASE = "/console/static"
 
 router = APIRouter(tags=["console"], include_in_schema=False)
 
@@ -55,6 +66,25 @@ def console(request: Request) -> HTMLResponse:
 def console_slash() -> RedirectResponse:
     """``/console/`` → ``/console`` (no authentication: a redirect holds no data)."""
     return RedirectResponse("/console", status_code=308)
+
+
+@router.get("/console/report", response_class=HTMLResponse)
+def report_page(request: Request) -> HTMLResponse:
+    """The monthly report's printable page (figures, charts, print CSS). No authentication here either: the page
+    holds no data; its script reads ``GET /v1/reports/monthly`` with the key the user signs in with."""
+    context = {"static": STATIC_BASE, "embedded": None, "lang": None}
+    response = templates.TemplateResponse(request, "console/report.html", context)
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def report_html(report: dict[str, Any], *, lang: str = "zh", static: str = STATIC_BASE) -> str:
+    """The same page with ``report`` inside it (the article's data-report attribute, escaped like any attribute),
+    for a file printed without a server: ``shouwang report --format pdf``. ``static``: where its files are."""
+    return templates.get_template("console/report.html").render(
+        static=static, embedded=json.dumps(report, ensure_ascii=False), lang=lang
+    )
 
 
 @router.get("/console/static/{name}")

@@ -1,19 +1,25 @@
-"""The community's monthly report (alerts/reports.py) as JSON: what a supervisor reports each month, with
-the previous month beside each figure."""
+"""The community's monthly report (alerts/reports.py) as JSON, and as the Excel workbook the console's report
+page downloads: what a supervisor reports each month, with the previous month beside each figure."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
+from alerts.report_workbook import workbook_bytes
 from alerts.reports import ReportError, ReportForbidden, ReportNotFound, ReportScope, monthly_report
+from api.auth import Principal
 from api.deps import SessionDep, Staff
 from api.errors import ERROR_RESPONSES, ApiError, ErrorDetail, forbidden
 from api.schemas import Community
 
 router = APIRouter(prefix="/v1", tags=["reports"], responses=ERROR_RESPONSES)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+Month = Annotated[str, Query(max_length=16, description="YYYY-MM, in the community's time zone; not future")]
 
 
 class Period(BaseModel):
@@ -42,14 +48,34 @@ class MonthlyReport(BaseModel):
     "delivery; the previous month beside each figure",
 )
 def get_monthly_report(
-    session: SessionDep,
-    principal: Staff,
-    month: Annotated[str, Query(max_length=16, description="YYYY-MM, in the community's time zone; not future")],
-    community: Community | None = None,
+    session: SessionDep, principal: Staff, month: Month, community: Community | None = None
 ) -> MonthlyReport:
+    return MonthlyReport.model_validate(_report(session, principal, month, community))
+
+
+@router.get(
+    "/reports/monthly.xlsx",
+    response_class=Response,
+    responses={200: {"content": {XLSX: {}}, "description": "The workbook: one sheet per section, Chinese headings"}},
+    summary="The same report as an Excel workbook (what the console's report page downloads)",
+)
+def get_monthly_workbook(
+    session: SessionDep, principal: Staff, month: Month, community: Community | None = None
+) -> Response:
+    report = _report(session, principal, month, community)
+    name = f"report-{report['community'] or 'all'}-{report['month']}.xlsx"
+    return Response(
+        workbook_bytes(report),
+        media_type=XLSX,
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
+    )
+
+
+def _report(session: Session, principal: Principal, month: str, community: str | None) -> dict[str, Any]:
+    """The report as the caller's key may see it; a bad or future month 422 naming it, another community 404."""
     scope = ReportScope(role=principal.role, community=principal.community, grid_cells=principal.grid_cells)
     try:
-        report = monthly_report(session, community=community, month=month, scope=scope)
+        return monthly_report(session, community=community, month=month, scope=scope)
     except ReportError as exc:
         raise ApiError(
             422,
@@ -61,4 +87,3 @@ def get_monthly_report(
         raise ApiError(404, "not_found", str(exc)) from exc
     except ReportForbidden as exc:
         raise forbidden(str(exc)) from exc
-    return MonthlyReport.model_validate(report)

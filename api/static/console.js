@@ -30,7 +30,7 @@
       chart_caption: "每小时用水量（升），红色阴影为异常时段", no_series: "用水曲线暂无数据",
       timeline_caption: "异常时段（开始 → 告警）", start: "开始", now: "告警",
       you: (name, role) => `${name}（${ROLE_LABELS.zh[role] || role}）`,
-      metrics_forbidden: "仅运维人员可查看指标。",
+      metrics_forbidden: "仅运维人员可查看指标。", report_link: "月度报表",
     },
     en: {
       title: "Shouwang · grid worker console", signout: "Sign out", signin_title: "Sign in with an API key",
@@ -51,7 +51,7 @@
       no_series: "no water-use series yet", timeline_caption: "Anomalous period (since → raised)",
       start: "since", now: "raised",
       you: (name, role) => `${name} (${ROLE_LABELS.en[role] || role})`,
-      metrics_forbidden: "Only operators may read the metrics.",
+      metrics_forbidden: "Only operators may read the metrics.", report_link: "Monthly report",
     },
   };
   const KIND_LABELS = {
@@ -155,6 +155,7 @@
     $("signin").hidden = signedIn;
     $("alerts").hidden = !signedIn;
     $("signout").hidden = !signedIn;
+    $("report-link").hidden = !signedIn; // the report page asks the API, which refuses families
     if (!signedIn) {
       $("fleet").hidden = true;
       $("metrics-out").hidden = true;

@@ -158,6 +158,26 @@ def test_console_script_and_style_are_served(client: TestClient) -> None:
     assert "@import" not in style.text and "url(" not in style.text
 
 
+def test_the_report_page_is_static_too(client: TestClient) -> None:
+    """The monthly report's page: the same rules (no data, no inline script, nothing from elsewhere); its script
+    reads the report with the user's key and draws the charts itself."""
+    page = client.get("/console/report?community=FT-Lianhua&month=2026-03", headers=bearer(ADMIN_TOKEN))
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    check_security_headers(page.headers)
+    html = page.text
+    assert '<html lang="zh-CN">' in html and "data-report" not in html, "the served page holds no report"
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.S)
+    assert scripts == [(' src="/console/static/report.js" defer', "")]
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html) and not re.search(r"\son[a-z]+=", html)
+    script = client.get("/console/static/report.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    for needle in ("/v1/reports/monthly", "sessionStorage", "window.print", "社区月度报表", "monthly report"):
+        assert needle in script.text, needle
+    assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", script.text) and ".innerHTML" not in script.text
+    style = client.get("/console/static/report.css")
+    assert style.status_code == 200 and "@media print" in style.text and "url(" not in style.text
+
+
 @pytest.mark.parametrize(
     "path",
     [

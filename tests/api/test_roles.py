@@ -124,6 +124,7 @@ ROWS: list[Row] = [
     Row("GET", "/console", "-", lambda w: ("/console", {}), public()),
     Row("GET", "/console/", "-", lambda w: ("/console/", {"follow_redirects": False}), public(308)),
     Row("GET", "/console/static/{name}", "-", lambda w: ("/console/static/console.js", {}), public()),
+    Row("GET", "/console/report", "-", lambda w: ("/console/report", {}), public()),
     # one-tap action links: the signed link is the credential, whatever key comes with it; pages, not JSON
     # (tests/api/routes/test_actions.py tries genuine, expired, reused and changed links)
     Row("GET", "/a/{token}", "-", lambda w: ("/a/" + "x" * 35, {}), public(404)),
@@ -368,14 +369,12 @@ ROWS: list[Row] = [
     *(
         Row(
             "GET",
-            "/v1/reports/monthly",
+            path,
             scope,
-            lambda w, s=scope: (
-                f"/v1/reports/monthly?month={last_month()}&community={'CM1' if s == 'own' else 'CM2'}",
-                {},
-            ),
+            lambda w, s=scope, p=path: (f"{p}?month={last_month()}&community={'CM1' if s == 'own' else 'CM2'}", {}),
             only(200, *STAFF) if scope == "own" else in_scope(200, *STAFF),
         )
+        for path in ("/v1/reports/monthly", "/v1/reports/monthly.xlsx")
         for scope in ("own", "other")
     ),
     Row(

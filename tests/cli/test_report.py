@@ -1,9 +1,11 @@
-"""``shouwang report`` on a SQLite store: a month as JSON (to standard output or a file) and as a workbook;
-a bad month, format or folder is one clear line on stderr."""
+"""``shouwang report`` on a SQLite store: a month as JSON (to standard output or a file) and as a workbook; the
+demo month as a PDF printed by headless Chromium; a bad month, format or folder, or no Chromium, is one clear line
+on stderr."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,7 +70,10 @@ def test_json_and_workbook_of_a_month(env: dict[str, str], store: Store, tmp_pat
     [
         (["--month", "2026-13"], "shouwang: --month: month must be YYYY-MM"),
         (["--month", "2999-01"], "shouwang: --month: month 2999-01 is in the future"),
-        (["--month", "2026-03", "--format", "pdf"], "shouwang: --format must be json or xlsx"),
+        (["--month", "2026-03", "--format", "doc"], "shouwang: --format must be json, xlsx or pdf"),
+        (["--month", "2026-03", "--format", "pdf"], "shouwang: --out FILE is needed for a PDF"),
+        (["--format", "json"], "shouwang: --month YYYY-MM is needed"),
+        (["--demo", "--month", "2999-01"], "shouwang: --month: month 2999-01 is in the future"),
         (["--month", "2026-03", "--format", "xlsx"], "shouwang: --out FILE is needed for a workbook"),
         (["--month", "2026-03", "--out", "/no/such/folder/r.json"], "shouwang: --out: no such folder /no/such/folder"),
     ],
@@ -77,3 +82,35 @@ def test_mistakes_are_one_clear_line(env: dict[str, str], store: Store, args: li
     result = shouwang(env, *args)
     assert result.exit_code == 1
     assert result.stderr.strip().startswith(says) and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_demo_month_as_a_pdf_of_the_report_page(env: dict[str, str], tmp_path: Path) -> None:
+    """The README's one command: a made-up month seeded into a throwaway store, printed from the console's page."""
+    pdf = tmp_path / "sample.pdf"
+    made = shouwang(env, "--demo", "--month", "2026-10", "--format", "pdf", "--out", str(pdf))
+    assert made.exit_code == 0, made.output
+    assert made.stdout.strip() == f"wrote {pdf} (FT-Lianhua, 2026-10)"
+    body = pdf.read_bytes()
+    assert body.startswith(b"%PDF-") and len(body) > 20_000
+    # The page sets its title once the script has drawn the report: Chromium keeps it as the PDF's title.
+    title = re.search(rb"/Title <FEFF([0-9A-F]+)>", body)
+    assert title is not None and bytes.fromhex(title.group(1).decode()).decode("utf-16-be").endswith(
+        "社区月度报表 · FT-Lianhua 2026-10"
+    )
+    assert not (tmp_path / "store.db").exists(), "the demo never touches the configured store"
+
+
+@pytest.mark.parametrize(
+    ("variables", "says"),
+    [
+        (
+            {"SHOUWANG_CHROMIUM": "/no/such/chromium"},
+            "SHOUWANG_CHROMIUM=/no/such/chromium is not an executable Chromium",
+        ),
+        ({"PATH": "/no/such/folder"}, "--format pdf needs headless Chromium and none was found"),
+    ],
+)
+def test_no_chromium_is_one_line(env: dict[str, str], variables: dict[str, str], says: str) -> None:
+    result = shouwang({**env, **variables}, "--month", "2026-03", "--format", "pdf", "--out", "x.pdf")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"shouwang: {says}") and len(result.stderr.strip().splitlines()) == 1
