@@ -5,6 +5,8 @@ shipped corpus (package data). See docs/INCIDENTS.md.
 
     classify(text) -> IncidentAssessment            category + urgency + explanation (zh, en)
     default_classifier() / train(records)           the character n-gram classifier
+    assess_urgency(text, category) -> Urgency       the urgency model, raised (never lowered) by the rules
+    default_urgency_model() / train_urgency(...)    the urgency model
     assess(text, category) -> Urgency               the documented urgency rules alone
     IncidentMerger(...).add(...) -> MergeDecision   same thing, same cell, within 48 h → one incident
     HotspotDetector(...).update(...) -> HotspotFinding | None
@@ -21,10 +23,23 @@ from detectors.incidents.categories import (
 )
 from detectors.incidents.classifier import IncidentClassifier, Prediction, default_classifier, train
 from detectors.incidents.cli_io import classify_lines
-from detectors.incidents.corpus import LabelledReport, load_colloquial, load_corpus, split_corpus
+from detectors.incidents.corpus import (
+    LabelledReport,
+    load_colloquial,
+    load_corpus,
+    load_urgency_extra,
+    split_corpus,
+)
 from detectors.incidents.hotspot import HotspotDetector, HotspotFinding
 from detectors.incidents.merging import IncidentMerger, MergeDecision
 from detectors.incidents.urgency import Urgency, assess
+from detectors.incidents.urgency_model import (
+    UrgencyModel,
+    UrgencyPrediction,
+    assess_urgency,
+    default_urgency_model,
+    train_urgency,
+)
 
 __all__ = [
     "CATEGORIES",
@@ -41,12 +56,18 @@ __all__ = [
     "MergeDecision",
     "Prediction",
     "Urgency",
+    "UrgencyModel",
+    "UrgencyPrediction",
     "assess",
+    "assess_urgency",
     "classify",
     "classify_lines",
     "default_classifier",
+    "default_urgency_model",
     "load_colloquial",
     "load_corpus",
+    "load_urgency_extra",
     "split_corpus",
     "train",
+    "train_urgency",
 ]

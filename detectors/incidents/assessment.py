@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from detectors.incidents.categories import CATEGORY_EN, CATEGORY_ZH, URGENCY_EN, URGENCY_ZH
 from detectors.incidents.classifier import IncidentClassifier, default_classifier
 from detectors.incidents.text import clean, has_content
-from detectors.incidents.urgency import assess
+from detectors.incidents.urgency_model import UrgencyModel, assess_urgency
 
 LOW_CONFIDENCE = 0.4
 """Below this probability the category is flagged for a person to check (``needs_review``)."""
@@ -37,9 +37,13 @@ def _quote_en(terms: list[str]) -> str:
     return ", ".join(f"'{t}'" for t in terms)
 
 
-def classify(text: str, classifier: IncidentClassifier | None = None) -> IncidentAssessment:
-    """Classify one report. ``ValueError`` for an empty or blank text; a text with nothing
-    readable in it (only emoji or punctuation) is ``other``/``low`` and flagged for review."""
+def classify(
+    text: str, classifier: IncidentClassifier | None = None, urgency_model: UrgencyModel | None = None
+) -> IncidentAssessment:
+    """Classify one report: the category from the classifier, the urgency from the urgency model
+    raised by the rules (``urgency_model.assess_urgency``). ``ValueError`` for an empty or blank
+    text; a text with nothing readable in it (only emoji or punctuation) is ``other``/``low`` and
+    flagged for review."""
     if not isinstance(text, str):
         raise ValueError(f"report text must be a string, not {type(text).__name__}")
     cleaned = clean(text)
@@ -58,7 +62,7 @@ def classify(text: str, classifier: IncidentClassifier | None = None) -> Inciden
             True,
         )
     category, confidence, terms = (classifier or default_classifier()).predict(cleaned)
-    urgency = assess(cleaned, category)
+    urgency = assess_urgency(cleaned, category, urgency_model)
     review = confidence < LOW_CONFIDENCE
     basis_zh = f"，依据：{_quote_zh(terms)}" if terms else ""
     basis_en = f", based on {_quote_en(terms)}" if terms else ""

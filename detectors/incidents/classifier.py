@@ -10,7 +10,7 @@ and homophones better than a segmenter would. The hyper-parameters below were ch
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -32,7 +32,13 @@ PARAM_GRID: dict[str, list] = {"tfidf__ngram_range": [(1, 2), (1, 3)], "model__C
 CV_SEED = 0
 
 
-def _pipeline(ngram_range: tuple[int, int] = NGRAM_RANGE, c: float = C) -> Pipeline:
+def _pipeline(
+    ngram_range: tuple[int, int] = NGRAM_RANGE,
+    c: float = C,
+    preprocessor: Callable[[str], str] = for_model,
+    class_weight: str | None = None,
+) -> Pipeline:
+    """Character n-gram TF-IDF + logistic regression (the urgency model reuses it with its own settings)."""
     return Pipeline(
         [
             (
@@ -41,11 +47,16 @@ def _pipeline(ngram_range: tuple[int, int] = NGRAM_RANGE, c: float = C) -> Pipel
                     analyzer="char_wb",
                     ngram_range=ngram_range,
                     sublinear_tf=True,
-                    preprocessor=for_model,
+                    preprocessor=preprocessor,
                     dtype=np.float64,
                 ),
             ),
-            ("model", LogisticRegression(C=c, solver="saga", tol=1e-3, max_iter=5000, random_state=0)),
+            (
+                "model",
+                LogisticRegression(
+                    C=c, solver="saga", tol=1e-3, max_iter=5000, random_state=0, class_weight=class_weight
+                ),
+            ),
         ]
     )
 

@@ -1,7 +1,11 @@
 """The labelled corpus shipped with the package (see docs/INCIDENTS.md for how it was made).
 
-``data/corpus.jsonl``      hand-composed resident reports, one ``{"text", "category", "urgency"}`` a line
-``data/colloquial.jsonl``  a separate, smaller set in a different style (short, typos, dialect)
+``data/corpus.jsonl``         hand-composed resident reports, one ``{"text", "category", "urgency"}`` a line
+``data/colloquial.jsonl``     a separate, smaller set in a different style (short, typos, dialect)
+``data/urgency_extra.jsonl``  reports written to teach the urgency model indirect danger and negation
+                              (used to train urgency only, never the category)
+``data/heldout.jsonl``        reports written independently of all the above, for evaluating urgency
+                              only: never trained on, never used to choose a rule or a parameter
 """
 
 from __future__ import annotations
@@ -51,6 +55,16 @@ def load_corpus() -> list[LabelledReport]:
 def load_colloquial() -> list[LabelledReport]:
     """The colloquial set: never used for training or model selection, only for evaluation."""
     return _load("colloquial.jsonl")
+
+
+def load_urgency_extra() -> list[LabelledReport]:
+    """Indirectly phrased dangers and negated or hypothetical ones, for training the urgency model."""
+    return _load("urgency_extra.jsonl")
+
+
+def load_heldout() -> list[LabelledReport]:
+    """The independent held-out set (``FileNotFoundError`` until it is shipped): evaluation only."""
+    return _load("heldout.jsonl")
 
 
 def split_corpus(

@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass, field
 
 from detectors.incidents.categories import URGENCY_LEVELS, check_category, urgency_rank
+from detectors.incidents.danger import CRITICAL
+from detectors.incidents.rules import Rule, S, alternatives, applies, find, rule, shown
 from detectors.incidents.text import clean
 
 
@@ -36,24 +38,6 @@ class Urgency:
     rules: list[str] = field(default_factory=list)  # ids of the rules that decided
 
 
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    id: str
-    level: str
-    pattern: re.Pattern[str]
-    zh: str
-    en: str
-    categories: frozenset[str] | None = None  # None: every category
-    hypothetical_counts: bool = True  # a risk rule counts even when said as "万一…"
-    inner_negation: re.Pattern[str] | None = None  # a negation inside a long match ("楼道里没充电")
-    display: re.Pattern[str] | None = None  # the word to quote from a long match
-
-
-def _alternatives(spec: str) -> re.Pattern[str]:
-    """A regex from space-separated alternatives (no alternative contains a space)."""
-    return re.compile("|".join(spec.split()))
-
-
 def _rule(
     id_: str,
     level: str,
@@ -62,86 +46,14 @@ def _rule(
     en: str,
     categories: str | None = None,
     *,
-    hypothetical_counts: bool = True,
     inner_negation: str | None = None,
     display: str | None = None,
-) -> _Rule:
-    return _Rule(
-        id_,
-        level,
-        _alternatives(spec),
-        zh,
-        en,
-        frozenset(categories.split()) if categories else None,
-        hypothetical_counts,
-        re.compile(inner_negation) if inner_negation else None,
-        _alternatives(display) if display else None,
-    )
+) -> Rule:
+    return rule(id_, level, spec, zh, en, categories, inner_negation=inner_negation, display=display)
 
 
-def _emergency(id_: str, spec: str, zh: str, en: str, display: str | None = None) -> _Rule:
-    return _rule(id_, "critical", spec, zh, en, hypothetical_counts=False, display=display)
-
-
-_S = "[^。！？!?]"  # any character within the same sentence
+_S = S
 _PLACES = "(?:楼道|楼梯|家里|家中|回家|室内|客厅|卧室|阳台|电梯|地下室|储物间|店里|车库|楼里|屋里|窗|配电|电表箱)"
-
-_CRITICAL = [
-    _emergency(
-        "fire", "着火 起火 失火 火苗 火光 火势 明火 烧起来 燃起来 烧到", "有明火，着火了", "an open fire is reported"
-    ),
-    _emergency(
-        "smoke", "冒烟 冒黑烟 浓烟 黑烟 全是烟 烟越来越大 烟雾弥漫 烟已经灌满 烟从", "冒烟或浓烟", "smoke is reported"
-    ),
-    _emergency(
-        "gas",
-        f"(?:煤|燃|天然|液化)气味 煤汽味 汽油味 漏气 "
-        f"(?:燃气|煤气|天然气|液化气){_S}{{0,16}}?(?:泄漏|泄露|喷气|冒气|往外跑)",
-        "有燃气或煤气气味、泄漏",
-        "a smell of gas or a gas leak",
-        display="(?:煤|燃|天然|液化)气味 煤汽味 汽油味 漏气 泄漏 泄露 喷气 冒气 往外跑",
-    ),
-    _emergency("explosion", "爆炸", "发生爆炸", "an explosion"),
-    _emergency("shock", "触电 被电倒 电倒了", "有人触电", "someone has had an electric shock"),
-    _emergency(
-        "fall",
-        "摔倒 跌倒 摔了(?!一跤) 摔下 摔在地 倒地 倒在地上 晕倒 昏倒 晕过去 昏过去 倒下了 突然倒下 "
-        "起不来 爬不起来 动不了 落水 掉进水 滑下去 拉不上来",
-        "有人摔倒或倒地",
-        "someone has fallen or collapsed",
-    ),
-    _emergency(
-        "unresponsive",
-        "叫不醒 不省人事 昏迷 一动不动 没有?了?呼吸 呼吸很弱 "
-        "(?<!呼)(?:叫|喊|拍)[^，。！？,.!?]{0,4}(?:没反应|没有反应|没回应|没有回应|不回答|不答应)",
-        "有人失去反应，叫不醒或不省人事",
-        "someone does not respond",
-        display="叫不醒 不省人事 昏迷 一动不动 呼吸 没反应 没有反应 没回应 没有回应 不回答 不答应",
-    ),
-    _emergency(
-        "medical",
-        "胸口疼 胸痛 喘不上气 半边身子 中风 抽搐 呼救 救命 头上流血 头磕破 血流不止 流了很多血",
-        "有人突发急症或在呼救",
-        "someone is acutely ill or calling for help",
-    ),
-    _emergency(
-        "trapped",
-        f"困人 电梯关人 被困在?(?:电梯|轿厢) 困在(?:电梯|轿厢|里面) "
-        f"(?:电梯|轿厢)里{_S}{{0,8}}(?:被困|困着|出不来) 被关在 关在里面",
-        "有人被困，如电梯困人",
-        "someone is trapped (in a lift)",
-        display="困人 关人 被困 困在 困着 出不来 被关在 关在里面",
-    ),
-    _emergency(
-        "flood",
-        "水漫 漫到 漫进 漫下来 (?<!不)淹了 被淹 淹到 水淹 都淹 全淹 进水了 往下灌 往里灌 倒灌 关不住了 "
-        f"积了一?层水 (?:屋|家|客厅|卧室){_S}{{0,6}}积水 都泡了 全泡了",
-        "水漫进屋或楼道",
-        "water is flooding a home or the building",
-        display="水漫 漫到 漫进 漫下来 淹了 被淹 淹到 水淹 都淹 全淹 进水了 往下灌 往里灌 倒灌 关不住了 "
-        "积了一?层水 积水 都泡了 全泡了",
-    ),
-]
 
 _HIGH = [
     _rule(
@@ -281,10 +193,10 @@ _SERVICE_REQUEST = (
 )
 _SUGGESTION_DEFAULT = ("low", "建议或咨询，无需紧急处理", "a suggestion or question; nothing urgent")
 
-_SERVICE = _alternatives(
+_SERVICE = alternatives(
     "申请 申领 办理 补贴 津贴 咨询 请问 有没有 想问 想给 想为 想请 能不能 课程 培训 食堂 助餐 助老餐 老年卡 志愿者 服务"
 )
-_WORRY = _alternatives(
+_WORRY = alternatives(
     "没见 没人应 不应 没有回应 打不通 没接 担心 走失 走丢 找不到 不对劲 异味 没出门 "
     "没下楼 没开门 不开 哭 糊涂 说不清 没人照顾 没人管 被骗 诈骗 可怜 出院 病 摔 严重 咳嗽 饿 没去"
 )
@@ -294,55 +206,70 @@ _SUGGESTION = re.compile(
 )
 _SUGGESTION_CATEGORIES = frozenset({"clutter", "water_pipe", "ebike", "noise_dispute", "sanitation", "facility"})
 
-_CLAUSE_BREAK = re.compile(r"[，。！？；、,.!?;\s]")
-_QUESTION = re.compile(r"是不是|会不会|是否|有没有")
-_NEGATION = _alternatives("没有 没 无 未 不是 并非 不再 并不 别")
-_NEGATION_WIDTH = 4  # a negator must stand right before the keyword: "没有冒烟", "还没冒烟", "没发现冒烟"
-# … and a bare 不 only immediately before it: "打不着火", "狗不咬人" (but "不知道是哪家漏气了" is not negated)
-_HYPOTHETICAL = _alternatives(
-    "万一 要是 如果 一旦 假如 怕 担心 防止 以防 预防 容易 可能会 引发 差点 险些 经常 常常 总是 老是 曾经 隐患 风险"
-)
-# Used with ``pattern.match(text, pos)``, which anchors at ``pos`` (so no ``^``).
-_HYPOTHETICAL_AFTER = re.compile(
-    "[^，。！？；,.!?;]{0,4}(?:" + _alternatives("怎么办 咋办 咋整 后果不堪设想 就麻烦了 的话 很难 跑不").pattern + ")"
-)
 _PUT_OUT = re.compile(r"(?<![没未])(?:扑灭|踩灭|熄灭|灭掉了|灭了)")
 
 
-def _clause_prefix(text: str, start: int, width: int = 8) -> str:
-    begin = max(0, start - width)
-    for i in range(start - 1, begin - 1, -1):
-        if _CLAUSE_BREAK.match(text, i):
-            begin = i + 1
-            break
-    return _QUESTION.sub("", text[begin:start])
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One reason for an urgency level: a rule that fired, a category default, or the model."""
+
+    level: str
+    rule: str  # id: a rule's, "default", "put_out" or "model"
+    zh: str
+    en: str
 
 
-def _shown(rule: _Rule, matched: str) -> str:
-    found = rule.display.search(matched) if rule.display is not None else None
-    return found.group() if found else matched
+@dataclass(frozen=True, slots=True)
+class RuleFindings:
+    decisions: list[Decision]  # the keyword rules that fired (no category default)
+    notes: list[tuple[str, str]]  # (zh, en) for emergency words that were negated, hypothetical or resolved
 
 
-def _matches(rule: _Rule, text: str) -> tuple[list[str], list[str]]:
-    """(keywords that count, keywords that were negated or hypothetical)."""
-    counted, suppressed = [], []
-    for match in rule.pattern.finditer(text):
-        prefix = _clause_prefix(text, match.start())
-        negated = bool(
-            _NEGATION.search(prefix[-_NEGATION_WIDTH:])
-            or prefix.endswith("不")
-            or (rule.inner_negation is not None and rule.inner_negation.search(match.group()))
+def find_rules(text: str, category: str) -> RuleFindings:
+    """What the keyword rules see in a report of ``category``: every rule that fired, at its level."""
+    check_category(category)
+    text = clean(text)
+    decided: list[Decision] = []
+    notes: list[tuple[str, str]] = []
+    for r in (*CRITICAL, *_HIGH, *_NORMAL):
+        if not applies(r, category):
+            continue
+        found = find(r, text, category)
+        if found.counted:
+            word = min((shown(r, w) for w in found.counted), key=len)  # the plainest mention
+            decided.append(Decision(r.level, r.id, f"{r.zh}，提到“{word}”", f"{r.en} (mentions '{word}')"))
+        elif found.suppressed and r.level == "critical":
+            word = shown(r, found.suppressed[0])
+            notes.append(
+                (
+                    f"提到“{word}”但为否定或假设，未按紧急处理",
+                    f"'{word}' is mentioned but negated or hypothetical, so it is not treated as an emergency",
+                )
+            )
+        elif found.resolved:
+            word = shown(r, found.resolved[0])
+            notes.append(
+                (
+                    f"提到“{word}”但已处理，未按紧急处理",
+                    f"'{word}' is mentioned but reported as dealt with, so it is not treated as an emergency",
+                )
+            )
+    fire_only = {d.rule for d in decided if d.level == "critical"} <= {"fire", "smoke"}
+    if any(d.level == "critical" for d in decided) and fire_only and _PUT_OUT.search(text):
+        decided = [d for d in decided if d.level != "critical"]
+        decided.append(
+            Decision(
+                "high",
+                "put_out",
+                "火已扑灭，但仍需排查起火原因和隐患",
+                "the fire is reported as put out; the cause still needs checking",
+            )
         )
-        hypothetical = bool(_HYPOTHETICAL.search(prefix) or _HYPOTHETICAL_AFTER.match(text, match.end()))
-        if negated or (hypothetical and not rule.hypothetical_counts):
-            suppressed.append(match.group())
-        else:
-            counted.append(match.group())
-    return counted, suppressed
+    return RuleFindings(decided, notes)
 
 
-def assess(text: str, category: str) -> Urgency:
-    """Urgency of a report of ``category`` (one of ``CATEGORIES``) with its reasons in zh and en."""
+def category_default(text: str, category: str) -> Decision:
+    """The level a report of ``category`` has when no rule fires (a service request or a suggestion lowers it)."""
     check_category(category)
     text = clean(text)
     level, zh, en = _DEFAULTS[category]
@@ -350,42 +277,26 @@ def assess(text: str, category: str) -> Urgency:
         level, zh, en = _SERVICE_REQUEST
     if category in _SUGGESTION_CATEGORIES and _SUGGESTION.search(text):
         level, zh, en = _SUGGESTION_DEFAULT
-    decided: list[tuple[str, str, str, str]] = [(level, "default", zh, en)]
-    notes: list[tuple[str, str]] = []
-    for rule in (*_CRITICAL, *_HIGH, *_NORMAL):
-        if rule.categories is not None and category not in rule.categories:
-            continue
-        counted, suppressed = _matches(rule, text)
-        if counted:
-            word = min((_shown(rule, w) for w in counted), key=len)  # the plainest mention
-            decided.append((rule.level, rule.id, f"{rule.zh}，提到“{word}”", f"{rule.en} (mentions '{word}')"))
-        elif suppressed and rule.level == "critical":
-            word = suppressed[0]
-            notes.append(
-                (
-                    f"提到“{word}”但为否定或假设，未按紧急处理",
-                    f"'{word}' is mentioned but negated or hypothetical, so it is not treated as an emergency",
-                )
-            )
-    fire_only = {d[1] for d in decided if d[0] == "critical"} <= {"fire", "smoke"}
-    if any(d[0] == "critical" for d in decided) and fire_only and _PUT_OUT.search(text):
-        decided = [d for d in decided if d[0] != "critical"]
-        decided.append(
-            (
-                "high",
-                "put_out",
-                "火已扑灭，但仍需排查起火原因和隐患",
-                "the fire is reported as put out; the cause still needs checking",
-            )
-        )
-    final = max((d[0] for d in decided), key=urgency_rank)
-    chosen = [d for d in decided if d[0] == final]
+    return Decision(level, "default", zh, en)
+
+
+def decide(decisions: list[Decision], notes: list[tuple[str, str]]) -> Urgency:
+    """The highest level among ``decisions``, with the reasons of every decision at that level."""
+    final = max((d.level for d in decisions), key=urgency_rank)
+    chosen = [d for d in decisions if d.level == final]
     if len(chosen) > 1:  # a rule decided: the category default is not a reason then
-        chosen = [d for d in chosen if d[1] != "default"]
-    reasons = [d[2] for d in chosen]
-    reasons_en = [d[3] for d in chosen]
+        chosen = [d for d in chosen if d.rule != "default"] or chosen
+    reasons = [d.zh for d in chosen]
+    reasons_en = [d.en for d in chosen]
     if urgency_rank(final) < urgency_rank("critical"):
         reasons += [n[0] for n in notes]
         reasons_en += [n[1] for n in notes]
     assert final in URGENCY_LEVELS
-    return Urgency(final, reasons, reasons_en, [d[1] for d in chosen])
+    return Urgency(final, reasons, reasons_en, [d.rule for d in chosen])
+
+
+def assess(text: str, category: str) -> Urgency:
+    """Urgency of a report of ``category`` by the keyword rules and category defaults alone, with its
+    reasons in zh and en. ``classify`` uses the model with these rules raising it (``urgency_model``)."""
+    findings = find_rules(text, category)
+    return decide([category_default(text, category), *findings.decisions], findings.notes)

@@ -4,7 +4,14 @@ import json
 import re
 from collections import Counter
 
-from detectors.incidents import CATEGORIES, URGENCY_LEVELS, load_colloquial, load_corpus, split_corpus
+from detectors.incidents import (
+    CATEGORIES,
+    URGENCY_LEVELS,
+    load_colloquial,
+    load_corpus,
+    load_urgency_extra,
+    split_corpus,
+)
 from shouwang.settings import REPO_ROOT
 
 
@@ -29,8 +36,17 @@ def test_colloquial_set_is_separate() -> None:
     assert not {r.text for r in colloquial} & {r.text for r in load_corpus()}
 
 
+def test_urgency_examples_are_separate_and_cover_both_sides() -> None:
+    extra = load_urgency_extra()
+    texts = [r.text for r in extra]
+    assert len(set(texts)) == len(texts)
+    assert not set(texts) & ({r.text for r in load_corpus()} | {r.text for r in load_colloquial()})
+    levels = Counter(r.urgency for r in extra)
+    assert levels["critical"] >= 100 and sum(levels.values()) - levels["critical"] >= 100  # danger and near misses
+
+
 def test_files_are_one_json_object_a_line() -> None:
-    for name in ("corpus.jsonl", "colloquial.jsonl"):
+    for name in ("corpus.jsonl", "colloquial.jsonl", "urgency_extra.jsonl"):
         for line in (REPO_ROOT / "detectors/incidents/data" / name).read_text(encoding="utf-8").splitlines():
             assert set(json.loads(line)) == {"text", "category", "urgency"}
 

@@ -57,7 +57,8 @@ def test_a_fire_already_put_out_is_high() -> None:
     ("category", "text", "level"),
     [
         ("hazard", "小区配电箱的门坏了", "high"),  # hazard is at least high
-        ("vulnerable_person", "对门的独居老人两天没出门了", "high"),
+        ("vulnerable_person", "对门的独居老人两天没出门了", "critical"),  # not seen for days: may be lying hurt
+        ("vulnerable_person", "对门的独居老人最近走路不稳", "high"),
         ("vulnerable_person", "想给家里老人申请助餐服务", "normal"),  # a service request
         ("clutter", "楼道里堆了几个纸箱", "normal"),
         ("clutter", "楼道堆物把消防通道堵了", "high"),
@@ -73,7 +74,8 @@ def test_a_fire_already_put_out_is_high() -> None:
         ("pets", "孩子被狗咬伤了", "high"),
         ("pets", "主人说狗不咬人，可狗屎也不清理", "low"),
         ("water_pipe", "厨房水管滴水", "normal"),
-        ("water_pipe", "楼道主水管爆裂，一直在喷水", "high"),
+        ("water_pipe", "楼道主水管爆裂，一直在喷水", "critical"),  # water pouring indoors
+        ("water_pipe", "小区路边的主水管爆裂，一直在喷水", "high"),  # … outdoors it is a burst, not a flood
         ("water_pipe", "独居的王奶奶家停水了", "high"),
         ("facility", "路灯不亮", "normal"),
         ("facility", "井盖不见了，剩一个大洞", "high"),
