@@ -1,7 +1,8 @@
 """The monthly report page in a real browser: headless Chromium against the API served by uvicorn, its store holding
 the demo community's month (alerts/report_demo.py, seeded through the router's pipeline and the lifecycle functions).
 A supervisor signs in and reads the month's figures — the same as the JSON API's — with a chart per section, in
-Chinese; the English switch and back; a family's key is refused. With SHOUWANG_SCREENSHOT=1 the page is saved to
+Chinese; the English switch and back; the message's workbook link downloads the workbook; a family's key is
+refused. With SHOUWANG_SCREENSHOT=1 the page is saved to
 docs/report.png."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import openpyxl
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -106,6 +108,16 @@ def test_a_supervisor_reads_the_month_in_chinese_then_english_and_a_family_is_re
         assert browser.execute_script("return localStorage.getItem('shouwang.console.lang')") == "en"
         browser.find_element(By.ID, "lang").click()
         wait(browser, "Chinese again", lambda d: "社区月度报表" in d.find_element(By.ID, "report-title").text)
+
+        # The message's workbook link: the same page, which downloads the workbook once signed in (here, still).
+        downloads = tmp_path / "downloads"
+        browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        browser.get(f"{server.base}/console/report?community={COMMUNITY}&month={month}&download=xlsx")
+        wait(browser, "the workbook downloaded", lambda d: "已下载" in d.find_element(By.ID, "status").text)
+        book = downloads / f"report-{COMMUNITY}-{month}.xlsx"
+        wait(browser, "the file written", lambda d: book.is_file() and book.stat().st_size > 0)
+        assert openpyxl.load_workbook(book).sheetnames[0] == "概况"
+        assert "download" not in browser.current_url, "a reload does not download again"
 
         # A family's key: the API refuses it, and the page says so and shows nothing.
         browser.find_element(By.ID, "signout").click()
