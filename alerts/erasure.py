@@ -37,7 +37,6 @@ from sqlalchemy.orm import Session
 from alerts.consent import household_of_payload
 from alerts.models import (
     Alert,
-    AlertTransition,
     AllIsWellMessage,
     ApiKey,
     ConsentEvent,
@@ -53,11 +52,10 @@ from alerts.models import (
     Subscription,
 )
 from alerts.policy import RESIDENT
-from alerts.retention import anonymise_alerts
-from alerts.statuses import AlertStatus, DeliveryStatus, EndpointStatus
+from alerts.retention import anonymise_alerts, close_erased
+from alerts.statuses import DeliveryStatus, EndpointStatus
 
 ERASED_ERROR = "household erased: not sent"
-ERASER = "erasure"  # who closed the alerts still open at the erasure
 PERSONAL_ROLES = ("family", RESIDENT)  # recipients who are there for one home; staff are there for many
 
 
@@ -102,12 +100,7 @@ def _alerts(session: Session, household: Household, now: datetime) -> dict[str, 
     alerts = list(session.scalars(select(Alert).where(Alert.household_id == household.id)))
     closed = 0
     for alert in alerts:
-        if alert.status != AlertStatus.RESOLVED:
-            alert.status, alert.resolved_at, alert.resolved_by = AlertStatus.RESOLVED, now, ERASER
-            alert.next_escalation_at = alert.next_reminder_at = None
-            alert.check_in_due_at = alert.recheck_at = alert.ack_expires_at = None
-            session.add(AlertTransition(alert_id=alert.id, event="erased", at=now, actor=ERASER, recorded_at=now))
-            closed += 1
+        closed += close_erased(session, alert, now=now)
         alert.feedback_sent_at = alert.feedback_sent_at or now  # nothing is taught to an erased meter
         alert.updated_at = now
     anonymise_alerts(session, alerts, now=now)

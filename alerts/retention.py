@@ -11,7 +11,8 @@ the README and docs/PRIVACY.md):
   household ids stay, so the reports count it as before;
 - delivery attempts (each try's status code and error) are deleted some days after they were made;
 - meters' day summaries (the morning's first water use, litres) are deleted some days after their day, and at
-  once for a meter of an erased household (a summary on its way when the household was erased).
+  once for a meter of an erased household (a summary on its way when the household was erased);
+- what reached an erased household after its erasure is erased too (``after_erasure``).
 
 The job works in small batches, one transaction each, so it never holds a table for long; several routers may
 run it at once (each batch changes only rows still due). The clock is injected: tests move it.
@@ -43,8 +44,9 @@ ANONYMISED_EN = "(personal details removed)"
 # The facts an anonymised alert keeps: what the monthly report counts residents' reports by (alerts/reports.py).
 # Household alerts' facts (hourly water use, silence lengths, register values) all go.
 STATISTICAL_FACTS = ("category", "urgency", "report_count", "households")
+ERASER = "erasure"  # who closes the alerts still open when their household is erased (alerts/erasure.py)
 # Actors that name no person: they stay in an anonymised alert's history.
-MACHINE_ACTORS = ("detector", "router", "erasure")
+MACHINE_ACTORS = ("detector", "router", ERASER)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,18 @@ class Purged:
 def _machine(actor: str | None) -> str | None:
     """An actor kept after anonymisation: machines only (people's names and keys' names go)."""
     return actor if actor in MACHINE_ACTORS else None
+
+
+def close_erased(session: Session, alert: Alert, *, now: datetime) -> bool:
+    """Close an open alert of an erased household (nobody is told); False if it was closed already."""
+    if alert.status == AlertStatus.RESOLVED:
+        return False
+    alert.status, alert.resolved_at, alert.resolved_by = AlertStatus.RESOLVED, now, ERASER
+    alert.next_escalation_at = alert.next_reminder_at = None
+    alert.check_in_due_at = alert.recheck_at = alert.ack_expires_at = None
+    alert.updated_at = now
+    session.add(AlertTransition(alert_id=alert.id, event="erased", at=now, actor=ERASER, recorded_at=now))
+    return True
 
 
 def anonymise_alerts(session: Session, alerts: Sequence[Alert], *, now: datetime) -> None:
@@ -194,11 +208,51 @@ def purge_meter_days(store: Store, *, before_day: str) -> int:
     return _batches(store, step)
 
 
+def after_erasure(store: Store, *, now: datetime) -> tuple[int, int]:
+    """What reached an erased household after its erasure: an alert a router recorded in a transaction that
+    read the household just before the erasure committed (PostgreSQL runs the two side by side), and the
+    bodies of its notifications. The alerts are closed and anonymised; the bodies of ended deliveries emptied
+    (a pending one is dead-lettered by the dispatcher first: the household's consent counts as withdrawn).
+    Returns (alerts, bodies)."""
+    erased = select(Household.id).where(Household.erased_at.is_not(None))
+
+    def alerts_step(session: Session) -> int:
+        alerts = list(
+            session.scalars(
+                select(Alert).where(Alert.household_id.in_(erased), Alert.anonymised_at.is_(None)).limit(BATCH)
+            )
+        )
+        for alert in alerts:
+            close_erased(session, alert, now=now)
+        anonymise_alerts(session, alerts, now=now)
+        return len(alerts)
+
+    def bodies_step(session: Session) -> int:
+        ids = list(
+            session.scalars(
+                select(Delivery.id)
+                .where(
+                    Delivery.alert_id.in_(select(Alert.id).where(Alert.household_id.in_(erased))),
+                    Delivery.status.in_([DeliveryStatus.DELIVERED, DeliveryStatus.DEAD]),
+                    Delivery.payload != "",
+                )
+                .limit(BATCH)
+            )
+        )
+        if ids:
+            statement = update(Delivery).where(Delivery.id.in_(ids)).values(payload="")
+            session.execute(statement.execution_options(synchronize_session=False))
+        return len(ids)
+
+    return _batches(store, alerts_step), _batches(store, bodies_step)
+
+
 def enforce(store: Store, policy: RetentionPolicy, *, now: datetime) -> Purged:
     """One pass of every rule, as of ``now``."""
+    late_alerts, late_bodies = after_erasure(store, now=now)
     return Purged(
-        payloads=purge_payloads(store, before=now - policy.payload_after),
-        alerts=anonymise_closed_alerts(store, before=now - policy.alert_facts_after, now=now),
+        payloads=late_bodies + purge_payloads(store, before=now - policy.payload_after),
+        alerts=late_alerts + anonymise_closed_alerts(store, before=now - policy.alert_facts_after, now=now),
         attempts=trim_attempts(store, before=now - policy.attempts_after),
         # A day is a household's local day: a day of margin covers every time zone.
         meter_days=purge_meter_days(

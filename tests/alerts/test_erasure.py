@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from alerts import admin
 from alerts.consent import grant, withdraw
@@ -31,9 +32,10 @@ from alerts.models import (
 )
 from alerts.pipeline import RouterConfig
 from alerts.reports import OPERATOR, monthly_report
-from alerts.retention import ANONYMISED_EN, ANONYMISED_ZH
+from alerts.retention import ANONYMISED_EN, ANONYMISED_ZH, RetentionJob, RetentionPolicy
 from alerts.statuses import DeliveryStatus
 from api.auth import issue_key
+from shouwang.settings import Settings
 from tests.alerts.conftest import BOX, LOOPBACK, T0, World, build_world
 from tests.alerts.test_pipeline import event, route
 
@@ -98,6 +100,10 @@ def erase_a(store: Store, world: World) -> tuple[dict[str, Any], bool]:
         assert home is not None
         record, done = erase_household(session, home, by="operator:key_op", now=LATER + timedelta(days=3))
         return dict(record.counts), done
+
+
+def endpoint_of(session: Session, recipient_id: str) -> str:
+    return session.scalars(select(Endpoint.id).where(Endpoint.recipient_id == recipient_id)).one()
 
 
 def every_row(store: Store) -> str:
@@ -188,6 +194,23 @@ def test_the_worker_is_told_once_and_later_events_record_nothing(
     # An alert on its way when the home was erased is recorded nothing of.
     late = event("MA", since=LATER + timedelta(days=2))
     assert route(store, config, late, LATER + timedelta(days=3)) == "erased"
+    # One a router recorded all the same (its transaction read the household just before the erasure
+    # committed): the retention job's next pass closes and anonymises it and empties its notification.
+    with store.transaction() as session:
+        session.add(
+            Alert(id="al_" + "0" * 24, kind="no_usage", severity="high", status="raised", meter_id="MA",
+                  household_id=world.home_a.id, grid_cell="C1", since=T0, raised_at=LATER, facts=USAGE,
+                  explanation_zh="自 06:40 起无用水", explanation_en="no water use since 06:40")
+        )  # fmt: skip
+        session.flush()
+        session.add(
+            Delivery(id="msg_late", alert_id="al_" + "0" * 24, recipient_id=world.grid_worker.id,
+                     endpoint_id=endpoint_of(session, world.grid_worker.id), event_type="alert.raised",
+                     payload='{"data": {"household": {"name": "Home A"}}}', status=DeliveryStatus.DEAD)
+        )  # fmt: skip
+    policy = RetentionPolicy.from_settings(Settings())
+    assert RetentionJob(store, policy, every_s=60, clock=lambda: LATER + timedelta(days=4)).run_once().alerts == 1
+    assert [words for words in PERSONAL if words in every_row(store)] == []
     with store.transaction() as session:
         assert session.get(Alert, late.alert_id) is None
         with pytest.raises(admin.AdminError, match="no household"):
