@@ -2,8 +2,7 @@
 the demo community's month (alerts/report_demo.py, seeded through the router's pipeline and the lifecycle functions).
 A supervisor signs in and reads the month's figures — the same as the JSON API's — with a chart per section, in
 Chinese; the English switch and back; the message's workbook link downloads the workbook; a family's key is
-refused. With SHOUWANG_SCREENSHOT=1 the page is saved to
-docs/report.png."""
+refused. With SHOUWANG_SCREENSHOT=1 the page is saved to docs/report.png."""
 
 from __future__ import annotations
 
