@@ -216,9 +216,9 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
     away_until = _local_time(data.get("away_until"), timezone, language) if event == AWAY_EVENT else None
     if event == AWAY_EVENT:
         message = _away_message(data, language, shown_name or cell_words or "", away_until, group)
-    community = _text(data.get("community")) if event == REPORT_EVENT else None
-    if event == REPORT_EVENT:  # counts only, no household: a group reads what a person reads
-        message = _text(_said(data, language))
+    report = _report(data, language) if event == REPORT_EVENT else None
+    if report is not None:  # counts only, no household (a group reads what a person reads), named by its community
+        message, cell_words = report["message"], report["community"]
     no_kind = ("alert.resolved", "endpoint.ping", "alert.check_in", ALL_IS_WELL_EVENT, AWAY_EVENT, REPORT_EVENT)
     if event in (*no_kind, DIGEST_EVENT):
         advice, event_advice = w.pick(w.EVENT_ADVICE, event, language), None
@@ -240,7 +240,7 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
         "advice": advice,
         "event_advice": event_advice,
         "name": shown_name,
-        "who": shown_name or cell_words or community or ("Shouwang" if language == "en" else "守望"),
+        "who": shown_name or cell_words or ("Shouwang" if language == "en" else "守望"),
         "building": building_of(address) if group else None,
         "address": None if group else address,
         "grid_cell": grid_cell,
@@ -255,7 +255,7 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
         "resolved_at": _local_time(resolution.get("at"), timezone, language),
         "note": None if group else _text(data.get("note") if event == AWAY_EVENT else resolution.get("note")),
         "away_until": away_until,
-        "report": _report(data, language) if event == REPORT_EVENT else None,
+        "report": report,
         "family_seen": _family_seen(data.get("family_seen"), timezone, language, group=group),
         "endpoint_id": _text(data.get("endpoint_id")),
         "actions": _actions(notification.actions, language),
@@ -276,19 +276,15 @@ def _all_is_well_message(data: Mapping[str, Any], language: str, group: bool) ->
     return w.pick(w.EVENT_ADVICE, ALL_IS_WELL_EVENT, language) if group or said is None else said
 
 
-def _said(data: Mapping[str, Any], language: str) -> object:
-    raw = data.get("message")
-    return raw.get("en" if language == "en" else "zh") if isinstance(raw, Mapping) else None
-
-
 def _report(data: Mapping[str, Any], language: str) -> dict[str, Any]:
-    """The monthly report's month as the reader says it, and its two links (page, workbook)."""
+    """The monthly report's community, its month as the reader says it, the sentence, and the page and workbook."""
     month = _text(data.get("month")) or ""
     year, _, mon = month.partition("-")
     said = f"{year}年{int(mon)}月" if language != "en" and year.isdigit() and mon.isdigit() else month
-    raw = data.get("links")
-    links: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-    return {"month": said, "page": _text(links.get("page")), "workbook": _text(links.get("workbook"))}
+    links, words = (raw if isinstance(raw := data.get(key), Mapping) else {} for key in ("links", "message"))
+    sentence = _text(words.get("en" if language == "en" else "zh"))
+    found = {key: _text(links.get(key)) for key in ("page", "workbook")}
+    return {"community": _text(data.get("community")), "month": said, "message": sentence, **found}
 
 
 def _away_message(data: Mapping[str, Any], language: str, who: str, until: str | None, group: bool) -> str:
