@@ -1,26 +1,48 @@
 #!/usr/bin/env python3
-"""Evaluate the incident classifier and urgency rules; print the Markdown tables of docs/INCIDENTS.md.
+"""Evaluate the incident classifier and urgency; print the Markdown tables of docs/INCIDENTS.md.
 
-    .venv/bin/python scripts/evaluate_incidents.py            # everything (the grid search takes a while)
+    .venv/bin/python scripts/evaluate_incidents.py            # everything (the grid searches take a while)
     .venv/bin/python scripts/evaluate_incidents.py --no-search
+    .venv/bin/python scripts/evaluate_incidents.py --heldout-only   # just the independent held-out table
 
 1. Hyper-parameters: grid search by stratified 5-fold cross-validation on the *training* part
    of the deterministic split only; the held-out part is not looked at.
 2. The classifier with the shipped hyper-parameters is trained on the training part and scored
    on the held-out part (25 %, stratified, seed ``SPLIT_SEED``) and on the colloquial set.
 3. The urgency rules are compared with the hand labels (given the true category).
+4. The urgency model: its grid search (5-fold CV on its training data), then the independent
+   held-out set (``data/heldout.jsonl``, never trained on) scored for today's rules and for the
+   model with the rules, side by side (see ``heldout``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
 
 from detectors.incidents import classifier as clf
+from detectors.incidents import urgency_model as um
 from detectors.incidents.categories import CATEGORIES, URGENCY_LEVELS
-from detectors.incidents.corpus import SPLIT_SEED, TEST_SIZE, load_colloquial, load_corpus, split_corpus
+from detectors.incidents.corpus import (
+    SPLIT_SEED,
+    TEST_SIZE,
+    LabelledReport,
+    load_colloquial,
+    load_corpus,
+    load_heldout,
+    split_corpus,
+)
 from detectors.incidents.urgency import assess
+from detectors.incidents.urgency_model import select_urgency_hyperparameters, training_records
 
 
 def _per_class_table(held: clf.Evaluation, colloquial: clf.Evaluation) -> str:
@@ -55,10 +77,113 @@ def _urgency_table(name: str, records) -> str:
     return "\n".join(rows)
 
 
+# Today's urgency (before the model): the rules and category defaults as of this commit.
+TODAY = "f7a96ab"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _rules_of_today() -> ModuleType:
+    """detectors/incidents/urgency.py as it was at ``TODAY``, loaded from git as a module of its own."""
+    source = subprocess.run(
+        ["git", "show", f"{TODAY}:detectors/incidents/urgency.py"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout
+    path = Path(tempfile.mkdtemp()) / "urgency_today.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("urgency_today", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["urgency_today"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _categories_unchanged_since_today() -> bool:
+    """The category classifier's code and training categories are those of ``TODAY`` (only urgency labels
+    were changed since), so its accuracy is today's."""
+    old = subprocess.run(
+        ["git", "show", f"{TODAY}:detectors/incidents/data/corpus.jsonl"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    before = [(item["text"], item["category"]) for item in map(json.loads, old.splitlines()) if item]
+    return before == [(r.text, r.category) for r in load_corpus()]
+
+
+def _critical(truth: Sequence[str], predicted: Sequence[str]) -> tuple[float, float, int, int, int]:
+    tp = sum(1 for t, p in zip(truth, predicted, strict=True) if t == p == "critical")
+    fp = sum(1 for t, p in zip(truth, predicted, strict=True) if p == "critical" and t != "critical")
+    fn = sum(1 for t, p in zip(truth, predicted, strict=True) if t == "critical" and p != "critical")
+    return tp / max(1, tp + fn), tp / max(1, tp + fp), tp, fp, fn
+
+
+def _confusion(name: str, truth: Sequence[str], predicted: Sequence[str]) -> str:
+    pairs = Counter(zip(truth, predicted, strict=True))
+    rows = [
+        f"{name} (rows = label, columns = decided)",
+        "",
+        "| label \\ decided | " + " | ".join(URGENCY_LEVELS) + " |",
+    ]
+    rows.append("|---|" + "---:|" * len(URGENCY_LEVELS))
+    for a in URGENCY_LEVELS:
+        rows.append(f"| {a} | " + " | ".join(str(pairs.get((a, b), 0)) for b in URGENCY_LEVELS) + " |")
+    return "\n".join(rows)
+
+
+def compare_urgency(records: Sequence[LabelledReport], name: str) -> str:
+    """Today's rules and the model with the rules on ``records``, both given the *predicted* category
+    (as in the service), side by side: critical recall and precision, urgency agreement, confusion."""
+    today = _rules_of_today()
+    categories = clf.default_classifier().predict_many(r.text for r in records)
+    truth = [r.urgency for r in records]
+    systems: list[tuple[str, Callable[[LabelledReport, str], str]]] = [
+        ("today's rules", lambda r, c: str(today.assess(r.text, c).level)),
+        ("model + rules", lambda r, c: um.assess_urgency(r.text, c).level),
+    ]
+    decided = {label: [f(r, c) for r, c in zip(records, categories, strict=True)] for label, f in systems}
+    category_accuracy = sum(1 for r, c in zip(records, categories, strict=True) if r.category == c) / len(records)
+    lines = [
+        f"{name}: {len(records)} reports, {truth.count('critical')} labelled critical; category accuracy "
+        f"{category_accuracy:.3f} for both (the category classifier is today's"
+        f"{'' if _categories_unchanged_since_today() else ' — NOT: its training categories changed'})",
+        "",
+        "| urgency | critical recall | critical precision | critical found / missed / false | agrees with label |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, _ in systems:
+        recall, precision, tp, fp, fn = _critical(truth, decided[label])
+        agree = sum(1 for t, p in zip(truth, decided[label], strict=True) if t == p) / len(records)
+        lines.append(f"| {label} | {recall:.3f} | {precision:.3f} | {tp} / {fn} / {fp} | {agree:.3f} |")
+    for label, _ in systems:
+        lines += ["", _confusion(f"{name}, {label}", truth, decided[label])]
+    missed = [r.text for r, p in zip(records, decided["model + rules"], strict=True) if r.urgency == "critical" != p]
+    false = [r.text for r, p in zip(records, decided["model + rules"], strict=True) if p == "critical" != r.urgency]
+    lines += ["", f"{name}, model + rules, critical missed:"] + [f"  - {t}" for t in missed]
+    lines += [f"{name}, model + rules, critical raised but not labelled so:"] + [f"  - {t}" for t in false]
+    return "\n".join(lines)
+
+
+def heldout_report() -> str:
+    try:
+        heldout = load_heldout()
+    except FileNotFoundError:
+        return "no held-out set (detectors/incidents/data/heldout.jsonl) yet"
+    return (
+        compare_urgency(heldout, "independent held-out set")
+        + "\n\n"
+        + compare_urgency(load_colloquial(), "colloquial set")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-search", action="store_true", help="skip the cross-validated grid search")
+    parser.add_argument("--no-search", action="store_true", help="skip the cross-validated grid searches")
+    parser.add_argument("--heldout-only", action="store_true", help="only the independent held-out comparison")
     args = parser.parse_args()
+    if args.heldout_only:
+        print(heldout_report())
+        return
 
     corpus, colloquial = load_corpus(), load_colloquial()
     train, held_out = split_corpus(corpus)
@@ -122,7 +247,28 @@ def main() -> None:
     clf.default_classifier.cache_clear()
     started = time.perf_counter()
     clf.default_classifier()
-    print(f"default_classifier() trains on all {len(corpus)} reports in {time.perf_counter() - started:.2f} s")
+    print(f"default_classifier() trains on all {len(corpus)} reports in {time.perf_counter() - started:.2f} s\n")
+
+    if not args.no_search:
+        started = time.perf_counter()
+        urgency_records = training_records()
+        chosen, score, scored = select_urgency_hyperparameters(urgency_records)
+        print(
+            f"urgency grid search (5-fold CV on the {len(urgency_records)} training reports, critical F1, "
+            f"{time.perf_counter() - started:.0f} s):"
+        )
+        for params, value in scored:
+            print(f"  {params}: {value:.3f}")
+        shipped = {"tfidf__ngram_range": um.NGRAM_RANGE, "model__C": um.C, "model__class_weight": um.CLASS_WEIGHT}
+        print(
+            f"chosen {chosen} (CV critical F1 {score:.3f}); shipped {shipped} "
+            f"({'matches' if chosen == shipped else 'DIFFERS from'} the search)\n"
+        )
+    um.default_urgency_model.cache_clear()
+    started = time.perf_counter()
+    um.default_urgency_model()
+    print(f"default_urgency_model() trains in {time.perf_counter() - started:.2f} s\n")
+    print(heldout_report())
 
 
 if __name__ == "__main__":
