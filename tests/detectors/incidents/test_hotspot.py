@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from detectors.incidents import HotspotDetector
-from detectors.incidents.hotspot import _design_cached, burst_limit, cusum_arl, cusum_design, poisson_tail
 from detectors.incidents.hotspot_window import WindowHotspotDetector
+from detectors.incidents.poisson_limits import _design_cached, burst_limit, cusum_arl, cusum_design, poisson_tail
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CELL = "FT-12-3"
