@@ -183,6 +183,22 @@ class IncidentReport(_Strict):
     photo_url: Annotated[str, StringConstraints(pattern=r"^https?://\S{1,2000}$")] | None = None
 
 
+class AreaCount(_Strict):
+    """One classified report of a grid cell that has neighbours, on the incident-areas topic (one key, so one
+    area watch sees every cell): counted towards the areas around the cell. ``hotspots``: the categories the
+    cell is a hotspot of on its own now (an area hotspot of those would only repeat the cell's)."""
+
+    v: Literal[1] = 1
+    type: Literal["area_count"] = "area_count"
+    incident_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]  # the report's
+    grid_cell: GridCell
+    category: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
+    ts: Timestamp
+    hotspots: tuple[Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")], ...] = Field(
+        default=(), max_length=32
+    )
+
+
 class AlertKind(StrEnum):
     NO_USAGE = "no_usage"
     CONTINUOUS_FLOW = "continuous_flow"
@@ -435,6 +451,11 @@ def _decode(raw: bytes, model: type[_Event], default_type: str) -> _Event:
 def decode_incident(raw: bytes) -> IncidentReport:
     """Bytes from the incidents topic → a report, or ``EventError`` with the reason."""
     return _decode(raw, IncidentReport, "incident")
+
+
+def decode_area_count(raw: bytes) -> AreaCount:
+    """Bytes from the incident-areas topic → a report's area count, or ``EventError`` with the reason."""
+    return _decode(raw, AreaCount, "area_count")
 
 
 def decode_alert(raw: bytes) -> AlertEvent:

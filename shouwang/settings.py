@@ -194,6 +194,13 @@ class Settings(BaseSettings):
     away_max_days: int = Field(
         default=30, ge=1, le=365, description="The longest away mode anyone may set, resident or staff (days)."
     )
+    grid_neighbours: Path | None = Field(
+        default=None,
+        description='A JSON file of each grid cell\'s neighbouring cells, `{"FT-12-3": ["FT-12-2", "FT-12-4"]}` '
+        "(made symmetric). The worker then also watches each cell with its neighbours, and raises one hotspot for "
+        "an area where a kind of problem rises in several cells, none unusual alone. Read when the worker starts; "
+        "a bad entry stops it with a line naming the entry. Unset: cells are watched one by one.",
+    )
     silence_max_days: int = Field(
         default=7,
         ge=1,

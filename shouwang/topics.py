@@ -17,6 +17,7 @@ class Topics:
     deadletter: str
     feedback: str  # people's verdicts on alarms and enrolment's routine hints, for the detectors (keyed by meter)
     daily: str  # each meter's day summaries (first water use, litres), for the all-is-well message (keyed by meter)
+    incident_areas: str  # classified reports of cells with neighbours, for the area watch (one key)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -27,4 +28,5 @@ class Topics:
             deadletter=settings.topic("deadletter"),
             feedback=settings.topic("feedback"),
             daily=settings.topic("daily"),
+            incident_areas=settings.topic("incident-areas"),
         )

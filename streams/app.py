@@ -1,7 +1,7 @@
 """The Faust app of the detector worker: settings, topics, tables, and the agents and timers wired
 to the code that does their work (``streams.reading_agent``, ``streams.incident_agent``,
-``streams.offline_sweep``, ``streams.emitter``, ``streams.state_writes``, ``streams.feedback_agent``).
-Agents stay thin."""
+``streams.offline_sweep``, ``streams.emitter``, ``streams.state_writes``, ``streams.feedback_agent``,
+``streams.area_agent``). Agents stay thin."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import detectors
+from detectors.incidents.area import GridNeighbours
 from shouwang.logs import logging_config
 from shouwang.settings import Settings
 from shouwang.topics import Topics
 from streams import metrics
+from streams.area_agent import AreaAgent
 from streams.detection import bank_factory
 from streams.emitter import Emitter
 from streams.faust_compat import apply_fixes
@@ -24,12 +26,13 @@ from streams.faust_compat.table_writes import TableChangelog
 from streams.feedback import FeedbackProcessor
 from streams.feedback_agent import FeedbackAgent
 from streams.incident_agent import IncidentAgent
+from streams.incident_areas import load_neighbours
 from streams.offline import OfflineWatch
 from streams.offline_sweep import OfflineSweep
 from streams.processing import ReadingProcessor
 from streams.reading_agent import ReadingAgent
 from streams.state_writes import StateWriter
-from streams.topic_provisioning import DEAD_LETTER_MAX_BYTES
+from streams.topic_provisioning import AREA_PARTITIONS, DEAD_LETTER_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> faust.App:
     """Build the worker's Faust app, its topics and agents, from settings."""
     apply_fixes()  # refuses another Faust version; readings fetched around a seek are not skipped
+    neighbours = _neighbours(settings)  # before anything starts: a bad registry stops the worker in one line
     app = _faust_app(settings)
     names = Topics.from_settings(settings)
     readings = _raw_topic(app, names.readings)
@@ -84,12 +88,24 @@ def create_app(settings: Settings) -> faust.App:
         states=state_writer,
         emitter=emitter,
     )
+    # The area watch (only with a neighbour registry): the incidents agent passes on the reports of cells
+    # with neighbours under one key, so one agent, with one table partition, sees every cell of an area.
+    areas = app.topic(
+        names.incident_areas,
+        partitions=AREA_PARTITIONS,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
     incident_agent = IncidentAgent(
         cells=incident_cells,
         emitter=emitter,
         resend=alerts.send,
         stopping=lambda: bool(app.should_stop),
         give_up=state_writer.give_up,
+        neighbours=neighbours,
+        send_area=areas.send if neighbours is not None else None,
     )
     sweep = OfflineSweep(
         watch=offline,
@@ -102,7 +118,8 @@ def create_app(settings: Settings) -> faust.App:
         },
         stopping=lambda: bool(app.should_stop),
     )
-    lag = metrics.LagReporter(frozenset({names.readings, names.feedback, names.incidents}))
+    lagging = {names.readings, names.feedback, names.incidents} | ({names.incident_areas} if neighbours else set())
+    lag = metrics.LagReporter(frozenset(lagging))
     metrics.STATES_HELD.set_function(lambda: state_writer.held)
     metrics.LAST_READING.set_to_current_time()
     metrics.DETECTORS_COMPILED.set(1 if detectors.COMPILED else 0)
@@ -117,6 +134,21 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(incidents, name="incidents")
     async def process_incidents(stream: faust.StreamT[bytes]) -> None:
         await incident_agent.run(stream.events())
+
+    if neighbours is not None:
+        area_agent = AreaAgent(
+            neighbours=neighbours,
+            # Per cell of the registry (its counts) and one key for the areas raised; changelog-backed.
+            states=app.Table("incident-areas", partitions=AREA_PARTITIONS),  # JSON values
+            emitter=emitter,
+            resend=alerts.send,
+            stopping=lambda: bool(app.should_stop),
+            give_up=state_writer.give_up,
+        )
+
+        @app.agent(areas, name="incident_areas")
+        async def process_areas(stream: faust.StreamT[bytes]) -> None:
+            await area_agent.run(stream.events())
 
     @app.timer(interval=settings.offline_check_s, name="meter_offline")
     async def meters_offline() -> None:
@@ -134,6 +166,14 @@ def create_app(settings: Settings) -> faust.App:
         return web.bytes(generate_latest(), content_type=content_type)
 
     return app
+
+
+def _neighbours(settings: Settings) -> GridNeighbours | None:
+    if settings.grid_neighbours is None:
+        return None
+    neighbours = load_neighbours(settings.grid_neighbours)
+    log.info("area watch: %d grid cells with neighbours, %d areas", len(neighbours), len(neighbours.areas))
+    return neighbours
 
 
 def _faust_app(settings: Settings) -> faust.App:

@@ -1,5 +1,5 @@
 """The incidents agent's work, report by report: ``process_incident`` with its grid cell's state,
-the alerts delivered, then the cell's new state."""
+the alerts (and the report's area count, for a cell with neighbours) delivered, then the cell's new state."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ from typing import Any, Protocol
 from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 
+from detectors.incidents.area import GridNeighbours
+from shouwang.events import encode
 from streams import metrics
 from streams.emitter import Emitter
 from streams.incidents import process_incident
 from streams.processing import SourceRecord
 from streams.reading_agent import SourceEvent
-from streams.state_writes import Send, delivered
+from streams.state_writes import Send, SentAlert, delivered, failed_delivery
+
+AREA_KEY = b"areas"  # every area count under one key: one partition, one watch sees every cell
 
 
 class CellStates(Protocol):
@@ -27,7 +31,8 @@ class CellStates(Protocol):
 
 class IncidentAgent:
     """``resend`` sends an alert again; ``stopping`` says whether the worker is stopping; ``give_up``
-    stops every later commit (``StateWriter.give_up``)."""
+    stops every later commit (``StateWriter.give_up``). With ``neighbours`` and ``send_area`` (the
+    incident-areas topic's send), reports of cells with neighbours are passed on to the area watch."""
 
     def __init__(
         self,
@@ -37,8 +42,12 @@ class IncidentAgent:
         resend: Send,
         stopping: Callable[[], bool],
         give_up: Callable[[BaseException], None],
+        neighbours: GridNeighbours | None = None,
+        send_area: Send | None = None,
     ) -> None:
         self._cells = cells
+        self._neighbours = neighbours if send_area is not None else None
+        self._send_area = send_area
         self._emitter = emitter
         self._resend = resend
         self._stopping = stopping
@@ -58,11 +67,15 @@ class IncidentAgent:
                     value=message.value,
                 ),
                 cells.get,
+                self._neighbours,
             )
             # Alerts delivered first, as for meters (streams/state_writes.py); reports are few, so
             # the agent simply waits.
             try:
-                for alert in await self._emitter.emit(outcome):
+                sent = await self._emitter.emit(outcome)
+                if outcome.area is not None and self._send_area is not None:
+                    sent.append(await self._area_count(encode(outcome.area)))
+                for alert in sent:
                     await delivered(alert, self._resend, self._stopping)
             except (KafkaError, ProducerSendError) as exc:  # given up at a stop: this report is processed again
                 self._give_up(exc)
@@ -70,3 +83,13 @@ class IncidentAgent:
             if outcome.state is not None and outcome.grid_cell is not None:
                 cells[outcome.grid_cell] = outcome.state  # assignment reaches the changelog
             metrics.INCIDENTS_PROCESSED.inc()
+
+    async def _area_count(self, value: bytes) -> SentAlert:
+        """The report's area count on its way, held like an alert: the cell's state waits for it, so a worker
+        that dies in between passes the report on again (the area watch counts a report id once)."""
+        assert self._send_area is not None
+        try:
+            delivery = await self._send_area(key=AREA_KEY, value=value)
+        except (KafkaError, ProducerSendError) as exc:  # refused at once: sent again like a failed delivery
+            delivery = failed_delivery(exc)
+        return SentAlert(AREA_KEY, value, delivery, resend=self._send_area)

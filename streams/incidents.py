@@ -3,7 +3,9 @@
 Each report is classified (category, urgency, explanation), merged with similar reports of the
 same cell (one incident with a report count, not N alerts), and counted towards its cell's
 hotspot detector. The state of a grid cell is a JSON-able dict, stored by the agent in a Faust
-table keyed by grid cell (the incidents topic is keyed by grid cell too).
+table keyed by grid cell (the incidents topic is keyed by grid cell too). A report of a cell the
+neighbour registry knows is also passed on to the area watch (``area``: an ``AreaCount`` for the
+incident-areas topic, streams/incident_areas.py), since an area's cells lie in different partitions.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from detectors.incidents import HotspotDetector, IncidentMerger, classify
+from detectors.incidents.area import GridNeighbours
 from detectors.incidents.categories import SEVERITY_OF_URGENCY
 from detectors.incidents.hotspot import HotspotFinding
 from detectors.incidents.text import has_content
@@ -23,6 +26,7 @@ from shouwang.deadletter import DeadLetter
 from shouwang.events import (
     AlertEvent,
     AlertKind,
+    AreaCount,
     EventError,
     Explanation,
     IncidentReport,
@@ -42,15 +46,22 @@ class IncidentOutcome:
     dead_letter: DeadLetter | None = None
     state: dict[str, Any] | None = None  # the cell's new state; None: unchanged
     grid_cell: str | None = None
+    area: AreaCount | None = None  # for the area watch: the report of a cell with neighbours
 
 
-def process_incident(record: SourceRecord, load_state: Callable[[str], dict[str, Any] | None]) -> IncidentOutcome:
-    """``load_state(grid_cell)`` returns the cell's stored state dict or None."""
+def process_incident(
+    record: SourceRecord,
+    load_state: Callable[[str], dict[str, Any] | None],
+    neighbours: GridNeighbours | None = None,
+) -> IncidentOutcome:
+    """``load_state(grid_cell)`` returns the cell's stored state dict or None; ``neighbours``: the registry
+    of neighbouring cells (None: no area watch)."""
     try:
         if record.value is None:
             raise EventError("empty message (null value)")
         report = decode_incident(record.value)
-        return _process(report, load_state(report.grid_cell))
+        watched = neighbours is not None and neighbours.knows(report.grid_cell)
+        return _process(report, load_state(report.grid_cell), watched)
     except (EventError, ValueError) as exc:
         return IncidentOutcome(dead_letter=dead_letter_for(record, str(exc).splitlines()[0][:300], "invalid"))
     except Exception as exc:  # one bad report must never stop the worker
@@ -58,7 +69,7 @@ def process_incident(record: SourceRecord, load_state: Callable[[str], dict[str,
         return IncidentOutcome(dead_letter=dead_letter_for(record, f"internal error: {type(exc).__name__}", "internal"))
 
 
-def _process(report: IncidentReport, state: dict[str, Any] | None) -> IncidentOutcome:
+def _process(report: IncidentReport, state: dict[str, Any] | None, watched: bool = False) -> IncidentOutcome:
     if report.photo_url is None and not has_content(report.text):
         raise EventError("text has no words (only emoji or punctuation) and there is no photo")
     assessment = classify(report.text)
@@ -104,6 +115,14 @@ def _process(report: IncidentReport, state: dict[str, Any] | None) -> IncidentOu
     if finding is not None:
         outcome.alerts.append(_hotspot_alert(finding))
     outcome.state = {"merger": merger.to_dict(), "hotspot": hotspots.to_dict(), "reporters": reporters}
+    if watched:  # the cell has neighbours: the area watch counts the report too
+        outcome.area = AreaCount(
+            incident_id=report.incident_id,
+            grid_cell=report.grid_cell,
+            category=assessment.category,
+            ts=report.ts,
+            hotspots=tuple(category for cell, category in hotspots.active() if cell == report.grid_cell),
+        )
     return outcome
 
 

@@ -23,6 +23,7 @@ class TopicProvisioningError(RuntimeError):
 
 
 DEAD_LETTER_MAX_BYTES = 2 * 1024 * 1024
+AREA_PARTITIONS = 1  # the incident-areas topic and its table: one area watch sees every cell
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,15 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             settings.daily_retention_hours * _HOUR_MS,
             "each meter's day summaries (first water use, litres) for the all-is-well message, keyed by meter id",
         ),
+        TopicSpec(
+            names.incident_areas,
+            # One partition, one key: the area watch must see every cell's reports, and an area's cells may
+            # lie in different partitions of the incidents topic. Reports are few (a community's cells send a
+            # handful a day), so one agent keeps up; its table's changelog has the same single partition.
+            AREA_PARTITIONS,
+            settings.incidents_retention_hours * _HOUR_MS,
+            "classified reports of grid cells that have neighbours, for the area hotspot watch (one key)",
+        ),
         # The worker's tables, created here with their source topics' partition counts: a worker
         # that meets its first record before Faust has declared them would otherwise fail to store it.
         TopicSpec(
@@ -113,6 +123,13 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             settings.incidents_partitions,
             -1,
             "the worker's per-cell incident state (changelog of its table)",
+            compact=True,
+        ),
+        TopicSpec(
+            changelog(settings, "incident-areas"),
+            AREA_PARTITIONS,
+            -1,
+            "the worker's area hotspot state: counts per neighbouring cell, areas raised (changelog of its table)",
             compact=True,
         ),
     ]

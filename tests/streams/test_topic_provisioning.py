@@ -37,7 +37,7 @@ def _describe(settings: Settings) -> tuple[dict[str, int], dict[str, str]]:
 def test_provisioning_creates_then_changes_nothing(kafka_settings: Settings) -> None:
     first = provision_topics(kafka_settings)
     topics = Topics.from_settings(kafka_settings)
-    changelogs = [changelog(kafka_settings, "meter-state"), changelog(kafka_settings, "incident-cells")]
+    changelogs = [changelog(kafka_settings, t) for t in ("meter-state", "incident-cells", "incident-areas")]
     assert sorted(first.created) == sorted([*vars(topics).values(), *changelogs])
     partitions, retention = _describe(kafka_settings)
     assert partitions[topics.readings] == kafka_settings.readings_partitions
@@ -47,6 +47,7 @@ def test_provisioning_creates_then_changes_nothing(kafka_settings: Settings) -> 
     assert retention[topics.readings] == str(kafka_settings.readings_retention_hours * 3_600_000)
     assert partitions[topics.daily] == kafka_settings.alerts_partitions  # read by the routers, as the alerts
     assert retention[topics.daily] == str(kafka_settings.daily_retention_hours * 3_600_000)
+    assert partitions[topics.incident_areas] == 1  # one key: the area watch sees every cell
     again = provision_topics(kafka_settings)
     assert again.created == again.grown == again.reconfigured == []
 
