@@ -45,9 +45,7 @@ RAISED_KEY = "@areas"  # not a grid cell code (those start with a letter or digi
 MAX_NEIGHBOURS = 20  # an "area" of more cells than this is no neighbourhood: the signal drowns in it
 _CELL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 _CELL_RULE = "1–32 letters, digits or . _ -, starting with a letter or digit"
-_HOUR = 3600
-_DAY_H = 24
-_WEEK_H = 7 * 24
+_HOUR, _DAY_H, _WEEK_H = 3600, 24, 7 * 24
 _SEEN_H = 48  # a report processed again after a crash comes back within minutes; two days is ample
 _MAX_SEEN = 500
 
@@ -317,7 +315,7 @@ class AreaWatch:
             return None
         by_cell = [(c, self._cell(c).counts.get(category, {})) for c in area.cells]
         score = detector.score(_summed(hours for _, hours in by_cell), now)
-        sustained = score.cusum >= score.limit and score.run_count >= detector.min_count
+        sustained = score.over_limit and score.run_count >= detector.min_count
         burst = score.burst >= score.burst_limit
         if not (sustained or burst):
             return None

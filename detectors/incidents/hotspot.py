@@ -111,6 +111,11 @@ class _Score:
     burst: int  # reports in the last burst_hours hourly bins
     burst_limit: int  # a burst of this many is raised
 
+    @property
+    def over_limit(self) -> bool:
+        # S sums fractions of a report (k is k_units / units): allow for the rounding of those sums
+        return self.cusum >= self.limit - 1e-9
+
 
 class HotspotDetector:
     def __init__(
@@ -243,7 +248,7 @@ class HotspotDetector:
             del cell.hours[h]
         score = self.score(cell.hours, now)
         transition: Transition
-        sustained = score.cusum >= score.limit and score.run_count >= self.min_count
+        sustained = score.over_limit and score.run_count >= self.min_count
         burst = score.burst >= score.burst_limit
         if cell.raised_at is None and (sustained or burst):
             cell.raised_at = now

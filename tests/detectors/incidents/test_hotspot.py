@@ -266,3 +266,15 @@ def test_the_burst_limit_is_the_smallest_count_within_its_budget(per_week: float
     n = burst_limit(per_week, 2, 500)
     mean = 2 * 2 * math.exp(math.ceil(40 * math.log(per_week)) / 40) / 168
     assert 84 * poisson_tail(n, mean) <= 1 / 500 < 84 * poisson_tail(n - 1, mean)
+
+
+def test_a_cusum_exactly_at_its_limit_raises_despite_float_rounding() -> None:
+    # A new cell is judged at 6 a week: k = 5/3, h = 5. Days of 0, 2, 2 and 6 reports put S at exactly
+    # 1/3 + 1/3 + 13/3 = 5 in exact arithmetic; summed in floats it lands at 4.999999999999999.
+    detector = HotspotDetector(min_count=1, burst_min=100)
+    findings = []
+    for day, count in enumerate([0, 2, 2, 6]):
+        for i in range(count):
+            findings.append(detector.update(CELL, "sanitation", T0 + timedelta(days=day, hours=2 * i)))
+    raised = [f for f in findings if f is not None]
+    assert [f.transition for f in raised] == ["raised"] and findings[-1] is raised[0]
