@@ -33,6 +33,7 @@ READS = frozenset(
         "audit.list",
         "audit.export",
         "household.export",  # everything held about one household (a data-subject request)
+        "report.read",  # a community's monthly report: it lists the month's emergencies and offline meters by id
     }
 )
 WRITES = frozenset(

@@ -104,6 +104,7 @@ def add(
     """Silence alerts matching every matcher given (at least one) until a time."""
     _quiet()
     from alerts import admin
+    from alerts.audit import Actor, record
     from alerts.models import utcnow
     from shouwang.settings import get_settings
 
@@ -127,6 +128,9 @@ def add(
             )
         except admin.AdminError as exc:
             raise _fail(str(exc)) from exc
+        # In the audit trail with the write, as the API's silences are (the login, not --by, acted).
+        actor = Actor(_default_by(), "operator")
+        record(session, actor, "silence.create", "silence", silence.id, household_id=silence.household_id, now=now)
         typer.echo(_line(silence, now))
 
 
@@ -162,6 +166,7 @@ def expire(silence_id: Annotated[str, typer.Argument(help="The silence's id (sil
     """End a silence now; it is kept as history."""
     _quiet()
     from alerts import admin
+    from alerts.audit import Actor, record
     from alerts.models import Silence, utcnow
 
     now = utcnow()
@@ -172,4 +177,6 @@ def expire(silence_id: Annotated[str, typer.Argument(help="The silence's id (sil
         if not admin.expire_silence(silence, now=now):
             typer.echo(f"{silence_id} had already ended at {silence.ends_at.isoformat()}")
             return
+        actor = Actor(_default_by(), "operator")
+        record(session, actor, "silence.expire", "silence", silence.id, household_id=silence.household_id, now=now)
         typer.echo(_line(silence, now))

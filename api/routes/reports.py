@@ -10,10 +10,11 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from alerts.audit import Actor, record
 from alerts.report_workbook import workbook_bytes
 from alerts.reports import ReportError, ReportForbidden, ReportNotFound, ReportScope, monthly_report
 from api.auth import Principal
-from api.deps import SessionDep, Staff
+from api.deps import ActorDep, SessionDep, Staff
 from api.errors import ERROR_RESPONSES, ApiError, ErrorDetail, forbidden
 from api.schemas import Community
 
@@ -48,9 +49,9 @@ class MonthlyReport(BaseModel):
     "delivery; the previous month beside each figure",
 )
 def get_monthly_report(
-    session: SessionDep, principal: Staff, month: Month, community: Community | None = None
+    session: SessionDep, principal: Staff, actor: ActorDep, month: Month, community: Community | None = None
 ) -> MonthlyReport:
-    return MonthlyReport.model_validate(_report(session, principal, month, community))
+    return MonthlyReport.model_validate(_report(session, principal, actor, month, community, "json"))
 
 
 @router.get(
@@ -60,9 +61,9 @@ def get_monthly_report(
     summary="The same report as an Excel workbook (what the console's report page downloads)",
 )
 def get_monthly_workbook(
-    session: SessionDep, principal: Staff, month: Month, community: Community | None = None
+    session: SessionDep, principal: Staff, actor: ActorDep, month: Month, community: Community | None = None
 ) -> Response:
-    report = _report(session, principal, month, community)
+    report = _report(session, principal, actor, month, community, "xlsx")
     name = f"report-{report['community'] or 'all'}-{report['month']}.xlsx"
     return Response(
         workbook_bytes(report),
@@ -71,11 +72,14 @@ def get_monthly_workbook(
     )
 
 
-def _report(session: Session, principal: Principal, month: str, community: str | None) -> dict[str, Any]:
-    """The report as the caller's key may see it; a bad or future month 422 naming it, another community 404."""
+def _report(
+    session: Session, principal: Principal, actor: Actor, month: str, community: str | None, form: str
+) -> dict[str, Any]:
+    """The report as the caller's key may see it; a bad or future month 422 naming it, another community 404.
+    A report read is in the audit trail: it lists the month's emergencies and offline meters by id."""
     scope = ReportScope(role=principal.role, community=principal.community, grid_cells=principal.grid_cells)
     try:
-        return monthly_report(session, community=community, month=month, scope=scope)
+        report = monthly_report(session, community=community, month=month, scope=scope)
     except ReportError as exc:
         raise ApiError(
             422,
@@ -87,3 +91,6 @@ def _report(session: Session, principal: Principal, month: str, community: str |
         raise ApiError(404, "not_found", str(exc)) from exc
     except ReportForbidden as exc:
         raise forbidden(str(exc)) from exc
+    detail = {"month": report["month"], "community": report["community"], "format": form}
+    record(session, actor, "report.read", "report", detail=detail)
+    return report

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from alerts import admin
+from alerts.audit import AuditEvent
 from alerts.db import Store
 from alerts.models import Silence, utcnow
 from alerts.pipeline import RouterConfig
@@ -74,6 +75,10 @@ def test_add_list_expire_and_the_router_mutes_only_while_it_runs(env: dict[str, 
     assert history.stdout.startswith(silence_id) and "\texpired\t" in history.stdout
     again = shouwang(env, "expire", silence_id)
     assert again.exit_code == 0 and "had already ended" in again.stdout
+    with store.transaction() as session:  # in the audit trail as the login that ran it, once each
+        trail = session.execute(select(AuditEvent.action, AuditEvent.actor, AuditEvent.object_id)).all()
+    assert [(a, o) for a, _, o in trail] == [("silence.create", silence_id), ("silence.expire", silence_id)]
+    assert all(actor.startswith("cli") for _, actor, _ in trail)
 
 
 @pytest.mark.parametrize(

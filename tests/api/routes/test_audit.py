@@ -327,3 +327,17 @@ def test_a_households_export_and_erasure_are_recorded(audited: Audited) -> None:
     assert (_one(events)["action"], _one(events)["object_id"]) == ("household.erase", home)
     response, events = audited.call("operator", "DELETE", f"/v1/households/{home}")  # changes nothing: no event
     assert expect(response, 200)["already_erased"] and events == []
+
+
+def test_a_monthly_report_read_is_recorded_with_its_month_and_format(audited: Audited) -> None:
+    month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    for path, form in (("/v1/reports/monthly", "json"), ("/v1/reports/monthly.xlsx", "xlsx")):
+        response, events = audited.call("operator", "GET", path, params={"month": month, "community": "CM1"})
+        assert response.status_code == 200, response.text[:200]
+        event = _one(events)
+        assert (event["action"], event["detail"]) == (
+            "report.read",
+            {"month": month, "community": "CM1", "format": form},
+        )
+    response, events = audited.call("operator", "GET", "/v1/reports/monthly", params={"month": "2999-01"})
+    assert response.status_code == 422 and events == []  # refused: nothing was read
