@@ -239,13 +239,9 @@ def all_is_well_payload(
         return moment.astimezone(zone).isoformat(timespec="seconds") if moment else None
 
     data: dict[str, Any] = {
-        "household": {
-            "id": household.id,
-            "name": household.name,
-            "address": household.address,
-            "timezone": household.timezone,
-        },
-        "grid_cell": household.grid_cell,
+        # A family's view (alerts/payloads.py): no address or grid cell. The id stays: consent withdrawal and
+        # erasure find a pending message about no alert by the household its body names.
+        "household": {"id": household.id, "name": household.name, "timezone": household.timezone},
         "period": "week" if weekly else "day",
         "day": today.isoformat(),
         "call": subscription.all_is_well_call or household.name,

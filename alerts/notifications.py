@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from alerts import metrics
 from alerts.models import Alert, Delivery, Endpoint, Household, Recipient, Subscription
-from alerts.payloads import alert_payload
+from alerts.payloads import alert_payloads
 from alerts.policy import RESIDENT, ROLE_KINDS, severity_at_least
 from alerts.statuses import DeliveryStatus, EndpointStatus
 from alerts.webhooks import new_message_id
@@ -86,19 +86,28 @@ def record_notifications(
     now: datetime,
     public_url: str,
 ) -> list[Delivery]:
-    """One outbox row per active endpoint of each recipient, in the caller's transaction."""
+    """One outbox row per active endpoint of each recipient, in the caller's transaction; each body is the
+    view of the recipient's role (alerts/payloads.py)."""
     deliveries = []
-    payload = alert_payload(
-        event_type=event_type, alert=alert, household=household, tier=tier, now=now, public_url=public_url
+    chosen = list(recipients)
+    bodies = alert_payloads(
+        session,
+        alert=alert,
+        household=household,
+        recipients=chosen,
+        event_type=event_type,
+        tier=tier,
+        now=now,
+        public_url=public_url,
     )
-    for recipient in recipients:
+    for recipient in chosen:
         deliveries += outbox_rows(
             session,
             recipient_id=recipient.id,
             alert_id=alert.id,
             event_type=event_type,
             tier=tier,
-            payload=payload,
+            payload=bodies[recipient.id],
             now=now,
         )
         metrics.NOTIFICATIONS.labels(event_type, recipient.role).inc()

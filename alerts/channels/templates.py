@@ -31,6 +31,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from alerts.channels import wording as w
 from alerts.channels.base import ActionLink, Audience, Notification
 from alerts.payloads import EVENT_TYPES as PAYLOAD_EVENT_TYPES
+from alerts.payloads import view_for
 
 DEFAULT_DIR = Path(__file__).parent / "templates"
 ALL_IS_WELL_EVENT = "household.all_is_well"
@@ -43,6 +44,8 @@ DIGEST_EVENT = "alert.digest"
 ALL_EVENT_TYPES = (*EVENT_TYPES, DIGEST_EVENT)
 MAX_DIGEST_ITEMS = 30  # lines in one digest; the rest is counted ("and 12 more")
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+# check_templates' samples: (with a household, with action links, as whose view): staff's, then a family's.
+_SAMPLE_CASES = ((True, True, "grid_worker"), (False, False, "grid_worker"), (True, True, "family"))
 
 # (channel type, family, audience) of every channel rendered from these templates: check_templates tries each.
 CHANNEL_FAMILIES: tuple[tuple[str, str, Audience], ...] = (
@@ -198,18 +201,15 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
     language = w.language_of(notification.language)
     event, data = notification.event_type, notification.data
     group = audience == "group"
-    raw_household = data.get("household")
-    household: Mapping[str, Any] = raw_household if isinstance(raw_household, Mapping) else {}
+    household, explanations, resolution = (
+        raw if isinstance(raw := data.get(key), Mapping) else {} for key in ("household", "explanation", "resolution")
+    )
     timezone = _timezone(household)
     kind, severity = _text(data.get("kind")), _text(data.get("severity"))
     name, address = _text(household.get("name")), _text(household.get("address"))
     shown_name = mask_name(name) if group else name
     grid_cell = _text(data.get("grid_cell"))
     cell_words = ("Grid cell " if language == "en" else "网格 ") + grid_cell if grid_cell else None
-    raw_explanation = data.get("explanation")
-    explanations: Mapping[str, Any] = raw_explanation if isinstance(raw_explanation, Mapping) else {}
-    raw_resolution = data.get("resolution")
-    resolution: Mapping[str, Any] = raw_resolution if isinstance(raw_resolution, Mapping) else {}
     raw_facts = data.get("facts")
     outcome = _text(resolution.get("outcome"))
     message = _all_is_well_message(data, language, group) if event == ALL_IS_WELL_EVENT else None
@@ -257,6 +257,7 @@ def message_context(notification: Notification, *, audience: Audience, buttons: 
         "away_until": away_until,
         "report": report,
         "family_seen": _family_seen(data.get("family_seen"), timezone, language, group=group),
+        "told": w.told(data.get("told"), language),  # a family's view: the roles told, never names
         "endpoint_id": _text(data.get("endpoint_id")),
         "actions": _actions(notification.actions, language),
         "buttons": buttons,
@@ -307,11 +308,7 @@ def _family_seen(raw: Any, timezone: str, language: str, *, group: bool) -> str 
         return None
     when = _local_time(raw.get("at"), timezone, language) or ""
     who = None if group else _text(raw.get("by"))
-    detail = (
-        "，".join(part for part in (who, when) if part)
-        if language != "en"
-        else ", ".join(part for part in (who, when) if part)
-    )
+    detail = ("，" if language != "en" else ", ").join(part for part in (who, when) if part)
     if language == "en":
         return f"The family has seen it ({detail}); please still follow up." if detail else None
     return f"家属已看到（{detail}），请仍按流程跟进。" if detail else None
@@ -345,6 +342,7 @@ def sample_notification(
     language: str = "zh-CN",
     household: bool = True,
     actions: bool = True,
+    role: str = "grid_worker",
 ) -> Notification:
     """A realistic notification of every field a template may use (for ``check_templates`` and previews)."""
     if event_type == DIGEST_EVENT:
@@ -420,13 +418,14 @@ def sample_notification(
         if actions
         else ()
     )
+    role = "resident" if event_type == "alert.check_in" else role  # only the resident is asked
+    data = dict(view_for(role, data, told=("family", "grid_worker")))  # the body this role's message is made from
     payload = {"type": event_type, "timestamp": "2026-03-02T01:00:05+00:00", "data": data}
-    return Notification("msg-sample", payload, "grid_worker", actions=links, language=language)
+    return Notification("msg-sample", payload, role, actions=links, language=language)
 
 
 _ALL_IS_WELL_SAMPLE: dict[str, Any] = {
-    "household": {"id": "hh-sample", "name": "王阿姨", "address": "莲花路 12 号 3 栋 501", "timezone": "Asia/Shanghai"},
-    "grid_cell": "FT-12-3",
+    "household": {"id": "hh-sample", "name": "王阿姨", "timezone": "Asia/Shanghai"},
     "period": "day",
     "day": "2026-03-02",
     "call": "妈妈",
@@ -466,17 +465,17 @@ _REPORT_SAMPLE: dict[str, Any] = {
 
 
 def check_templates(templates: Templates, channels: Iterable[tuple[str, str, Audience]] = CHANNEL_FAMILIES) -> int:
-    """Render every template each channel may use (every event type, both languages, with and without a
-    household and action links) with sample payloads; raise one TemplateError listing every failure.
-    Returns how many messages rendered. Call at startup and when an operator changes the override folder."""
+    """Render every template each channel may use (every event type, both languages, with and without a household
+    and action links, as staff and as a family read it) with sample payloads; raise one TemplateError listing every
+    failure. Returns how many messages rendered. Call at startup and when an operator changes the override folder."""
     failures: list[str] = []
     rendered = 0
     for channel_type, family, audience in channels:
         for event_type in ALL_EVENT_TYPES:
             for language in w.LANGUAGES:
-                for household, actions in ((True, True), (False, False)):
+                for household, actions, role in _SAMPLE_CASES:
                     notification = sample_notification(
-                        event_type, language=language, household=household, actions=actions
+                        event_type, language=language, household=household, actions=actions, role=role
                     )
                     try:
                         templates.render(

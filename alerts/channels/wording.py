@@ -102,6 +102,14 @@ OUTCOME_LABELS: Mapping[str, tuple[str, str]] = {
     "condition_cleared": ("情况已自行恢复", "the condition cleared by itself"),
 }
 
+# Who has been told about an alert, as a family's message says it (roles only: never who by name).
+ROLE_LABELS: Mapping[str, tuple[str, str]] = {
+    "family": ("家属", "family"),
+    "grid_worker": ("网格员", "grid worker"),
+    "supervisor": ("主管", "supervisor"),
+    "operator": ("运维", "operator"),
+}
+
 MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -116,3 +124,11 @@ def pick(words: Mapping[str, tuple[str, str]], key: str | None, language: str, d
     if pair is None:
         return default if default is not None else (key or "")
     return pair[1] if language == "en" else pair[0]
+
+
+def told(roles: object, language: str) -> str | None:
+    """ "已通知：家属、网格员" from a family view's ``told`` list; None when there is none (other views)."""
+    if not isinstance(roles, list) or not roles:
+        return None
+    names = [pick(ROLE_LABELS, str(role), language) for role in roles]
+    return f"Told so far: {', '.join(names)}" if language == "en" else f"已通知：{'、'.join(names)}"

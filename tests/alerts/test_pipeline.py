@@ -68,7 +68,8 @@ def test_raise_tells_the_family_of_that_home_and_its_grid_worker_once(
         delivery = session.scalars(select(Delivery).where(Delivery.recipient_id == world.family_a.id)).one()
         body = json.loads(delivery.payload)
     assert body["type"] == "alert.raised"
-    assert body["data"]["household"]["id"] == world.home_a.id
+    assert body["data"]["view"] == "family"  # the family's view names the home as they know it, not by its id
+    assert body["data"]["household"] == {"name": "Home A", "timezone": "Asia/Shanghai"}
     assert body["data"]["acknowledge_url"].endswith(f"/v1/alerts/{raised.alert_id}/ack")
 
 

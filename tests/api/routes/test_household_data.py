@@ -36,7 +36,8 @@ def test_export_holds_the_household_and_nothing_of_another(world: World) -> None
     (exported,) = body["alerts"]
     assert exported["id"] == alert and exported["history"][0]["event"] == "raised"
     told = {n["recipient_id"]: n for n in exported["notifications"]}
-    assert told[world.recipients["family_a"]]["payload"]["data"]["household"]["address"] == "莲花路 7 号"
+    assert told[world.recipients["grid_worker"]]["payload"]["data"]["household"]["address"] == "莲花路 7 号"
+    assert told[world.recipients["family_a"]]["payload"]["data"]["view"] == "family"  # no address in a family's
     assert {"household.create", "household.update", "household.list"} <= {e["action"] for e in body["audit"]}
     text = json.dumps(body, ensure_ascii=False)
     for other in (world.home_a, world.home_b, world.meter_a, world.meter_b, "Home A", "Home B", "whsec_", "swk_"):
