@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from cli import audit, sealed, silences
+from cli import audit, keys, sealed, silences
 from cli.broker import BrokerError, LocalBroker, kafka_version, resolve_jars
 from cli.report import report as report_command
 from shouwang.settings import Settings, get_settings
@@ -28,6 +28,7 @@ app.add_typer(silences.app, name="silence")
 app.command("report")(report_command)
 app.add_typer(sealed.app, name="secrets")
 app.add_typer(audit.app, name="audit")
+app.add_typer(keys.app, name="keys")
 
 
 @incidents_app.command("classify")
