@@ -22,8 +22,11 @@ COPY --from=compiled /src/detectors/_compiled ./detectors/_compiled
 COPY alerts ./alerts
 COPY api ./api
 COPY cli ./cli
+# /app/var: the processes' data (a volume in docker-compose.yml, owned by shouwang as created here).
+# /app/metrics-key: where the compose file's metrics-key job writes Prometheus's token; owned by nobody (65534),
+# the user that job and Prometheus's image run as, so a new volume mounted there is theirs alone.
 RUN pip install --no-cache-dir . && useradd --system --home /app shouwang && mkdir -p /app/var \
-    && chown shouwang /app/var
+    && chown shouwang /app/var && install -d -o 65534 -g 65534 -m 0700 /app/metrics-key
 USER shouwang
 ENV SHOUWANG_VAR_DIR=/app/var
 ENTRYPOINT ["shouwang"]

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # What only the tests need (make test runs this; make up never does): a PostgreSQL server for the
-# store tests, Prometheus's tools for the rule and scrape tests, headless Chromium for the console test.
+# store tests, Prometheus's tools for the rule and scrape tests, headless Chromium for the console test,
+# systemd-analyze and amtool for the deployment files' tests.
 set -euo pipefail
 here="$(dirname "$0")"
 "${here}/ensure-postgres.sh"
 "${here}/ensure-prometheus.sh"
 "${here}/ensure-chromium.sh"
+"${here}/ensure-deploy-tools.sh"
 
 # A Chinese font for headless Chromium: without one the console's and the report's screenshots (docs/*.png) and
 # the report's PDF show boxes for every Chinese character. Debian's WenQuanYi Micro Hei is small (1.6 MB); a

@@ -46,7 +46,7 @@ def test_rule_unit_tests_pass_and_cover_every_rule_firing_and_not() -> None:
 def test_scrape_config_is_valid_and_loads_the_rules(tmp_path: Path) -> None:
     deployed = tmp_path / "prometheus"  # as mounted in the container, with the operator's token file beside it
     shutil.copytree(PROMETHEUS_DIR, deployed)
-    (deployed / "api-token").write_text("swk_key_0123456789abcdef_example-token-for-the-check\n")
+    (deployed / "secrets" / "api-token").write_text("swk_key_0123456789abcdef_example-token-for-the-check\n")
     result = promtool("check", "config", str(deployed / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 rule files found" in result.stdout
