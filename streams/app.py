@@ -190,6 +190,10 @@ def _faust_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,  # no leader-only work: no extra __assignor topic needed
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
+        # Faust's /table pages serve any key's stored value without a key (a household's learned routine),
+        # and /router the topology: the worker's port is for Prometheus only.
+        web_tables_enabled=False,
+        web_router_enabled=False,
         producer_acks=-1,
         # Every record writes its meter's state to the changelog: without a linger each write is
         # its own produce request, and aiokafka's cost per request is a large share of the worker's

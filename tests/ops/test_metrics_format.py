@@ -1,6 +1,10 @@
-"""`promtool check metrics` accepts what the worker and the router expose, names and all."""
+"""`promtool check metrics` accepts what the worker and the router expose, names and all; the worker's port
+serves nothing else (Faust's own /table pages would hand out any meter's stored routine without a key)."""
 
 from __future__ import annotations
+
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -18,3 +22,9 @@ def test_every_endpoint_passes_promtool_lint(stack: Stack) -> None:
         assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
             f"{url}:\n{result.stdout}{result.stderr}"
         )
+    # Reached here, the worker is up: its other Faust pages must not exist.
+    base = stack.worker_metrics.rsplit("/metrics", 1)[0]
+    for path in ("/table/", "/table/meter-state/", "/router/"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(base + path, timeout=5)
+        assert refused.value.code == 404, path
