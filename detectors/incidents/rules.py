@@ -95,14 +95,17 @@ _NOT_PERCEIVED = re.compile(
 # … and a bare 不 only immediately before it: "打不着火", "狗不咬人" (but "不知道是哪家漏气了" is not negated)
 _HYPOTHETICAL = alternatives(
     "会不会 以为 听说 万一 要是 如果 一旦 假如 怕 担心 防止 以防 预防 容易 可能会 引发 差点 险些 隐患 风险 小心 "
-    "注意 以免 免得 避免"
+    "注意 以免 免得 避免 梦见 梦到 做梦 梦里"  # "梦见楼里着火了": a dream
 )
 _HABITUAL = alternatives("经常 常常 总是 老是 每次 每回 有时 下雨天 一下雨 下雨的时候 下雨时 每逢")
 _PAST = alternatives(
-    "以前 之前 上次 上回 上个月 上周 上星期 上礼拜 去年 前年 曾经 原来 早先 前阵子"
+    "以前 之前 上次 上回 上个月 上周 上星期 上礼拜 去年 前年 曾经 原来 早先 前阵子 前几天 前两天 前些天 前些日子"
 )  # "插座以前冒过火花"
 # A sentence about a drill, a talk or a course mentions emergencies that are not happening.
-_NOT_REAL = alternatives("演习 演练 讲座 培训 宣传 知识 课程 科普 防跌倒 防火 防溺水 新闻 电视里 网上 视频里")
+_NOT_REAL = alternatives(
+    "演习 演练 讲座 培训 宣传 知识 课程 科普 防跌倒 防火 防溺水 新闻 电视里 网上 视频里 "
+    "电视剧 电影 动画片 小说 游戏里 剧里 梦里 梦见 梦到"
+)
 # Used with ``pattern.match(text, pos)``, which anchors at ``pos`` (so no ``^``).
 _HYPOTHETICAL_AFTER = re.compile(
     f"{_C}{{0,4}}(?:"

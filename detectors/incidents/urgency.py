@@ -4,7 +4,7 @@ Levels, from most to least urgent (docs/INCIDENTS.md has the full table):
 
 ``critical``  life or property in danger *now*: fire or smoke, a gas smell or leak, an explosion,
               electric shock, someone fallen / unconscious / calling for help, people trapped in a
-              lift, water flooding a home.
+              lift, water flooding a home, a weapon held at people (``danger``).
 ``high``      a serious risk or a vulnerable person who needs someone soon: every ``hazard`` and
               ``vulnerable_person`` report, charging e-bikes indoors or from trailing leads,
               clutter or e-bikes blocking a fire escape, flammables stored in a stairwell, burst
@@ -14,9 +14,11 @@ Levels, from most to least urgent (docs/INCIDENTS.md has the full table):
               request about an elder; a dog barking at night or a big dog off the lead.
 ``low``       the default for pets and other matters; suggestions and "where do I …" questions.
 
-A critical keyword does not count when it is negated or hypothetical in its own clause
-("没有冒烟", "万一着火", "差点摔了", "着火了怎么办"), and a fire reported as put out
-("已经扑灭") is high, not critical. Every decision carries its reasons in Chinese and English.
+Pinyin in a report is read as characters first (``pinyin``: "dianti kazhu le" → "电梯卡住了"),
+and the reasons say how it was read. A critical keyword does not count when it is negated or
+hypothetical in its own clause ("没有冒烟", "万一着火", "差点摔了", "着火了怎么办"), and a fire
+reported as put out ("已经扑灭") is high, not critical. Every decision carries its reasons in
+Chinese and English.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 
 from detectors.incidents.categories import URGENCY_LEVELS, check_category, urgency_rank
 from detectors.incidents.danger import CRITICAL
+from detectors.incidents.pinyin import read_pinyin
 from detectors.incidents.rules import Rule, S, alternatives, applies, find, rule, shown
 from detectors.incidents.text import clean
 
@@ -223,12 +226,28 @@ class Decision:
 class RuleFindings:
     decisions: list[Decision]  # the keyword rules that fired (no category default)
     notes: list[tuple[str, str]]  # (zh, en) for emergency words that were negated, hypothetical or resolved
+    reading: tuple[str, str] | None = None  # (zh, en) saying how pinyin in the report was read
+
+
+def readable(text: str) -> str:
+    """What the urgency rules and model read: the cleaned text with its pinyin read as characters."""
+    return read_pinyin(clean(text))
+
+
+def reading_note(text: str) -> tuple[str, str] | None:
+    """A reason saying how the pinyin of ``text`` was read, so "提到“卡住”" can be traced to "kazhu"."""
+    cleaned = clean(text)
+    read = read_pinyin(cleaned)
+    if read == cleaned:
+        return None
+    return f"拼音按汉字读作“{read}”", f"the pinyin was read as '{read}'"
 
 
 def find_rules(text: str, category: str) -> RuleFindings:
     """What the keyword rules see in a report of ``category``: every rule that fired, at its level."""
     check_category(category)
-    text = clean(text)
+    reading = reading_note(text)
+    text = readable(text)
     decided: list[Decision] = []
     notes: list[tuple[str, str]] = []
     for r in (*CRITICAL, *_HIGH, *_NORMAL):
@@ -265,13 +284,13 @@ def find_rules(text: str, category: str) -> RuleFindings:
                 "the fire is reported as put out; the cause still needs checking",
             )
         )
-    return RuleFindings(decided, notes)
+    return RuleFindings(decided, notes, reading)
 
 
 def category_default(text: str, category: str) -> Decision:
     """The level a report of ``category`` has when no rule fires (a service request or a suggestion lowers it)."""
     check_category(category)
-    text = clean(text)
+    text = readable(text)
     level, zh, en = _DEFAULTS[category]
     if category == "vulnerable_person" and _SERVICE.search(text) and not _WORRY.search(text):
         level, zh, en = _SERVICE_REQUEST
@@ -280,8 +299,9 @@ def category_default(text: str, category: str) -> Decision:
     return Decision(level, "default", zh, en)
 
 
-def decide(decisions: list[Decision], notes: list[tuple[str, str]]) -> Urgency:
-    """The highest level among ``decisions``, with the reasons of every decision at that level."""
+def decide(decisions: list[Decision], notes: list[tuple[str, str]], reading: tuple[str, str] | None = None) -> Urgency:
+    """The highest level among ``decisions``, with the reasons of every decision at that level (and,
+    after them, how pinyin was read, at any level)."""
     final = max((d.level for d in decisions), key=urgency_rank)
     chosen = [d for d in decisions if d.level == final]
     if len(chosen) > 1:  # a rule decided: the category default is not a reason then
@@ -291,6 +311,9 @@ def decide(decisions: list[Decision], notes: list[tuple[str, str]]) -> Urgency:
     if urgency_rank(final) < urgency_rank("critical"):
         reasons += [n[0] for n in notes]
         reasons_en += [n[1] for n in notes]
+    if reading is not None:
+        reasons.append(reading[0])
+        reasons_en.append(reading[1])
     assert final in URGENCY_LEVELS
     return Urgency(final, reasons, reasons_en, [d.rule for d in chosen])
 
@@ -299,4 +322,4 @@ def assess(text: str, category: str) -> Urgency:
     """Urgency of a report of ``category`` by the keyword rules and category defaults alone, with its
     reasons in zh and en. ``classify`` uses the model with these rules raising it (``urgency_model``)."""
     findings = find_rules(text, category)
-    return decide([category_default(text, category), *findings.decisions], findings.notes)
+    return decide([category_default(text, category), *findings.decisions], findings.notes, findings.reading)

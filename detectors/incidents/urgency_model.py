@@ -35,12 +35,12 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from detectors.incidents.categories import URGENCY_EN, URGENCY_LEVELS, URGENCY_ZH, check_category
 from detectors.incidents.classifier import IncidentClassifier, _pipeline
 from detectors.incidents.corpus import LabelledReport, load_corpus, load_urgency_extra
-from detectors.incidents.text import clean, has_content
-from detectors.incidents.urgency import Decision, Urgency, category_default, decide, find_rules
+from detectors.incidents.text import has_content
+from detectors.incidents.urgency import Decision, Urgency, category_default, decide, find_rules, readable
 
-NGRAM_RANGE: tuple[int, int] = (1, 3)
-C: float = 3.0
-CLASS_WEIGHT: str | None = "balanced"  # critical is rare (about one report in eight); do not let it drown
+NGRAM_RANGE: tuple[int, int] = (1, 2)
+C: float = 10.0
+CLASS_WEIGHT: str | None = None
 URGENCY_PARAM_GRID: dict[str, list] = {
     "tfidf__ngram_range": [(1, 2), (1, 3)],
     "model__C": [3.0, 10.0, 30.0, 100.0],
@@ -59,7 +59,7 @@ _NOT_WORD = re.compile(r"[^0-9a-z\u3400-\u9fff\uf900-\ufaff]+")
 
 def for_urgency(text: str) -> str:
     """What the urgency model sees: the cleaned text, lower-case, numbers folded to ``0``, every run of
-    punctuation, emoji or space made one space (callers pass text that went through ``clean``)."""
+    punctuation, emoji or space made one space (callers pass text that went through ``readable``)."""
     return _NOT_WORD.sub(" ", _DIGITS.sub("0", text.lower())).strip()
 
 
@@ -100,7 +100,7 @@ def train_urgency(
     if len(set(labels)) < 2:
         raise ValueError("need reports of at least two urgency levels to train")
     pipeline = _pipeline(ngram_range, c, for_urgency, class_weight)
-    pipeline.fit([clean(r.text) for r in records], labels)
+    pipeline.fit([readable(r.text) for r in records], labels)
     return UrgencyModel(IncidentClassifier(pipeline))
 
 
@@ -128,7 +128,7 @@ def select_urgency_hyperparameters(records: Sequence[LabelledReport]) -> tuple[d
     then shorter n-grams) is chosen: the scores differ by less than their noise there, and the
     simpler model trains faster at every worker start. Returns (chosen parameters, its mean CV
     score, every (parameters, score))."""
-    texts = [clean(r.text) for r in records]
+    texts = [readable(r.text) for r in records]
     labels = [r.urgency for r in records]
     folds = StratifiedKFold(5, shuffle=True, random_state=CV_SEED)
     scored: list[tuple[dict, float]] = []
@@ -170,8 +170,8 @@ def assess_urgency(text: str, category: str, model: UrgencyModel | None = None) 
     level, so a grid worker sees what was read. ``ValueError`` for an unknown category; a text
     with nothing readable in it is left to the rules and category default."""
     check_category(category)
-    text = clean(text)
     findings = find_rules(text, category)
+    text = readable(text)  # the pinyin in it read as characters, as the rules read it
     decisions = list(findings.decisions)
     if has_content(text):
         decisions.insert(0, model_decision((model or default_urgency_model()).predict(text)))
@@ -179,7 +179,7 @@ def assess_urgency(text: str, category: str, model: UrgencyModel | None = None) 
         decisions.append(category_default(text, category))
     if category in FLOOR_CATEGORIES:
         decisions.append(category_default(text, category))
-    return decide(decisions, findings.notes)
+    return decide(decisions, findings.notes, findings.reading)
 
 
 def levels_of(records: Sequence[LabelledReport], categories: Sequence[str], model: UrgencyModel) -> list[str]:

@@ -104,3 +104,78 @@ def test_look_alikes_are_not_critical(category: str, text: str) -> None:
 def test_not_answering_counts_outside_vulnerable_person_only_for_an_elder() -> None:
     assert assess("独居老人家里漏水，敲门没人应，电话也打不通", "water_pipe").level == "critical"
     assert assess("楼上漏水，敲门没人应，电话也打不通", "water_pipe").level != "critical"
+
+
+# Other ways residents write the same dangers (written for this test; none is in the training data).
+OTHER_PHRASINGS = [
+    ("hazard", "楼道里堆的纸箱着起来了，有人在拿灭火器", "fire"),  # a fire verb variant
+    ("hazard", "着伙了 快来 5栋", "fire"),  # a homophone typo
+    ("ebike", "车棚里一辆电动车着了", "fire"),  # a thing that burns, then 着
+    ("hazard", "电线的火花把旁边的纸箱引着了", "fire"),
+    ("hazard", "灶台的火关不掉，旋钮坏了", "fire"),
+    ("hazard", "后面那栋楼顶一股一股黑乎乎的往外冒，快打119", "fire"),
+    ("hazard", "有烟！！4楼", "smoke"),
+    ("hazard", "电箱在冒白的，还有股塑料烧糊的味", "smoke"),
+    ("hazard", "单元门口一股gas味", "gas"),
+    ("hazard", "家里有股怪味，像是煤气", "gas"),
+    ("hazard", "一氧化碳报警器一直在叫", "gas"),
+    ("noise_dispute", "楼下有人拿着菜刀在追人，快报警", "weapon"),
+    ("noise_dispute", "他把酒瓶子砸碎了攥着在门口比划，说要捅死人", "weapon"),
+    ("noise_dispute", "两个人打起来，一个被捅伤了", "weapon"),
+    ("vulnerable_person", "隔壁王奶奶走丢了，到现在都没找到，她有老年痴呆", "missing"),
+    ("facility", "冇见过五楼李伯成个礼拜，拍门都冇人应", "unseen"),  # Cantonese, an elder named 李伯
+    ("vulnerable_person", "我给我妈打了十几个电话，一直响到自动挂断", "unseen"),  # the outcome in the next clause
+    ("vulnerable_person", "我爸一个人住，手机一直不在服务区", "unseen"),
+    ("vulnerable_person", "邻居家孩子一个人在家，爬到窗台上了", "self_harm"),
+    ("vulnerable_person", "他坐在阳台边说要跳", "self_harm"),
+    ("vulnerable_person", "超市门口的车里锁着个两三岁的小孩，车主找不到", "trapped"),
+    ("facility", "电梯把人关里面了，按铃也没人来", "trapped"),
+    ("vulnerable_person", "小孩把头伸进栏杆里卡住了", "trapped"),
+    ("facility", "电梯卡住了，里面两位老人", "lift_occupied"),
+    ("vulnerable_person", "楼下一个老太太坐在地上，嘴唇都紫了", "medical"),
+    ("vulnerable_person", "老人吃饭噎住了", "medical"),
+    ("vulnerable_person", "奶奶喘不过来气，一直捂着胸口", "medical"),
+    ("other", "楼下有个人满脸是血", "medical"),
+    ("vulnerable_person", "喊他他不晓得应，脸煞白的", "unresponsive"),  # Sichuanese
+    ("vulnerable_person", "老人晕在小区门口了", "fall"),
+    ("other", "一个外卖小哥被车撞了", "fall"),
+    ("vulnerable_person", "阿婆喺屋企跌亲咗，起唔到身", "fall"),  # Cantonese
+    ("water_pipe", "热水管爆了，开水喷得满屋子都是", "flood"),
+]
+
+# Danger words about what is not happening to anyone now, or about no one.
+OTHER_LOOK_ALIKES = [
+    ("water_pipe", "家里马桶水箱坏了，一直哗哗地响"),  # the sound of a cistern
+    ("hazard", "我昨晚梦见楼里着火了，想问问灭火器放在哪"),  # a dream
+    ("hazard", "电视剧里着火的场面把孩子吓哭了"),
+    ("vulnerable_person", "帮独居的张奶奶挪车，挪车电话也打不通"),  # a car owner's phone
+    ("vulnerable_person", "给独居的李奶奶送药，快递员的电话一直没人接"),
+    ("hazard", "早上闻到一点煤气味，开窗通风以后就没有了"),  # the smell went away
+    ("hazard", "闻着像煤气，燃气公司来测了说不是"),  # … or was checked
+    ("hazard", "热水器的火苗有点发黄，是不是该换了"),  # an appliance's flame
+    ("hazard", "燃气热水器打火的时候砰的一声"),  # … and its ignition
+    ("noise_dispute", "邻居说要拿刀砍人，我们很害怕"),  # a threat, no weapon in hand
+    ("noise_dispute", "今天他拎着棍子上来敲我家门，威胁我不许再投诉"),  # over: nothing says it is going on
+    ("noise_dispute", "楼下天天拿棍子捅天花板，还在群里骂人"),  # a stick, not a weapon at people
+    ("vulnerable_person", "小区门口有个老人好像走失了，问他住哪说不清"),  # found: someone is with him
+    ("vulnerable_person", "我爸前几天摔了一下，医院查过没骨折"),  # days ago
+    ("vulnerable_person", "王奶奶的电话打了两次没接，后来她回过来了"),  # she called back
+]
+
+
+@pytest.mark.parametrize(("category", "text", "rule"), OTHER_PHRASINGS)
+def test_other_phrasings_of_danger_have_their_rule(category: str, text: str, rule: str) -> None:
+    urgency = assess(text, category)
+    assert urgency.level == "critical" and rule in urgency.rules, urgency
+    assert all("提到“" in r for r in urgency.reasons)  # the reason quotes what was seen
+
+
+@pytest.mark.parametrize(("category", "text"), OTHER_LOOK_ALIKES)
+def test_other_look_alikes_are_not_critical_by_the_rules(category: str, text: str) -> None:
+    assert assess(text, category).level != "critical", assess(text, category)
+
+
+def test_a_weapon_in_a_fight_names_the_weapon() -> None:
+    urgency = assess("楼下有人拿着菜刀在追人，快报警", "noise_dispute")
+    assert urgency.rules == ["weapon"] and "提到“菜刀”" in urgency.reasons[0]
+    assert "weapon" in urgency.reasons_en[0]
