@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/evaluate_incidents.py            # everything (the grid searches take a while)
     .venv/bin/python scripts/evaluate_incidents.py --no-search
-    .venv/bin/python scripts/evaluate_incidents.py --heldout-only   # just the independent held-out table
+    .venv/bin/python scripts/evaluate_incidents.py --heldout-only   # just the independent held-out tables
 
 1. Hyper-parameters: grid search by stratified 5-fold cross-validation on the *training* part
    of the deterministic split only; the held-out part is not looked at.
@@ -11,21 +11,27 @@
    on the held-out part (25 %, stratified, seed ``SPLIT_SEED``) and on the colloquial set.
 3. The urgency rules are compared with the hand labels (given the true category).
 4. The urgency model: its grid search (5-fold CV on its training data), then the independent
-   held-out set (``data/heldout.jsonl``, never trained on) scored for today's rules and for the
-   model with the rules, side by side (see ``heldout``).
+   held-out sets, never trained on, scored for the rules of before the model, for the model with
+   the rules as first shipped, and for the model with the rules now, side by side:
+   ``data/heldout2.jsonl`` is the measurement (written while the second round of rules was being
+   made, and first scored once that round was committed); ``data/heldout.jsonl`` was read to find
+   that round's gaps, so it is development data now and shown as history.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import json
+import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -39,6 +45,7 @@ from detectors.incidents.corpus import (
     load_colloquial,
     load_corpus,
     load_heldout,
+    load_heldout2,
     split_corpus,
 )
 from detectors.incidents.urgency import assess
@@ -62,7 +69,7 @@ def _per_class_table(held: clf.Evaluation, colloquial: clf.Evaluation) -> str:
     return "\n".join(rows)
 
 
-def _urgency_table(name: str, records) -> str:
+def _urgency_table(name: str, records: Sequence[LabelledReport]) -> str:
     pairs = Counter((r.urgency, assess(r.text, r.category).level) for r in records)
     agree = sum(n for (a, b), n in pairs.items() if a == b)
     rows = [
@@ -79,7 +86,38 @@ def _urgency_table(name: str, records) -> str:
 
 # Today's urgency (before the model): the rules and category defaults as of this commit.
 TODAY = "f7a96ab"
+# The model with the rules as first shipped: the tree just before the second round of urgency
+# changes (pinyin, more phrasings, the weapon rule, more training reports, re-chosen parameters).
+FIRST_MODEL = "68f1ac9~1"
 REPO = Path(__file__).resolve().parent.parent
+
+_LEVELS_OF = """
+import json, sys
+from detectors.incidents.urgency_model import assess_urgency
+pairs = json.load(sys.stdin)
+print(json.dumps([assess_urgency(text, category).level for text, category in pairs]))
+"""
+
+
+def _levels_at(commit: str, texts: Iterable[str], categories: Iterable[str]) -> list[str]:
+    """``assess_urgency`` of the package as it was at ``commit`` (code and training data, from git),
+    run in a process of its own so that it imports nothing of today's package."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, "detectors"], cwd=REPO, check=True, capture_output=True
+    ).stdout
+    with tempfile.TemporaryDirectory() as tree:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tree, filter="data")
+        done = subprocess.run(
+            [sys.executable, "-c", _LEVELS_OF],
+            cwd=tree,
+            env={**os.environ, "PYTHONPATH": tree},
+            input=json.dumps(list(zip(texts, categories, strict=True))),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    return [str(level) for level in json.loads(done.stdout)]
 
 
 def _rules_of_today() -> ModuleType:
@@ -132,48 +170,56 @@ def _confusion(name: str, truth: Sequence[str], predicted: Sequence[str]) -> str
 
 
 def compare_urgency(records: Sequence[LabelledReport], name: str) -> str:
-    """Today's rules and the model with the rules on ``records``, both given the *predicted* category
-    (as in the service), side by side: critical recall and precision, urgency agreement, confusion."""
+    """The rules of before the model, the model with the rules as first shipped and as now, on ``records``,
+    all given the *predicted* category (as in the service), side by side: critical recall and
+    precision, urgency agreement, confusion; and the reports the triage of now misses or over-rates."""
     today = _rules_of_today()
-    categories = clf.default_classifier().predict_many(r.text for r in records)
+    categories: list[str] = clf.default_classifier().predict_many(r.text for r in records)
     truth = [r.urgency for r in records]
-    systems: list[tuple[str, Callable[[LabelledReport, str], str]]] = [
-        ("today's rules", lambda r, c: str(today.assess(r.text, c).level)),
-        ("model + rules", lambda r, c: um.assess_urgency(r.text, c).level),
-    ]
-    decided = {label: [f(r, c) for r, c in zip(records, categories, strict=True)] for label, f in systems}
+    decided = {
+        "rules before the model": [
+            str(today.assess(r.text, c).level) for r, c in zip(records, categories, strict=True)
+        ],
+        "model + rules, first shipped": _levels_at(FIRST_MODEL, (r.text for r in records), categories),
+        "model + rules, now": [um.assess_urgency(r.text, c).level for r, c in zip(records, categories, strict=True)],
+    }
+    now = decided["model + rules, now"]
     category_accuracy = sum(1 for r, c in zip(records, categories, strict=True) if r.category == c) / len(records)
     lines = [
         f"{name}: {len(records)} reports, {truth.count('critical')} labelled critical; category accuracy "
-        f"{category_accuracy:.3f} for both (the category classifier is today's"
+        f"{category_accuracy:.3f} for all three (the category classifier is today's"
         f"{'' if _categories_unchanged_since_today() else ' — NOT: its training categories changed'})",
         "",
         "| urgency | critical recall | critical precision | critical found / missed / false | agrees with label |",
         "|---|---:|---:|---:|---:|",
     ]
-    for label, _ in systems:
-        recall, precision, tp, fp, fn = _critical(truth, decided[label])
-        agree = sum(1 for t, p in zip(truth, decided[label], strict=True) if t == p) / len(records)
+    for label, levels in decided.items():
+        recall, precision, tp, fp, fn = _critical(truth, levels)
+        agree = sum(1 for t, p in zip(truth, levels, strict=True) if t == p) / len(records)
         lines.append(f"| {label} | {recall:.3f} | {precision:.3f} | {tp} / {fn} / {fp} | {agree:.3f} |")
-    for label, _ in systems:
-        lines += ["", _confusion(f"{name}, {label}", truth, decided[label])]
-    missed = [r.text for r, p in zip(records, decided["model + rules"], strict=True) if r.urgency == "critical" != p]
-    false = [r.text for r, p in zip(records, decided["model + rules"], strict=True) if p == "critical" != r.urgency]
-    lines += ["", f"{name}, model + rules, critical missed:"] + [f"  - {t}" for t in missed]
-    lines += [f"{name}, model + rules, critical raised but not labelled so:"] + [f"  - {t}" for t in false]
+    for label, levels in decided.items():
+        lines += ["", _confusion(f"{name}, {label}", truth, levels)]
+    missed = [r.text for r, p in zip(records, now, strict=True) if r.urgency == "critical" != p]
+    false = [f"[{r.urgency}] {r.text}" for r, p in zip(records, now, strict=True) if p == "critical" != r.urgency]
+    lines += ["", f"{name}, model + rules now, critical missed:"] + [f"  - {t}" for t in missed]
+    lines += [f"{name}, model + rules now, critical raised but not labelled so:"] + [f"  - {t}" for t in false]
     return "\n".join(lines)
 
 
 def heldout_report() -> str:
-    try:
-        heldout = load_heldout()
-    except FileNotFoundError:
-        return "no held-out set (detectors/incidents/data/heldout.jsonl) yet"
-    return (
-        compare_urgency(heldout, "independent held-out set")
-        + "\n\n"
-        + compare_urgency(load_colloquial(), "colloquial set")
-    )
+    """The second held-out set (the measurement), the first (development data since the second round
+    of rules) and the colloquial set; "model + rules, first" is the triage as first shipped."""
+    parts: list[str] = []
+    for loader, name in (
+        (load_heldout2, "second held-out set (heldout2.jsonl, the measurement)"),
+        (load_heldout, "first held-out set (heldout.jsonl, development data since the second round)"),
+    ):
+        try:
+            parts.append(compare_urgency(loader(), name))
+        except FileNotFoundError:
+            parts.append(f"no {name} yet")
+    parts.append(compare_urgency(load_colloquial(), "colloquial set"))
+    return "\n\n".join(parts)
 
 
 def main() -> None:
@@ -235,9 +281,9 @@ def main() -> None:
     print(_urgency_table("colloquial, true category", colloquial) + "\n")
     for name, records in (("held-out", held_out), ("colloquial", colloquial)):
         predicted = model.predict_many(r.text for r in records)
-        levels = [assess(r.text, c).level for r, c in zip(records, predicted, strict=True)]
-        agree = sum(1 for r, lv in zip(records, levels, strict=True) if r.urgency == lv)
-        critical = [lv for r, lv in zip(records, levels, strict=True) if r.urgency == "critical"]
+        rated = [assess(r.text, c).level for r, c in zip(records, predicted, strict=True)]
+        agree = sum(1 for r, lv in zip(records, rated, strict=True) if r.urgency == lv)
+        critical = [lv for r, lv in zip(records, rated, strict=True) if r.urgency == "critical"]
         print(
             f"{name}, predicted category: urgency agrees on {agree}/{len(records)} ({agree / len(records):.1%}); "
             f"labelled-critical reports rated critical: {critical.count('critical')}/{len(critical)}"
