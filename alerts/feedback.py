@@ -24,6 +24,7 @@ from sqlalchemy import select
 from alerts.db import Store
 from alerts.models import Alert, ConsentEvent, Household, HouseholdErasure, Meter, utcnow
 from alerts.statuses import FEEDBACK_OUTCOMES, AlertStatus
+from shouwang.durability import durable_producer
 from shouwang.events import ConsentChange, MeterErased, MeterHints, OutcomeFeedback, RoutineHints, encode
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ class FeedbackPublisher:
         return len(feedback) + len(hints) + told
 
     async def run(self, stop: asyncio.Event, *, tick_s: float = 1.0) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        producer = durable_producer(self.bootstrap_servers, client_id="shouwang-feedback")
         await producer.start()
         try:
             while not stop.is_set():

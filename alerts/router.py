@@ -41,6 +41,7 @@ from alerts.stages import default_pipeline
 from alerts.statuses import AlertStatus, DeliveryStatus
 from alerts.webhooks import EndpointLimiter, make_client, parse_schedule
 from shouwang.deadletter import DeadLetter
+from shouwang.durability import durable_producer
 from shouwang.events import EventError, decode_alert, decode_daily_summary
 from shouwang.settings import Settings
 from shouwang.topics import Topics
@@ -145,7 +146,7 @@ class Router:
             auto_offset_reset="earliest",
             client_id=self.settings.router_id,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap_servers, acks="all")
+        producer = durable_producer(self.settings.bootstrap_servers, client_id=self.settings.router_id)
         await consumer.start()
         await producer.start()
         try:

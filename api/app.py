@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -43,6 +42,7 @@ from api.routes import (
 )
 from api.schemas import Health
 from api.security_headers import SecurityHeaders
+from shouwang.durability import durable_producer
 from shouwang.settings import Settings
 from shouwang.topics import Topics
 
@@ -97,9 +97,7 @@ class _TooLarge(ApiError):
 async def _connect_producer(app: FastAPI, settings: Settings) -> None:
     """Connect to Kafka in the background, retrying: the API serves health and reads meanwhile."""
     while True:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True, client_id="shouwang-api"
-        )
+        producer = durable_producer(settings.bootstrap_servers, client_id="shouwang-api")
         try:
             await producer.start()
         except Exception as exc:  # noqa: BLE001 - any failure means "not reachable yet"

@@ -13,13 +13,14 @@ import typer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from shouwang.deadletter import read_headers
+from shouwang.durability import DELIVERY
 from shouwang.events import EventError, MeterFlag, MeterReading, encode, validate_reading_message
 from shouwang.settings import get_settings
 from shouwang.topics import Topics
 
 
 def _producer() -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=get_settings().bootstrap_servers, acks="all", client_id="shouwang-cli")
+    return KafkaProducer(bootstrap_servers=get_settings().bootstrap_servers, client_id="shouwang-cli", **DELIVERY)
 
 
 def send_reading(

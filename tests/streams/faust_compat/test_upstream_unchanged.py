@@ -24,6 +24,7 @@ FETCH_LOOP = "fetch_loop.py (the consumer's fetch loop)"
 TABLE_WRITES = "table_writes.py (the state writer's table, store and producer)"
 MEMORY_STORE = "memory_store.py (the store that reads its changelog back)"
 OFFSETS = "offsets.py (the committed offsets of the lag gauge)"
+PRODUCER = "producer.py (acks=all and idempotence)"
 
 
 class Relied(NamedTuple):
@@ -160,6 +161,15 @@ UPSTREAM: dict[str, Relied] = {
     ),
     "mode.utils.imports:FactoryMapping.by_url": Relied(
         MEMORY_STORE, "STORES.aliases", "9020f00af2bc4f62f525985b51daa0687f9000d5b1f737eb1b41fa35c8b94dc5"
+    ),
+    "faust.transport.drivers.aiokafka:Producer._settings_extra": Relied(
+        PRODUCER, "replaced", "a4c7bc41b63822236e4c9be1c49437d091f58c1b3a983eecabb7362a819aa8bd"
+    ),
+    "faust.transport.drivers.aiokafka:Producer._new_producer": Relied(
+        PRODUCER, "merges _settings_extra last", "e72355c3430ed02f5202c83e2f5ef7daf484f33aa40e62f98fe3adec3e18aa17"
+    ),
+    "faust.transport.drivers.aiokafka:ThreadedProducer._new_producer": Relied(
+        PRODUCER, "merges _settings_extra last", "707a11461ad007d711ee21def8ab1411a4d1defe27ddc891558833903c4d01c1"
     ),
     "mode.utils.collections:FastUserDict.__setitem__": Relied(
         MEMORY_STORE,
