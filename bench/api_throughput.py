@@ -1,6 +1,6 @@
 """The API: readings ingested per second, alert reads per second, with the audit trail on and off.
 
-    .venv/bin/python bench/api_throughput.py                  # 3 repetitions, SQLite (about 3 minutes)
+    .venv/bin/python bench/api_throughput.py                  # 3 repetitions, SQLite
     .venv/bin/python bench/api_throughput.py --postgres       # also PostgreSQL, audit on and off
     .venv/bin/python bench/api_throughput.py --quick          # a smoke run: the API now and before
     .venv/bin/python bench/api_throughput.py --json var/api.json --bootstrap 127.0.0.1:9092
