@@ -2,7 +2,9 @@
 
 ``LocalBroker`` formats the storage on first start, launches ``kafka.Kafka`` in its own
 process group, waits until the broker answers a metadata request, and stops it with SIGTERM
-(SIGKILL only if it will not go). Jars come from ``broker/pom.xml`` via Maven.
+(SIGKILL only if it will not go). Jars come from ``broker/pom.xml`` via Maven. The same class is
+one node of a local cluster (``cli/cluster.py``): its node id, the quorum's voters, the cluster
+id and the replication of Kafka's own topics are then given.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from shouwang.durability import min_insync_replicas
 from shouwang.settings import REPO_ROOT
 
 POM = REPO_ROOT / "broker" / "pom.xml"
@@ -124,7 +127,8 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class LocalBroker:
-    """One single-node KRaft broker whose state lives in ``home``."""
+    """One KRaft node (broker and controller) whose state lives in ``home``: alone, or one of a
+    local cluster when ``voters`` names the whole controller quorum."""
 
     home: Path
     lib_dir: Path
@@ -132,6 +136,12 @@ class LocalBroker:
     controller_port: int
     heap: str = "768m"
     host: str = "127.0.0.1"
+    node_id: int = 1
+    voters: str = ""  # controller.quorum.voters, `id@host:port,…`; empty: this node alone
+    cluster_id: str | None = None  # formatted with this id; None: a new one (a single node)
+    replicas: int = 1  # replication of Kafka's own topics (offsets, transactions): the cluster's size
+    extra_config: tuple[tuple[str, str], ...] = ()  # further server properties (a cluster's timeouts)
+    jvm_options: tuple[str, ...] = ()
 
     @property
     def bootstrap(self) -> str:
@@ -171,10 +181,11 @@ class LocalBroker:
     def write_config(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        replicas, min_isr = str(self.replicas), str(min_insync_replicas(self.replicas))
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters or f"{self.node_id}@{self.host}:{self.controller_port}",
             "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -182,16 +193,17 @@ class LocalBroker:
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": "1",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": "4",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
             "transaction.state.log.num.partitions": "4",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
             "log.retention.check.interval.ms": "60000",
+            **dict(self.extra_config),
         }
         text = "".join(f"{key}={value}\n" for key, value in props.items())
         self.properties_file.write_text(text)
@@ -201,6 +213,8 @@ class LocalBroker:
         return (self.data_dir / "meta.properties").exists()
 
     def format(self) -> None:
+        if self.voters and self.cluster_id is None:  # a node formatted alone could never join the others
+            raise BrokerError(f"node {self.node_id} of a cluster needs the cluster's id to be formatted")
         result = subprocess.run(
             [
                 self._java(),
@@ -210,7 +224,7 @@ class LocalBroker:
                 "kafka.tools.StorageTool",
                 "format",
                 "-t",
-                new_cluster_id(),
+                self.cluster_id or new_cluster_id(),
                 "-c",
                 str(self.properties_file),
             ],
@@ -247,6 +261,18 @@ class LocalBroker:
         if self.is_running():
             self.wait_ready(timeout=timeout)
             return 0.0
+        began = time.monotonic()
+        process = self.launch()
+        try:
+            self.wait_ready(timeout=timeout, process=process)
+        except BrokerError:
+            self.stop()
+            raise
+        return time.monotonic() - began
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the broker's process (formatting first if needed) without waiting for it: a node
+        of a cluster answers only once a majority of the quorum runs."""
         if kafka_version(self.lib_dir) is None:
             raise BrokerError(f"no Kafka jars in {self.lib_dir}; run `make broker-jars`")
         for port in (self.port, self.controller_port):
@@ -255,7 +281,6 @@ class LocalBroker:
                     f"port {port} is already in use; set SHOUWANG_BROKER_PORT / "
                     "SHOUWANG_BROKER_CONTROLLER_PORT or stop what listens there"
                 )
-        began = time.monotonic()
         self.write_config()
         if not self.is_formatted():
             self.format()
@@ -263,10 +288,11 @@ class LocalBroker:
         process = subprocess.Popen(
             [
                 self._java(),
-                "-Xms256m",
+                "-Xms128m" if self.voters else "-Xms256m",
                 f"-Xmx{self.heap}",
                 "-XX:+UseG1GC",
                 "-Djava.awt.headless=true",
+                *self.jvm_options,
                 *self._log_flags(),
                 "-cp",
                 self._classpath(),
@@ -280,28 +306,44 @@ class LocalBroker:
         )
         console.close()
         self.pid_file.write_text(f"{process.pid}\n")
-        try:
-            self.wait_ready(timeout=timeout, process=process)
-        except BrokerError:
-            self.stop()
-            raise
-        return time.monotonic() - began
+        return process
 
     def wait_ready(self, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
         """Block until the broker answers a metadata request with itself as a live broker."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if process is not None and process.poll() is not None:
-                raise BrokerError(
-                    f"the broker exited with code {process.returncode}; "
-                    f"last lines of {self.server_log}: {self._log_tail()}"
-                )
-            if port_answers(self.host, self.port) and _metadata_answers(self.bootstrap):
+            self.check_exited(process)
+            if port_answers(self.host, self.port) and live_brokers(self.bootstrap):
                 return
             time.sleep(0.25)
         raise BrokerError(
             f"the broker did not answer on {self.bootstrap} within {timeout:.0f} s; see {self.server_log}"
         )
+
+    def check_exited(self, process: subprocess.Popen[bytes] | None) -> None:
+        """Raise, with the log's last lines, if the broker's process has exited."""
+        if process is not None and process.poll() is not None:
+            raise BrokerError(
+                f"the broker (node {self.node_id}) exited with code {process.returncode}; "
+                f"last lines of {self.server_log}: {self._log_tail()}"
+            )
+
+    def kill(self) -> bool:
+        """SIGKILL the broker, as a crash would; True if one was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        _signal_group(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def signal_stop(self) -> None:
+        """Ask the broker to stop (SIGTERM) without waiting for it."""
+        pid = self.pid()
+        if pid is not None:
+            _signal_group(pid, signal.SIGTERM)
 
     def stop(self, *, timeout: float = 30.0) -> bool:
         """Stop the broker; True if one was running."""
@@ -359,19 +401,20 @@ def _is_kafka_process(pid: int) -> bool:
     return b"kafka.Kafka" in cmdline
 
 
-def _metadata_answers(bootstrap: str) -> bool:
+def live_brokers(bootstrap: str) -> set[int]:
+    """The ids of the brokers the cluster's metadata lists as live (empty if it does not answer)."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, client_id="shouwang-readiness")
     except (KafkaError, OSError, ValueError):
-        return False
+        return set()
     try:
         cluster = admin.describe_cluster()
-        return bool(cluster.get("brokers"))
+        return {int(broker["broker_id"]) for broker in cluster.get("brokers", []) if not broker.get("is_fenced")}
     except (KafkaError, OSError, ValueError):
-        return False
+        return set()
     finally:
         admin.close()
 

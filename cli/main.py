@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from cli import audit, keys, sealed, silences
 from cli.broker import BrokerError, LocalBroker, kafka_version, resolve_jars
+from cli.cluster import LocalCluster, cluster_from_settings
 from cli.report import report as report_command
 from shouwang.settings import Settings, get_settings
 
@@ -97,14 +98,18 @@ def replay(
         raise _fail(str(exc)) from None
 
 
-def local_broker(settings: Settings) -> LocalBroker:
-    return LocalBroker(
-        home=settings.broker_dir,
-        lib_dir=settings.broker_lib_dir,
-        port=settings.broker_port,
-        controller_port=settings.broker_controller_port,
-        heap=settings.broker_heap,
-    )
+def local_broker(settings: Settings, nodes: int | None = None) -> LocalBroker | LocalCluster:
+    """The embedded Kafka: one broker, or a local cluster of ``nodes`` (default SHOUWANG_BROKER_NODES)."""
+    nodes = nodes or settings.broker_nodes
+    if nodes == 1:
+        return LocalBroker(
+            home=settings.broker_dir,
+            lib_dir=settings.broker_lib_dir,
+            port=settings.broker_port,
+            controller_port=settings.broker_controller_port,
+            heap=settings.broker_heap,
+        )
+    return cluster_from_settings(settings, nodes)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -113,34 +118,67 @@ def _fail(message: str) -> typer.Exit:
 
 
 @broker_app.command("start")
-def broker_start() -> None:
-    """Start the local broker in the background (formats its storage the first time)."""
+def broker_start(
+    nodes: Annotated[
+        int | None,
+        typer.Option(
+            "--nodes",
+            help="1, or 3 or 5 for a local cluster (each node a broker and a controller, data under "
+            "SHOUWANG_VAR_DIR/kafka-cluster); default SHOUWANG_BROKER_NODES.",
+        ),
+    ] = None,
+) -> None:
+    """Start the local broker, or cluster, in the background (formats its storage the first time)."""
     settings = get_settings()
-    broker = local_broker(settings)
+    if nodes not in (None, 1, 3, 5):
+        raise _fail(f"--nodes must be 1, 3 or 5 (the nodes form the controller quorum), not {nodes}")
+    broker = local_broker(settings, nodes)
     resolve_jars(settings.broker_lib_dir)
     seconds = broker.start()
+    what = "answering" if isinstance(broker, LocalBroker) else f"cluster of {broker.size} nodes answering"
     typer.echo(
-        f"Apache Kafka {kafka_version(settings.broker_lib_dir)} answering on "
+        f"Apache Kafka {kafka_version(settings.broker_lib_dir)} {what} on "
         f"{broker.bootstrap} (ready in {seconds:.1f} s); data in {broker.data_dir}"
     )
+    if isinstance(broker, LocalCluster) and settings.broker_nodes != broker.size:
+        typer.echo(f"clients find every node with SHOUWANG_BROKER_NODES={broker.size}")
 
 
 @broker_app.command("stop")
 def broker_stop() -> None:
-    """Stop the local broker (SIGTERM, then SIGKILL after 30 s)."""
-    broker = local_broker(get_settings())
-    typer.echo("stopped" if broker.stop() else "not running")
+    """Stop the local broker and local cluster, whichever runs (SIGTERM, then SIGKILL after 30 s)."""
+    settings = get_settings()
+    stopped = [kafka.stop() for kafka in _embedded(settings)]
+    typer.echo("stopped" if any(stopped) else "not running")
 
 
 @broker_app.command("status")
 def broker_status() -> None:
-    """Say whether the local broker runs and answers; exit 1 if not."""
+    """Say whether the local broker (or each node of the local cluster) runs; exit 1 if not (or not all)."""
     settings = get_settings()
-    broker = local_broker(settings)
-    pid = broker.pid()
-    if pid is None:
-        raise _fail(f"local broker not running (would listen on {broker.bootstrap})")
-    typer.echo(f"Apache Kafka {kafka_version(settings.broker_lib_dir)} running, pid {pid}, on {broker.bootstrap}")
+    for kafka in _embedded(settings):
+        if isinstance(kafka, LocalBroker) and (pid := kafka.pid()) is not None:
+            typer.echo(
+                f"Apache Kafka {kafka_version(settings.broker_lib_dir)} running, pid {pid}, on {kafka.bootstrap}"
+            )
+            return
+        if isinstance(kafka, LocalCluster) and (running := kafka.running()):
+            down = sorted(set(kafka.node_ids) - set(running))
+            pids = ", ".join(f"node {node.node_id} pid {node.pid()}" for node in kafka.nodes if node.is_running())
+            line = f"local cluster: {pids}; quorum leader node {kafka.quorum_leader()}; on {kafka.bootstrap}"
+            if down:
+                raise _fail(f"{line}; down: node {', '.join(map(str, down))}")
+            typer.echo(f"Apache Kafka {kafka_version(settings.broker_lib_dir)} {line}")
+            return
+    raise _fail(f"local broker not running (would listen on {settings.bootstrap_servers})")
+
+
+def _embedded(settings: Settings) -> list[LocalBroker | LocalCluster]:
+    """The local broker, and the local cluster last started here (its layout is kept in its folder)."""
+    cluster = LocalCluster.load(settings.var_dir / "kafka-cluster", settings.broker_lib_dir)
+    if cluster is None and settings.broker_nodes > 1:
+        cluster = cluster_from_settings(settings, settings.broker_nodes)
+    return [local_broker(settings, 1), *([cluster] if cluster else [])]
 
 
 @app.command()

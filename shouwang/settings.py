@@ -38,7 +38,15 @@ class Settings(BaseSettings):
         default=19093, ge=1024, le=65535, description="KRaft controller port of the embedded broker."
     )
     broker_heap: str = Field(
-        default="768m", pattern=r"^\d+[mg]$", description="Java heap (-Xmx) of the embedded broker."
+        default="768m",
+        pattern=r"^\d+[mg]$",
+        description="Java heap (-Xmx) of the embedded broker (of each node of a local cluster).",
+    )
+    broker_nodes: int = Field(
+        default=1,
+        description="Nodes of the embedded Kafka: 1, or 3 or 5 for a local cluster on this machine, each node a "
+        "broker and a controller with its data under `var_dir`/kafka-cluster/node-n; node n listens on `broker_port` "
+        "+ 2(n−1) and `broker_controller_port` + 2(n−1). `shouwang broker start --nodes 3` overrides it.",
     )
     var_dir: Path = Field(
         default=REPO_ROOT / "var", description="Where the embedded broker, databases and logs keep their data."
@@ -60,8 +68,13 @@ class Settings(BaseSettings):
         default=4, ge=1, le=10_000, description="Partitions of the alerts topic (keyed by meter id)."
     )
     deadletter_partitions: int = Field(default=1, ge=1, le=10_000, description="Partitions of the dead-letter topic.")
-    replication_factor: int = Field(
-        default=1, ge=1, le=16, description="Replication factor of the topics Shouwang creates."
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="Replication factor of the topics Shouwang creates. Unset: as many brokers as the cluster has "
+        "live, at most 3 (min.insync.replicas 2 from 3 replicas on). Set it on a cluster of known size: creating a "
+        "topic then fails while too few brokers are up, rather than creating it with fewer copies.",
     )
     readings_retention_hours: int = Field(default=7 * 24, ge=1, description="Retention of the readings topic.")
     incidents_retention_hours: int = Field(default=90 * 24, ge=1, description="Retention of the incidents topic.")
@@ -368,6 +381,14 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_CHARS} characters (a short token is guessable)")
         return value
 
+    @field_validator("broker_nodes")
+    @classmethod
+    def _odd_quorum(cls, value: int) -> int:
+        # Every node is a controller: an even quorum survives no more failures than the odd one below it.
+        if value not in (1, 3, 5):
+            raise ValueError("must be 1, 3 or 5 (the nodes form the controller quorum: a majority must be up)")
+        return value
+
     @field_validator("household_tz")
     @classmethod
     def _check_tz(cls, value: str) -> str:
@@ -394,8 +415,14 @@ class Settings(BaseSettings):
 
     @property
     def bootstrap_servers(self) -> str:
-        """The servers clients connect to: the configured cluster or the embedded broker."""
-        return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
+        """The servers clients connect to: the configured cluster or the embedded broker's nodes
+        (all of them: a client must find the cluster while any one node is down)."""
+        return self.kafka_bootstrap or ",".join(f"127.0.0.1:{port}" for port, _ in self.embedded_ports)
+
+    @property
+    def embedded_ports(self) -> list[tuple[int, int]]:
+        """(client port, controller port) of each node of the embedded Kafka, node 1 first."""
+        return [(self.broker_port + 2 * n, self.broker_controller_port + 2 * n) for n in range(self.broker_nodes)]
 
     @property
     def faust_broker_url(self) -> str:

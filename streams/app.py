@@ -186,7 +186,9 @@ def _faust_app(settings: Settings) -> faust.App:
         datadir=str(datadir),
         autodiscover=False,  # modules are listed explicitly (autodiscovery is fragile)
         topic_partitions=settings.readings_partitions,
-        topic_replication_factor=settings.replication_factor,
+        # Only for a table's changelog Faust finds missing at start: `shouwang topics` (or `up`) creates
+        # them first, with the cluster's replication (streams/topic_provisioning.py).
+        topic_replication_factor=settings.replication_factor or 1,
         topic_disable_leader=True,  # no leader-only work: no extra __assignor topic needed
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
@@ -194,7 +196,7 @@ def _faust_app(settings: Settings) -> faust.App:
         # and /router the topology: the worker's port is for Prometheus only.
         web_tables_enabled=False,
         web_router_enabled=False,
-        producer_acks=-1,
+        producer_acks=-1,  # and idempotence: streams/faust_compat/producer.py
         # Every record writes its meter's state to the changelog: without a linger each write is
         # its own produce request, and aiokafka's cost per request is a large share of the worker's
         # time (docs/BENCHMARKS.md). 20 ms: an alert waits at most that long, against a p99 target

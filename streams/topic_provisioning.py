@@ -1,15 +1,23 @@
 """Topic provisioning with kafka-python's admin client: create what is missing, raise
 partition counts and set each topic's configuration (retention, compaction, message size) to
-what the settings say; running it twice changes nothing."""
+what the settings say; running it twice changes nothing.
+
+Replication comes from the cluster itself unless set: a new topic gets one replica per live broker,
+at most three (``shouwang.durability``), so the same settings give one copy on the embedded broker and
+three on a cluster, and no forgotten setting leaves a cluster's topics with a single copy. Every topic
+gets ``min.insync.replicas`` for the replicas it really has (2 of 3): an older topic with fewer copies
+must not be asked for more in-sync replicas than it has, which would refuse every write."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewPartitions, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from shouwang.durability import min_insync_replicas, replication_for
 from shouwang.settings import Settings
 from shouwang.topics import Topics
 
@@ -146,6 +154,10 @@ class ProvisionReport:
     grown: list[str]
     reconfigured: list[str]
     unchanged: list[str]
+    replication: int = 1  # of the topics created now (the cluster's, or SHOUWANG_REPLICATION_FACTOR)
+    # Existing topics with fewer replicas than new ones get: Kafka adds replicas only by a reassignment
+    # (kafka-reassign-partitions), which an operator runs; named here and in a warning.
+    under_replicated: list[str] = field(default_factory=list)
 
 
 def provision_topics(settings: Settings, *, timeout_ms: int = 30_000) -> ProvisionReport:
@@ -155,54 +167,109 @@ def provision_topics(settings: Settings, *, timeout_ms: int = 30_000) -> Provisi
         bootstrap_servers=settings.bootstrap_servers, client_id="shouwang-provision", request_timeout_ms=timeout_ms
     )
     try:
-        return _provision(admin, topic_specs(settings), settings.replication_factor, timeout_ms)
+        brokers = len(admin.describe_cluster()["brokers"])
+        replication = settings.replication_factor or replication_for(brokers)
+        return _provision(admin, topic_specs(settings), replication, brokers, timeout_ms)
     finally:
         admin.close()
 
 
-def _provision(admin: KafkaAdminClient, specs: list[TopicSpec], replication: int, timeout_ms: int) -> ProvisionReport:
+def _provision(
+    admin: KafkaAdminClient, specs: list[TopicSpec], replication: int, brokers: int, timeout_ms: int
+) -> ProvisionReport:
     existing = set(admin.list_topics())
+    missing = [spec for spec in specs if spec.name not in existing]
+    if missing and replication > brokers:
+        raise TopicProvisioningError(
+            f"{len(missing)} topics to create with {replication} replicas (SHOUWANG_REPLICATION_FACTOR), but the "
+            f"cluster has {brokers} live broker(s): start the others, or lower the setting"
+        )
     created: list[str] = []
-    for spec in specs:
-        if spec.name in existing:
-            continue
+    for spec in missing:
+        configs = {**spec.configs, "min.insync.replicas": str(min_insync_replicas(replication))}
         try:
             admin.create_topics(
-                [NewTopic(spec.name, spec.partitions, replication, topic_configs=spec.configs)], timeout_ms=timeout_ms
+                [NewTopic(spec.name, spec.partitions, replication, topic_configs=configs)], timeout_ms=timeout_ms
             )
             created.append(spec.name)
         except TopicAlreadyExistsError:
             pass  # another process created it between list and create: fine
+    _await_leaders(admin, created, timeout_ms)
     # Only topics that existed before: a just-created topic's metadata may still be settling.
-    partitions = _partition_counts(admin, [s.name for s in specs if s.name not in created])
+    described = _describe(admin, [s.name for s in specs if s.name not in created])
     grown = []
     for spec in specs:
-        if 0 < partitions.get(spec.name, spec.partitions) < spec.partitions:
+        partitions = described[spec.name][0] if spec.name in described else spec.partitions
+        if 0 < partitions < spec.partitions:
             admin.create_partitions({spec.name: NewPartitions(spec.partitions)}, timeout_ms=timeout_ms)
             log.warning(
                 "topic %s grown from %d to %d partitions: existing meters may move partition",
                 spec.name,
-                partitions[spec.name],
+                partitions,
                 spec.partitions,
             )
             grown.append(spec.name)
+    under_replicated = sorted(name for name, (_, copies) in described.items() if 0 < copies < replication)
+    for name in under_replicated:
+        log.warning(
+            "topic %s has %d replica(s), new topics get %d: add replicas with kafka-reassign-partitions",
+            name,
+            described[name][1],
+            replication,
+        )
     reconfigured = []
-    current = _configs(admin, [s.name for s in specs if s.name not in created])
+    current = _configs(admin, list(described))
     for spec in specs:
-        if spec.name in current and any(current[spec.name].get(key) != value for key, value in spec.configs.items()):
+        if spec.name not in current:
+            continue
+        # The topic's own replicas decide its minimum in sync (those of a partition with the fewest).
+        configs = {**spec.configs, "min.insync.replicas": str(min_insync_replicas(described[spec.name][1] or 1))}
+        if any(current[spec.name].get(key) != value for key, value in configs.items()):
             # Every setting of the spec, not only the one that changed: on brokers without
             # IncrementalAlterConfigs (before 2.3), AlterConfigs resets whatever it leaves out.
-            answers = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=spec.configs)])
+            answers = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=configs)])
             answer = answers.get("topic", {}).get(spec.name, "no answer")
             if answer != "OK":  # kafka-python reports a refusal (a policy, an ACL) here instead of raising
                 raise TopicProvisioningError(f"topic {spec.name}: the broker refused its settings ({answer})")
             reconfigured.append(spec.name)
     changed = set(created) | set(grown) | set(reconfigured)
-    return ProvisionReport(created, grown, reconfigured, [s.name for s in specs if s.name not in changed])
+    unchanged = [s.name for s in specs if s.name not in changed]
+    return ProvisionReport(created, grown, reconfigured, unchanged, replication, under_replicated)
 
 
-def _partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
-    return {item["name"]: len(item["partitions"]) for item in admin.describe_topics(names)}
+def _await_leaders(admin: KafkaAdminClient, names: list[str], timeout_ms: int) -> None:
+    """Wait until the broker describes every topic just created with a leader for each partition: the
+    controller has them when it answers, the brokers a moment later, and whoever comes next (a worker,
+    a producer) must find them."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    waiting = list(names)
+    while waiting:
+        try:
+            described = admin.describe_topics(waiting)
+        except KafkaError:
+            described = []
+        led = {
+            t["name"]
+            for t in described
+            if t["error_code"] == 0 and t["partitions"] and all(p["leader_id"] >= 0 for p in t["partitions"])
+        }
+        waiting = [name for name in waiting if name not in led]
+        if waiting and time.monotonic() > deadline:
+            raise TopicProvisioningError(f"created, but without a leader within {timeout_ms} ms: {', '.join(waiting)}")
+        if waiting:
+            time.sleep(0.1)
+
+
+def _describe(admin: KafkaAdminClient, names: list[str]) -> dict[str, tuple[int, int]]:
+    """Each topic's partition count and replicas (of its partition with the fewest)."""
+    if not names:
+        return {}
+    found = {}
+    for item in admin.describe_topics(names):
+        partitions = item["partitions"]
+        copies = min((len(p["replica_nodes"]) for p in partitions), default=0)
+        found[item["name"]] = (len(partitions), copies)
+    return found
 
 
 def _configs(admin: KafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:

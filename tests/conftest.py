@@ -1,5 +1,6 @@
 """Session fixtures: a throwaway Apache Kafka broker on free ports, started once for the
-whole test session and stopped at the end (tests that need it are marked ``kafka``)."""
+whole test session and stopped at the end (tests that need it are marked ``kafka``), and a
+three-node cluster likewise, started only if a test asks for it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli.broker import LocalBroker, free_port, kafka_version, resolve_jars
+from cli.cluster import LocalCluster
 from shouwang.settings import REPO_ROOT, Settings
 from tests.pg_fixtures import postgres_db_url, postgres_url  # noqa: F401  (fixtures)
 
@@ -21,7 +23,7 @@ LIB_DIR = REPO_ROOT / "broker" / "lib"
 # `make check`, which runs with --no-servers: only the tests that need no broker, database server,
 # Prometheus or Chromium.
 _SERVER_MARKERS = ("kafka", "postgres", "tools", "slow")
-_SERVER_FIXTURES = {"kafka_broker": "kafka", "postgres_url": "postgres"}
+_SERVER_FIXTURES = {"kafka_broker": "kafka", "kafka_cluster": "kafka", "postgres_url": "postgres"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -72,6 +74,21 @@ def kafka_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     print(f"\nApache Kafka {kafka_version(LIB_DIR)} ready on {broker.bootstrap} in {time.monotonic() - began:.1f} s")
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """Three KRaft nodes (each a broker and a controller) on free ports: replication 3, min.insync.replicas 2.
+    A test that kills a node starts it again before it ends (``LocalCluster.start`` starts those that are down)."""
+    refuse_servers_when_asked(request.config, "a Kafka cluster")
+    resolve_jars(LIB_DIR)
+    # Where `shouwang broker` looks for it with SHOUWANG_VAR_DIR set to the folder above.
+    home = tmp_path_factory.mktemp("cluster-var") / "kafka-cluster"
+    cluster = LocalCluster.on_free_ports(home, LIB_DIR, nodes=3, heap="384m")
+    seconds = cluster.start()
+    print(f"\nApache Kafka cluster of 3 nodes ready on {cluster.bootstrap} in {seconds:.1f} s")
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture
