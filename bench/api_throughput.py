@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -387,6 +388,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             pg.stop()
         if broker is not None:
             broker.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def comparisons(servers: list[Server]) -> dict[str, dict[str, Any]]:

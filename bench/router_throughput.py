@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -422,6 +423,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         receiver.wait(timeout=10)
         if server is not None:
             server.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def comparisons(measured: dict[Variant, Measured]) -> dict[str, dict[str, Any]]:
