@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import start_http_server
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -171,14 +172,22 @@ class Router:
                 _result, letter = await asyncio.to_thread(handle, record)
             except Exception:  # e.g. the database is down: do not commit, read it again later
                 log.exception("event at %s@%d not recorded; will retry", partition, record.offset)
-                consumer.seek(partition, record.offset)
+                with contextlib.suppress(IllegalStateError):  # the partition went to another router meanwhile
+                    consumer.seek(partition, record.offset)
                 await asyncio.sleep(1.0)
                 return
             if letter is not None:
                 await producer.send_and_wait(
                     self.topics.deadletter, key=letter.key, value=letter.value, headers=letter.headers()
                 )
-            await consumer.commit({partition: record.offset + 1})
+            try:
+                await consumer.commit({partition: record.offset + 1})
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The group rebalanced during this batch (a router joined, or one died): the partition is read
+                # again from its last committed offset, by this router or another, and the dedup stage drops
+                # what was already recorded. Stopping here would stop the router.
+                log.warning("offset of %s@%d not committed, the group rebalanced: %s", partition, record.offset, exc)
+                return
             self.wake.set()
 
     def run_timers_once(self) -> int:
