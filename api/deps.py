@@ -28,7 +28,10 @@ def get_session(store: Annotated[Store, Depends(get_store)]) -> Iterator[Session
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction commits when the route returns, before the response is sent. With the
+# default ("request") the commit ran after the answer had gone, so a 2xx could be followed by a failed commit
+# (the change and its audit event lost) that the client never heard of.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_principal(

@@ -341,3 +341,29 @@ def test_a_monthly_report_read_is_recorded_with_its_month_and_format(audited: Au
         )
     response, events = audited.call("operator", "GET", "/v1/reports/monthly", params={"month": "2999-01"})
     assert response.status_code == 422 and events == []  # refused: nothing was read
+
+
+@pytest.mark.parametrize("audited", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_a_change_whose_commit_fails_is_never_answered_as_done(audited: Audited) -> None:
+    """A deferred constraint trigger refuses the audit event at COMMIT, after the route returned: the client
+    must hear a 500, not the 200 the route had prepared. (SQLite has no deferred triggers; a commit fails
+    there only on an I/O error.)"""
+    home = expect(audited.call("operator", "POST", "/v1/households", json=household_body("H", "C1", None))[0], 201)
+    create = [
+        "CREATE FUNCTION refuse_late() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'late'; END $$",
+        "CREATE CONSTRAINT TRIGGER refuse_late AFTER INSERT ON audit_events DEFERRABLE INITIALLY DEFERRED "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_late()",
+    ]
+    with audited.store.engine.begin() as connection:
+        for statement in create:
+            connection.execute(text(statement))
+    try:
+        response, events = audited.call("operator", "PATCH", f"/v1/households/{home['id']}", json={"address": "新"})
+    finally:
+        with audited.store.engine.begin() as connection:
+            connection.execute(text("DROP TRIGGER refuse_late ON audit_events"))
+            connection.execute(text("DROP FUNCTION refuse_late()"))
+    assert response.status_code == 500 and events == []
+    with audited.store.transaction() as session:
+        household = session.get(Household, home["id"])
+        assert household is not None and household.address is None
