@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,25 @@ def test_status_and_stop_find_a_cluster_by_its_folder(tmp_path: Path) -> None:
         reaper.join(timeout=10)
     assert [s.returncode for s in stand_ins] == [-signal.SIGTERM, -signal.SIGTERM]
     assert cluster.running() == [] and not any(node.pid_file.exists() for node in cluster.nodes)
+
+
+def test_kafkas_classes_are_archived_once_and_mapped_after(tmp_path: Path) -> None:
+    """Which archive flag a broker's JVM gets, and what becomes of the archive it writes (no JVM here:
+    that a JVM maps it was measured, docs/RELIABILITY.md)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "kafka_2.13-4.1.1.jar").write_bytes(b"jar")
+    broker = LocalBroker(home=tmp_path / "k", lib_dir=lib, port=free_port(), controller_port=free_port())
+    broker.home.mkdir()
+    dump = broker.home / "kafka-classes.jsa.new"
+    assert broker._class_archive_flags(dump=True) == [f"-XX:ArchiveClassesAtExit={dump}"]  # none yet: write one
+    assert broker._class_archive_flags(dump=False) == []
+    dump.write_bytes(b"half")
+    broker._keep_class_dump(complete=False)  # killed while writing it: dropped
+    assert not dump.exists() and not broker.class_archive.exists()
+    dump.write_bytes(b"classes")
+    broker._keep_class_dump(complete=True)  # stopped cleanly: it becomes the archive of these jars
+    assert broker.class_archive.read_bytes() == b"classes" and not dump.exists()
+    assert broker._class_archive_flags(dump=True) == [f"-XX:SharedArchiveFile={broker.class_archive}"]
+    os.utime(lib / "kafka_2.13-4.1.1.jar", (time.time() + 60, time.time() + 60))  # a newer jar: made again
+    assert broker._class_archive_flags(dump=True) == [f"-XX:ArchiveClassesAtExit={dump}"]

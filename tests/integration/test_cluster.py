@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,12 +61,12 @@ def shouwang_broker(cluster: LocalCluster, *args: str) -> subprocess.CompletedPr
     )
 
 
-def _wait_for(check: str, condition: object, timeout: float) -> None:
+def _wait_for(check: str, condition: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if callable(condition) and condition():
+        if condition():
             return
-        time.sleep(0.5)
+        time.sleep(0.25)
     raise AssertionError(f"not within {timeout:.0f} s: {check}")
 
 
@@ -160,8 +161,16 @@ def test_replicated_topics_lose_nothing_when_the_leader_dies(kafka_cluster: Loca
         sent, read = asyncio.run(_produce_through_a_kill(kafka_cluster, topic, leader))
         assert len(sent) == BEFORE + AFTER
         assert read == sent  # nothing lost, nothing twice, in order
-        moved = kafka_cluster.describe_partition(topic, 0)
-        assert moved.leader != leader and leader not in moved.isr and len(moved.isr) == 2
+        # The controller fenced the dead node: a new leader, and two replicas in sync (as every broker says
+        # once the change has reached it).
+        _wait_for(
+            f"{topic} led by another node with two in sync",
+            lambda: (
+                (moved := kafka_cluster.describe_partition(topic, 0)).leader not in (leader, -1)
+                and sorted(moved.isr) == sorted(n for n in kafka_cluster.node_ids if n != leader)
+            ),
+            timeout=15,
+        )
         status = shouwang_broker(kafka_cluster, "status")
         assert status.returncode == 1 and f"down: node {leader}" in status.stderr, status.stderr
         started = shouwang_broker(kafka_cluster, "start", "--nodes", "3")
