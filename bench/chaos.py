@@ -342,7 +342,11 @@ class ChaosRun:
         log(f"fault-free replay of {len(self.records)} records in {time.monotonic() - began:.0f} s")
         refs = [AlertRef(a.alert_id, a.event, a.meter_id or "") for a in expected.alerts.values()]
         wanted = expected_notifications(refs, self.subscribers)
-        notifications = check_notifications(wanted, list(self.receivers.posts))
+        posts = list(self.receivers.posts)
+        with (self.home / "posts.jsonl").open("w") as out:  # every POST, for a look after the run
+            for post in posts:
+                out.write(json.dumps({**post.__dict__, "received": round(post.received - self.origin, 3)}) + "\n")
+        notifications = check_notifications(wanted, posts)
         alerts = check_alerts(
             set(expected.alerts),
             [(v["alert_id"], v["event"], raw) for raw, v in ((r.value, json.loads(r.value)) for r in seen_alerts)],

@@ -45,6 +45,7 @@ class NotificationCheck:
     refused: int  # POSTs a receiver answered with an error (503 while it was down)
     posts: int
     first_accepted: dict[Key, float]
+    all_clear_first: int = 0  # all-clears a recipient accepted before the raise they clear (retried raises)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -57,6 +58,7 @@ class NotificationCheck:
             "posts": self.posts,
             "posts_refused_by_receivers": self.refused,
             "posts_badly_signed": self.unsigned,
+            "all_clears_before_their_raise": self.all_clear_first,
             "examples": {
                 "lost": [list(key) for key in sorted(self.lost)[:5]],
                 "under_two_ids": [list(key) for key in sorted(self.two_ids)[:5]],
@@ -89,6 +91,11 @@ def check_notifications(expected: set[Key], posts: Sequence[Post]) -> Notificati
         refused=sum(not 200 <= post.status < 300 for post in posts),
         posts=len(posts),
         first_accepted=first,
+        all_clear_first=sum(
+            1
+            for (alert, kind, recipient), at in first.items()
+            if kind == TYPES["resolved"] and at < first.get((alert, TYPES["raised"], recipient), at)
+        ),
     )
 
 

@@ -55,6 +55,12 @@ def test_notifications_lost_under_two_ids_and_duplicated_are_each_counted() -> N
     assert check.unexpected == [("a9", "alert.raised", "fam-m2")]
     assert (check.delivered, check.refused, check.posts, check.unsigned) == (3, 1, 7, 0)
     assert check.first_accepted[("a1", "alert.raised", "fam-m1")] == 3.0
+    assert check.all_clear_first == 0
+    late_raise = [
+        post("a2", "alert.resolved", "grid-0", "msg_6", at=1.0),
+        post("a2", "alert.raised", "grid-0", "m7", at=2.0),
+    ]
+    assert check_notifications(expected, late_raise).all_clear_first == 1
     unsigned = check_notifications(expected, [Post("fam-m1", "msg_1", "alert.raised", "a1", 200, 1.0, False)])
     assert unsigned.unsigned == 1
 
