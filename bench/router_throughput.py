@@ -6,8 +6,7 @@
 
 Four stores, every one measured in every repetition:
   - SQLite with ``synchronous=FULL`` (now, alerts/db.py) and with ``NORMAL`` (before);
-  - PostgreSQL (a throwaway server on this disk, fsync on) with ``synchronous_commit=on`` (its default, the
-    deployment's) and ``off`` (commits not waited for: the trade SQLite's NORMAL makes).
+  - PostgreSQL (a throwaway server on this disk, fsync on), ``synchronous_commit`` on (the default) and off.
 Each repetition gives every store a fresh copy of one template: migrated, ``--households`` homes in 10 grid
 cells, each with a meter and a family member subscribed, a grid worker per cell; every recipient a Standard
 Webhook pointing at one receiver.
@@ -25,9 +24,8 @@ Webhook pointing at one receiver.
   (claim what is due, send it, record the results) each in turn until a pass finds nothing; every delivery
   must end delivered.
 
-This process's CPU time per event and per delivery is reported too (the database server's is not in it).
-Medians of ``--runs`` repetitions, and the run-by-run ratios. Nothing here is a test: figures go to
-docs/BENCHMARKS.md.
+This process's CPU time per event and per delivery is reported too (not the database server's). Medians of
+``--runs`` repetitions and the run-by-run ratios go to docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
