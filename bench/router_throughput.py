@@ -96,8 +96,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = str(count).encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)
-    def log_message(self, *args):
-        pass
+    def log_message(self, *args): pass
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads, request_queue_size = True, 256  # every delivery of a pass may connect at once
 server = Server(("127.0.0.1", 0), Handler)
