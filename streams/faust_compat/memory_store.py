@@ -9,7 +9,8 @@ as its persisted offset: Faust's recovery then reads only what came after (nothi
 exactly as it does for a RocksDB store that kept its files.
 
 **Safe when it stops short.** The persisted offset is always the offset of the last record
-applied, so a read cut short leaves the rest to Faust's own recovery, which goes on from there. The
+applied, so a read cut short leaves the rest to Faust's own recovery, which goes on from there; the
+worker's own writes move it on only while no other worker writes to the partition. The
 read runs inside the rebalance callback, where the Kafka client sends no heartbeats, so it stops
 after half the session timeout rather than be evicted from the group. Standby partitions are left
 to Faust. A partition no longer active here (revoked, or kept as a standby only) loses its states
@@ -116,9 +117,15 @@ class ChangelogReadingStore(memory.Store):
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:
         # A state written to the changelog was in this store first, so a partition read back stays
-        # complete up to its latest write: a later rebalance that keeps it reads nothing again.
-        if tp in self._read_to:
-            self._read_to[tp] = max(self._read_to[tp], offset)
+        # complete up to its latest write (a later rebalance that keeps it reads nothing again), as long
+        # as this worker is the partition's only writer: its writes then follow one another. A gap means
+        # another worker wrote there meanwhile: this one was paused past its session (a long stop, a
+        # frozen VM), the group gave its partitions to another, which moved their meters on, and it
+        # writes again when it wakes. The store stays complete only up to the gap, so that Faust's
+        # recovery at the rejoin reads the rest, the other worker's states with it.
+        last = self._read_to.get(tp)
+        if last is not None and offset == last + 1:
+            self._read_to[tp] = offset
 
     def __setitem__(self, key: Any, value: Any) -> None:
         # The worker's own writes (``StateWriter``, under the record's event or a stand-in for its

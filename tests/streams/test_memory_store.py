@@ -96,6 +96,23 @@ def test_a_revoked_partition_takes_its_states_and_offset_with_it(
     assert store.persisted_offset(TP(topic, 1)) == 3
 
 
+def test_a_worker_that_rejoins_after_a_pause_reads_what_another_wrote_meanwhile(
+    meter_state: tuple[ChangelogReadingStore, str], kafka_settings: Settings
+) -> None:
+    """Found by the fault run (bench/chaos.py): a worker stopped past its session lost its partitions to the
+    other worker, which moved their meters on; woken, it wrote its own states after the other's and, given the
+    partitions back, kept its stale states, its offset past the other's writes. Those meters lost the readings
+    the other worker had applied, and a false meter_offline told the gap."""
+    store, topic = meter_state
+    _rebalance(store, {TP(topic, 0)})  # read back to offset 1: m-a is a2
+    _write(kafka_settings, topic, [(0, b"m-a", b"a3")])  # offset 2: the other worker, while this one slept
+    _write_as_worker(store, 0, b"m-x", b"x1")  # this one wakes and writes: offset 3
+    _write(kafka_settings, topic, [(0, b"m-x", b"x1")])
+    store.set_persisted_offset(TP(topic, 0), 3)
+    # Complete only up to the other worker's write: Faust's recovery at the rejoin reads from there.
+    assert store.persisted_offset(TP(topic, 0)) == 1
+
+
 def test_a_partition_kept_as_a_standby_only_is_read_again_when_active_again(
     meter_state: tuple[ChangelogReadingStore, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
