@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from detectors import DetectorBank
@@ -164,6 +164,17 @@ def replay(settings: Settings, records: Iterable[tuple[bytes, bytes]]) -> Replay
     for meter, state in result.states.items():
         result.last_ts[meter] = last_reading_ts(settings, state)
     return result
+
+
+def left_out(settings: Settings, records: Sequence[tuple[bytes, bytes]], target: bytes) -> int | None:
+    """The valid readings of the one record among a meter's ``records`` whose leaving out gives the final state
+    ``target`` (comparable), or None when no single record explains it."""
+    for skip in range(len(records)):
+        kept = [*records[:skip], *records[skip + 1 :]]
+        result = replay(settings, kept)
+        if any(comparable_state(settings, state) == target for state in result.states.values()):
+            return replay(settings, [records[skip]]).readings
+    return None
 
 
 def comparable_state(settings: Settings, state: bytes) -> bytes:

@@ -90,6 +90,7 @@ def invariants_hold(result: Mapping[str, Any]) -> bool:
         and result["notifications_under_two_ids"] == 0
         and result["meters_state_missing"] == 0
         and result["meters_state_differs"] == 0
+        and result["meters_state_unexplained"] == 0
         and result["readings_not_reflected"] == 0
         and result["posts_badly_signed"] == 0
         and result["never_caught_up"] == 0

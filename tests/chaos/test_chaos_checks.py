@@ -18,7 +18,7 @@ from bench.chaos_check import (
     recovery,
 )
 from bench.chaos_faults import KINDS, Profile, draw_schedule
-from bench.chaos_load import FIRST_PROBE_TICK, HOUR, T0, TZ, Load, comparable_state, replay
+from bench.chaos_load import FIRST_PROBE_TICK, HOUR, T0, TZ, Load, comparable_state, left_out, replay
 from bench.chaos_receivers import Post
 from shouwang.settings import Settings
 from streams.detection import bank_factory
@@ -77,7 +77,7 @@ def test_caught_up_is_when_every_partition_is_through_its_backlog_in_normal_time
     assert caught_up_at(10.0, probes, normal_s=3.0) == 25.0
     assert recovery([(10.0, 14.0), (30.0, 31.0)], probes, normal_s=3.0) == [(15.0, 11.0), (None, None)]
     assert caught_up_at(10.0, [*probes, ProbeTimes(0, 10.5, None)], normal_s=3.0) is None  # never delivered
-    assert normal_latency(probes, before=9.0, floor_s=0.5) == (1.0, 2.0)  # the calm before: one probe, 1 s
+    assert normal_latency(probes, before=9.0, floor_s=0.5) == (1.0, 3.0)  # the calm before: one probe, 1 s
 
 
 def test_alerts_missing_and_repeated_on_the_topic() -> None:
@@ -130,13 +130,26 @@ def test_a_batch_read_twice_leaves_a_comparable_state_and_a_missing_one_is_count
     twice = processor.process(record, once).state  # at-least-once: the same record again after a crash
     assert twice is not None and twice != once
     assert comparable_state(settings, twice) == comparable_state(settings, once)
-    states = {"m1": comparable_state(settings, once), "m2": b"m2"}
+    states = {"m1": comparable_state(settings, once), "m2": b"m2", "m3": b"m3", "m4": b"m4"}
     result = check_states(
         states,
-        {"m1": T0 + HOUR * 5.0, "m2": T0 + HOUR * 1.0},
-        {"m1": 6, "m2": 2},
-        {"m1": T0 + HOUR * 1.0},
-        {"m1": b"older"},
+        {"m1": T0 + HOUR * 5.0, "m2": T0 + HOUR * 1.0, "m3": T0 + HOUR * 9.0, "m4": T0 + HOUR * 9.0},
+        {"m1": 6, "m2": 2, "m3": 10, "m4": 10},
+        {"m1": T0 + HOUR * 1.0, "m3": T0 + HOUR * 9.0, "m4": T0 + HOUR * 9.0},
+        {"m1": b"older", "m3": b"went on, less", "m4": b"went on, other"},
+        {"m3": 3, "m4": None},  # m3: one record of 3 readings left out; m4: no single record explains it
     )
-    assert result["meters_state_missing"] == 1 and result["meters_state_differs"] == 1
-    assert result["readings_not_reflected"] == 2 + 4  # all of m2's, and m1's four hours after its last
+    assert result["meters_state_missing"] == 1 and result["meters_state_differs"] == 3
+    assert result["meters_state_unexplained"] == 1
+    assert result["readings_not_reflected"] == 2 + 4 + 3  # all of m2's, m1's four hours after its last, m3's 3
+
+
+def test_the_record_whose_readings_a_state_lacks_is_found() -> None:
+    settings = Settings(household_tz=TZ)
+    records = [
+        (b"m1", json.dumps({"meter_id": "m1", "readings": [{"ts": T0 + HOUR * h, "register_l": 10.0 * h}]}).encode())
+        for h in range(6)
+    ]
+    without_third = replay(settings, [*records[:2], *records[3:]]).states["m1"]
+    assert left_out(settings, records, comparable_state(settings, without_third)) == 1
+    assert left_out(settings, records, comparable_state(settings, replay(settings, records[:3]).states["m1"])) is None
