@@ -12,7 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 from aiokafka import TopicPartition as KafkaTP
+from faust.events import Event
 from faust.types import TP
+from faust.types.tuples import Message
 from kafka import KafkaProducer
 
 from shouwang.settings import Settings
@@ -111,6 +113,31 @@ def test_a_worker_that_rejoins_after_a_pause_reads_what_another_wrote_meanwhile(
     store.set_persisted_offset(TP(topic, 0), 3)
     # Complete only up to the other worker's write: Faust's recovery at the rejoin reads from there.
     assert store.persisted_offset(TP(topic, 0)) == 1
+
+
+def _changelog_event(
+    store: ChangelogReadingStore, topic: str, partition: int, offset: int, key: bytes, value: bytes
+) -> Event:
+    """A changelog record as Faust's recovery hands it to the store."""
+    message = Message(topic, partition, offset, 0.0, 0, None, key, value, None, tp=TP(topic, partition))
+    return Event(store.app, key, value, None, message)
+
+
+def test_a_standby_batch_applied_after_the_read_back_does_not_bring_older_states_back(
+    meter_state: tuple[ChangelogReadingStore, str],
+) -> None:
+    """Found by the fault run: Faust's recovery of partitions that were standbys here, cut short by the next
+    rebalance, applied a batch it had fetched after this store read the same partition, now active, back: meters
+    went back to older states, and the readings in between were lost to them."""
+    store, topic = meter_state
+    _rebalance(store, {TP(topic, 0)})  # read back to offset 1: m-a is a2
+    same = {"to_key": lambda key: key, "to_value": lambda value: value}
+    store.apply_changelog_batch([_changelog_event(store, topic, 0, 0, b"m-a", b"a1")], **same)
+    assert store.data[b"m-a"] == b"a2"
+    store.apply_changelog_batch([_changelog_event(store, topic, 0, 2, b"m-a", b"a3")], **same)  # newer: applied
+    assert store.data[b"m-a"] == b"a3"
+    store.apply_changelog_batch([_changelog_event(store, topic, 3, 0, b"m-s", b"s1")], **same)  # not read here
+    assert store.data[b"m-s"] == b"s1"
 
 
 def test_a_partition_kept_as_a_standby_only_is_read_again_when_active_again(

@@ -125,7 +125,7 @@ UPSTREAM: dict[str, Relied] = {
     ),
     "faust.stores.memory:Store.apply_changelog_batch": Relied(
         MEMORY_STORE,
-        "Faust's recovery keeps _key_partition",
+        "overridden: only records after the read-back; Faust's keeps _key_partition",
         "71863e3cd727aac2001c4f19a393c637275eab36056c9a2d395ed1c7528e7647",
     ),
     "faust.stores.memory:Store._create_batch_iterator": Relied(
