@@ -28,19 +28,20 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import shutil
 import signal
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alerts import admin
 from alerts.db import Store
 from alerts.secret_box import secret_box
 from bench.chaos_check import (
@@ -53,10 +54,10 @@ from bench.chaos_check import (
     recovery,
 )
 from bench.chaos_faults import CLUSTER_KINDS, KINDS, Fault, Injector, Profile, draw_schedule
-from bench.chaos_load import TZ, Load, Probe, comparable_state, last_reading_ts, left_out, replay
+from bench.chaos_load import TZ, Load, Probe, comparable_state, last_reading_ts, replay
 from bench.chaos_receivers import Receivers
-from bench.chaos_report import collect, invariants_hold, probe_times, timeline
-from bench.chaos_stack import Kafka, Postgres, Service, start_kafka
+from bench.chaos_report import collect, find_left_out, invariants_hold, probe_times, timeline
+from bench.chaos_stack import Kafka, Postgres, Service, enrol, start_kafka
 from cli.broker import LocalBroker, free_port, resolve_jars
 from cli.cluster import LocalCluster
 from shouwang.durability import durable_producer, replication_for
@@ -66,13 +67,26 @@ from streams.topic_provisioning import provision_topics
 from tests.kafka_helpers import wait_http
 
 LIB_DIR = REPO_ROOT / "broker" / "lib"
-CELLS = 20
 RECEIVERS = 4
 # The product's schedule (5 s, 5 m, 30 m, …) compressed: the retry after an outage comes within 20 s.
 RETRY_SCHEDULE = "1s,2s,5s,10s,20s," + ",".join(["20s"] * 40)
 SHORT = Profile(
     down_s=(2.0, 3.0), pause_s=(11.0, 12.0), outage_s=(4.0, 6.0), gap_s=(1.0, 2.0), first_at_s=12.0, quiet_tail_s=12.0
 )
+
+
+STUCK_S = 60.0  # a worker alive that processes nothing this long while the load flows is stuck
+
+
+def processed(port: str) -> float | None:
+    """A worker's readings processed so far (its metrics page), or None when it does not answer within 2 s."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    found = re.search(r"^shouwang_worker_readings_processed_total (\S+)$", text, re.MULTILINE)
+    return float(found[1]) if found else 0.0
 
 
 def log(message: str) -> None:
@@ -94,6 +108,8 @@ class ChaosRun:
         self.readings_sent = 0
         self.invalid_sent = 0
         self.unexpected_exits: list[str] = []
+        self.stuck: list[str] = []  # workers that processed nothing for STUCK_S while alive
+        self.loading = False
         self.send_retries = 0
         self.origin = 0.0
 
@@ -124,6 +140,7 @@ class ChaosRun:
             webhook_timeout_s=4.0,
             webhook_lease_s=6.0,
         )
+        self.postgres_synchronous_commit = self.postgres.synchronous_commit()
         self.topics = Topics.from_settings(self.settings)
         provision_topics(self.settings)
         store = Store(str(self.settings.database_url))  # migrated before any router starts
@@ -141,7 +158,7 @@ class ChaosRun:
         self.services = [*self.workers, *self.routers]
         for service in self.services:
             service.start()
-        self.enrol(store)  # while they start
+        self.subscribers = enrol(store, secret_box(self.settings), self.receivers, self._load().meters)  # meanwhile
         store.close()
         for service in self.services:
             key = "SHOUWANG_WORKER_WEB_PORT" if service in self.workers else "SHOUWANG_ROUTER_METRICS_PORT"
@@ -156,52 +173,6 @@ class ChaosRun:
             if time.monotonic() > deadline or service.process is None or service.process.poll() is not None:
                 raise RuntimeError(f"{service.name}: no {text!r} in its log: {service.tail()}")
             time.sleep(0.3)
-
-    def enrol(self, store: Store) -> None:
-        """A household per meter in one of the cells; its family member and the cell's grid worker subscribed,
-        each a webhook on one of the receivers."""
-        box = secret_box(self.settings)
-        now = datetime.now(UTC)
-        self.subscribers: dict[str, list[str]] = {}
-        with store.transaction() as session:
-            grid = {}
-            for cell in range(CELLS):
-                name = f"grid-{cell:02d}"
-                person, secret = admin.create_recipient(
-                    session,
-                    name=name,
-                    role="grid_worker",
-                    webhook_url=self.receivers.url(cell % RECEIVERS, name),
-                    allow=["127.0.0.0/8"],
-                    box=box,
-                )
-                admin.subscribe(session, person, grid_cell=f"C{cell:02d}")
-                self.receivers.secrets[name] = secret or ""
-                grid[cell] = name
-            for number, meter in enumerate(self._load().meters):
-                cell = number % CELLS
-                home = admin.create_household(
-                    session,
-                    name=f"Home {meter}",
-                    timezone=TZ,
-                    grid_cell=f"C{cell:02d}",
-                    consent_given_by="the elder",
-                    consent_given_at=now - timedelta(days=1),
-                    consent_scope="alerts",
-                )
-                admin.add_meter(session, home, meter_id=meter)
-                name = f"fam-{meter}"
-                person, secret = admin.create_recipient(
-                    session,
-                    name=name,
-                    role="family",
-                    webhook_url=self.receivers.url(number % RECEIVERS, name),
-                    allow=["127.0.0.0/8"],
-                    box=box,
-                )
-                admin.subscribe(session, person, household_id=home.id)
-                self.receivers.secrets[name] = secret or ""
-                self.subscribers[meter] = [name, grid[cell]]
 
     def _load(self) -> Load:
         return Load(self.args.meters, self.args.partitions, seed=self.args.seed, probes_per_tick=self.args.probes)
@@ -267,14 +238,41 @@ class ChaosRun:
             log(f"  {fault.target} back after {(fault.ended or 0) - (fault.began or 0):.0f} s")
 
     async def watch(self, stop: asyncio.Event) -> None:
-        """A process that exits when no fault was meant to stop it is a finding: recorded and started again."""
+        """A process that exits when no fault was meant to stop it is a finding: recorded and started again. So is
+        a worker alive that processes nothing for ``STUCK_S`` while the load flows: its threads' stacks are
+        asked for (bench/chaos_process.py), recorded with its log's end, and it is killed and started again."""
+        progress: dict[str, tuple[float | None, float]] = {}  # worker -> (readings processed, since when)
         while not stop.is_set():
             for service in self.services:
                 if not service.faulted and service.died():
                     self.unexpected_exits.append(f"{service.name} exited with {service.exits[-1]}: {service.tail(800)}")
                     log(f"{service.name} exited unexpectedly ({service.exits[-1]}); started again")
                     service.start()
+            now = time.monotonic()
+            for worker in self.workers:
+                if worker.faulted or worker.pid is None or not self.loading:
+                    progress.pop(worker.name, None)
+                    continue
+                count = await asyncio.to_thread(processed, worker.env["SHOUWANG_WORKER_WEB_PORT"])
+                last, since = progress.get(worker.name, (None, now))
+                if count is not None and count != last:
+                    progress[worker.name] = (count, now)
+                elif now - since > STUCK_S:
+                    await asyncio.to_thread(self._unstick, worker)
+                    progress.pop(worker.name, None)
+                else:
+                    progress[worker.name] = (last, since)
             await asyncio.sleep(1.0)
+
+    def _unstick(self, worker: Service) -> None:
+        worker.faulted = True
+        worker.signal(signal.SIGUSR1)
+        time.sleep(2.0)
+        self.stuck.append(f"{worker.name} processed nothing for {STUCK_S:.0f} s: {worker.tail(6000)}")
+        log(f"{worker.name} processed nothing for {STUCK_S:.0f} s; its stacks are in its log; started again")
+        worker.kill()
+        worker.start()
+        worker.faulted = False
 
     async def drive(self) -> list[Fault]:
         load = self._load()
@@ -296,7 +294,9 @@ class ChaosRun:
         stop = asyncio.Event()
         self.origin = time.monotonic()
         watch = asyncio.create_task(self.watch(stop))
+        self.loading = True
         await asyncio.gather(self.produce(load, ticks), self.inject(injector, schedule.faults, schedule.gaps))
+        self.loading = False
         log(f"load over: {self.readings_sent} readings, {len(self.probes)} bursts; waiting for the pipeline")
         began = time.monotonic()
         await asyncio.to_thread(self._drain)
@@ -327,23 +327,6 @@ class ChaosRun:
 
     # -- the invariants -------------------------------------------------------------------------------------
 
-    def _left_out(
-        self,
-        states: dict[str, bytes],
-        last: dict[str, float],
-        final_last: dict[str, float],
-        comparable: dict[str, bytes],
-        limit: int = 200,
-    ) -> dict[str, int | None]:
-        """For meters whose final state went on to the last reading but differs: which record's readings are
-        missing from it (bench/chaos_load.py, ``left_out``); at most ``limit`` meters are searched."""
-        differing = [m for m in states if m in comparable and comparable[m] != states[m] and final_last[m] >= last[m]]
-        by_meter: dict[str, list[tuple[bytes, bytes]]] = {m: [] for m in differing[:limit]}
-        for key, value in self.records:
-            if (meter := key.decode()) in by_meter:
-                by_meter[meter].append((key, value))
-        return {m: left_out(self.settings, records, comparable[m]) for m, records in by_meter.items()}
-
     def report(
         self,
         faults: list[Fault],
@@ -360,9 +343,10 @@ class ChaosRun:
         refs = [AlertRef(a.alert_id, a.event, a.meter_id or "") for a in expected.alerts.values()]
         wanted = expected_notifications(refs, self.subscribers)
         posts = list(self.receivers.posts)
-        with (self.home / "posts.jsonl").open("w") as out:  # every POST, for a look after the run
-            for post in posts:
-                out.write(json.dumps({**post.__dict__, "received": round(post.received - self.origin, 3)}) + "\n")
+        if self.home.exists():  # a kept run folder: every POST, for a look after the run
+            with (self.home / "posts.jsonl").open("w") as out:
+                for post in posts:
+                    out.write(json.dumps({**post.__dict__, "received": round(post.received - self.origin, 3)}) + "\n")
         notifications = check_notifications(wanted, posts)
         alerts = check_alerts(
             set(expected.alerts),
@@ -376,7 +360,7 @@ class ChaosRun:
             expected.readings_of,
             final_last,
             comparable,
-            self._left_out(expected.states, expected.last_ts, final_last, comparable),
+            find_left_out(settings, self.records, expected.states, expected.last_ts, final_last, comparable),
         )
         probes, unknown_probes = probe_times(
             expected, self.probes, self.subscribers, notifications.first_accepted, seen_alerts
@@ -422,6 +406,8 @@ class ChaosRun:
             "never_caught_up": sum(r[0] is None for r in recovered),
             "latency_timeline": timeline(probes, self.origin),
             "unexpected_exits": self.unexpected_exits,
+            "stuck_workers": self.stuck,
+            "postgres_synchronous_commit": self.postgres_synchronous_commit,
             "exit_codes": exit_codes,
         }
         result["invariants_hold"] = invariants_hold(result)

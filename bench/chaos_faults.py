@@ -178,10 +178,12 @@ class Injector:
     def _worker_pause(self, fault: Fault) -> None:
         worker = self.rng.choice(self.workers)
         fault.target = worker.name
+        worker.faulted = True
         fault.began = time.monotonic()
         worker.pause()
         time.sleep(fault.duration_s)
         worker.resume()
+        worker.faulted = False
         fault.ended = time.monotonic()
 
     def _router_kill(self, fault: Fault) -> None:

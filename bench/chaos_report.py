@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.chaos_check import Key, ProbeTimes, probe_delivered
-from bench.chaos_load import HOUR, T0, Probe, Replay
+from bench.chaos_load import HOUR, T0, Probe, Replay, left_out
+from shouwang.settings import Settings
 from shouwang.topics import Topics
 from tests.kafka_helpers import read_all
 
@@ -79,6 +80,25 @@ def timeline(probes: list[ProbeTimes], origin: float, bucket_s: float = 10.0) ->
             ]
         )
     return rows
+
+
+def find_left_out(
+    settings: Settings,
+    records: Sequence[tuple[bytes, bytes]],
+    states: Mapping[str, bytes],
+    last: Mapping[str, float],
+    final_last: Mapping[str, float],
+    comparable: Mapping[str, bytes],
+    limit: int = 200,
+) -> dict[str, int | None]:
+    """For meters whose final state went on to the last reading but differs: which record's readings are
+    missing from it (bench/chaos_load.py, ``left_out``); at most ``limit`` meters are searched."""
+    differing = [m for m in states if m in comparable and comparable[m] != states[m] and final_last[m] >= last[m]]
+    by_meter: dict[str, list[tuple[bytes, bytes]]] = {m: [] for m in differing[:limit]}
+    for key, value in records:
+        if (meter := key.decode()) in by_meter:
+            by_meter[meter].append((key, value))
+    return {m: left_out(settings, meter_records, comparable[m]) for m, meter_records in by_meter.items()}
 
 
 def invariants_hold(result: Mapping[str, Any]) -> bool:

@@ -13,12 +13,24 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import psycopg
+
+from alerts import admin
+from alerts.db import Store
+from alerts.secret_box import SecretBox
+from bench.chaos_load import TZ
+from bench.chaos_receivers import Receivers
 from cli.broker import LocalBroker, free_port
 from cli.cluster import LocalCluster
 from tests.pg import ThrowawayPostgres
+
+PROCESS = Path(__file__).resolve().parent / "chaos_process.py"  # `python -m cli` that dumps its stacks on SIGUSR1
 
 
 class Kafka:
@@ -82,7 +94,7 @@ class Service:
         self.starts += 1
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli", *self.args],
+                [sys.executable, str(PROCESS), *self.args],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -139,7 +151,19 @@ class Postgres:
 
     def start(self) -> str:
         self.server.start()
+        # The deployment's setting (PostgreSQL's default), where the throwaway server has it off for speed: a
+        # commit is on disk (here: in the operating system's cache) before the router commits the event's Kafka
+        # offset. Off, a crash loses the last commits, whose offsets are already committed: alerts' rows and
+        # notifications gone (the fault run lost 4 all-clears that way before this).
+        with psycopg.connect(self.server.conninfo(), autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET synchronous_commit = on")
+            conn.execute("SELECT pg_reload_conf()")
         return self.server.url
+
+    def synchronous_commit(self) -> str:
+        with psycopg.connect(self.server.conninfo(), autocommit=True) as conn:
+            row = conn.execute("SHOW synchronous_commit").fetchone()
+        return str(row[0]) if row else ""
 
     def crash(self) -> None:
         """``pg_ctl stop -m immediate``: every backend killed at once, recovery from the WAL at the next start."""
@@ -157,6 +181,44 @@ class Postgres:
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError):
             self.server.stop()
+
+
+CELLS = 20
+
+
+def enrol(store: Store, box: SecretBox, receivers: Receivers, meters: Sequence[str]) -> dict[str, list[str]]:
+    """A household per meter in one of ``CELLS`` grid cells; its family member and the cell's grid worker
+    subscribed, each a webhook on one of the receivers. Returns each meter's subscribers."""
+    now = datetime.now(UTC)
+    subscribers: dict[str, list[str]] = {}
+
+    def recipient(session: Any, name: str, role: str, receiver: int) -> Any:
+        person, secret = admin.create_recipient(
+            session, name=name, role=role, webhook_url=receivers.url(receiver, name), allow=["127.0.0.0/8"], box=box
+        )
+        receivers.secrets[name] = secret or ""
+        return person
+
+    with store.transaction() as session:
+        for cell in range(CELLS):
+            grid = recipient(session, f"grid-{cell:02d}", "grid_worker", cell % receivers.count)
+            admin.subscribe(session, grid, grid_cell=f"C{cell:02d}")
+        for number, meter in enumerate(meters):
+            cell = number % CELLS
+            home = admin.create_household(
+                session,
+                name=f"Home {meter}",
+                timezone=TZ,
+                grid_cell=f"C{cell:02d}",
+                consent_given_by="the elder",
+                consent_given_at=now - timedelta(days=1),
+                consent_scope="alerts",
+            )
+            admin.add_meter(session, home, meter_id=meter)
+            family = recipient(session, f"fam-{meter}", "family", number % receivers.count)
+            admin.subscribe(session, family, household_id=home.id)
+            subscribers[meter] = [f"fam-{meter}", f"grid-{cell:02d}"]
+    return subscribers
 
 
 def owner_of_connection(client_port: int, server_port: int, pids: list[int]) -> int | None:
