@@ -103,7 +103,9 @@ def find_left_out(
 
 def invariants_hold(result: Mapping[str, Any]) -> bool:
     """Nothing lost (alerts, notifications, readings, invalid records' dead letters), nothing under two ids,
-    every signature good, and the pipeline caught up after every fault."""
+    every signature good, the pipeline caught up after every fault, and no process crashed or hung on its own:
+    a worker the run had to restart because it processed nothing for a minute would leave its meters unwatched
+    in production, whatever the counts say afterwards."""
     return bool(
         result["alerts_missing"] == 0
         and result["notifications_lost"] == 0
@@ -115,4 +117,6 @@ def invariants_hold(result: Mapping[str, Any]) -> bool:
         and result["posts_badly_signed"] == 0
         and result["never_caught_up"] == 0
         and result["dead_letters_from_readings"] >= result["invalid_records_sent"]
+        and not result["unexpected_exits"]
+        and not result["stuck_workers"]
     )

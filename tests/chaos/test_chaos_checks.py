@@ -20,6 +20,7 @@ from bench.chaos_check import (
 from bench.chaos_faults import KINDS, Profile, draw_schedule
 from bench.chaos_load import FIRST_PROBE_TICK, HOUR, T0, TZ, Load, comparable_state, left_out, replay
 from bench.chaos_receivers import Post
+from bench.chaos_report import invariants_hold
 from shouwang.settings import Settings
 from streams.detection import bank_factory
 from streams.processing import ReadingProcessor, SourceRecord
@@ -153,3 +154,25 @@ def test_the_record_whose_readings_a_state_lacks_is_found() -> None:
     without_third = replay(settings, [*records[:2], *records[3:]]).states["m1"]
     assert left_out(settings, records, comparable_state(settings, without_third)) == 1
     assert left_out(settings, records, comparable_state(settings, replay(settings, records[:3]).states["m1"])) is None
+
+
+def test_a_run_with_a_crashed_or_hung_process_does_not_hold_whatever_the_counts() -> None:
+    clean: dict[str, object] = {
+        "alerts_missing": 0,
+        "notifications_lost": 0,
+        "notifications_under_two_ids": 0,
+        "meters_state_missing": 0,
+        "meters_state_differs": 0,
+        "meters_state_unexplained": 0,
+        "readings_not_reflected": 0,
+        "posts_badly_signed": 0,
+        "never_caught_up": 0,
+        "dead_letters_from_readings": 3,
+        "invalid_records_sent": 3,
+        "unexpected_exits": [],
+        "stuck_workers": [],
+    }
+    assert invariants_hold(clean)
+    assert not invariants_hold({**clean, "unexpected_exits": ["router-2 exited with 1: Traceback…"]})
+    assert not invariants_hold({**clean, "stuck_workers": ["worker-1 processed nothing for 60 s: …"]})
+    assert not invariants_hold({**clean, "dead_letters_from_readings": 2})
