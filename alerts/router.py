@@ -13,13 +13,12 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from prometheus_client import start_http_server
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from alerts import metrics
@@ -30,6 +29,7 @@ from alerts.channels.types import ChannelType
 from alerts.check_ins import check_ins_due, rechecks_due
 from alerts.db import Store
 from alerts.feedback import FeedbackPublisher
+from alerts.health_server import Heartbeats, OneAtATime, health_app, loop_answers, on_loop, serve
 from alerts.lifecycle import acknowledgements_expired, escalate_due, remind_due
 from alerts.models import Alert, Delivery, Endpoint, Household, Meter, utcnow
 from alerts.monthly_report_send import monthly_reports_due
@@ -44,6 +44,7 @@ from alerts.webhooks import EndpointLimiter, make_client, parse_schedule
 from shouwang.deadletter import DeadLetter
 from shouwang.durability import durable_producer
 from shouwang.events import EventError, decode_alert, decode_daily_summary
+from shouwang.health import OK
 from shouwang.settings import Settings
 from shouwang.topics import Topics
 
@@ -51,6 +52,15 @@ log = logging.getLogger(__name__)
 # How often the timer looks for all-is-well messages due: a minute late is nothing for a daily message, and
 # every pass reads every opted-in subscription.
 ALL_IS_WELL_CHECK_S = 15.0
+# How long each loop may go without a pass before /readyz calls the router not ready. A consume pass is a
+# fetch of at most 0.5 s and a batch of database transactions (a failing one waits 1 s): a minute without one
+# is a hang. A timer pass also sends the all-is-well messages and, on the 1st, the monthly reports: it gets
+# two minutes, and a pass longer than that delays escalations by as much, which is not ready either.
+LOOP_BOUNDS_S = {"consume": 60.0, "consume-daily": 60.0, "timers": 120.0}
+# /readyz answers within the probe's 4 s whatever hangs: the database is asked (2 s) while the loop (1 s: a
+# healthy one runs a call in microseconds) and then Kafka (2 s) are.
+CHECK_TIMEOUT_S = 2.0
+LOOP_ANSWER_S = 1.0
 
 
 class Router:
@@ -61,6 +71,7 @@ class Router:
         clock: Callable[[], datetime] = utcnow,
         timer_tick_s: float = 1.0,
         all_is_well_check_s: float = ALL_IS_WELL_CHECK_S,
+        loop_bounds_s: Mapping[str, float] = LOOP_BOUNDS_S,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -76,6 +87,12 @@ class Router:
         self.stop_event = asyncio.Event()
         self._open_labels: set[tuple[str, str, str]] = set()
         self.wake = asyncio.Event()
+        # What /readyz reads from the HTTP server's threads (alerts/health_server.py).
+        self.heartbeats = Heartbeats(loop_bounds_s)
+        self._ping = OneAtATime(self._ping_database, timeout_s=CHECK_TIMEOUT_S, name="database-ping")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._consumer: AIOKafkaConsumer | None = None  # the alerts consumer, once started
+        self._tasks: list[asyncio.Task[None]] = []
 
     def handle(self, record: ConsumerRecord) -> tuple[str, DeadLetter | None]:
         """One alert event through the pipeline, in one transaction. Returns the result."""
@@ -133,12 +150,14 @@ class Router:
         raise AssertionError("unreachable")
 
     async def consume(self) -> None:
-        await self._consume(self.topics.alerts, self.handle)
+        await self._consume("consume", self.topics.alerts, self.handle)
 
     async def consume_daily(self) -> None:
-        await self._consume(self.topics.daily, self.handle_daily)
+        await self._consume("consume-daily", self.topics.daily, self.handle_daily)
 
-    async def _consume(self, topic: str, handle: Callable[[ConsumerRecord], tuple[str, DeadLetter | None]]) -> None:
+    async def _consume(
+        self, loop_name: str, topic: str, handle: Callable[[ConsumerRecord], tuple[str, DeadLetter | None]]
+    ) -> None:
         consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=self.settings.bootstrap_servers,
@@ -150,12 +169,16 @@ class Router:
         producer = durable_producer(self.settings.bootstrap_servers, client_id=self.settings.router_id)
         await consumer.start()
         await producer.start()
+        if topic == self.topics.alerts:
+            self._consumer = consumer
         try:
             while not self.stop_event.is_set():
+                self.heartbeats.beat(loop_name)
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
                 for partition, records in batches.items():
                     await self._handle_partition(consumer, producer, partition, records, handle)
         finally:
+            self._consumer = None if topic == self.topics.alerts else self._consumer
             await consumer.stop()
             await producer.stop()
 
@@ -239,6 +262,7 @@ class Router:
 
     async def timers(self) -> None:
         while not self.stop_event.is_set():
+            self.heartbeats.beat("timers")
             try:
                 if await asyncio.to_thread(self.run_timers_once):
                     self.wake.set()
@@ -272,7 +296,8 @@ class Router:
         publisher = FeedbackPublisher(self.store, self.topics.feedback, settings.bootstrap_servers, clock=self.clock)
         policy = RetentionPolicy.from_settings(settings)
         retention = RetentionJob(self.store, policy, every_s=settings.retention_check_s, clock=self.clock)
-        tasks = [
+        self._loop = asyncio.get_running_loop()
+        self._tasks = tasks = [
             asyncio.create_task(self.consume(), name="consume"),
             asyncio.create_task(self.consume_daily(), name="consume-daily"),
             asyncio.create_task(dispatcher.run(self.stop_event, self.wake), name="dispatch"),
@@ -291,14 +316,50 @@ class Router:
             await client.aclose()
             self.store.close()
 
+    def readiness(self) -> dict[str, str]:
+        """``/readyz``'s checks, called from the HTTP server's threads: each answers within its timeout
+        whatever the asyncio loop does, so a blocked loop is reported rather than waited on."""
+        database = self._ping.begin()
+        checks = {"router": "stopping" if self.stop_event.is_set() else OK}
+        loop = self._loop
+        checks["event loop"] = "not running" if loop is None else loop_answers(loop, LOOP_ANSWER_S)
+        if checks["event loop"] != OK or loop is None:
+            checks["kafka"] = "not checked: the event loop does not answer"
+        elif self._consumer is None:
+            checks["kafka"] = "alerts consumer not started"
+        else:
+            checks["kafka"] = on_loop(loop, self._kafka_metadata, CHECK_TIMEOUT_S)
+        checks["database"] = database()
+        checks.update(self.heartbeats.checks())
+        # The tasks without a heartbeat (sending, feedback, retention) at least run: one that returned
+        # while the router runs would leave its work undone without stopping the router.
+        ended = [task.get_name() for task in self._tasks if task.done()]
+        checks["tasks"] = OK if not ended or self.stop_event.is_set() else "ended: " + ", ".join(ended)
+        return checks
+
+    async def _kafka_metadata(self) -> str:
+        """One metadata request to the cluster, through the alerts consumer's connections: the brokers
+        answer and the alerts topic exists."""
+        consumer = self._consumer
+        if consumer is None:
+            return "alerts consumer stopped"
+        return OK if self.topics.alerts in await consumer.topics() else f"topic {self.topics.alerts} missing"
+
+    def _ping_database(self) -> None:
+        with self.store.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
 
 def run_router(settings: Settings) -> None:
-    """Entry point of `shouwang router`: metrics endpoint, signals, the router until stopped."""
-    start_http_server(settings.router_metrics_port, addr=settings.router_metrics_host)
-    log.info("router metrics on http://%s:%d/metrics", settings.router_metrics_host, settings.router_metrics_port)
+    """Entry point of `shouwang router`: metrics and health endpoints, signals, the router until stopped."""
+    built: list[Router] = []  # /readyz says "starting" until the router is built (its store migrated)
+    host, port = settings.router_metrics_host, settings.router_metrics_port
+    serve(host, port, health_app(lambda: built[0].readiness() if built else {"router": "starting"}))
+    log.info("router metrics on http://%s:%d/metrics, health on /healthz and /readyz", host, port)
 
     async def main() -> None:
         router = Router(settings)
+        built.append(router)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, router.stop_event.set)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import cast
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import detectors
 from detectors.incidents.area import GridNeighbours
+from shouwang import health
 from shouwang.logs import logging_config
 from shouwang.settings import Settings
 from shouwang.topics import Topics
@@ -25,6 +27,7 @@ from streams.faust_compat.memory_store import STORE_URL
 from streams.faust_compat.table_writes import TableChangelog
 from streams.feedback import FeedbackProcessor
 from streams.feedback_agent import FeedbackAgent
+from streams.health import PROGRESS_INTERVAL_S, ProgressWatch, RebalanceMonitor, worker_checks
 from streams.incident_agent import IncidentAgent
 from streams.incident_areas import load_neighbours
 from streams.offline import OfflineWatch
@@ -120,6 +123,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     lagging = {names.readings, names.feedback, names.incidents} | ({names.incident_areas} if neighbours else set())
     lag = metrics.LagReporter(frozenset(lagging))
+    progress = ProgressWatch(frozenset(lagging))  # for /readyz: a worker alive but stuck is not ready
     metrics.STATES_HELD.set_function(lambda: state_writer.held)
     metrics.LAST_READING.set_to_current_time()
     metrics.DETECTORS_COMPILED.set(1 if detectors.COMPILED else 0)
@@ -159,6 +163,20 @@ def create_app(settings: Settings) -> faust.App:
         await lag.update(app.consumer)
         reporting.refresh(time.time())
 
+    @app.timer(interval=PROGRESS_INTERVAL_S, name="progress")
+    async def measure_progress() -> None:
+        await progress.measure(app.consumer)
+
+    @app.page("/healthz")
+    async def healthz(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        return web.json(health.alive())
+
+    @app.page("/readyz")
+    async def readyz(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        # Only reads of the app's state on its own loop: the answer is immediate (streams/health.py).
+        status, body = health.readiness(worker_checks(app, progress, cast(RebalanceMonitor, app.monitor)))
+        return web.json(body, status=status)
+
     @app.page("/metrics")
     async def prometheus_metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
@@ -185,6 +203,7 @@ def _faust_app(settings: Settings) -> faust.App:
         store=settings.worker_store,
         datadir=str(datadir),
         autodiscover=False,  # modules are listed explicitly (autodiscovery is fragile)
+        Monitor=RebalanceMonitor,  # Faust's monitor, which also keeps when rebalances start and end (/readyz)
         topic_partitions=settings.readings_partitions,
         # Only for a table's changelog Faust finds missing at start: `shouwang topics` (or `up`) creates
         # them first, with the cluster's replication (streams/topic_provisioning.py).
@@ -193,7 +212,7 @@ def _faust_app(settings: Settings) -> faust.App:
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
         # Faust's /table pages serve any key's stored value without a key (a household's learned routine),
-        # and /router the topology: the worker's port is for Prometheus only.
+        # and /router the topology: the worker's port is for Prometheus and the health probes only.
         web_tables_enabled=False,
         web_router_enabled=False,
         producer_acks=-1,  # and idempotence: streams/faust_compat/producer.py

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from alerts.db import upgrade
 from cli.broker import free_port
 from shouwang.settings import REPO_ROOT, Settings
 from streams.topic_provisioning import provision_topics
@@ -75,6 +76,9 @@ def stack(kafka_settings: Settings, tmp_path: Path) -> Iterator[Stack]:
         }
     )
     provision_topics(settings)
+    # Migrated once before the processes start, as the deployment's migrate job does: the router and the API
+    # migrating one new SQLite store at the same time race ("table api_keys already exists").
+    upgrade(str(settings.database_url))
     env = {**settings_env(settings), "SHOUWANG_ADMIN_TOKEN": API_TOKEN}
     logs = {name: tmp_path / f"{name}.log" for name in ("worker", "router", "api")}
     processes = {name: start_shouwang([name], env, log) for name, log in logs.items()}

@@ -1,8 +1,9 @@
 """docker-compose.yml, which cannot run here (no Docker): valid by the compose specification's JSON schema
 (tests/data/compose-spec.json), and each container's command checked against the same command here: the CLI
-parses it, the settings its environment gives put the services on the ports their healthchecks probe, the
-probes pass against the running processes, the metrics-key job's command issues the token where Prometheus
-reads it, and Alertmanager's config loads and routes every severity the operator rules use."""
+parses it, the settings its environment gives put the services on the ports their healthchecks probe, each
+probe asks its service's /readyz, the probes pass against the running processes, the metrics-key job's
+command issues the token where Prometheus reads it, and Alertmanager's config loads and routes every severity
+the operator rules use."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
+import wsgiref.util
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -27,9 +30,11 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from alerts.health_server import health_app
 from api.app import create_app
 from cli.broker import free_port
 from shouwang.settings import REPO_ROOT, Settings
+from streams.app import create_app as create_worker_app
 from tests.ops.cli_args import parse_with_the_cli
 from tests.ops.conftest import PROMETHEUS_DIR, Stack, promtool
 
@@ -171,9 +176,23 @@ def test_healthchecks_probe_the_ports_and_paths_the_settings_and_the_code_give()
         # Listening on every interface, so both the probe (loopback) and the published port reach it.
         assert getattr(settings, host_setting) == "0.0.0.0", name
         assert services[name]["ports"] == [f"127.0.0.1:{port}:{port}"], name
-        assert url.path == ("/readyz" if name == "api" else "/metrics"), name
+        # Each is asked whether it is ready (a 503 names what is not), not only whether it answers.
+        assert url.path == "/readyz", name
     api_paths = {getattr(route, "path", None) for route in create_app(container_settings(services["api"])).routes}
     assert {"/readyz", "/healthz", "/metrics"} <= api_paths
+    worker_paths = set(create_worker_app(container_settings(services["worker"])).web.views)
+    assert {"/readyz", "/healthz", "/metrics"} <= worker_paths
+    router_status = {path: router_answer(path) for path in ("/readyz", "/healthz", "/metrics", "/ready")}
+    assert router_status == {"/readyz": 503, "/healthz": 200, "/metrics": 200, "/ready": 404}
+
+
+def router_answer(path: str) -> int:
+    """The status the router's HTTP port gives ``path``, from its WSGI app, before the router is built."""
+    environ: dict[str, Any] = {"PATH_INFO": path}
+    wsgiref.util.setup_testing_defaults(environ)
+    answered: list[str] = []
+    b"".join(health_app(lambda: {"router": "starting"})(environ, lambda status, _headers: answered.append(status)))
+    return int(answered[0].split()[0])
 
 
 class _Answers(http.server.BaseHTTPRequestHandler):
@@ -215,7 +234,10 @@ def test_the_probes_pass_against_the_running_worker_router_and_api(stack: Stack)
     for name, (port_setting, _) in PROBED.items():
         url = urllib.parse.urlsplit(probe_url(services[name]))
         here = url._replace(netloc=f"127.0.0.1:{getattr(stack.settings, port_setting)}").geturl()
-        result = run_probe(services[name], here)
+        # Probed until it passes, as Docker does within a start period: ready may follow running by seconds.
+        deadline = time.monotonic() + 60
+        while (result := run_probe(services[name], here)).returncode != 0 and time.monotonic() < deadline:
+            time.sleep(1)
         assert result.returncode == 0, f"{name}: {here}\n{result.stderr.decode()[-2000:]}"
 
 
