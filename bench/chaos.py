@@ -3,7 +3,7 @@ PostgreSQL, while faults are injected at random moments from a seeded schedule; 
 
     .venv/bin/python bench/chaos.py                                # 15 minutes of load, seed 1
     .venv/bin/python bench/chaos.py --minutes 30 --seed 7 --json var/chaos-7.json
-    .venv/bin/python bench/chaos.py --short --minutes 1 --meters 300   # the short form (tests/chaos/test_chaos_short.py)
+    .venv/bin/python bench/chaos.py --short --minutes 1 --meters 300   # the short form (in tests/chaos/)
 
 The stack: a local cluster from the broker's jars (3 KRaft nodes, topics with 3 replicas and
 min.insync.replicas 2; ``--nodes 1``: one broker and no broker faults), a throwaway PostgreSQL server, two

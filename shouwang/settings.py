@@ -232,7 +232,7 @@ class Settings(BaseSettings):
         description="Consumer group of the alert routers.",
     )
     router_metrics_port: int = Field(
-        default=6067, ge=1024, le=65535, description="Port of the router's Prometheus `/metrics`."
+        default=6067, ge=1024, le=65535, description="Port of the router's `/metrics`, `/healthz` and `/readyz`."
     )
     router_metrics_host: str = Field(default="127.0.0.1", description="Interface of the router's metrics port.")
     public_url: str = Field(
