@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import CursorResult, Engine, Update, create_engine, event
+from sqlalchemy import CursorResult, Engine, Update, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,6 +73,29 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# PostgreSQL settings that trade a committed transaction for speed. The router commits a Kafka offset right after
+# its database commit: with any of these off, a database crash can undo a commit whose offset is already past, and
+# the alerts in it are lost for good (the fault run lost 4 all-clears so, docs/RELIABILITY.md).
+_DURABLE_POSTGRES = {
+    "synchronous_commit": "a crash of the database server loses its last commits",
+    "fsync": "a crash of the machine can lose or corrupt commits",
+    "full_page_writes": "a crash of the machine can corrupt the database",
+}
+
+
+def durability_warnings(engine: Engine) -> list[str]:
+    """What in the database's settings can lose a commit the store made (PostgreSQL; SQLite's are set above)."""
+    if engine.dialect.name != "postgresql":
+        return []
+    warnings = []
+    with engine.connect() as connection:
+        for setting, risk in _DURABLE_POSTGRES.items():
+            value = connection.execute(text(f"SHOW {setting}")).scalar_one()
+            if str(value).lower() == "off":
+                warnings.append(f"PostgreSQL's {setting} is off: {risk}, and with them alerts already taken from Kafka")
+    return warnings
 
 
 def rows_changed(session: Session, statement: Update) -> int:

@@ -27,7 +27,7 @@ from alerts.all_is_well import all_is_well_due, record_day
 from alerts.channels.registry import Channels
 from alerts.channels.types import ChannelType
 from alerts.check_ins import check_ins_due, rechecks_due
-from alerts.db import Store
+from alerts.db import Store, durability_warnings
 from alerts.feedback import FeedbackPublisher
 from alerts.health_server import Heartbeats, OneAtATime, health_app, loop_answers, on_loop, serve
 from alerts.lifecycle import acknowledgements_expired, escalate_due, remind_due
@@ -82,6 +82,8 @@ class Router:
         self.pipeline = default_pipeline()
         self.topics = Topics.from_settings(settings)
         self.store = Store(settings.store_url)
+        for warning in durability_warnings(self.store.engine):  # said at every start, not refused: tests run so
+            log.warning("%s; set it back on (docs/RELIABILITY.md)", warning)
         self.channels = Channels(settings)
         self.channels.check()  # a broken template override stops the router now, naming the file
         self.stop_event = asyncio.Event()
