@@ -171,7 +171,7 @@ def alert_payloads(
         view, call = view_of(recipient.role), None
         if view == FAMILY_VIEW:
             told = told_roles(session, alert, recipients) if told is None else told
-            call = _call(session, recipient.id, household)
+            call = elder_as_called(session, recipient.id, household)
         key = (view, call)
         if key not in rendered:
             rendered[key] = _body(event_type, now, view_for(recipient.role, data, call=call, told=told or ()))
@@ -196,7 +196,7 @@ def told_roles(session: Session, alert: Alert, recipients: Iterable[Recipient]) 
     return [role for role in ROLES if role in roles]
 
 
-def _call(session: Session, recipient_id: str, household: Household | None) -> str | None:
+def elder_as_called(session: Session, recipient_id: str, household: Household | None) -> str | None:
     """What this relative calls the elder, when their subscription to the household says (all_is_well_call)."""
     if household is None:
         return None

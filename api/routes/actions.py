@@ -22,6 +22,7 @@ from alerts.channels.templates import building_of, mask_name
 from alerts.channels.wording import KIND_LABELS, OUTCOME_LABELS, SEVERITY_LABELS
 from alerts.lifecycle import LifecycleError
 from alerts.models import Household, utcnow
+from alerts.payloads import STAFF_VIEW, elder_as_called, view_of
 from alerts.pipeline import router_config
 from alerts.statuses import PERSON_OUTCOMES
 from api.console import SECURITY_HEADERS, templates
@@ -89,9 +90,15 @@ def _page(request: Request, session: SessionDep, token: str, view: LinkView) -> 
         zone = ZoneInfo(household.timezone) if household else zone
         raised_at = alert.raised_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
         # The page shows the household as the message did: a link from a group chat may be opened by anyone
-        # in the group, so it gets the masked name and the building only.
+        # in the group, so it gets the masked name and the building only; a relative's (or the elder's own)
+        # the elder as they call them, without the address, as their message (alerts/payloads.py).
         if household is not None and recipient is not None and not view.group:
-            place = f"{household.name} · {household.address}" if household.address else household.name
+            if view_of(recipient.role) != STAFF_VIEW:
+                place = elder_as_called(session, recipient.id, household) or household.name
+            elif household.address:
+                place = f"{household.name} · {household.address}"
+            else:
+                place = household.name
         elif household is not None:
             place = " · ".join(p for p in (mask_name(household.name), building_of(household.address)) if p)
         elif alert.grid_cell:

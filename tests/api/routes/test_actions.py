@@ -41,10 +41,13 @@ def _signer(client: TestClient) -> ActionLinkSigner:
     return signer
 
 
-def _alert_with_deliveries(client: TestClient, meter: str = "SZ-FT-LINK-1") -> tuple[str, dict[str, str]]:
+def _alert_with_deliveries(
+    client: TestClient, meter: str = "SZ-FT-LINK-1", address: str | None = None
+) -> tuple[str, dict[str, str]]:
     """An alert told to a family member and a grid worker: its id and each role's delivery id."""
     admin = bearer(ADMIN_TOKEN)
-    home = expect(client.post("/v1/households", headers=admin, json=household_body("王阿姨", "FT-12-3", "LH")), 201)
+    body = {**household_body("王阿姨", "FT-12-3", "LH"), **({"address": address} if address else {})}
+    home = expect(client.post("/v1/households", headers=admin, json=body), 201)
     expect(client.post(f"/v1/households/{home['id']}/meters", headers=admin, json={"meter_id": meter}), 201)
     for name, role, scope in (
         ("女儿", "family", {"household_id": home["id"]}),
@@ -187,3 +190,15 @@ def test_a_link_from_a_group_chat_shows_no_more_than_the_group_message(client: T
         assert private not in group.text
     person = client.get(f"/a/{_signer(client).token(delivery_id=deliveries['family'], action='acknowledge')}")
     assert "王阿姨" in person.text  # the daughter's own channel: she knows her mother
+
+
+def test_a_family_members_link_page_names_the_elder_as_their_message_does_without_the_address(
+    client: TestClient,
+) -> None:
+    _, deliveries = _alert_with_deliveries(client, address="莲花路 12 号 3 栋 501")
+    family = client.get(f"/a/{_signer(client).token(delivery_id=deliveries['family'], action='acknowledge')}")
+    assert family.status_code == 200
+    # The family's message has no address (alerts/payloads.py, family view): neither has the page it links to.
+    assert "莲花路" not in family.text and "王阿姨" in family.text
+    staff = client.get(f"/a/{_signer(client).token(delivery_id=deliveries['grid_worker'], action='acknowledge')}")
+    assert "王阿姨 · 莲花路 12 号 3 栋 501" in staff.text, "the grid worker's page keeps where to go"
