@@ -229,21 +229,11 @@ def api() -> None:
 
 @app.command("reseal-credentials")
 def reseal_credentials() -> None:
-    """Encrypt every channel credential again under the first of SHOUWANG_SECRET_KEYS (key rotation:
-    put the new key first, run this, then drop the old key)."""
-    from alerts import admin
-    from alerts.db import Store, upgrade
-    from alerts.secret_box import secret_box
+    """The older name of `shouwang secrets rotate`: every sealed value encrypted again under the first of
+    SHOUWANG_SECRET_KEYS (put the new key first, run this, then drop the old key)."""
+    from cli.sealed import rotate
 
-    settings = get_settings()
-    upgrade(settings.store_url)
-    store = Store(settings.store_url)
-    try:
-        with store.transaction() as session:
-            count = admin.reseal_credentials(session, secret_box(settings))
-    finally:
-        store.close()
-    typer.echo(f"resealed the credentials of {count} endpoint(s) under the first key")
+    rotate()
 
 
 @app.command("db-upgrade")

@@ -15,8 +15,10 @@ app = typer.Typer(no_args_is_help=True, help="Secrets sealed at rest (webhook se
 def rotate() -> None:
     """Re-encrypt every sealed webhook secret and channel credential under the first (newest) key."""
     from alerts import admin
+    from alerts.audit import Actor, record
     from alerts.db import Store, upgrade
     from alerts.secret_box import secret_box
+    from cli.audit import _login
 
     settings = get_settings()
     upgrade(settings.store_url)
@@ -29,6 +31,8 @@ def rotate() -> None:
     try:
         with store.transaction() as session:
             count = admin.reseal_credentials(session, secret_box(settings), progress=progress)
+            # On the trail with the values it touched, in their transaction: who rotated, and how many.
+            record(session, Actor(_login(), "operator"), "secrets.rotate", "endpoint", detail={"count": count})
     finally:
         store.close()
     typer.echo(f"resealed {count} sealed value(s) (webhook secrets and channel credentials) under the first key")

@@ -34,7 +34,7 @@ def test_reseal_moves_every_credential_to_the_new_key(tmp_path: Path) -> None:
            "SHOUWANG_VAR_DIR": str(tmp_path)}  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "cli", "reseal-credentials"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "1 endpoint" in done.stdout
+    assert "resealed 1 sealed value(s)" in done.stdout  # the older name runs `secrets rotate`
     with store.transaction() as session:
         stored = session.scalars(select(Endpoint.sealed_config)).one()
     store.close()

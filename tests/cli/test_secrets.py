@@ -1,6 +1,6 @@
 """``shouwang secrets rotate``: every sealed value, webhook signing secrets and channel credentials alike, is
 encrypted again under the newest key, with a progress line and a count; afterwards the old key alone opens
-none of them."""
+none of them; the rotation is on the audit trail."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from alerts import admin
+from alerts.audit import AuditEvent
 from alerts.channels.registry import Registered
 from alerts.db import Store, upgrade
 from alerts.models import Endpoint
@@ -47,7 +48,9 @@ def test_rotate_reseals_webhook_secrets_and_channel_credentials_under_the_new_ke
     assert "resealed 2/2" in done.stderr and "resealed 2 sealed value(s)" in done.stdout
     with store.transaction() as session:
         sealed = {e.type: e.sealed_config for e in session.scalars(select(Endpoint))}
+        rotation = session.scalars(select(AuditEvent).where(AuditEvent.action == "secrets.rotate")).one()
     store.close()
+    assert rotation.actor.startswith("cli") and rotation.role == "operator" and rotation.detail == {"count": 2}
     assert open_webhook_secrets(SecretBox([new]), sealed["webhook"]).current == secret
     assert SecretBox([new]).open(sealed["dingtalk_robot"] or "") == credential
     for value in sealed.values():
