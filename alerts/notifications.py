@@ -19,6 +19,8 @@ from alerts.policy import RESIDENT, ROLE_KINDS, severity_at_least
 from alerts.statuses import DeliveryStatus, EndpointStatus
 from alerts.webhooks import new_message_id
 
+MAX_AREA_CELLS = 21  # a centre and at most 20 neighbours (detectors/incidents/area.py, MAX_NEIGHBOURS)
+
 
 def subscribed_recipients(
     session: Session, *, alert: Alert, household: Household | None, roles: Iterable[str]
@@ -37,6 +39,8 @@ def subscribed_recipients(
             scopes.append(Subscription.community == household.community)
     if grid_cell:
         scopes.append(Subscription.grid_cell == grid_cell)
+    if household is None and (cells := area_cells(alert)):
+        scopes.append(Subscription.grid_cell.in_(cells))
     rows = session.execute(
         select(Subscription, Recipient)
         .join(Recipient, Subscription.recipient_id == Recipient.id)
@@ -49,6 +53,15 @@ def subscribed_recipients(
             continue
         chosen.setdefault(recipient.id, recipient)
     return list(chosen.values())
+
+
+def area_cells(alert: Alert) -> list[str]:
+    """The grid cells of an area hotspot (its fact ``cells``, comma-separated, the centre included): each
+    cell's grid workers are told, not only the centre's, since the reports came from all of them."""
+    cells = (alert.facts or {}).get("cells")
+    if not isinstance(cells, str):
+        return []
+    return [cell.strip() for cell in cells.split(",") if cell.strip()][:MAX_AREA_CELLS]
 
 
 def _subscription_admits(
