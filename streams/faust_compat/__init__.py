@@ -6,7 +6,8 @@ refuses to start (``check_version``) rather than run with fixes that silently do
 - ``memory_store``: the meter-state table's memory store, which reads its changelog back itself;
 - ``table_writes``: a table's store, changelog and producer flush, as ``streams.state_writes`` writes them;
 - ``offsets``: the offsets Faust's consumer committed (for the lag gauge);
-- ``producer``: Faust's producer with ``acks=all`` and idempotence, as every Shouwang producer.
+- ``producer``: Faust's producer with ``acks=all`` and idempotence, as every Shouwang producer;
+- ``recovery_seek``: the recovery's seek of standby partitions an assignment added while it ran (no crash).
 
 tests/streams/faust_compat/test_upstream_unchanged.py holds the hash of every upstream function
 these rely on: a new Faust version fails there, naming the function to re-check.
@@ -35,9 +36,10 @@ def check_version(installed: str | None = None) -> None:
 
 def apply_fixes() -> None:
     """Check the version, then install the fixes and name the memory store for Faust (idempotent)."""
-    from streams.faust_compat import fetch_loop, memory_store, producer
+    from streams.faust_compat import fetch_loop, memory_store, producer, recovery_seek
 
     check_version()
     fetch_loop.apply()
     memory_store.register()
     producer.apply()
+    recovery_seek.apply()

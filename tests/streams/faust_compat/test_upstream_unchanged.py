@@ -25,6 +25,7 @@ TABLE_WRITES = "table_writes.py (the state writer's table, store and producer)"
 MEMORY_STORE = "memory_store.py (the store that reads its changelog back)"
 OFFSETS = "offsets.py (the committed offsets of the lag gauge)"
 PRODUCER = "producer.py (acks=all and idempotence)"
+RECOVERY_SEEK = "recovery_seek.py (standby partitions assigned during a recovery)"
 
 
 class Relied(NamedTuple):
@@ -152,8 +153,8 @@ UPSTREAM: dict[str, Relied] = {
         MEMORY_STORE, "calls the store's", "b1526fb39ea0e77e783b26059d2951a93f701405534cb667316553742215e87a"
     ),
     "faust.tables.recovery:Recovery._add": Relied(
-        MEMORY_STORE,
-        "recovery starts after the persisted offset",
+        MEMORY_STORE + ", " + RECOVERY_SEEK,
+        "recovery starts after the persisted offset; a partition added mid-recovery gets the offset None",
         "1584a197b11bf835c0e3c497952413ce5a5f13078fdd88a9dcfd60ea1e125fa6",
     ),
     "faust.tables.base:Collection._new_store_by_url": Relied(
@@ -170,6 +171,9 @@ UPSTREAM: dict[str, Relied] = {
     ),
     "faust.transport.drivers.aiokafka:ThreadedProducer._new_producer": Relied(
         PRODUCER, "merges _settings_extra last", "707a11461ad007d711ee21def8ab1411a4d1defe27ddc891558833903c4d01c1"
+    ),
+    "faust.tables.recovery:Recovery._seek_offsets": Relied(
+        RECOVERY_SEEK, "replaced", "19598ca63d94d250e49d2dfe48a3c48ecbdf65ee4f1a2871abda51d28b335e55"
     ),
     "mode.utils.collections:FastUserDict.__setitem__": Relied(
         MEMORY_STORE,
