@@ -45,6 +45,19 @@ def _utc_offset(zone: ZoneInfo, hour: int) -> float:
     return delta.total_seconds() if delta else 0.0
 
 
+def state_reading_time(data: bytes) -> float | None:
+    """The time of the last reading a bank state (``DetectorBank.dump``) applied, read from its header
+    without loading it; None for anything else (an empty bank, a marker, another format). It only moves
+    forward in a meter's history, so of two states of one meter the later is the one with the later time."""
+    if len(data) < 1 + _LENGTH.size or data[0] not in (_FORMAT_VERSION, _FORMAT_VERSION_WITHOUT_DAYS):
+        return None
+    (length,) = _LENGTH.unpack_from(data, 1)
+    try:
+        return IntervalBuilder.last_reading_time(data[1 + _LENGTH.size : 1 + _LENGTH.size + length])
+    except ValueError:
+        return None
+
+
 def default_detectors() -> list[Detector]:
     """The household detectors, with their default settings."""
     return [

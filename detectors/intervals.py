@@ -88,6 +88,12 @@ class IntervalBuilder:
         (last_ts, self._register, self.late, self._last_raw), _ = _LAYOUT.unpack(data)  # type: ignore[assignment]
         self._last_ts = last_ts if last_ts != -1.0 else -math.inf
 
+    @staticmethod
+    def last_reading_time(data: bytes) -> float | None:
+        """``last_ts`` of a dumped state without building one (None before any reading)."""
+        (last_ts, *_), _ = _LAYOUT.unpack(data)
+        return None if last_ts == -1.0 else float(last_ts)
+
     @property
     def last_ts(self) -> float:
         return self._last_ts

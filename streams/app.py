@@ -13,6 +13,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import detectors
+from detectors.bank import state_reading_time
 from detectors.incidents.area import GridNeighbours
 from shouwang import health
 from shouwang.logs import logging_config
@@ -23,7 +24,7 @@ from streams.area_agent import AreaAgent
 from streams.detection import bank_factory
 from streams.emitter import Emitter
 from streams.faust_compat import apply_fixes
-from streams.faust_compat.memory_store import STORE_URL
+from streams.faust_compat.memory_store import STORE_URL, ChangelogReadingStore
 from streams.faust_compat.table_writes import TableChangelog
 from streams.feedback import FeedbackProcessor
 from streams.feedback_agent import FeedbackAgent
@@ -71,6 +72,8 @@ def create_app(settings: Settings) -> faust.App:
         store=STORE_URL if settings.worker_store.startswith("memory:") else None,
     )
 
+    if isinstance(meter_state.data, ChangelogReadingStore):  # of two states of a meter, the later reading wins
+        meter_state.data.version_of = state_reading_time
     # meter_state[key] = value for less, and never ahead of the record's alerts (streams/state_writes.py)
     state_writer = StateWriter(TableChangelog(app, meter_state), alerts.send, app)
     processor = ReadingProcessor(bank_factory(settings), max_skew_s=settings.clock_skew_s)

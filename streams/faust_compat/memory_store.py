@@ -107,10 +107,26 @@ async def read_partitions(
 class ChangelogReadingStore(memory.Store):
     """Faust's memory store that reads its newly assigned changelog partitions itself (module doc)."""
 
+    # The time a state is as of (streams/app.py gives the meter-state table the detector bank's
+    # ``state_reading_time``); None: the last record of a key wins, as in Faust's own stores.
+    version_of: Callable[[bytes], float | None] | None = None
+
     def __post_init__(self) -> None:
         super().__post_init__()
         # Per active changelog partition read back here: the offset up to which the store is complete.
         self._read_to: dict[TP, int] = {}
+        self.stale_skipped = 0  # changelog records older than the state held for their key, not applied
+
+    def _older(self, value: Any, held: Any) -> bool:
+        """Whether the changelog record ``value`` is a state older than the one held: written by a worker woken
+        after the group had moved its partition on, after the newer state of the worker that held it (found by
+        the fault run: the last record of the key was stale, and the upload in between was lost). A value
+        without a time (a marker, a tombstone) is never older."""
+        version_of = self.version_of
+        if version_of is None or held is None or not isinstance(value, bytes) or not isinstance(held, bytes):
+            return False
+        new, old = version_of(value), version_of(held)
+        return new is not None and old is not None and new < old
 
     def persisted_offset(self, tp: TP) -> int | None:
         return self._read_to.get(tp)
@@ -134,8 +150,21 @@ class ChangelogReadingStore(memory.Store):
         # itself. A recovery cut short by a new rebalance can still apply a batch it fetched before, of a
         # partition that was a standby here and is now active and read back: its older states would replace the
         # newer ones read (found by the fault run: the meters' readings written in between were lost).
+        # And of each key, a state older than the one held (or one applied earlier in the batch) is skipped.
         read_to = self._read_to
-        newer = [event for event in batch if event.message.offset > read_to.get(event.message.tp, -1)]
+        newer: list[EventT] = []
+        held: dict[Any, Any] = {}
+        for event in batch:
+            if event.message.offset <= read_to.get(event.message.tp, -1):
+                continue
+            if self.version_of is not None:
+                key = to_key(event.key)
+                value = None if event.message.value is None else to_value(event.value)
+                if value is not None and self._older(value, held.get(key, self.data.get(key))):
+                    self.stale_skipped += 1
+                    continue
+                held[key] = value
+            newer.append(event)
         super().apply_changelog_batch(newer, to_key, to_value)
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -220,6 +249,8 @@ class ChangelogReadingStore(memory.Store):
             if record.value is None:  # a tombstone deletes the key, as in Faust's own recovery
                 data.pop(record.key, None)
                 partitions.pop(record.key, None)
+            elif self._older(record.value, data.get(record.key)):
+                self.stale_skipped += 1
             else:
                 data[record.key] = record.value
                 partitions[record.key] = tp.partition

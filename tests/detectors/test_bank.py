@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
 
 from detectors import DetectorBank, Finding, Observation
+from detectors.bank import state_reading_time
 from detectors.history import HOURS
 from detectors.meter_offline import MeterOfflineDetector
 from detectors.no_usage import NoUsageDetector
@@ -194,3 +195,15 @@ def test_an_upload_of_points_finds_what_one_observation_at_a_time_finds(eventful
     assert uploads.dump() == one_by_one.dump()
     assert {f.kind for f in found} >= {"spike", "no_usage", "continuous_flow", "data_quality"}
     assert sum(f.facts.get("flag") == "tamper" for f in found) == len(range(4, -(-len(eventful) // 24), 9))
+
+
+def test_a_states_reading_time_is_read_from_its_header() -> None:
+    bank = DetectorBank()
+    assert state_reading_time(bank.dump()) is None  # no reading yet
+    at = datetime(2026, 3, 6, 7, 0, tzinfo=UTC)
+    bank.update(Observation("m-1", at, 100.0))
+    bank.update(Observation("m-1", at + timedelta(hours=1), 101.5))
+    later = bank.dump()
+    assert state_reading_time(later) == (at + timedelta(hours=1)).timestamp()
+    for other in (b"", b"\x00erased", b"\x02\x00", b"\x09" + later[1:], later[:5]):
+        assert state_reading_time(other) is None, other

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import TopicPartition as KafkaTP
@@ -17,6 +18,7 @@ from faust.types import TP
 from faust.types.tuples import Message
 from kafka import KafkaProducer
 
+from detectors import DetectorBank, Observation
 from shouwang.settings import Settings
 from streams.app import create_app
 from streams.faust_compat import memory_store
@@ -243,3 +245,46 @@ def test_only_the_memory_store_reads_back_itself(kafka_settings: Settings) -> No
     rocks = kafka_settings.model_copy(update={"worker_store": "rocksdb://"})
     assert not isinstance(create_app(rocks).tables["meter-state"].data, ChangelogReadingStore)
     assert type(create_app(kafka_settings).tables["incident-cells"].data).__name__ == "Store"  # JSON values
+
+
+def _bank_state(*hours: int) -> bytes:
+    """A meter's bank state after hourly readings at these hours of 6 March (its reading time: the last)."""
+    bank = DetectorBank()
+    for hour in hours:
+        bank.update(Observation("m-z", datetime(2026, 3, 6, tzinfo=UTC) + timedelta(hours=hour), 10.0 + hour))
+    return bank.dump()
+
+
+def test_a_stale_state_written_after_a_newer_one_does_not_win_the_recovery(
+    meter_state: tuple[ChangelogReadingStore, str], kafka_settings: Settings
+) -> None:
+    """Found by the fault run (seed 2, docs/RELIABILITY.md): a worker woken after a stop past its session wrote a
+    state computed on what it held before the stop, after the newer state the worker that took its partition over
+    had written; the recovery at the next generation ended with the stale one, and an upload was lost (each meter
+    raised a false meter_offline). The changelog's order of that run, on the real broker: read back and Faust's
+    recovery alike keep the state with the later reading."""
+    store, topic = meter_state
+    assert store.version_of is not None, "the worker gives its meter-state store the states' reading time"
+    s19, s01, s07 = _bank_state(0, 1), _bank_state(0, 1, 7), _bank_state(0, 1, 7, 13)
+    _write(kafka_settings, topic, [(3, b"m-z", s19)])  # offset 0: this worker, before its stop
+    _rebalance(store, {TP(topic, 3)})
+    _write(kafka_settings, topic, [(3, b"m-z", s01), (3, b"m-z", s07)])  # 1, 2: the other worker meanwhile
+    _write_as_worker(store, 3, b"m-z", s01)  # 3: this one, woken, on the state it held
+    _write(kafka_settings, topic, [(3, b"m-z", s01)])
+    store.set_persisted_offset(TP(topic, 3), 3)
+    assert store.persisted_offset(TP(topic, 3)) == 0  # complete up to the gap: the recovery reads 1, 2, 3
+
+    same = {"to_key": lambda key: key, "to_value": lambda value: value}
+    store.apply_changelog_batch(
+        [_changelog_event(store, topic, 3, o, b"m-z", v) for o, v in ((1, s01), (2, s07), (3, s01))], **same
+    )
+    assert store.data[b"m-z"] == s07, "Faust's recovery keeps the later state, not the last record"
+    assert store.stale_skipped == 1
+
+    _rebalance(store, set(), revoked={TP(topic, 3)})  # given away, then back: read back in full
+    _rebalance(store, {TP(topic, 3)})
+    assert store.data[b"m-z"] == s07, "the read back keeps it too"
+    _write(kafka_settings, topic, [(3, b"m-z", None)])  # a tombstone still deletes
+    _rebalance(store, set(), revoked={TP(topic, 3)})
+    _rebalance(store, {TP(topic, 3)})
+    assert b"m-z" not in store.data
