@@ -7,7 +7,7 @@ slope in a wheelchair); an elder not seen for a day or more, not answering the d
 phone, or whose milk, newspapers and parcels pile up at the door; someone missing for hours;
 someone holding a weapon at people now, or stabbed.
 
-A weapon is not on issue 22's list of dangers, which names what can happen to someone (trapped,
+A weapon is not among the dangers above, which name what can happen to someone (trapped,
 fallen, fire…) rather than who does it; but a knife or a club held at people *now* is someone
 who may be hurt now, the definition of critical. So "拎着菜刀在楼道里追着骂，快来人" is critical,
 while a threat without a weapon in hand ("说要拿刀砍人"), a fight, door banging, or a weapon

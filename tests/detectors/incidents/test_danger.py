@@ -7,7 +7,7 @@ import pytest
 
 from detectors.incidents import assess, classify
 
-# Ten reports of the four kinds issue 22 found missed (someone stuck, an elder not seen and not
+# Ten reports of the four kinds the classifier alone rated too low (someone stuck, an elder not seen and not
 # answering, electrical danger, water pouring out), phrased without the obvious words. Written for
 # this test; none of them is in the training data.
 INDIRECT_DANGER = [
