@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from bench.chaos_receivers import Post
@@ -117,6 +117,15 @@ class ProbeTimes:
 def probe_delivered(keys: Iterable[Key], first_accepted: Mapping[Key, float]) -> float | None:
     times = [first_accepted.get(key) for key in keys]
     return None if not times or any(t is None for t in times) else max(t for t in times if t is not None)
+
+
+def bursts_in_flight(bursts: Iterable[tuple[str, Sequence[str]]], accepted: Set[Key]) -> int:
+    """How many bursts (alert id, subscribers) still miss their raise or their all-clear accepted by one of
+    their subscribers: the run waits for none before the next fault, so that each catch-up is its own."""
+    return sum(
+        any((alert_id, kind, recipient) not in accepted for kind in TYPES.values() for recipient in recipients)
+        for alert_id, recipients in bursts
+    )
 
 
 def normal_latency(probes: Sequence[ProbeTimes], before: float, floor_s: float = 5.0) -> tuple[float, float]:

@@ -1,5 +1,7 @@
 """The fault run's faults (bench/chaos.py): a schedule drawn from a seed, and how each fault is injected
-and ended. Faults come one after another (the next begins once the last is over), at random moments.
+and ended. Faults come one after another, at random moments: the next begins a random gap after the pipeline
+caught up from the last one (every burst sent before it ended through to every subscriber), so that each
+fault's recovery is measured on its own and not lengthened by the next fault.
 
 | fault | injected | over when |
 |---|---|---|
@@ -42,7 +44,8 @@ class Profile:
     down_s: tuple[float, float] = (5.0, 15.0)  # a killed process or node until it is started again
     pause_s: tuple[float, float] = (WORKER_SESSION_TIMEOUT_S + 3.0, WORKER_SESSION_TIMEOUT_S + 10.0)
     outage_s: tuple[float, float] = (45.0, 75.0)  # a receiver answering 503
-    gap_s: tuple[float, float] = (25.0, 45.0)  # from one fault's end to the next one's start
+    gap_s: tuple[float, float] = (25.0, 45.0)  # from the pipeline caught up after one fault to the next one's start
+    catch_up_wait_s: float = 180.0  # the longest wait for that catch-up (0: none) before the gap begins anyway
     first_at_s: float = 30.0  # the load runs fault-free this long first: the baseline latency
     quiet_tail_s: float = 60.0  # no fault begins later than this before the load ends
 
@@ -55,6 +58,7 @@ class Fault:
     began: float | None = None  # time.monotonic()
     ended: float | None = None
     note: str = ""
+    waited_s: float = 0.0  # before its gap: how long the run waited for the pipeline to catch up from the last
 
     def as_dict(self, origin: float) -> dict[str, object]:
         return {
@@ -64,6 +68,7 @@ class Fault:
             "ended_s": None if self.ended is None else round(self.ended - origin, 1),
             "lasted_s": None if self.began is None or self.ended is None else round(self.ended - self.began, 1),
             "note": self.note,
+            "waited_for_catch_up_s": round(self.waited_s, 1),
         }
 
 

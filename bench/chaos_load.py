@@ -21,9 +21,10 @@ import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from detectors import DetectorBank
-from shouwang.events import AlertEvent
+from shouwang.events import AlertEvent, AlertKind, alert_id_for
 from shouwang.settings import Settings
 from streams.detection import bank_factory
 from streams.offline import partition_of
@@ -46,6 +47,13 @@ class Probe:
     partition: int
     tick: int
     hour: int
+
+    @property
+    def alert_id(self) -> str:
+        """The id of the ``spike`` alert the burst raises: its episode starts at the burst hour's start, so the
+        run can tell while it goes on whether a burst went through (the replay confirms it at the end)."""
+        since = datetime.fromtimestamp(T0 + HOUR * (self.hour - 1), UTC)
+        return alert_id_for(self.meter, AlertKind.SPIKE, since)
 
 
 @dataclass

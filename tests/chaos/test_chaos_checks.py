@@ -9,6 +9,7 @@ import json
 from bench.chaos_check import (
     AlertRef,
     ProbeTimes,
+    bursts_in_flight,
     caught_up_at,
     check_alerts,
     check_notifications,
@@ -81,6 +82,17 @@ def test_caught_up_is_when_every_partition_is_through_its_backlog_in_normal_time
     assert normal_latency(probes, before=9.0, floor_s=0.5) == (1.0, 3.0)  # the calm before: one probe, 1 s
 
 
+def test_a_burst_is_in_flight_until_its_raise_and_all_clear_reached_every_subscriber() -> None:
+    bursts = [("a1", SUBSCRIBERS["m1"]), ("a2", SUBSCRIBERS["m2"])]
+    accepted = {("a1", "alert.raised", "fam-m1"), ("a1", "alert.raised", "grid-0"), ("a1", "alert.resolved", "fam-m1")}
+    assert bursts_in_flight(bursts, accepted) == 2  # a1's all-clear to grid-0 missing; a2 nothing yet
+    accepted.add(("a1", "alert.resolved", "grid-0"))
+    assert bursts_in_flight(bursts, accepted) == 1
+    accepted |= {("a2", kind, r) for kind in ("alert.raised", "alert.resolved") for r in SUBSCRIBERS["m2"]}
+    assert bursts_in_flight(bursts, accepted) == 0
+    assert bursts_in_flight([], set()) == 0
+
+
 def test_alerts_missing_and_repeated_on_the_topic() -> None:
     seen = [("a1", "raised", b"x"), ("a1", "raised", b"x"), ("a2", "raised", b"y"), ("a2", "raised", b"z")]
     result = check_alerts({("a1", "raised"), ("a1", "resolved"), ("a2", "raised")}, seen)
@@ -119,6 +131,9 @@ def test_the_load_s_bursts_raise_and_resolve_the_alerts_announced_and_nothing_el
     assert {a.alert_id for a in result.alerts.values() if a.event == "resolved"} == {
         a.alert_id for a in result.alerts.values() if a.event == "raised"
     }
+    # The run tells while it goes on which bursts went through by their alert ids: the replay's, known ahead.
+    raised_ids = {(a.meter_id, a.at.timestamp()): a.alert_id for a in result.alerts.values() if a.event == "raised"}
+    assert [p.alert_id for p in probes] == [raised_ids[(p.meter, float(T0 + HOUR * p.hour))] for p in probes]
 
 
 def test_a_batch_read_twice_leaves_a_comparable_state_and_a_missing_one_is_counted() -> None:
