@@ -64,6 +64,9 @@ class Changelog(Protocol):
     """The meter-state table as the writer writes it (``streams.faust_compat.table_writes.TableChangelog``)."""
 
     get: Callable[[bytes], bytes | None]
+    # The keys of a partition whose newest changelog record is older than the state held, with that state, once
+    # (``streams.faust_compat.memory_store.ChangelogReadingStore.take_stale``).
+    take_stale: Callable[[int], list[tuple[bytes, bytes]]]
 
     async def write(self, key: bytes, value: bytes, partition: int, /) -> None:
         """The local store, then the changelog record in ``partition``."""
@@ -157,6 +160,7 @@ class StateWriter:
     def __init__(self, changelog: Changelog, resend: Send, worker: Worker) -> None:
         self._changelog = changelog
         self._read = changelog.get
+        self._take_stale = changelog.take_stale
         self._resend = resend
         self._worker = worker
         self._held_values: dict[bytes, bytes] = {}  # key → its newest held state
@@ -180,6 +184,9 @@ class StateWriter:
         topic, once the alerts ``after`` (that record's) are delivered."""
         if not self._flush_wrapped:
             self._wrap_flush()
+        stale = self._take_stale(partition)
+        if stale:
+            await self._write_again(stale, partition, key)
         if not after and key not in self._held_values:  # nothing to wait for, nothing of its meter held
             await self._changelog.write(key, value, partition)
             return
@@ -189,6 +196,17 @@ class StateWriter:
             self._releasing[partition] = asyncio.ensure_future(self._release(partition, queue))
         queue.append(_Held(key, value, after))
         self._held_values[key] = value
+
+    async def _write_again(self, stale: list[tuple[bytes, bytes]], partition: int, key: bytes) -> None:
+        """States whose newest changelog record is an older one (a worker woken after the group had moved its
+        partition on wrote it, after the newer state of the worker that held it): written again, so that a
+        compacted changelog, which may keep only each key's last record, does not bring the stale one back. Not
+        the meter being written now, nor one with a state held: a newer state of theirs is on its way."""
+        again = [(k, v) for k, v in stale if k != key and k not in self._held_values]
+        for stale_key, state in again:
+            await self._changelog.write(stale_key, state, partition)
+        if again:
+            log.info("partition %d: %d meter states written again over a stale changelog record", partition, len(again))
 
     def give_up(self, exc: BaseException) -> None:
         """No offset may be committed any more: records whose alerts or states were not written

@@ -116,6 +116,28 @@ class ChangelogReadingStore(memory.Store):
         # Per active changelog partition read back here: the offset up to which the store is complete.
         self._read_to: dict[TP, int] = {}
         self.stale_skipped = 0  # changelog records older than the state held for their key, not applied
+        # Per partition, the keys whose newest changelog record is such a stale one: compaction may keep only
+        # that record, so their state held here is written again (``take_stale``) by the partition's next write.
+        self._stale_last: dict[int, set[Any]] = {}
+
+    def take_stale(self, partition: int) -> list[tuple[Any, Any]]:
+        """The keys of ``partition`` whose newest changelog record is older than the state held here, with that
+        state, once: the caller writes them again, so that the changelog ends with each key's newest state."""
+        if not self._stale_last:  # the common case: one lookup per write
+            return []
+        keys = self._stale_last.pop(partition, ())
+        return [(key, self.data[key]) for key in keys if key in self.data]
+
+    def _stale(self, key: Any, partition: int, stale: bool) -> None:
+        """Notes whether ``key``'s newest changelog record (in ``partition``) is a stale one."""
+        if stale:
+            self._stale_last.setdefault(partition, set()).add(key)
+            return
+        keys = self._stale_last.get(partition)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._stale_last[partition]
 
     def _older(self, value: Any, held: Any) -> bool:
         """Whether the changelog record ``value`` is a state older than the one held: written by a worker woken
@@ -160,7 +182,10 @@ class ChangelogReadingStore(memory.Store):
             if self.version_of is not None:
                 key = to_key(event.key)
                 value = None if event.message.value is None else to_value(event.value)
-                if value is not None and self._older(value, held.get(key, self.data.get(key))):
+                stale = value is not None and self._older(value, held.get(key, self.data.get(key)))
+                if stale or self._stale_last:
+                    self._stale(key, event.message.partition, stale)
+                if stale:
                     self.stale_skipped += 1
                     continue
                 held[key] = value
@@ -173,6 +198,8 @@ class ChangelogReadingStore(memory.Store):
         event = current_event()
         if event is not None:
             self._key_partition[key] = event.message.partition
+            if self._stale_last:  # the worker's own write is the key's newest record now
+                self._stale(key, event.message.partition, False)
         super().__setitem__(key, value)
 
     async def on_rebalance(
@@ -199,6 +226,7 @@ class ChangelogReadingStore(memory.Store):
 
     def _forget(self, tp: TP) -> None:
         self._read_to.pop(tp, None)
+        self._stale_last.pop(tp.partition, None)
         gone = [key for key, partition in self._key_partition.items() if partition == tp.partition]
         for key in gone:
             self.data.pop(key, None)
@@ -249,11 +277,16 @@ class ChangelogReadingStore(memory.Store):
             if record.value is None:  # a tombstone deletes the key, as in Faust's own recovery
                 data.pop(record.key, None)
                 partitions.pop(record.key, None)
+                if self._stale_last:
+                    self._stale(record.key, tp.partition, False)
             elif self._older(record.value, data.get(record.key)):
                 self.stale_skipped += 1
+                self._stale(record.key, tp.partition, True)
             else:
                 data[record.key] = record.value
                 partitions[record.key] = tp.partition
+                if self._stale_last:
+                    self._stale(record.key, tp.partition, False)
         self._read_to[TP(tp.topic, tp.partition)] = records[-1].offset
 
 

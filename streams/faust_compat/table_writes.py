@@ -56,6 +56,10 @@ def in_partition(partition: int) -> Iterator[None]:
         _current_event.reset(token)
 
 
+def _none_stale(partition: int) -> list[tuple[bytes, bytes]]:
+    return []
+
+
 class TableChangelog:
     """One changelog-backed table of raw bytes, written as ``table[key] = value`` writes it."""
 
@@ -67,6 +71,9 @@ class TableChangelog:
         self._topic: str | None = None
         self._store: StoreT | None = None
         self.get = table.get  # the table's own (the store's) read, with no call in between
+        # A store that knows which of its states a changelog record older than them ended (the memory store:
+        # streams/faust_compat/memory_store.py); others never have any.
+        self.take_stale: Callable[[int], list[tuple[bytes, bytes]]] = getattr(table.data, "take_stale", _none_stale)
 
     def in_partition(self, partition: int) -> AbstractContextManager[None]:
         """See the module function ``in_partition``."""

@@ -51,6 +51,10 @@ class MemoryChangelog:
         self.store: dict[bytes, bytes] = {}
         self.written: list[tuple[bytes, bytes, int]] = []
         self.get: Callable[[bytes], bytes | None] = self.store.get
+        self.stale: dict[int, list[tuple[bytes, bytes]]] = {}  # partition -> states to write again, as a store gives
+
+    def take_stale(self, partition: int, /) -> list[tuple[bytes, bytes]]:
+        return self.stale.pop(partition, [])
 
     async def write(self, key: bytes, value: bytes, partition: int, /) -> None:
         self.store[key] = value

@@ -101,3 +101,27 @@ def test_a_record_that_is_not_a_reading_goes_to_the_dead_letters_and_leaves_no_s
     assert (letter.key, letter.value) == (b"m4", b"[]")
     assert [key for key, _, _ in worker.changelog.written] == [b"m5"]  # and the next record goes on
     assert sample("shouwang_worker_records_consumed_total") == consumed + 2
+
+
+def test_states_whose_changelog_record_is_stale_are_written_again_by_their_partitions_next_write() -> None:
+    """A store whose changelog ended a meter with a record older than the state it holds (a worker woken after
+    the group moved its partition on wrote it) gives that state to be written again: compaction could otherwise
+    keep only the stale record. The partition's next write does it, once; not for the meter being written, nor
+    for one whose newer state is held for its alerts."""
+    a, held, now = [m for m in (f"m{n}" for n in range(200)) if partition_of(m, PARTITIONS) == 0][:3]
+    other = next(m for m in (f"m{n}" for n in range(200)) if partition_of(m, PARTITIONS) == 1)
+
+    async def run() -> None:
+        worker = Rig()
+        worker.alerts.hold = True
+        await worker.run(reading(held, T0, 5.0, flags=["burst"]))  # its state waits for the alert
+        stale = [(a.encode(), b"state-a"), (held.encode(), b"old"), (now.encode(), b"old")]
+        worker.changelog.stale = {0: stale, 1: [(other.encode(), b"state-other")]}
+        await worker.run(reading(now, T0, 5.0, offset=1))
+        written = [(key, value if key == a.encode() else b"", p) for key, value, p in worker.changelog.written]
+        assert written == [(a.encode(), b"state-a", 0), (now.encode(), b"", 0)]
+        assert worker.changelog.stale == {1: [(other.encode(), b"state-other")]}, "another partition's: its own"
+        await worker.run(reading(now, T0 + 3600, 6.0, offset=2))
+        assert [key for key, _, _ in worker.changelog.written] == [a.encode(), now.encode(), now.encode()]
+
+    asyncio.run(run())
