@@ -46,9 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alerts.db import Store
 from alerts.secret_box import secret_box
 from bench.chaos_check import (
+    TYPES,
     AlertRef,
     Key,
-    bursts_in_flight,
+    caught_up_so_far,
     check_alerts,
     check_notifications,
     check_states,
@@ -241,13 +242,13 @@ class ChaosRun:
             pending = failed
 
     async def inject(self, injector: Injector, faults: list[Fault], gaps: list[float], profile: Profile) -> None:
-        """The faults in turn; before each gap, a wait for the bursts sent before the last fault ended to go
-        through; a fault that would end within the load's quiet tail is left out (the schedule is drawn without
-        those waits, so it plans more than fit)."""
+        """The faults in turn; before each gap, a wait for the pipeline to catch up from the last fault, as the
+        report measures it; a fault that would end within the load's quiet tail is left out (the schedule is
+        drawn without those waits, so it plans more than fit)."""
         last_end = self.origin + self.args.minutes * 60 - profile.quiet_tail_s
         for number, (fault, gap) in enumerate(zip(faults, gaps, strict=True)):
             if number and profile.catch_up_wait_s:
-                fault.waited_s = await self._catch_up(profile.catch_up_wait_s)
+                fault.waited_s = await self._catch_up(faults[0], faults[number - 1], profile.catch_up_wait_s)
             await asyncio.sleep(gap)
             if time.monotonic() + fault.duration_s > last_end:
                 self.faults_left_out = len(faults) - number
@@ -257,24 +258,33 @@ class ChaosRun:
             await asyncio.to_thread(injector.run, fault)
             log(f"  {fault.target} back after {(fault.ended or 0) - (fault.began or 0):.0f} s")
 
-    async def _catch_up(self, longest_s: float) -> float:
-        """Seconds until every burst sent so far has its raise and all-clear accepted by every subscriber (at most
-        ``longest_s``: a pipeline that does not catch up shows in the recovery figures, not as a hung run)."""
+    async def _catch_up(self, first: Fault, last: Fault, longest_s: float) -> float:
+        """Seconds until the pipeline caught up from ``last`` as the report measures it (``caught_up_at``: each
+        readings partition carried a burst sent since the fault began through in normal time, every earlier
+        burst through too), normal time from the bursts before the ``first`` fault; at most ``longest_s``: a
+        pipeline that does not catch up shows in the recovery figures, not as a hung run."""
         began = time.monotonic()
-        bursts = [(probe.alert_id, self.subscribers[probe.meter]) for probe, _ in list(self.probes)]
-        accepted: set[Key] = set()
+        accepted: dict[Key, float] = {}
         seen = 0
         while time.monotonic() - began < longest_s:
             posts = self.receivers.posts[seen:]
             seen += len(posts)
-            accepted.update((p.alert_id, p.type, p.recipient) for p in posts if p.alert_id and 200 <= p.status < 300)
-            if not bursts_in_flight(bursts, accepted):
+            for post in posts:
+                if post.alert_id and 200 <= post.status < 300:
+                    accepted.setdefault((post.alert_id, post.type, post.recipient), post.received)
+            bursts = [(probe.partition, sent, self._burst_keys(probe)) for probe, sent in list(self.probes)]
+            if caught_up_so_far(bursts, accepted, first.began or 0.0, last.began or 0.0):
                 break
             await asyncio.sleep(1.0)
         waited = time.monotonic() - began
         if waited >= 2.0:
             log(f"  caught up after {waited:.0f} s")
         return waited
+
+    def _burst_keys(self, probe: Probe) -> list[Key]:
+        """The notifications that make a burst through: its raise and its all-clear to each subscriber."""
+        recipients = self.subscribers[probe.meter]
+        return [(probe.alert_id, kind, recipient) for kind in TYPES.values() for recipient in recipients]
 
     async def watch(self, stop: asyncio.Event) -> None:
         """A process that exits when no fault was meant to stop it is a finding: recorded and started again. So is

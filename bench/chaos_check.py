@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bench.chaos_receivers import Post
@@ -119,15 +119,6 @@ def probe_delivered(keys: Iterable[Key], first_accepted: Mapping[Key, float]) ->
     return None if not times or any(t is None for t in times) else max(t for t in times if t is not None)
 
 
-def bursts_in_flight(bursts: Iterable[tuple[str, Sequence[str]]], accepted: Set[Key]) -> int:
-    """How many bursts (alert id, subscribers) still miss their raise or their all-clear accepted by one of
-    their subscribers: the run waits for none before the next fault, so that each catch-up is its own."""
-    return sum(
-        any((alert_id, kind, recipient) not in accepted for kind in TYPES.values() for recipient in recipients)
-        for alert_id, recipients in bursts
-    )
-
-
 def normal_latency(probes: Sequence[ProbeTimes], before: float, floor_s: float = 5.0) -> tuple[float, float]:
     """The baseline (median latency of the probes sent before the first fault) and the latency under which the
     pipeline counts as caught up: three times the baseline, at least ``floor_s`` (a median, so that the first
@@ -164,6 +155,17 @@ def caught_up_at(began: float, probes: Sequence[ProbeTimes], normal_s: float) ->
             return None
         moments.append(settled)
     return max(moments) if moments else None
+
+
+def caught_up_so_far(
+    bursts: Sequence[tuple[int, float, Sequence[Key]]], accepted: Mapping[Key, float], calm_before: float, since: float
+) -> bool:
+    """While the run goes on: whether the pipeline has caught up from the fault that began at ``since`` as the
+    report will measure it (``caught_up_at``), from each burst (partition, sent, its notifications) and the
+    notifications accepted so far; normal time from the bursts sent before ``calm_before`` (the first fault)."""
+    probes = [ProbeTimes(partition, sent, probe_delivered(keys, accepted)) for partition, sent, keys in bursts]
+    _, normal = normal_latency(probes, calm_before)
+    return caught_up_at(since, probes, normal) is not None
 
 
 def recovery(

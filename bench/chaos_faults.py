@@ -1,6 +1,6 @@
 """The fault run's faults (bench/chaos.py): a schedule drawn from a seed, and how each fault is injected
 and ended. Faults come one after another, at random moments: the next begins a random gap after the pipeline
-caught up from the last one (every burst sent before it ended through to every subscriber), so that each
+caught up from the last one, as the report measures it (bench/chaos_check.py ``caught_up_at``), so that each
 fault's recovery is measured on its own and not lengthened by the next fault.
 
 | fault | injected | over when |

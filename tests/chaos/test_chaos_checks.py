@@ -9,8 +9,8 @@ import json
 from bench.chaos_check import (
     AlertRef,
     ProbeTimes,
-    bursts_in_flight,
     caught_up_at,
+    caught_up_so_far,
     check_alerts,
     check_notifications,
     check_states,
@@ -82,15 +82,20 @@ def test_caught_up_is_when_every_partition_is_through_its_backlog_in_normal_time
     assert normal_latency(probes, before=9.0, floor_s=0.5) == (1.0, 3.0)  # the calm before: one probe, 1 s
 
 
-def test_a_burst_is_in_flight_until_its_raise_and_all_clear_reached_every_subscriber() -> None:
-    bursts = [("a1", SUBSCRIBERS["m1"]), ("a2", SUBSCRIBERS["m2"])]
-    accepted = {("a1", "alert.raised", "fam-m1"), ("a1", "alert.raised", "grid-0"), ("a1", "alert.resolved", "fam-m1")}
-    assert bursts_in_flight(bursts, accepted) == 2  # a1's all-clear to grid-0 missing; a2 nothing yet
-    accepted.add(("a1", "alert.resolved", "grid-0"))
-    assert bursts_in_flight(bursts, accepted) == 1
-    accepted |= {("a2", kind, r) for kind in ("alert.raised", "alert.resolved") for r in SUBSCRIBERS["m2"]}
-    assert bursts_in_flight(bursts, accepted) == 0
-    assert bursts_in_flight([], set()) == 0
+def test_the_run_waits_for_the_catch_up_the_report_will_measure() -> None:
+    """Before the next fault, the run waits until the last one's catch-up as the report counts it: every burst
+    through, and on each partition one sent since the fault through in normal time (here under 5 s)."""
+    keys = {n: [(f"a{n}", "alert.raised", "fam"), (f"a{n}", "alert.resolved", "fam")] for n in range(5)}
+    bursts = [(0, 1.0, keys[0]), (1, 2.0, keys[1]), (0, 12.0, keys[2]), (1, 13.0, keys[3]), (1, 20.0, keys[4])]
+    accepted = {keys[0][0]: 1.5, keys[0][1]: 2.0, keys[1][0]: 2.5, keys[1][1]: 3.0}  # 1 s each: calm
+    accepted |= {keys[2][0]: 13.0, keys[2][1]: 14.0}  # partition 0 normal again
+    assert not caught_up_so_far(bursts, accepted, calm_before=10.0, since=10.0)  # partition 1: nothing yet
+    accepted |= {keys[3][0]: 30.0, keys[3][1]: 31.0}  # through, but 18 s: not normal
+    assert not caught_up_so_far(bursts, accepted, calm_before=10.0, since=10.0)
+    accepted[keys[4][0]] = 22.0
+    assert not caught_up_so_far(bursts, accepted, calm_before=10.0, since=10.0)  # its all-clear missing
+    accepted[keys[4][1]] = 23.0  # 3 s
+    assert caught_up_so_far(bursts, accepted, calm_before=10.0, since=10.0)
 
 
 def test_alerts_missing_and_repeated_on_the_topic() -> None:
