@@ -28,14 +28,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
-import re
 import shutil
 import signal
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +60,7 @@ from bench.chaos_faults import CLUSTER_KINDS, KINDS, Fault, Injector, Profile, d
 from bench.chaos_load import TZ, Load, Probe, comparable_state, last_reading_ts, replay
 from bench.chaos_receivers import Receivers
 from bench.chaos_report import collect, find_left_out, invariants_hold, probe_times, timeline
+from bench.chaos_samples import Sampler, metrics_page, worker_figures
 from bench.chaos_stack import Kafka, Postgres, Service, enrol, start_kafka
 from cli.broker import LocalBroker, free_port, resolve_jars
 from cli.cluster import LocalCluster
@@ -86,17 +86,7 @@ SHORT = Profile(  # no wait for catch-up: the short form counts what is lost, no
 
 
 STUCK_S = 60.0  # a worker alive that processes nothing this long while the load flows is stuck
-
-
-def processed(port: str) -> float | None:
-    """A worker's readings processed so far (its metrics page), or None when it does not answer within 2 s."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            text = response.read().decode()
-    except OSError:
-        return None
-    found = re.search(r"^shouwang_worker_readings_processed_total (\S+)$", text, re.MULTILINE)
-    return float(found[1]) if found else 0.0
+SAMPLE_S = 5.0  # how often the workers' figures and the processes' CPU are sampled for the report
 
 
 def log(message: str) -> None:
@@ -291,7 +281,11 @@ class ChaosRun:
         a worker alive that processes nothing for ``STUCK_S`` while the load flows: its threads' stacks are
         asked for (bench/chaos_process.py), recorded with its log's end, and it is killed and started again."""
         progress: dict[str, tuple[float | None, float]] = {}  # worker -> (readings processed, since when)
+        sampled = 0.0
         while not stop.is_set():
+            if time.monotonic() - sampled >= SAMPLE_S:
+                sampled = time.monotonic()
+                await asyncio.to_thread(self._sample, sampled)
             for service in self.services:
                 if not service.faulted and service.died():
                     self.unexpected_exits.append(f"{service.name} exited with {service.exits[-1]}: {service.tail(800)}")
@@ -302,7 +296,8 @@ class ChaosRun:
                 if worker.faulted or worker.pid is None or not self.loading:
                     progress.pop(worker.name, None)
                     continue
-                count = await asyncio.to_thread(processed, worker.env["SHOUWANG_WORKER_WEB_PORT"])
+                page = await asyncio.to_thread(metrics_page, worker.env["SHOUWANG_WORKER_WEB_PORT"])
+                count = None if page is None else worker_figures(page, self.topics.readings)["processed"]
                 last, since = progress.get(worker.name, (None, now))
                 if count is not None and count != last:
                     progress[worker.name] = (count, now)
@@ -312,6 +307,19 @@ class ChaosRun:
                 else:
                     progress[worker.name] = (last, since)
             await asyncio.sleep(1.0)
+
+    def _sample(self, now: float) -> None:
+        """Each worker's figures and each process's CPU (bench/chaos_samples.py), for the report."""
+        pids: dict[str, int | None] = {service.name: service.pid for service in self.services}
+        cluster = self.kafka.cluster
+        for node in cluster.nodes if cluster is not None else ():
+            pids[f"kafka-{node.node_id}"] = node.pid()
+        pids["run"] = os.getpid()  # the load, the receivers and this watch
+        pages = {
+            worker.name: None if worker.pid is None else metrics_page(worker.env["SHOUWANG_WORKER_WEB_PORT"])
+            for worker in self.workers
+        }
+        self.sampler.sample(now, pages, pids)
 
     def _unstick(self, worker: Service) -> None:
         worker.faulted = True
@@ -342,6 +350,7 @@ class ChaosRun:
         log(f"load: {ticks} ticks of {self.args.tick_s} s; {len(schedule.faults)} faults planned")
         stop = asyncio.Event()
         self.origin = time.monotonic()
+        self.sampler = Sampler(self.origin, self.topics.readings)
         watch = asyncio.create_task(self.watch(stop))
         self.loading = True
         await asyncio.gather(self.produce(load, ticks), self.inject(injector, schedule.faults, schedule.gaps, profile))
@@ -457,6 +466,7 @@ class ChaosRun:
             "latency_timeline": timeline(probes, self.origin),
             "unexpected_exits": self.unexpected_exits,
             "stuck_workers": self.stuck,
+            "samples": self.sampler.samples,
             "postgres_synchronous_commit": self.postgres_synchronous_commit,
             "exit_codes": exit_codes,
         }
