@@ -7,6 +7,7 @@ opens the store runs ``upgrade head`` first, which is a no-op when it is current
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +18,10 @@ from alembic.config import Config
 from sqlalchemy import CursorResult, Engine, Update, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK_ID = 0x5357_4D47  # PostgreSQL advisory lock key of the schema upgrade (any constant of our own)
 
 
 def make_engine(url: str) -> Engine:
@@ -51,8 +54,34 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str) -> None:
-    """Bring the database to the newest schema."""
-    command.upgrade(alembic_config(url), "head")
+    """Bring the database to the newest schema, one process at a time."""
+    with _one_upgrade_at_a_time(url):
+        command.upgrade(alembic_config(url), "head")
+
+
+@contextmanager
+def _one_upgrade_at_a_time(url: str) -> Iterator[None]:
+    """Processes started together on a new database (``make up`` starts the router and the API at once) would
+    each create the tables, and all but one would fail on "table already exists": they take turns, the next
+    finding the schema current. SQLite: a lock on a file beside the database; PostgreSQL: an advisory lock."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
+        database = Path(parsed.database)
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with database.with_name(f"{database.name}.upgrade-lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, or the process ends
+            yield
+    elif backend == "postgresql":
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:  # the lock is the session's: it ends with the connection
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_ID})
+                yield
+        finally:
+            engine.dispose()
+    else:
+        yield
 
 
 class Store:

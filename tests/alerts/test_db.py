@@ -1,10 +1,12 @@
 """The embedded SQLite store is durable by default: WAL, and synchronous=FULL (a commit survives an OS
 crash or a power loss, not just a process crash); a PostgreSQL set to trade commits for speed is named by the
-router when it starts."""
+router when it starts; processes started together on a new database each find the schema made, once."""
 
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,35 @@ from sqlalchemy import text
 
 from alerts.db import Store, durability_warnings
 from alerts.router import Router
-from shouwang.settings import Settings
+from shouwang.settings import REPO_ROOT, Settings
+
+UPGRADE = "import sys; from alerts.db import upgrade; upgrade(sys.argv[1])"
+
+
+def _upgrade_together(url: str, count: int = 4) -> None:
+    """``count`` processes that each bring the new database at ``url`` to the schema at once, as ``make up``
+    starts the router and the API; each must succeed, and the schema be there once."""
+    processes = [
+        subprocess.Popen([sys.executable, "-c", UPGRADE, url], cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
+    failed = [error[-600:] for process in processes if process.wait(timeout=120) and (error := process.stderr.read())]
+    assert failed == [], failed
+    store = Store(url, migrate=False)
+    with store.transaction() as session:
+        assert len(session.execute(text("SELECT version_num FROM alembic_version")).all()) == 1
+    store.close()
+
+
+def test_processes_started_together_on_a_new_sqlite_store_take_turns_at_the_schema(tmp_path: Path) -> None:
+    _upgrade_together(f"sqlite:///{tmp_path / 'var' / 'new.db'}")
+
+
+@pytest.mark.postgres
+def test_processes_started_together_on_a_new_postgresql_database_take_turns_at_the_schema(
+    postgres_db_url: str,
+) -> None:
+    _upgrade_together(postgres_db_url)
 
 
 def test_sqlite_commits_are_durable(tmp_path: Path) -> None:
