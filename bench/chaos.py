@@ -56,8 +56,9 @@ from bench.chaos_check import (
     normal_latency,
     recovery,
 )
-from bench.chaos_faults import CLUSTER_KINDS, KINDS, Fault, Injector, Profile, draw_schedule
+from bench.chaos_faults import CLUSTER_KINDS, Fault, Injector, Profile, draw_schedule
 from bench.chaos_load import TZ, Load, Probe, comparable_state, last_reading_ts, replay
+from bench.chaos_options import RETRY_SCHEDULE, SHORT, parse
 from bench.chaos_receivers import Receivers
 from bench.chaos_report import collect, find_left_out, invariants_hold, probe_times, timeline
 from bench.chaos_samples import Sampler, metrics_page, worker_figures
@@ -72,17 +73,6 @@ from tests.kafka_helpers import wait_http
 
 LIB_DIR = REPO_ROOT / "broker" / "lib"
 RECEIVERS = 4
-# The product's schedule (5 s, 5 m, 30 m, …) compressed: the retry after an outage comes within 20 s.
-RETRY_SCHEDULE = "1s,2s,5s,10s,20s," + ",".join(["20s"] * 40)
-SHORT = Profile(  # no wait for catch-up: the short form counts what is lost, not how fast it recovers
-    down_s=(2.0, 3.0),
-    pause_s=(11.0, 12.0),
-    outage_s=(4.0, 6.0),
-    gap_s=(1.0, 2.0),
-    catch_up_wait_s=0.0,
-    first_at_s=12.0,
-    quiet_tail_s=12.0,
-)
 
 
 STUCK_S = 60.0  # a worker alive that processes nothing this long while the load flows is stuck
@@ -232,15 +222,14 @@ class ChaosRun:
             pending = failed
 
     async def inject(self, injector: Injector, faults: list[Fault], gaps: list[float], profile: Profile) -> None:
-        """The faults in turn; before each gap, a wait for the pipeline to catch up from the last fault, as the
-        report measures it; a fault that would end within the load's quiet tail is left out (the schedule is
-        drawn without those waits, so it plans more than fit)."""
+        """The faults in turn, each gap after the catch-up from the last fault; one that would end in the quiet
+        tail is left out (the schedule, drawn without those waits, plans more than fit)."""
         last_end = self.origin + self.args.minutes * 60 - profile.quiet_tail_s
         for number, (fault, gap) in enumerate(zip(faults, gaps, strict=True)):
             if number and profile.catch_up_wait_s:
                 fault.waited_s = await self._catch_up(faults[0], faults[number - 1], profile.catch_up_wait_s)
             await asyncio.sleep(gap)
-            if time.monotonic() + fault.duration_s > last_end:
+            if profile.catch_up_wait_s and time.monotonic() + fault.duration_s > last_end:  # pushed by the waits
                 self.faults_left_out = len(faults) - number
                 log(f"{self.faults_left_out} planned faults left out: the load ends before they would")
                 return
@@ -249,10 +238,8 @@ class ChaosRun:
             log(f"  {fault.target} back after {(fault.ended or 0) - (fault.began or 0):.0f} s")
 
     async def _catch_up(self, first: Fault, last: Fault, longest_s: float) -> float:
-        """Seconds until the pipeline caught up from ``last`` as the report measures it (``caught_up_at``: each
-        readings partition carried a burst sent since the fault began through in normal time, every earlier
-        burst through too), normal time from the bursts before the ``first`` fault; at most ``longest_s``: a
-        pipeline that does not catch up shows in the recovery figures, not as a hung run."""
+        """Seconds until the pipeline caught up from ``last`` as the report measures it (``caught_up_so_far``),
+        at most ``longest_s``: one that does not catch up shows in the recovery figures, not as a hung run."""
         began = time.monotonic()
         accepted: dict[Key, float] = {}
         seen = 0
@@ -474,38 +461,13 @@ class ChaosRun:
         return result
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--minutes", type=float, default=15.0, help="how long the load runs (faults within it)")
-    parser.add_argument("--seed", type=int, default=1, help="the load's and the fault schedule's seed")
-    parser.add_argument("--json", type=Path, help="write the report here too")
-    parser.add_argument("--meters", type=int, default=2000)
-    parser.add_argument("--partitions", type=int, default=8, help="of the readings topic")
-    parser.add_argument("--probes", type=int, default=4, help="bursts per tick (partitions in turn)")
-    parser.add_argument("--tick-s", type=float, default=3.0, help="real seconds per event hour")
-    parser.add_argument("--nodes", type=int, default=3, choices=(1, 3), help="Kafka nodes (1: no broker faults)")
-    parser.add_argument(
-        "--faults", type=lambda s: tuple(k for k in s.split(",") if k), default=KINDS, help="kinds, comma-separated"
-    )
-    parser.add_argument("--short", action="store_true", help="short faults close together (the make-test form)")
-    parser.add_argument("--drain-s", type=float, default=180.0, help="at most this long for the pipeline at the end")
-    parser.add_argument("--settle-s", type=float, default=5.0)
-    parser.add_argument("--run-dir", type=Path, help="keep the run's logs and data here")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary run folder")
-    args = parser.parse_args(argv)
-    unknown = set(args.faults) - set(KINDS)
-    if unknown:
-        parser.error(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
-    return args
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None, *, kafka: LocalBroker | LocalCluster | None = None) -> dict[str, Any]:
     """Run it; ``kafka``: a broker or cluster already running (the test session's), else one is started."""
-    args = parse(argv)
+    args = parse(argv, (__doc__ or "").split("\n\n")[0])
     if kafka is None:  # run as a script: SIGTERM stops it as Ctrl-C does, its processes and servers with it
         signal.signal(signal.SIGTERM, _interrupt)
     run = ChaosRun(args, None if kafka is None else Kafka(kafka))
