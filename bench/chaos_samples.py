@@ -9,6 +9,7 @@ import os
 import re
 import urllib.request
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -47,7 +48,7 @@ def cpu_seconds(pid: int | None) -> float | None:
     if pid is None:
         return None
     try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115 (read at once)
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime: fields 14 and 15 of the line
@@ -56,7 +57,7 @@ def cpu_seconds(pid: int | None) -> float | None:
 def machine_ticks() -> tuple[int, int]:
     """The machine's busy and total CPU ticks so far, over all cores (``/proc/stat``)."""
     try:
-        values = [int(v) for v in open("/proc/stat").readline().split()[1:]]  # noqa: SIM115 (read at once)
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     except (OSError, ValueError):
         return 0, 0
     idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle and iowait
