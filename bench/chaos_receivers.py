@@ -121,7 +121,11 @@ class Receivers:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender went away mid-request (a router killed mid-send): no POST
+                    self.close_connection = True
+                    return
                 status = receivers._record(index, self, body)
                 held = receivers._hold_s[index]
                 if held:
