@@ -53,7 +53,7 @@ UPSTREAM: dict[str, Relied] = {
         FETCH_LOOP, "called by the copy", "4df2573ded7c1c2cde04dc6bde6d4480cb5875ef565256e56966b585ae39b1c1"
     ),
     "faust.transport.consumer:Consumer.getmany": Relied(
-        FETCH_LOOP, "called by the copy", "4b168d84882a70d6e3e2f9804430a63b92f8fd117d3187cbb4aeb54305bda34e"
+        FETCH_LOOP, "copied, noting each batch", "4b168d84882a70d6e3e2f9804430a63b92f8fd117d3187cbb4aeb54305bda34e"
     ),
     "faust.transport.consumer:Consumer.__init__": Relied(
         FETCH_LOOP + ", " + OFFSETS,
