@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -72,7 +73,7 @@ def fault_table(runs: Sequence[dict[str, Any]]) -> list[str]:
         began = [f["caught_up_after_s"] for f in faults if f["caught_up_after_s"] is not None]
         ended = sorted(f["after_restored_s"] for f in faults if f["after_restored_s"] is not None)
         never = len(faults) - len(ended)
-        median = ended[len(ended) // 2] if ended else None
+        median = f"{statistics.median(ended):.1f}" if ended else "–"  # of an even count: the mean of the middle two
         tail = f" ({never} never)" if never else ""
         lines.append(
             f"| `{kind}` | {len(faults)} | {min(lasted):.0f}–{max(lasted):.0f} s | "

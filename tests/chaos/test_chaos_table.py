@@ -76,4 +76,4 @@ def test_a_column_per_seed_and_a_row_per_kind_of_fault_over_all_runs() -> None:
     assert "| faults injected (planned but left out: the load ended first) | 2 (0) |" in run_table([old])
     kinds = fault_table(runs)
     assert kinds[2] == "| `receiver_503` | 1 | 60–60 s | 70.0 s | 10.0 / 10.0 s |"
-    assert kinds[3] == "| `worker_kill` | 3 | 8–13 s | 30.0 s | 17.0 / 17.0 s (1 never) |"
+    assert kinds[3] == "| `worker_kill` | 3 | 8–13 s | 30.0 s | 10.0 / 17.0 s (1 never) |"
