@@ -83,9 +83,10 @@ class _Batch:
         left = {}
         for tp, records in self.records.items():
             done = self.done_to.get(tp)
-            rest = [record.offset for record in records if done is None or record.offset > done]
-            if rest:
-                left[tp] = (rest[0], records[-1].offset + 1)
+            if not records or (done is not None and records[-1].offset <= done):
+                continue  # the common case, checked at the batch's last record only
+            first_left = next(record.offset for record in records if done is None or record.offset > done)
+            left[tp] = (first_left, records[-1].offset + 1)
         return left
 
 
@@ -108,6 +109,7 @@ async def _fetch_left_again(self: Consumer, batch: _Batch) -> None:
             if self._shouwang_fetch_position(tp) != past_batch:  # type: ignore[attr-defined]
                 continue  # sought since the batch returned (or revoked): that seek governs
             await self.seek(tp, first_left)
+            log.info("Fetching %s again from %d: the loop left the rest of a batch", tp, first_left)
         except IllegalStateError as exc:  # revoked meanwhile: its next owner reads from the committed offset
             log.info("Records of %s left from %d not fetched again here: %r", tp, first_left, exc)
 
