@@ -152,13 +152,20 @@ class Router:
         raise AssertionError("unreachable")
 
     async def consume(self) -> None:
-        await self._consume("consume", self.topics.alerts, self.handle)
+        await self._consume("consume", self.topics.alerts, self.handle, wakes_dispatcher=True)
 
     async def consume_daily(self) -> None:
-        await self._consume("consume-daily", self.topics.daily, self.handle_daily)
+        # A day's summary makes no notification (the all-is-well message is the timers' work), so it does not
+        # wake the dispatcher: one pass of the dispatcher's queries per summary kept each router busy.
+        await self._consume("consume-daily", self.topics.daily, self.handle_daily, wakes_dispatcher=False)
 
     async def _consume(
-        self, loop_name: str, topic: str, handle: Callable[[ConsumerRecord], tuple[str, DeadLetter | None]]
+        self,
+        loop_name: str,
+        topic: str,
+        handle: Callable[[ConsumerRecord], tuple[str, DeadLetter | None]],
+        *,
+        wakes_dispatcher: bool,
     ) -> None:
         consumer = AIOKafkaConsumer(
             topic,
@@ -178,7 +185,7 @@ class Router:
                 self.heartbeats.beat(loop_name)
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
                 for partition, records in batches.items():
-                    await self._handle_partition(consumer, producer, partition, records, handle)
+                    await self._handle_partition(consumer, producer, partition, records, handle, wakes_dispatcher)
         finally:
             self._consumer = None if topic == self.topics.alerts else self._consumer
             await consumer.stop()
@@ -191,6 +198,7 @@ class Router:
         partition: TopicPartition,
         records: list[ConsumerRecord],
         handle: Callable[[ConsumerRecord], tuple[str, DeadLetter | None]],
+        wakes_dispatcher: bool,
     ) -> None:
         for record in records:
             try:
@@ -213,7 +221,8 @@ class Router:
                 # what was already recorded. Stopping here would stop the router.
                 log.warning("offset of %s@%d not committed, the group rebalanced: %s", partition, record.offset, exc)
                 return
-            self.wake.set()
+            if wakes_dispatcher:  # what it recorded may be due to send now
+                self.wake.set()
 
     def run_timers_once(self) -> int:
         now = self.clock()
