@@ -23,9 +23,11 @@ asyncio task among others, so the rebalance can find it at several points (``Mom
   - while the loop's fetch waits for new records, answered from the position the seek set (no loop
     tested here loses a reading there; it is here because reading the epoch before the fetch is sent,
     to close the hole below, loses every reading in it);
-  - while the loop's fetch, sent before the seek, is answered with records of the old position; and
-    between records when the group has committed nothing for the partition, so that the seek does not
-    move it: two holes the fixed loop still has (``test_remaining_hole_...``).
+  - while the loop's fetch, sent before the seek, is answered with records of the old position: a hole
+    the fixed loop still has (``test_remaining_hole_...``).
+Two more scenarios seek without moving the partition while the loop is between records (``Unmoved``): a
+seek of another partition (a changelog's), and a rebalance when the group has committed nothing for the
+partition; the fixed loop seeks the partition back to what it left of the batch (the fault run's loss).
 The seek here completes without yielding (no broker, no consumer thread), which is what lets the
 rebalance finish before the loop gets its next turn.
 
