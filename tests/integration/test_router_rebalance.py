@@ -30,16 +30,21 @@ pytestmark = pytest.mark.kafka
 METERS = [f"M{n:02d}" for n in range(24)]
 
 
-def test_a_rebalance_in_the_middle_of_a_batch_does_not_stop_the_router(
-    kafka_settings: Settings, tmp_path: Path
-) -> None:
+def router_of_its_own(kafka_settings: Settings, tmp_path: Path) -> Settings:
+    """A router on a SQLite store of the test's own, in a consumer group of its own, the topics provisioned."""
     provision_topics(kafka_settings)
-    settings = kafka_settings.model_copy(
+    return kafka_settings.model_copy(
         update={
             "database_url": f"sqlite:///{tmp_path / 'router.db'}",
             "router_id": f"router-{kafka_settings.worker_id}",
         }
     )
+
+
+def test_a_rebalance_in_the_middle_of_a_batch_does_not_stop_the_router(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    settings = router_of_its_own(kafka_settings, tmp_path)
     topic = Topics.from_settings(settings).alerts
     produce(
         settings.bootstrap_servers,
